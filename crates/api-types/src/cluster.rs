@@ -1,0 +1,541 @@
+//! The `QdrantCluster` kind (short name `qc`): a Qdrant cluster in distributed mode, reconciled
+//! by the cluster-controller into a ConfigMap, Secrets, Services, a StatefulSet and a
+//! PodDisruptionBudget.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecurityContext, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::conditions::Condition;
+
+/// The Qdrant version this operator is tested with; the default `spec.image.tag`.
+pub const DEFAULT_QDRANT_TAG: &str = "v1.18.0";
+/// Qdrant's REST port.
+pub const HTTP_PORT: i32 = 6333;
+/// Qdrant's gRPC port.
+pub const GRPC_PORT: i32 = 6334;
+/// Qdrant's peer-to-peer (Raft consensus and shard transfer) port.
+pub const P2P_PORT: i32 = 6335;
+
+/// Regular expression of a Kubernetes resource quantity (as `resource.Quantity` parses it).
+pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
+/// Desired state of a Qdrant cluster.
+// kube-derive takes one `printcolumn(...)` per column.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "qdrant.operator.dev",
+    version = "v1alpha1",
+    kind = "QdrantCluster",
+    namespaced,
+    status = "QdrantClusterStatus",
+    shortname = "qc",
+    category = "qdrant",
+    derive = "PartialEq",
+    doc = "A Qdrant vector database cluster running in distributed mode (Raft consensus between peers), managed by the qdrant-operator cluster-controller.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.readyReplicasText",
+        description = "Ready pods / desired pods"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.version",
+        description = "Qdrant version (image tag) running"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantClusterSpec {
+    /// Container image of Qdrant.
+    #[serde(default)]
+    pub image: ImageSpec,
+
+    /// Number of Qdrant peers (pods). Each peer holds a share of the shards. Also the target of
+    /// `kubectl scale`.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+
+    /// CPU and memory requests and limits of the Qdrant container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Storage of each peer: one PersistentVolumeClaim per pod.
+    #[serde(default)]
+    pub persistence: PersistenceSpec,
+
+    /// Free-form Qdrant configuration merged into config.yaml (see Qdrant's configuration
+    /// reference). Keys the operator owns are refused: cluster.enabled, cluster.p2p.port,
+    /// service.http_port, service.grpc_port, service.host, service.api_key,
+    /// service.read_only_api_key, service.enable_tls, cluster.p2p.enable_tls, tls,
+    /// storage.storage_path, storage.snapshots_path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::preserve_unknown_object")]
+    pub config: Option<serde_json::Value>,
+
+    /// API keys. By default the operator generates a read-write key into a Secret.
+    #[serde(default)]
+    pub auth: AuthSpec,
+
+    /// The client Service (REST 6333, gRPC 6334).
+    #[serde(default)]
+    pub service: ServiceSpec,
+
+    /// PodDisruptionBudget of the peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_disruption_budget: Option<PodDisruptionBudgetSpec>,
+
+    /// Node selector of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    /// Affinity of the pods. When unset, the operator prefers (soft anti-affinity) to place
+    /// peers on different nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Topology spread constraints of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Pod-level settings: metadata, security context, service account, environment, sidecars,
+    /// init containers, extra volumes.
+    #[serde(default)]
+    pub pod: PodSpec,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// Container image of Qdrant.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Image repository.
+    #[serde(default = "default_repository")]
+    #[schemars(length(min = 1))]
+    pub repository: String,
+    /// Image tag; the Qdrant version. Defaults to the version this operator is tested with.
+    #[serde(default = "default_tag")]
+    #[schemars(length(min = 1))]
+    pub tag: String,
+    /// Image pull policy: Always, IfNotPresent or Never. Defaults to Kubernetes' choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    /// Secrets holding registry credentials to pull the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<LocalObjectReference>,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        Self {
+            repository: default_repository(),
+            tag: default_tag(),
+            pull_policy: None,
+            pull_secrets: vec![],
+        }
+    }
+}
+
+impl ImageSpec {
+    /// `repository:tag`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+fn default_repository() -> String {
+    "qdrant/qdrant".into()
+}
+fn default_tag() -> String {
+    DEFAULT_QDRANT_TAG.into()
+}
+
+/// Image pull policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    /// Pull on every start.
+    Always,
+    /// Pull when the node lacks the image.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// Storage of each peer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistenceSpec {
+    /// Size of each peer's volume, a Kubernetes quantity such as `10Gi`. Growing it expands
+    /// the PersistentVolumeClaims (when the StorageClass allows it); shrinking is refused.
+    #[serde(default = "default_size")]
+    #[schemars(length(max = 64))]
+    #[schemars(regex(
+        pattern = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+    ))]
+    #[x_kube(validation = kube::core::Rule::new("quantity(self).isGreaterThan(quantity('0'))").message("persistence.size must be greater than zero"))]
+    pub size: String,
+    /// StorageClass of the volumes; the cluster default when unset. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("persistence.storageClassName is immutable"))]
+    pub storage_class_name: Option<String>,
+    /// Access modes of the volumes.
+    #[serde(default = "default_access_modes")]
+    #[schemars(length(min = 1))]
+    pub access_modes: Vec<AccessMode>,
+    /// Keep the PersistentVolumeClaims when the cluster is deleted or scaled down (default
+    /// true): data outlives the QdrantCluster unless you opt out.
+    #[serde(default = "default_true")]
+    pub retain_on_delete: bool,
+}
+
+impl Default for PersistenceSpec {
+    fn default() -> Self {
+        Self {
+            size: default_size(),
+            storage_class_name: None,
+            access_modes: default_access_modes(),
+            retain_on_delete: true,
+        }
+    }
+}
+
+fn default_size() -> String {
+    "10Gi".into()
+}
+fn default_access_modes() -> Vec<AccessMode> {
+    vec![AccessMode::ReadWriteOnce]
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Access mode of a PersistentVolumeClaim.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AccessMode {
+    /// Mounted read-write by a single node.
+    ReadWriteOnce,
+    /// Mounted read-write by a single pod.
+    ReadWriteOncePod,
+    /// Mounted read-only by many nodes.
+    ReadOnlyMany,
+    /// Mounted read-write by many nodes.
+    ReadWriteMany,
+}
+
+impl AccessMode {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadWriteOnce => "ReadWriteOnce",
+            Self::ReadWriteOncePod => "ReadWriteOncePod",
+            Self::ReadOnlyMany => "ReadOnlyMany",
+            Self::ReadWriteMany => "ReadWriteMany",
+        }
+    }
+}
+
+/// API keys of the cluster. Keys are passed to Qdrant through environment variables from
+/// Secrets; they never appear in a ConfigMap, in status or in logs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.readOnlyApiKey) || has(self.apiKey)").message("auth.readOnlyApiKey requires auth.apiKey"))]
+pub struct AuthSpec {
+    /// The read-write API key (`service.api_key`). Omit `auth.apiKey` to run without
+    /// authentication (not recommended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<KeySource>,
+    /// The read-only API key (`service.read_only_api_key`). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_api_key: Option<KeySource>,
+}
+
+impl Default for AuthSpec {
+    fn default() -> Self {
+        Self {
+            api_key: Some(KeySource::generated()),
+            read_only_api_key: None,
+        }
+    }
+}
+
+/// Where a key comes from: generated by the operator into a Secret it owns, or read from a key
+/// of an existing Secret in the namespace. Exactly one of `generate: true` or `secretKeyRef`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.generate) && self.generate) != has(self.secretKeyRef)").message("set exactly one of generate: true or secretKeyRef"))]
+pub struct KeySource {
+    /// Generate a random key into a Secret named `<cluster>-api-key` (or `<cluster>-read-only-api-key`)
+    /// with key `api-key`. The value is created once and never rotated by the operator.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generate: bool,
+    /// Use this key of an existing Secret in the cluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+impl KeySource {
+    /// A key the operator generates.
+    pub fn generated() -> Self {
+        Self {
+            generate: true,
+            secret_key_ref: None,
+        }
+    }
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// The client Service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0 || (has(self.type) && self.type == 'LoadBalancer')").message("service.loadBalancerSourceRanges requires service.type LoadBalancer"))]
+pub struct ServiceSpec {
+    /// Service type: ClusterIP (default), NodePort or LoadBalancer.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Annotations of the client Service (e.g. for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Labels of the client Service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// CIDRs allowed to reach a LoadBalancer Service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub load_balancer_source_ranges: Vec<String>,
+}
+
+/// Kubernetes Service type.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Exposed on each node's IP at a static port.
+    NodePort,
+    /// Exposed through a cloud load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// PodDisruptionBudget of the peers (policy/v1).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodDisruptionBudgetSpec {
+    /// Create the budget. Defaults to true when replicas >= 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Peers that may be voluntarily disrupted at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_unavailable: Option<i32>,
+}
+
+/// Pod-level settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// Extra annotations of the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Extra labels of the pods (the operator's selector labels cannot be overridden).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Pod security context. Defaults to one that meets the `restricted` Pod Security
+    /// Standard (non-root uid 1000, fsGroup 3000, RuntimeDefault seccomp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Security context of the Qdrant container. Defaults to `restricted`-compatible (no
+    /// privilege escalation, all capabilities dropped, read-only root filesystem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+    /// ServiceAccount of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Extra environment variables of the Qdrant container (e.g. `QDRANT__LOG_LEVEL`). Names
+    /// the operator sets (API keys, POD_NAME) are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Extra containers running beside Qdrant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Container>,
+    /// Containers run before Qdrant starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
+    /// Extra volumes of the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_volumes: Vec<Volume>,
+    /// Extra volume mounts of the Qdrant container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_volume_mounts: Vec<VolumeMount>,
+}
+
+/// Lifecycle phase of a QdrantCluster, for humans; automation reads the conditions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum ClusterPhase {
+    /// Not reconciled yet.
+    #[default]
+    Pending,
+    /// First start: pods are coming up.
+    Creating,
+    /// All peers ready.
+    Running,
+    /// The number of peers is changing.
+    Scaling,
+    /// Pods are being replaced with a new version or configuration.
+    Upgrading,
+    /// Running with fewer ready peers than desired.
+    Degraded,
+    /// The spec cannot be applied (see the Ready condition's message).
+    Failed,
+    /// The pause annotation is set.
+    Paused,
+}
+
+/// Observed state of a Qdrant cluster. Written by the cluster-controller only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantClusterStatus {
+    /// The `metadata.generation` last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle phase, for humans.
+    #[serde(default)]
+    pub phase: ClusterPhase,
+    /// Conditions: Ready, Progressing, Degraded, Paused.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::conditions::conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Pods of the StatefulSet.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Pods that pass their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// `ready/desired`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas_text: Option<String>,
+    /// Qdrant version (image tag) of the running pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Label selector of the pods, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// In-cluster endpoints of the client Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    /// Secrets holding the API keys, for the other controllers and for users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthStatus>,
+    /// Qdrant peers as Qdrant reports them (`GET /cluster` on each pod).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerStatus>,
+    /// Peer id of the Raft leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_leader: Option<u64>,
+}
+
+/// In-cluster endpoints of the client Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    /// REST endpoint, e.g. `http://my-cluster.ns.svc:6333`.
+    pub http: String,
+    /// gRPC endpoint, e.g. `http://my-cluster.ns.svc:6334`.
+    pub grpc: String,
+}
+
+/// Where the cluster's API keys are.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthStatus {
+    /// The read-write key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+    /// The read-only key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_api_key_secret_ref: Option<SecretKeyRef>,
+}
+
+/// One Qdrant peer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStatus {
+    /// Pod running the peer.
+    pub pod: String,
+    /// Qdrant peer id.
+    pub peer_id: u64,
+    /// The peer's p2p URI.
+    pub uri: String,
+    /// Raft role as the peer reports it (Leader, Follower, Candidate, PreCandidate), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_role: Option<String>,
+}

@@ -1,0 +1,12 @@
+//! Schema helpers for fields the derive cannot express.
+
+/// Schema of a free-form object kept as the user wrote it
+/// (`type: object` + `x-kubernetes-preserve-unknown-fields: true`): structural, as the API
+/// server requires, with unknown fields preserved only where we mean it.
+pub fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "description": "Free-form Qdrant configuration (config.yaml keys), merged over the operator's defaults. Operator-owned keys are refused.",
+    })
+}
