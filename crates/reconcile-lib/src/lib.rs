@@ -1,0 +1,24 @@
+//! What every Qdrant operator controller shares.
+//!
+//! - [`runtime`]: Kubernetes client construction, Lease leader election, graceful shutdown.
+//! - [`apply`]: server-side apply of owned children with a per-controller field manager.
+//! - [`conditions`]: Kubernetes-shaped conditions whose `lastTransitionTime` only moves on change.
+//! - [`error`]: typed errors, transient vs permanent, and the requeue/backoff policy.
+//! - [`metrics`] and [`server`]: Prometheus metrics, `/metrics`, `/healthz`, `/readyz`.
+//! - [`telemetry`]: tracing (human or JSON) and OTLP export.
+//! - [`events`]: Kubernetes events.
+//! - [`qdrant`]: the Qdrant REST client for cluster endpoints.
+//! - `testing` (feature `testing`): in-process fakes of the Kubernetes API server and Qdrant.
+
+pub mod apply;
+pub mod conditions;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod qdrant;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

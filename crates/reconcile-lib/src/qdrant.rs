@@ -1,0 +1,771 @@
+//! The Qdrant REST client the controllers use.
+//!
+//! [`QdrantClient`] talks to one Qdrant HTTP endpoint (port 6333), `http://` or `https://`.
+//! TLS uses rustls with the *ring* crypto provider; a PEM CA bundle in
+//! [`QdrantConnection::ca_bundle_pem`] makes the client trust exactly that CA (the cluster's
+//! own CA, operator-generated or cert-manager issued), so enabling TLS is a configuration
+//! change, not a code change.
+//!
+//! Wire format (confirmed against Qdrant 1.18 sources, `src/actix/helpers.rs` and
+//! `lib/api/src/rest/models.rs`): every JSON endpoint answers
+//! `{"result": <T>, "status": "ok", "time": <seconds>}` on success and
+//! `{"status": {"error": "<message>"}, "time": <seconds>}` with the HTTP status on failure.
+//! The authentication middleware (`src/actix/auth.rs`) answers **401 with a plain-text body**
+//! both for a missing key (`Must provide an API key or an Authorization bearer token`) and for a
+//! wrong one (`Invalid API key or JWT`); a read-only key used for a write gets a JSON 403
+//! (`Forbidden: Global manage access is required`). `/`, `/healthz`, `/readyz` and `/livez`
+//! need no key; this client sends the `api-key` header on every other request and never on
+//! those.
+//!
+//! Adding an endpoint is one line on top of the private `request` helper, which builds the URL
+//! from path segments (percent-encoded), sends the key, unwraps the envelope and turns any
+//! failure into a typed [`QdrantError`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Name of the HTTP header Qdrant reads the API key from (`api-key`). Qdrant also accepts
+/// `Authorization: Bearer <key>` when this header is absent; this client always uses `api-key`.
+pub const API_KEY_HEADER: &str = "api-key";
+
+/// Default connect and whole-request timeout used by [`QdrantConnection::new`]: 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest excerpt of a response body or error message kept in a [`QdrantError`], in
+/// characters.
+const EXCERPT_CHARS: usize = 512;
+
+const USER_AGENT: &str = concat!("qdrant-operator/", env!("CARGO_PKG_VERSION"));
+
+/// How to reach one Qdrant REST endpoint.
+///
+/// Built by a controller from a `QdrantCluster`'s `status.endpoints.http` and Secret refs, or
+/// from a `connection` block; turned into a client with [`QdrantClient::new`].
+#[derive(Clone)]
+pub struct QdrantConnection {
+    /// Base URL of the REST API, `http://host:6333` or `https://host:6333`, optionally with a
+    /// path prefix (e.g. behind a proxy: `https://proxy/qdrant/`). Query and fragment are
+    /// ignored.
+    pub url: Url,
+    /// The API key (`service.api_key`, or the read-only key for read-only use); `None` when the
+    /// server has no key configured.
+    pub api_key: Option<ApiKey>,
+    /// PEM bundle of one or more CA certificates (`-----BEGIN CERTIFICATE-----` blocks). When
+    /// set, the server certificate must chain to one of these CAs (system roots are not
+    /// used); when `None`, an `https` URL is verified against the platform's roots.
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Connect timeout and whole-request timeout (each request, body included). Must be
+    /// non-zero.
+    pub timeout: Duration,
+}
+
+impl QdrantConnection {
+    /// A connection to `url` without API key or CA bundle, with [`DEFAULT_TIMEOUT`].
+    pub fn new(url: Url) -> Self {
+        Self {
+            url,
+            api_key: None,
+            ca_bundle_pem: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets the API key sent in the `api-key` header.
+    #[must_use]
+    pub fn with_api_key(mut self, key: ApiKey) -> Self {
+        self.api_key = Some(key);
+        self
+    }
+
+    /// Sets the PEM CA bundle the server certificate must chain to.
+    #[must_use]
+    pub fn with_ca_bundle_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_bundle_pem = Some(pem.into());
+        self
+    }
+
+    /// Sets the connect and request timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl fmt::Debug for QdrantConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QdrantConnection")
+            .field("url", &redacted(&self.url))
+            .field("api_key", &self.api_key)
+            .field(
+                "ca_bundle_pem",
+                &self
+                    .ca_bundle_pem
+                    .as_ref()
+                    .map(|b| format!("{} bytes", b.len())),
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A Qdrant API key. Its `Debug` output is `ApiKey(***)`, it has no `Display`, and the client
+/// marks the header carrying it as sensitive: it is never logged. Read it with
+/// [`ApiKey::expose`] only to put it on the wire or into a Secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key (the raw value of `service.api_key`).
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// A REST client for one Qdrant endpoint. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct QdrantClient {
+    http: reqwest::Client,
+    /// Base URL, path ending in `/`, no query or fragment.
+    base: Url,
+    /// The `api-key` header value, marked sensitive.
+    api_key: Option<HeaderValue>,
+}
+
+impl fmt::Debug for QdrantClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QdrantClient")
+            .field("base", &redacted(&self.base))
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl QdrantClient {
+    /// Builds a client for `conn`. No network traffic happens here.
+    ///
+    /// TLS: with a CA bundle, a rustls configuration using the *ring* provider that trusts
+    /// only the bundle's CAs (no process-wide state is touched); with an `https` URL and no
+    /// bundle, the platform's roots through reqwest's rustls backend, for which the *ring*
+    /// provider is installed as the process default if no default is installed yet; with an
+    /// `http` URL and no bundle, no TLS is ever used. Redirects are not followed, so the key
+    /// never travels to another host.
+    ///
+    /// # Errors
+    /// [`QdrantError::Config`] when the URL is not `http`/`https` or has no host, the timeout is
+    /// zero, the API key is empty or not a valid header value, the CA bundle holds no PEM
+    /// certificate or a malformed one, or the HTTP client cannot be built.
+    pub fn new(conn: &QdrantConnection) -> Result<Self, QdrantError> {
+        let base = normalize_base(&conn.url)?;
+        if conn.timeout.is_zero() {
+            return Err(config("the timeout must be greater than zero"));
+        }
+        let api_key = conn.api_key.as_ref().map(api_key_header).transpose()?;
+
+        let builder = reqwest::Client::builder()
+            .connect_timeout(conn.timeout)
+            .timeout(conn.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT);
+        let builder = match (&conn.ca_bundle_pem, base.scheme()) {
+            (Some(pem), _) => builder.tls_backend_preconfigured(tls_config(parse_ca_bundle(pem)?)?),
+            (None, "https") => {
+                ensure_default_crypto_provider();
+                builder.tls_backend_rustls()
+            }
+            // Plain http: reqwest still builds a TLS connector, so give it one that needs no
+            // process-wide provider. It is never used: the base is http and redirects are off.
+            (None, _) => {
+                builder.tls_backend_preconfigured(tls_config(rustls::RootCertStore::empty())?)
+            }
+        };
+        let http = builder
+            .build()
+            .map_err(|e| config(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        Ok(Self {
+            http,
+            base,
+            api_key,
+        })
+    }
+
+    /// The base URL requests are sent to (path ends in `/`).
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET /cluster`: the cluster status as this peer sees it.
+    ///
+    /// Shape: `{"status": "disabled"}` when the server does not run in cluster mode;
+    /// otherwise `status: "enabled"` with `peer_id`, `peers` (`{"<peer id>": {"uri": ...}}`),
+    /// `raft_info`, `consensus_thread_status` and `message_send_failures`. Sends the API key.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`]; `Unauthorized` for a missing or wrong key.
+    pub async fn cluster_info(&self) -> Result<ClusterInfo, QdrantError> {
+        self.request(Method::GET, &["cluster"], &[], None).await
+    }
+
+    /// `GET /`: the server's name and version, e.g. `{"title": "qdrant - vector search
+    /// engine", "version": "1.18.3", "commit": "..."}` (not wrapped in the result envelope;
+    /// no key needed, none sent).
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn version(&self) -> Result<VersionInfo, QdrantError> {
+        let (url, status, body) = self.send(Method::GET, &[], &[], None, false).await?;
+        if !status.is_success() {
+            return Err(classify(&url, status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| unexpected(status, e.to_string(), &body))
+    }
+
+    /// `GET /readyz`: Ok when the server answers 200 (plain text `all shards are ready`).
+    /// A server whose shards are not ready answers 503 `some shards are not ready`, returned
+    /// as [`QdrantError::Server`] (transient). No key is sent (Qdrant exempts this endpoint).
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn readyz(&self) -> Result<(), QdrantError> {
+        self.health("readyz").await
+    }
+
+    /// `GET /healthz`: Ok when the server answers 200 (plain text `healthz check passed`).
+    /// No key is sent.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn healthz(&self) -> Result<(), QdrantError> {
+        self.health("healthz").await
+    }
+
+    /// `GET /livez`: Ok when the server answers 200 (plain text `healthz check passed`).
+    /// No key is sent.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn livez(&self) -> Result<(), QdrantError> {
+        self.health("livez").await
+    }
+
+    async fn health(&self, endpoint: &str) -> Result<(), QdrantError> {
+        let (url, status, body) = self
+            .send(Method::GET, &[endpoint], &[], None, false)
+            .await?;
+        if status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(classify(&url, status, &body))
+        }
+    }
+
+    /// Sends an authenticated JSON request to the endpoint named by `segments` (each
+    /// percent-encoded, e.g. `&["collections", name, "cluster"]`) with optional query pairs and
+    /// JSON body, and unwraps Qdrant's `{"result": .., "status": .., "time": ..}` envelope into
+    /// `T`. A missing or `null` result (e.g. `202 Accepted` for `wait=false`) deserializes `T`
+    /// from `null`, which suits `Option<_>`, `()` and `serde_json::Value`.
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> Result<T, QdrantError> {
+        let (url, status, bytes) = self.send(method, segments, query, body, true).await?;
+        if !status.is_success() {
+            return Err(classify(&url, status, &bytes));
+        }
+        let envelope: Envelope<T> = serde_json::from_slice(&bytes)
+            .map_err(|e| unexpected(status, format!("cannot decode the reply: {e}"), &bytes))?;
+        if let Some(error) = envelope.status.get("error") {
+            return Err(unexpected(
+                status,
+                format!("success status with an error: {error}"),
+                &bytes,
+            ));
+        }
+        match envelope.result {
+            Some(result) => Ok(result),
+            None => serde_json::from_value(serde_json::Value::Null)
+                .map_err(|e| unexpected(status, format!("the reply has no result: {e}"), &bytes)),
+        }
+    }
+
+    /// Sends one request and reads the whole reply. Returns the (redacted) URL for error
+    /// messages, the status and the body.
+    async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+        authenticated: bool,
+    ) -> Result<(String, StatusCode, bytes::Bytes), QdrantError> {
+        let url = self.endpoint(segments, query)?;
+        let shown = redacted(&url);
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header(ACCEPT, "application/json");
+        if authenticated && let Some(key) = &self.api_key {
+            req = req.header(API_KEY_HEADER, key.clone());
+        }
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(&body)
+                .map_err(|e| config(format!("cannot encode the request body: {e}")))?;
+            req = req.header(CONTENT_TYPE, "application/json").body(bytes);
+        }
+        let unreachable = |e: reqwest::Error| QdrantError::Unreachable {
+            url: shown.clone(),
+            message: error_chain(&e.without_url()),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        tracing::debug!(%method, url = %shown, status = status.as_u16(), "qdrant request");
+        Ok((shown, status, bytes))
+    }
+
+    fn endpoint(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, QdrantError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| config("the URL cannot take a path"))?
+            .pop_if_empty()
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+}
+
+/// Qdrant's reply envelope.
+#[derive(Deserialize)]
+struct Envelope<T> {
+    #[serde(default = "none")]
+    result: Option<T>,
+    /// `"ok"`, `"accepted"`, ... or `{"error": "..."}`.
+    status: serde_json::Value,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// The result of `GET /cluster`.
+///
+/// Qdrant sends `{"status": "disabled"}` outside cluster mode (then every other field is
+/// empty here) and, in cluster mode, `status: "enabled"` with every field below. Peer ids are
+/// JSON numbers (u64); as map keys (`peers`) they are strings in JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// `"enabled"` (cluster mode) or `"disabled"`.
+    pub status: String,
+    /// This peer's id (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<u64>,
+    /// Every peer known to consensus, by peer id.
+    #[serde(default)]
+    pub peers: BTreeMap<u64, PeerInfo>,
+    /// This peer's view of Raft consensus (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_info: Option<RaftInfo>,
+    /// State of the thread running consensus (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus_thread_status: Option<ConsensusThreadStatus>,
+    /// Consecutive failures sending consensus messages, by peer URI; an entry disappears on
+    /// the first success.
+    #[serde(default)]
+    pub message_send_failures: BTreeMap<String, MessageSendErrors>,
+}
+
+impl ClusterInfo {
+    /// True when the server runs in cluster mode (`status == "enabled"`).
+    pub fn is_enabled(&self) -> bool {
+        self.status == "enabled"
+    }
+}
+
+/// A peer in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// The peer's p2p URI, e.g. `http://qdrant-0.qdrant-headless:6335/`.
+    pub uri: String,
+}
+
+/// This peer's view of Raft consensus.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftInfo {
+    /// Current Raft term (monotonic).
+    pub term: u64,
+    /// Index of the latest committed consensus operation this peer knows of.
+    pub commit: u64,
+    /// Consensus operations not yet applied on this peer.
+    pub pending_operations: u64,
+    /// Leader of the current term, if known.
+    pub leader: Option<u64>,
+    /// This peer's role in the current term, if known.
+    pub role: Option<RaftRole>,
+    /// True for a voter, false for a learner.
+    pub is_voter: bool,
+}
+
+/// Role of a peer in Raft consensus, spelled as Qdrant does (`"Leader"`, `"Follower"`,
+/// `"Candidate"`, `"PreCandidate"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RaftRole {
+    /// Leads the current term.
+    Leader,
+    /// Follows the leader.
+    Follower,
+    /// Campaigning to become leader.
+    Candidate,
+    /// Pre-vote phase before becoming a candidate.
+    PreCandidate,
+}
+
+/// State of the consensus thread, `{"consensus_thread_status": "working", "last_update":
+/// "<RFC 3339>"}`, `{"consensus_thread_status": "stopped"}` or `{"consensus_thread_status":
+/// "stopped_with_err", "err": "..."}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "consensus_thread_status", rename_all = "snake_case")]
+pub enum ConsensusThreadStatus {
+    /// Running; `last_update` is when it last made progress.
+    Working {
+        /// Time of the last consensus update.
+        last_update: jiff::Timestamp,
+    },
+    /// Stopped without error.
+    Stopped,
+    /// Stopped on an error.
+    StoppedWithErr {
+        /// The error.
+        err: String,
+    },
+    /// A state this client does not know (a newer Qdrant).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Consecutive failures sending consensus messages to one peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageSendErrors {
+    /// Number of consecutive failures.
+    pub count: u64,
+    /// The latest error message.
+    #[serde(default)]
+    pub latest_error: Option<String>,
+    /// When the latest error happened.
+    #[serde(default)]
+    pub latest_error_timestamp: Option<jiff::Timestamp>,
+}
+
+/// The result of `GET /`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// `qdrant - vector search engine`.
+    pub title: String,
+    /// Server version, e.g. `1.18.3`.
+    pub version: String,
+    /// Git commit of the build, when the server knows it.
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+/// A failed Qdrant call. Messages carry Qdrant's own text; they never contain the API key.
+///
+/// HTTP status mapping: 401/403 → `Unauthorized`, 404 → `NotFound`, 400/422 → `BadRequest`,
+/// 409 → `Conflict`, 408/429/5xx → `Server`, any other non-2xx status and any 2xx reply that
+/// does not decode → `UnexpectedResponse`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QdrantError {
+    /// No HTTP reply: connection refused, DNS failure, TLS handshake failure, timeout, or the
+    /// connection dropped mid-reply.
+    #[error("Qdrant at {url} is unreachable: {message}")]
+    Unreachable {
+        /// The URL requested (without credentials).
+        url: String,
+        /// The transport error, with its causes.
+        message: String,
+    },
+    /// 401 (missing or wrong key) or 403 (key lacks the access needed).
+    #[error("Qdrant refused the request (HTTP {status}): {message}")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+        /// Qdrant's message, e.g. `Invalid API key or JWT`.
+        message: String,
+    },
+    /// 404, e.g. `Not found: Collection `c` doesn't exist!`.
+    #[error("Qdrant answered HTTP 404: {message}")]
+    NotFound {
+        /// Qdrant's message.
+        message: String,
+    },
+    /// 400 or 422, e.g. `Wrong input: Collection `c` already exists!`.
+    #[error("Qdrant rejected the request: {message}")]
+    BadRequest {
+        /// Qdrant's message.
+        message: String,
+    },
+    /// 409 (Qdrant's `AlreadyExists` for some operations).
+    #[error("Qdrant answered HTTP 409: {message}")]
+    Conflict {
+        /// Qdrant's message.
+        message: String,
+    },
+    /// 5xx, 408 (Qdrant timed out) or 429 (rate limited): worth retrying.
+    #[error("Qdrant failed (HTTP {status}): {message}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// Qdrant's message, or the start of the body.
+        message: String,
+    },
+    /// A reply that is not what Qdrant sends: an unexpected status, or a success body that
+    /// does not decode.
+    #[error("unexpected reply from Qdrant (HTTP {status}): {detail}; body: {body}")]
+    UnexpectedResponse {
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong with it.
+        detail: String,
+        /// The start of the body (at most 512 characters).
+        body: String,
+    },
+    /// The connection settings are unusable (bad URL, CA bundle, key, or timeout); retrying
+    /// does not help until the configuration changes.
+    #[error("invalid Qdrant connection: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl QdrantError {
+    /// True for errors worth retrying with backoff: `Unreachable`, `Server` (5xx, 408, 429)
+    /// and an `UnexpectedResponse` with a 5xx or 429 status.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Server { .. } => true,
+            Self::UnexpectedResponse { status, .. } => *status >= 500 || *status == 429,
+            Self::Unauthorized { .. }
+            | Self::NotFound { .. }
+            | Self::BadRequest { .. }
+            | Self::Conflict { .. }
+            | Self::Config { .. } => false,
+        }
+    }
+
+    /// A CamelCase reason for conditions and metrics labels: `QdrantUnreachable`,
+    /// `QdrantUnauthorized`, `QdrantNotFound`, `QdrantBadRequest`, `QdrantConflict`,
+    /// `QdrantServerError`, `QdrantUnexpectedResponse` or `QdrantConfigInvalid`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "QdrantUnreachable",
+            Self::Unauthorized { .. } => "QdrantUnauthorized",
+            Self::NotFound { .. } => "QdrantNotFound",
+            Self::BadRequest { .. } => "QdrantBadRequest",
+            Self::Conflict { .. } => "QdrantConflict",
+            Self::Server { .. } => "QdrantServerError",
+            Self::UnexpectedResponse { .. } => "QdrantUnexpectedResponse",
+            Self::Config { .. } => "QdrantConfigInvalid",
+        }
+    }
+
+    /// The HTTP status Qdrant answered with, when there was a reply (`BadRequest` reports 400
+    /// also for a 422).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Unauthorized { status, .. }
+            | Self::Server { status, .. }
+            | Self::UnexpectedResponse { status, .. } => Some(*status),
+            Self::NotFound { .. } => Some(404),
+            Self::BadRequest { .. } => Some(400),
+            Self::Conflict { .. } => Some(409),
+            Self::Unreachable { .. } | Self::Config { .. } => None,
+        }
+    }
+}
+
+fn config(message: impl Into<String>) -> QdrantError {
+    QdrantError::Config {
+        message: message.into(),
+    }
+}
+
+fn unexpected(status: StatusCode, detail: String, body: &[u8]) -> QdrantError {
+    QdrantError::UnexpectedResponse {
+        status: status.as_u16(),
+        detail,
+        body: excerpt(&String::from_utf8_lossy(body)),
+    }
+}
+
+/// Turns a non-success reply into an error, taking the message from Qdrant's JSON error
+/// envelope, else from a plain-text body, else from the status line.
+fn classify(url: &str, status: StatusCode, body: &[u8]) -> QdrantError {
+    #[derive(Deserialize)]
+    struct ErrorEnvelope {
+        status: ErrorStatus,
+    }
+    #[derive(Deserialize)]
+    struct ErrorStatus {
+        error: String,
+    }
+
+    let text = String::from_utf8_lossy(body);
+    let message = match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(envelope) => excerpt(&envelope.status.error),
+        Err(_) if !text.trim().is_empty() => excerpt(text.trim()),
+        Err(_) => format!(
+            "HTTP {} {} from {url}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    };
+    let code = status.as_u16();
+    match code {
+        401 | 403 => QdrantError::Unauthorized {
+            status: code,
+            message,
+        },
+        404 => QdrantError::NotFound { message },
+        400 | 422 => QdrantError::BadRequest { message },
+        409 => QdrantError::Conflict { message },
+        408 | 429 | 500..=599 => QdrantError::Server {
+            status: code,
+            message,
+        },
+        _ => unexpected(status, format!("unexpected status from {url}"), body),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The error and its causes, `a: b: c`, skipping repeats.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !out.contains(&cause_text) {
+            out.push_str(": ");
+            out.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// The URL without user name or password, for messages and logs.
+fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    // Only fails for URLs that cannot have credentials, which then have none to hide.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+fn normalize_base(url: &Url) -> Result<Url, QdrantError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(config(format!(
+            "the URL scheme must be http or https, not {:?}",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(config(format!("the URL {} has no host", redacted(url))));
+    }
+    let mut base = url.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    Ok(base)
+}
+
+fn api_key_header(key: &ApiKey) -> Result<HeaderValue, QdrantError> {
+    if key.expose().is_empty() {
+        return Err(config("the API key is empty"));
+    }
+    let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
+        config("the API key contains characters not allowed in an HTTP header (e.g. a newline)")
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Parses every `CERTIFICATE` block of a PEM bundle into a root store.
+fn parse_ca_bundle(pem: &[u8]) -> Result<rustls::RootCertStore, QdrantError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.map_err(|e| {
+            config(format!(
+                "the CA bundle's certificate #{} is not valid PEM: {e}",
+                index + 1
+            ))
+        })?;
+        roots.add(cert).map_err(|e| {
+            config(format!(
+                "the CA bundle's certificate #{} is not a usable X.509 CA certificate: {e}",
+                index + 1
+            ))
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(config(
+            "the CA bundle contains no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+        ));
+    }
+    Ok(roots)
+}
+
+/// A rustls client configuration with the *ring* provider trusting exactly `roots`.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, QdrantError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config(format!("cannot configure TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// reqwest's own rustls backend (platform roots) uses the process-wide default provider and
+/// panics without one; install *ring* unless a default exists. Losing a race to another
+/// installer is fine: a default then exists.
+fn ensure_default_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
