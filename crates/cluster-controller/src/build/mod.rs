@@ -1,0 +1,168 @@
+//! Build: the desired children of a QdrantCluster, each a pure function of the spec (no
+//! network). One module per child resource.
+
+pub mod config;
+pub mod pdb;
+pub mod secret;
+pub mod service;
+pub mod statefulset;
+
+use std::collections::BTreeMap;
+
+use api_types::QdrantCluster;
+use k8s_openapi::{
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{ConfigMap, PersistentVolumeClaim, Service},
+        policy::v1::PodDisruptionBudget,
+    },
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{Resource, ResourceExt};
+
+/// Label keys and values the operator puts on every child.
+pub mod labels {
+    /// `app.kubernetes.io/name`, always `qdrant`.
+    pub const NAME: &str = "app.kubernetes.io/name";
+    /// `app.kubernetes.io/instance`: the QdrantCluster's name.
+    pub const INSTANCE: &str = "app.kubernetes.io/instance";
+    /// `app.kubernetes.io/component`.
+    pub const COMPONENT: &str = "app.kubernetes.io/component";
+    /// `app.kubernetes.io/managed-by`.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// Our managed-by value.
+    pub const MANAGER: &str = "qdrant-operator";
+}
+
+/// Annotation on the pod template holding the SHA-256 of config.yaml: a config change
+/// changes the template, which rolls the pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "qdrant.operator.dev/config-hash";
+
+/// Names of every child of one cluster, derived from `metadata.name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The QdrantCluster's name; also the StatefulSet, client Service and PDB name.
+    pub cluster: String,
+    /// Namespace of the cluster and all children.
+    pub namespace: String,
+    /// Headless Service for peer DNS: `<cluster>-headless`.
+    pub headless: String,
+    /// ConfigMap with config.yaml: `<cluster>-config`.
+    pub config_map: String,
+    /// Generated read-write key Secret: `<cluster>-api-key`.
+    pub api_key_secret: String,
+    /// Generated read-only key Secret: `<cluster>-read-only-api-key`.
+    pub read_only_api_key_secret: String,
+}
+
+impl Names {
+    /// Names for `qc`; the namespace defaults to `default` (as kubectl does for a file
+    /// without one).
+    pub fn of(qc: &QdrantCluster) -> Self {
+        let cluster = qc.name_any();
+        Self {
+            namespace: qc.namespace().unwrap_or_else(|| "default".into()),
+            headless: format!("{cluster}-headless"),
+            config_map: format!("{cluster}-config"),
+            api_key_secret: format!("{cluster}-api-key"),
+            read_only_api_key_secret: format!("{cluster}-read-only-api-key"),
+            cluster,
+        }
+    }
+
+    /// The p2p URI of pod `ordinal` through the headless Service,
+    /// e.g. `http://demo-0.demo-headless.ns.svc:6335`.
+    pub fn peer_uri(&self, ordinal: u32) -> String {
+        format!(
+            "http://{}-{ordinal}.{}.{}.svc:{}",
+            self.cluster,
+            self.headless,
+            self.namespace,
+            api_types::cluster::P2P_PORT
+        )
+    }
+
+    /// The REST URL of pod `ordinal` through the headless Service.
+    pub fn pod_http_url(&self, ordinal: u32) -> String {
+        format!(
+            "http://{}-{ordinal}.{}.{}.svc:{}",
+            self.cluster,
+            self.headless,
+            self.namespace,
+            api_types::cluster::HTTP_PORT
+        )
+    }
+}
+
+/// Labels that select the cluster's pods (stable for the cluster's lifetime).
+pub fn selector_labels(qc: &QdrantCluster) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::NAME.to_string(), "qdrant".to_string()),
+        (labels::INSTANCE.to_string(), qc.name_any()),
+    ])
+}
+
+/// Labels of every child: the selector labels plus component and managed-by.
+pub fn common_labels(qc: &QdrantCluster) -> BTreeMap<String, String> {
+    let mut l = selector_labels(qc);
+    l.insert(labels::COMPONENT.into(), "database".into());
+    l.insert(labels::MANAGED_BY.into(), labels::MANAGER.into());
+    l
+}
+
+/// The controller owner reference to `qc`, or `None` when `qc` has no uid (a file given to
+/// `render` that never reached an API server).
+pub fn owner_reference(qc: &QdrantCluster) -> Option<OwnerReference> {
+    qc.controller_owner_ref(&())
+}
+
+/// Metadata of a child named `name`: namespace, common labels, owner reference.
+pub fn child_meta(qc: &QdrantCluster, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(Names::of(qc).namespace),
+        labels: Some(common_labels(qc)),
+        owner_references: owner_reference(qc).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// What the cluster-controller reads from the cluster before building (dereference step).
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// `volumeClaimTemplates` of the live StatefulSet: immutable in Kubernetes, so the
+    /// desired StatefulSet keeps them once created.
+    pub volume_claim_templates: Option<Vec<PersistentVolumeClaim>>,
+}
+
+/// Every desired child of a cluster, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// config.yaml in a ConfigMap.
+    pub config_map: ConfigMap,
+    /// Headless Service for peer DNS.
+    pub headless_service: Service,
+    /// Client Service.
+    pub client_service: Service,
+    /// The StatefulSet of peers.
+    pub statefulset: StatefulSet,
+    /// PodDisruptionBudget; `None` when disabled (an existing one is then deleted).
+    pub pdb: Option<PodDisruptionBudget>,
+}
+
+/// Builds every desired child of `qc` (validated beforehand) from its spec and what was
+/// observed. Pure; generated Secrets are built separately ([`secret`]) because their value is
+/// random and created only once.
+///
+/// Errors: [`config::ConfigError`] when `spec.config` cannot be merged or serialized.
+pub fn build(qc: &QdrantCluster, observed: &Observed) -> Result<Desired, config::ConfigError> {
+    let config = config::config_yaml(&qc.spec)?;
+    let config_hash = config::hash(&config);
+    Ok(Desired {
+        config_map: config::config_map(qc, config),
+        headless_service: service::headless(qc),
+        client_service: service::client(qc),
+        statefulset: statefulset::statefulset(qc, &config_hash, observed),
+        pdb: pdb::pdb(qc),
+    })
+}

@@ -1,0 +1,17 @@
+//! The cluster-controller: reconciles QdrantCluster into a running Qdrant cluster.
+//!
+//! Reconcile is a named pipeline (see [`reconcile`]): dereference (read the live StatefulSet
+//! and Secrets) -> validate -> build (pure, one module per child in [`build`]) -> apply
+//! (server-side apply, field manager [`FIELD_MANAGER`]) -> update status ([`status`]).
+
+pub mod build;
+pub mod controller;
+pub mod peers;
+pub mod reconcile;
+pub mod render;
+pub mod status;
+
+/// Field manager of every write this controller makes.
+pub const FIELD_MANAGER: &str = "qdrant-cluster-controller";
+/// Controller name: metrics label, events' reporting controller, default Lease name.
+pub const CONTROLLER_NAME: &str = "qdrant-cluster-controller";

@@ -1,0 +1,75 @@
+//! Reads Qdrant's own view of the cluster: `GET /cluster` on each pod (through the headless
+//! Service), authenticated with the cluster's read-write API key.
+
+use std::{sync::Arc, time::Duration};
+
+use api_types::cluster::PeerStatus;
+use reconcile_lib::qdrant::{ApiKey, QdrantClient, QdrantConnection};
+use url::Url;
+
+use crate::{build::Names, status::PeersObservation};
+
+/// Maps a pod (by ordinal) to its Qdrant REST URL. In a cluster: the pod's DNS name through the
+/// headless Service; tests point it at a fake Qdrant.
+pub type PeerUrlResolver = Arc<dyn Fn(&Names, u32) -> Option<Url> + Send + Sync>;
+
+/// The in-cluster resolver: `http://<cluster>-<i>.<cluster>-headless.<ns>.svc:6333`.
+pub fn in_cluster_resolver() -> PeerUrlResolver {
+    Arc::new(|names: &Names, ordinal: u32| Url::parse(&names.pod_http_url(ordinal)).ok())
+}
+
+/// Asks pods `0..replicas` for `GET /cluster` and combines their answers: each pod reports its
+/// own peer id and Raft role; the URIs come from the peer map; the leader from any pod.
+///
+/// Errors: a message when no pod answered (every pod's error is summarized).
+pub async fn observe(
+    names: &Names,
+    replicas: i32,
+    api_key: Option<String>,
+    resolve: &PeerUrlResolver,
+    timeout: Duration,
+) -> Result<PeersObservation, String> {
+    let mut peers = vec![];
+    let mut leader = None;
+    let mut errors = vec![];
+    for ordinal in 0..u32::try_from(replicas.max(0)).unwrap_or(0) {
+        let pod = format!("{}-{ordinal}", names.cluster);
+        let Some(url) = resolve(names, ordinal) else {
+            errors.push(format!("{pod}: no URL"));
+            continue;
+        };
+        let mut conn = QdrantConnection::new(url).with_timeout(timeout);
+        if let Some(k) = &api_key {
+            conn = conn.with_api_key(ApiKey::new(k.clone()));
+        }
+        let info = match QdrantClient::new(&conn) {
+            Ok(c) => c.cluster_info().await,
+            Err(e) => Err(e),
+        };
+        match info {
+            Ok(info) => {
+                let Some(peer_id) = info.peer_id else {
+                    errors.push(format!("{pod}: cluster mode is {}", info.status));
+                    continue;
+                };
+                let raft = info.raft_info.as_ref();
+                leader = leader.or(raft.and_then(|r| r.leader));
+                peers.push(PeerStatus {
+                    pod,
+                    peer_id,
+                    uri: info
+                        .peers
+                        .get(&peer_id)
+                        .map(|p| p.uri.clone())
+                        .unwrap_or_default(),
+                    raft_role: raft.and_then(|r| r.role).map(|r| format!("{r:?}")),
+                });
+            }
+            Err(e) => errors.push(format!("{pod}: {e}")),
+        }
+    }
+    if peers.is_empty() && !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    Ok(PeersObservation { peers, leader })
+}

@@ -1,0 +1,343 @@
+//! One reconcile of a QdrantCluster, as a named pipeline:
+//! dereference -> validate -> build -> apply -> update status.
+//!
+//! Validate and build never touch the network. Apply reads each child and writes only what
+//! differs, so a reconcile of an unchanged cluster issues no writes; the status is patched
+//! only when it changed.
+
+use std::{sync::Arc, time::Duration};
+
+use api_types::{QdrantCluster, is_paused, validation::validate_cluster};
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Secret, Service},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{Api, ResourceExt, runtime::controller::Action};
+use reconcile_lib::{
+    apply::{Applier, Outcome},
+    error::{Backoff, Error, Result},
+    events::Events,
+    metrics::Metrics,
+};
+use tracing::{info, warn};
+
+use crate::{
+    build::{self, Names, Observed, secret},
+    peers::{self, PeerUrlResolver},
+    status::{self, Observation},
+};
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Server-side apply with our field manager.
+    pub applier: Applier,
+    /// Kubernetes events.
+    pub events: Events,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-object backoff of the error policy.
+    pub backoff: Backoff<String>,
+    /// Where each pod's Qdrant REST endpoint is.
+    pub peer_urls: PeerUrlResolver,
+    /// Timeout of each Qdrant request.
+    pub qdrant_timeout: Duration,
+    /// Periodic resync interval: drift is repaired at least this often.
+    pub resync: Duration,
+}
+
+impl Context {
+    /// A context for `client` with in-cluster peer URLs, 5 s Qdrant timeout and a 5 min resync.
+    pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Self {
+        Self {
+            applier: Applier::new(client.clone(), crate::FIELD_MANAGER),
+            events: Events::new(client, crate::CONTROLLER_NAME),
+            metrics,
+            backoff: Backoff::default(),
+            peer_urls: peers::in_cluster_resolver(),
+            qdrant_timeout: Duration::from_secs(5),
+            resync: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Identity of an object for backoff bookkeeping.
+pub fn object_key(qc: &QdrantCluster) -> String {
+    format!("{}/{}", qc.namespace().unwrap_or_default(), qc.name_any())
+}
+
+/// Reconciles one QdrantCluster (the function the Controller runs).
+///
+/// Transient failures (API 409/429/5xx, unreachable) are returned for the error policy to
+/// retry with backoff; permanent ones are written as the Ready condition and retried at the
+/// resync interval.
+pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let _measure = ctx.metrics.reconcile_started();
+    match reconcile_inner(&qc, &ctx).await {
+        Ok(action) => {
+            ctx.backoff.reset(&object_key(&qc));
+            Ok(action)
+        }
+        Err(e) if !e.is_transient() => {
+            warn!(cluster = %object_key(&qc), error = %e, "reconcile failed permanently");
+            ctx.metrics.reconcile_failed(e.metric_label());
+            let obs = Observation {
+                blocked: Some((e.metric_label().to_string(), e.to_string())),
+                ..Observation::default()
+            };
+            update_status(&qc, &ctx, &obs).await?;
+            Ok(Action::requeue(ctx.resync))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The error policy: count the error and requeue after this object's next backoff delay.
+pub fn error_policy(qc: Arc<QdrantCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.metric_label());
+    let delay = ctx.backoff.next_delay(&object_key(&qc));
+    warn!(cluster = %object_key(&qc), %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
+    // Paused: nothing is applied; only the Paused condition is written.
+    if is_paused(&qc.metadata) {
+        update_status(
+            qc,
+            ctx,
+            &Observation {
+                paused: true,
+                ..Observation::default()
+            },
+        )
+        .await?;
+        return Ok(Action::requeue(ctx.resync));
+    }
+
+    // Validate (pure).
+    if let Err(errs) = validate_cluster(&qc.spec).and(validate_name(qc)) {
+        let message = errs.to_string();
+        let first_time = !status_says_invalid(qc, &message);
+        update_status(
+            qc,
+            ctx,
+            &Observation {
+                invalid: Some(message.clone()),
+                ..Observation::default()
+            },
+        )
+        .await?;
+        if first_time {
+            ctx.events
+                .warning(qc, "InvalidSpec", "Validate", message)
+                .await;
+        }
+        return Ok(Action::requeue(ctx.resync));
+    }
+
+    // Dereference: what the build depends on.
+    let names = Names::of(qc);
+    let client = ctx.applier.client().clone();
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &names.namespace);
+    let live_sts = sts_api.get_opt(&names.cluster).await?;
+    let observed = Observed {
+        volume_claim_templates: live_sts
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.volume_claim_templates.clone()),
+    };
+
+    // Secrets: generated ones are created once; referenced ones must exist.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let mut api_key = None;
+    let mut blocked = None;
+    for key in secret::key_refs(qc) {
+        let live = if key.generated {
+            match secrets.get_opt(&key.secret.name).await? {
+                Some(s) => Some(s),
+                None => {
+                    let desired = secret::generated_secret(qc, &key, &secret::random_key());
+                    let (s, outcome) = ctx.applier.create_if_missing(&desired).await?;
+                    if outcome == Outcome::Created {
+                        ctx.events
+                            .normal(
+                                qc,
+                                "SecretCreated",
+                                "Create",
+                                format!("generated API key in Secret {}", key.secret.name),
+                            )
+                            .await;
+                    }
+                    Some(s)
+                }
+            }
+        } else {
+            secrets.get_opt(&key.secret.name).await?
+        };
+        let value = live.as_ref().and_then(|s| secret_value(s, &key.secret.key));
+        if value.is_none() && blocked.is_none() {
+            blocked = Some((
+                "SecretNotFound".to_string(),
+                format!(
+                    "Secret {} with key {} (from spec.auth) not found in namespace {}",
+                    key.secret.name, key.secret.key, names.namespace
+                ),
+            ));
+        }
+        if key.kind == secret::KeyKind::ReadWrite {
+            api_key = value;
+        }
+    }
+
+    // Build (pure).
+    let desired = build::build(qc, &observed).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+
+    // Apply.
+    let mut changes = vec![];
+    let mut note = |kind: &str, name: String, outcome: Outcome| {
+        if outcome != Outcome::Unchanged {
+            changes.push(format!(
+                "{kind} {name} {}",
+                if outcome == Outcome::Created {
+                    "created"
+                } else {
+                    "updated"
+                }
+            ));
+        }
+    };
+    note(
+        "ConfigMap",
+        desired.config_map.name_any(),
+        apply::<ConfigMap>(ctx, &desired.config_map).await?.1,
+    );
+    note(
+        "Service",
+        desired.headless_service.name_any(),
+        apply::<Service>(ctx, &desired.headless_service).await?.1,
+    );
+    note(
+        "Service",
+        desired.client_service.name_any(),
+        apply::<Service>(ctx, &desired.client_service).await?.1,
+    );
+    let (sts, outcome) = apply::<StatefulSet>(ctx, &desired.statefulset).await?;
+    note("StatefulSet", sts.name_any(), outcome);
+    match &desired.pdb {
+        Some(pdb) => note(
+            "PodDisruptionBudget",
+            pdb.name_any(),
+            apply::<PodDisruptionBudget>(ctx, pdb).await?.1,
+        ),
+        None => {
+            let uid = qc.uid().unwrap_or_default();
+            if ctx
+                .applier
+                .delete_owned::<PodDisruptionBudget>(&names.namespace, &names.cluster, &uid)
+                .await?
+            {
+                changes.push(format!("PodDisruptionBudget {} deleted", names.cluster));
+            }
+        }
+    }
+    if !changes.is_empty() {
+        let summary = changes.join(", ");
+        info!(cluster = %object_key(qc), %summary, "applied");
+        ctx.events.normal(qc, "Applied", "Apply", summary).await;
+    }
+
+    // Observe Qdrant once pods are ready.
+    let ready = sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let peers = if ready > 0 {
+        Some(
+            peers::observe(
+                &names,
+                qc.spec.replicas,
+                api_key,
+                &ctx.peer_urls,
+                ctx.qdrant_timeout,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    if let Some(Err(e)) = &peers {
+        warn!(cluster = %object_key(qc), error = %e, "could not read peers from Qdrant");
+    }
+
+    update_status(
+        qc,
+        ctx,
+        &Observation {
+            blocked,
+            statefulset: Some(sts),
+            peers,
+            ..Observation::default()
+        },
+    )
+    .await?;
+    Ok(Action::requeue(ctx.resync))
+}
+
+async fn apply<K>(ctx: &Context, obj: &K) -> Result<(K, Outcome)>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    ctx.applier.apply(obj).await
+}
+
+async fn update_status(qc: &QdrantCluster, ctx: &Context, obs: &Observation) -> Result<()> {
+    let new = status::compute(qc, obs);
+    if status::changed(qc, &new) {
+        ctx.applier.apply_status(qc, &new).await?;
+    }
+    Ok(())
+}
+
+fn status_says_invalid(qc: &QdrantCluster, message: &str) -> bool {
+    qc.status.as_ref().is_some_and(|s| {
+        api_types::conditions::find_condition(&s.conditions, api_types::conditions::types::READY)
+            .is_some_and(|c| c.reason == "InvalidSpec" && c.message == message)
+    })
+}
+
+fn secret_value(s: &Secret, key: &str) -> Option<String> {
+    if let Some(v) = s.data.as_ref().and_then(|d| d.get(key)) {
+        return String::from_utf8(v.0.clone())
+            .ok()
+            .filter(|v| !v.is_empty());
+    }
+    s.string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .cloned()
+        .filter(|v| !v.is_empty())
+}
+
+/// `metadata.name` must leave room for the children's names: the StatefulSet's pods and
+/// their `controller-revision-hash` label limit it to 52 characters.
+pub fn validate_name(qc: &QdrantCluster) -> Result<(), api_types::validation::ValidationErrors> {
+    let name = qc.name_any();
+    if name.len() > 52 {
+        return Err(api_types::validation::ValidationErrors(vec![
+            api_types::validation::FieldError {
+                field: "metadata.name".into(),
+                message: format!(
+                    "must be at most 52 characters (the StatefulSet's limit), got {}",
+                    name.len()
+                ),
+            },
+        ]));
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Update status: the QdrantCluster status as a pure function of what was observed, so it is
+//! tested without a cluster; the reconcile patches it only when it differs.
+
+use api_types::{
+    QdrantCluster, QdrantClusterStatus,
+    cluster::{AuthStatus, ClusterPhase, Endpoints, GRPC_PORT, HTTP_PORT, PeerStatus},
+    conditions::{ConditionStatus, set_condition, types},
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use reconcile_lib::conditions::new_condition;
+
+use crate::build::{
+    Names,
+    secret::{KeyKind, key_refs},
+    selector_labels,
+};
+
+/// What the Qdrant peers reported (`GET /cluster` on each pod).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PeersObservation {
+    /// Peers, ordered by pod name.
+    pub peers: Vec<PeerStatus>,
+    /// Raft leader peer id, if any peer reported one.
+    pub leader: Option<u64>,
+}
+
+/// Everything the status is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// The pause annotation is set.
+    pub paused: bool,
+    /// The spec was refused: the message names the field.
+    pub invalid: Option<String>,
+    /// A problem that keeps the cluster from progressing (e.g. a referenced Secret is
+    /// missing): reason and message.
+    pub blocked: Option<(String, String)>,
+    /// The live StatefulSet after apply.
+    pub statefulset: Option<StatefulSet>,
+    /// Qdrant's view, when it could be read; `Err` holds why it could not.
+    pub peers: Option<Result<PeersObservation, String>>,
+}
+
+/// The status for `qc` given `obs`. Conditions keep their `lastTransitionTime` unless their
+/// status changes; peers keep their last known value when Qdrant could not be asked.
+pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
+    let prev = qc.status.clone().unwrap_or_default();
+    let generation = qc.metadata.generation;
+    let names = Names::of(qc);
+    let mut st = QdrantClusterStatus {
+        observed_generation: generation,
+        conditions: prev.conditions.clone(),
+        selector: Some(
+            selector_labels(qc)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        endpoints: Some(Endpoints {
+            http: format!(
+                "http://{}.{}.svc:{HTTP_PORT}",
+                names.cluster, names.namespace
+            ),
+            grpc: format!(
+                "http://{}.{}.svc:{GRPC_PORT}",
+                names.cluster, names.namespace
+            ),
+        }),
+        auth: auth_status(qc),
+        version: prev.version.clone(),
+        peers: prev.peers.clone(),
+        raft_leader: prev.raft_leader,
+        ..QdrantClusterStatus::default()
+    };
+    let mut set = |type_: &str, status: ConditionStatus, reason: &str, message: String| {
+        set_condition(
+            &mut st.conditions,
+            new_condition(type_, status, reason, message, generation),
+        );
+    };
+
+    if obs.paused {
+        set(
+            types::PAUSED,
+            ConditionStatus::True,
+            "PauseAnnotationSet",
+            format!(
+                "annotation {} is \"true\": no changes are applied",
+                api_types::PAUSED_ANNOTATION
+            ),
+        );
+        st.phase = ClusterPhase::Paused;
+        st.replicas = prev.replicas;
+        st.ready_replicas = prev.ready_replicas;
+        st.ready_replicas_text = prev.ready_replicas_text;
+        // Every condition is set on first sight.
+        for t in [types::READY, types::PROGRESSING, types::DEGRADED] {
+            if api_types::conditions::find_condition(&st.conditions, t).is_none() {
+                set_condition(
+                    &mut st.conditions,
+                    new_condition(
+                        t,
+                        ConditionStatus::Unknown,
+                        "Paused",
+                        "reconciliation is paused",
+                        generation,
+                    ),
+                );
+            }
+        }
+        return st;
+    }
+    set(
+        types::PAUSED,
+        ConditionStatus::False,
+        "NotPaused",
+        String::new(),
+    );
+
+    if let Some(msg) = &obs.invalid {
+        set(
+            types::READY,
+            ConditionStatus::False,
+            "InvalidSpec",
+            msg.clone(),
+        );
+        set(
+            types::PROGRESSING,
+            ConditionStatus::False,
+            "InvalidSpec",
+            "fix the spec; nothing is applied until then".into(),
+        );
+        set(
+            types::DEGRADED,
+            ConditionStatus::Unknown,
+            "InvalidSpec",
+            String::new(),
+        );
+        st.phase = ClusterPhase::Failed;
+        st.replicas = prev.replicas;
+        st.ready_replicas = prev.ready_replicas;
+        st.ready_replicas_text = prev.ready_replicas_text;
+        return st;
+    }
+
+    let desired = qc.spec.replicas;
+    let sts_status = obs
+        .statefulset
+        .as_ref()
+        .and_then(|s| s.status.clone())
+        .unwrap_or_default();
+    let sts_generation = obs.statefulset.as_ref().and_then(|s| s.metadata.generation);
+    let sts_spec_replicas = obs
+        .statefulset
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(desired);
+    st.replicas = sts_status.replicas;
+    st.ready_replicas = sts_status.ready_replicas.unwrap_or(0);
+    st.ready_replicas_text = Some(format!("{}/{}", st.ready_replicas, desired));
+
+    let observed_current = sts_status.observed_generation.is_some()
+        && sts_status.observed_generation >= sts_generation;
+    let rolling = !observed_current
+        || sts_status.update_revision.is_some()
+            && sts_status.update_revision != sts_status.current_revision
+        || sts_status.updated_replicas.unwrap_or(0) < sts_status.replicas;
+    let scaling = sts_status.replicas != sts_spec_replicas;
+    let all_ready = obs.statefulset.is_some()
+        && !rolling
+        && !scaling
+        && st.ready_replicas >= desired
+        && st.replicas == desired;
+    let was_running = matches!(
+        prev.phase,
+        ClusterPhase::Running
+            | ClusterPhase::Scaling
+            | ClusterPhase::Upgrading
+            | ClusterPhase::Degraded
+    );
+
+    if all_ready {
+        st.version = Some(qc.spec.image.tag.clone());
+    }
+
+    if let Some((reason, message)) = &obs.blocked {
+        set(
+            types::READY,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+        );
+        set(
+            types::PROGRESSING,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+        );
+    }
+
+    st.phase = if all_ready {
+        ClusterPhase::Running
+    } else if !was_running {
+        ClusterPhase::Creating
+    } else if scaling {
+        ClusterPhase::Scaling
+    } else if rolling {
+        ClusterPhase::Upgrading
+    } else {
+        ClusterPhase::Degraded
+    };
+
+    if obs.blocked.is_none() {
+        let (ready, reason, message) = if all_ready {
+            (
+                ConditionStatus::True,
+                "AllPeersReady",
+                format!("{desired} of {desired} peers ready"),
+            )
+        } else {
+            (
+                ConditionStatus::False,
+                phase_reason(st.phase),
+                format!("{} of {desired} peers ready", st.ready_replicas),
+            )
+        };
+        set(types::READY, ready, reason, message);
+        if all_ready {
+            set(
+                types::PROGRESSING,
+                ConditionStatus::False,
+                "Reconciled",
+                "the cluster matches its spec".into(),
+            );
+        } else {
+            set(
+                types::PROGRESSING,
+                ConditionStatus::True,
+                phase_reason(st.phase),
+                progress_message(st.phase, &sts_status, desired),
+            );
+        }
+    }
+    let degraded = st.phase == ClusterPhase::Degraded
+        || (was_running && !all_ready && st.ready_replicas < desired.min(st.replicas));
+    set(
+        types::DEGRADED,
+        ConditionStatus::from_bool(degraded),
+        if degraded {
+            "PeersNotReady"
+        } else {
+            "AsExpected"
+        },
+        if degraded {
+            format!("{} of {desired} peers ready", st.ready_replicas)
+        } else {
+            String::new()
+        },
+    );
+
+    // Peers keep their last known value when Qdrant could not be asked.
+    if let Some(Ok(p)) = &obs.peers {
+        st.peers = p.peers.clone();
+        st.raft_leader = p.leader;
+    }
+    st
+}
+
+fn phase_reason(phase: ClusterPhase) -> &'static str {
+    match phase {
+        ClusterPhase::Creating => "Creating",
+        ClusterPhase::Scaling => "Scaling",
+        ClusterPhase::Upgrading => "RollingUpdate",
+        ClusterPhase::Degraded => "PeersNotReady",
+        ClusterPhase::Running => "AllPeersReady",
+        ClusterPhase::Pending => "Pending",
+        ClusterPhase::Failed => "Failed",
+        ClusterPhase::Paused => "Paused",
+    }
+}
+
+fn progress_message(
+    phase: ClusterPhase,
+    s: &k8s_openapi::api::apps::v1::StatefulSetStatus,
+    desired: i32,
+) -> String {
+    match phase {
+        ClusterPhase::Scaling => format!("scaling from {} to {desired} peers", s.replicas),
+        ClusterPhase::Upgrading => format!(
+            "{} of {} pods updated",
+            s.updated_replicas.unwrap_or(0),
+            s.replicas
+        ),
+        _ => format!("{} of {desired} peers ready", s.ready_replicas.unwrap_or(0)),
+    }
+}
+
+fn auth_status(qc: &QdrantCluster) -> Option<AuthStatus> {
+    let keys = key_refs(qc);
+    if keys.is_empty() {
+        return None;
+    }
+    let find = |k: KeyKind| keys.iter().find(|r| r.kind == k).map(|r| r.secret.clone());
+    Some(AuthStatus {
+        api_key_secret_ref: find(KeyKind::ReadWrite),
+        read_only_api_key_secret_ref: find(KeyKind::ReadOnly),
+    })
+}
+
+/// True when the status differs from the stored one in anything but condition timestamps
+/// that [`compute`] would have kept anyway (it keeps them), i.e. a patch is needed.
+pub fn changed(qc: &QdrantCluster, new: &QdrantClusterStatus) -> bool {
+    qc.status.as_ref() != Some(new)
+}

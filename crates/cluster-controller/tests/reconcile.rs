@@ -1,0 +1,553 @@
+//! Reconcile scenarios against the in-process fake API server (TESTING.md layer 3): the real
+//! kube client and the controller's real reconcile function, with a stateful fake behind them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use api_types::{
+    QdrantCluster,
+    cluster::ClusterPhase,
+    conditions::{ConditionStatus, find_condition, types},
+};
+use cluster_controller::{
+    build::{CONFIG_HASH_ANNOTATION, Names},
+    reconcile::{Context, error_policy, reconcile},
+};
+use kube::runtime::controller::Action;
+use reconcile_lib::{
+    metrics::Metrics,
+    qdrant::RaftRole,
+    testing::{
+        apiserver::{Failure, FakeApiServer},
+        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+    },
+};
+use serde_json::{Value, json};
+
+const NS: &str = "qdrant";
+const QC: &str = "qdrant.operator.dev/v1alpha1";
+
+struct Env {
+    fake: FakeApiServer,
+    ctx: Arc<Context>,
+}
+
+fn env() -> Env {
+    let fake = FakeApiServer::new();
+    let ctx = Arc::new(Context::new(fake.client(), Arc::new(Metrics::new("test"))));
+    Env { fake, ctx }
+}
+
+fn cluster(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": QC, "kind": "QdrantCluster", "metadata": {"name": name, "namespace": NS}, "spec": spec})
+}
+
+impl Env {
+    fn seed(&self, name: &str, spec: Value) -> QdrantCluster {
+        serde_json::from_value(self.fake.insert(cluster(name, spec))).unwrap()
+    }
+
+    fn current(&self, name: &str) -> QdrantCluster {
+        serde_json::from_value(self.fake.get(QC, "qdrantclusters", Some(NS), name).unwrap())
+            .unwrap()
+    }
+
+    async fn reconcile(&self, name: &str) -> Result<Action, reconcile_lib::error::Error> {
+        reconcile(Arc::new(self.current(name)), self.ctx.clone()).await
+    }
+
+    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
+        self.fake.get(api_version, plural, Some(NS), name)
+    }
+
+    fn writes_excluding_events(&self) -> Vec<String> {
+        self.fake
+            .writes()
+            .into_iter()
+            .filter(|r| !r.path.contains("/events"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    fn mark_statefulset_ready(&self, name: &str, ready: i32) {
+        self.fake.edit("apps/v1", "statefulsets", Some(NS), name, |s| {
+            let replicas = s["spec"]["replicas"].as_i64().unwrap();
+            let generation = s["metadata"]["generation"].clone();
+            s["status"] = json!({
+                "replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
+                "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": generation,
+            });
+        });
+    }
+}
+
+fn status(qc: &QdrantCluster) -> api_types::QdrantClusterStatus {
+    qc.status.clone().expect("status written")
+}
+
+fn condition(qc: &QdrantCluster, t: &str) -> api_types::Condition {
+    find_condition(&status(qc).conditions, t)
+        .cloned()
+        .unwrap_or_else(|| panic!("condition {t} missing"))
+}
+
+fn three_node() -> Value {
+    json!({"replicas": 3, "persistence": {"size": "5Gi"}, "auth": {"apiKey": {"generate": true}, "readOnlyApiKey": {"generate": true}}})
+}
+
+#[tokio::test]
+async fn create_builds_every_child_with_owner_references() {
+    let env = env();
+    let qc = env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+
+    let uid = qc.metadata.uid.clone().unwrap();
+    let children = [
+        ("v1", "configmaps", "demo-config"),
+        ("v1", "services", "demo-headless"),
+        ("v1", "services", "demo"),
+        ("apps/v1", "statefulsets", "demo"),
+        ("policy/v1", "poddisruptionbudgets", "demo"),
+        ("v1", "secrets", "demo-api-key"),
+        ("v1", "secrets", "demo-read-only-api-key"),
+    ];
+    for (api, plural, name) in children {
+        let obj = env
+            .get(api, plural, name)
+            .unwrap_or_else(|| panic!("{plural}/{name} missing"));
+        let owners = obj["metadata"]["ownerReferences"].as_array().unwrap();
+        assert_eq!(owners.len(), 1, "{plural}/{name}");
+        assert_eq!(owners[0]["uid"], json!(uid), "{plural}/{name}");
+        assert_eq!(owners[0]["kind"], json!("QdrantCluster"));
+        assert_eq!(owners[0]["controller"], json!(true));
+    }
+    // Generated keys: 64 hex characters, different from each other.
+    let key = |name: &str| {
+        let s = env.get("v1", "secrets", name).unwrap();
+        s["stringData"]["api-key"]
+            .as_str()
+            .or(s["data"]["api-key"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(key("demo-api-key").len(), 64);
+    assert_ne!(key("demo-api-key"), key("demo-read-only-api-key"));
+
+    let sts = env.get("apps/v1", "statefulsets", "demo").unwrap();
+    assert_eq!(sts["spec"]["replicas"], json!(3));
+    assert_eq!(sts["spec"]["serviceName"], json!("demo-headless"));
+
+    let qc = env.current("demo");
+    let st = status(&qc);
+    assert_eq!(st.phase, ClusterPhase::Creating);
+    assert_eq!(st.observed_generation, qc.metadata.generation);
+    assert_eq!(
+        st.selector.as_deref(),
+        Some("app.kubernetes.io/instance=demo,app.kubernetes.io/name=qdrant")
+    );
+    assert_eq!(
+        st.endpoints.as_ref().unwrap().http,
+        "http://demo.qdrant.svc:6333"
+    );
+    assert_eq!(
+        st.auth
+            .as_ref()
+            .unwrap()
+            .api_key_secret_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "demo-api-key"
+    );
+    for t in [
+        types::READY,
+        types::PROGRESSING,
+        types::DEGRADED,
+        types::PAUSED,
+    ] {
+        condition(&qc, t);
+    }
+    assert_eq!(condition(&qc, types::READY).status, ConditionStatus::False);
+    assert_eq!(
+        condition(&qc, types::PROGRESSING).status,
+        ConditionStatus::True
+    );
+}
+
+#[tokio::test]
+async fn second_reconcile_issues_no_writes() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+    env.mark_statefulset_ready("demo", 0);
+    env.reconcile("demo").await.unwrap();
+    env.fake.clear_requests();
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(
+        env.fake.writes(),
+        vec![],
+        "a no-op reconcile must not write (events included)"
+    );
+    assert!(!env.fake.requests().is_empty(), "it did read");
+}
+
+#[tokio::test]
+async fn deleted_and_edited_children_are_restored() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+
+    assert!(env.fake.remove("v1", "services", Some(NS), "demo-headless"));
+    env.fake.edit("v1", "services", Some(NS), "demo", |s| {
+        s["spec"]["type"] = json!("NodePort")
+    });
+    env.fake
+        .edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
+            s["spec"]["replicas"] = json!(1)
+        });
+    env.fake
+        .edit("v1", "configmaps", Some(NS), "demo-config", |c| {
+            c["data"]["production.yaml"] = json!("cluster: {enabled: false}\n")
+        });
+    env.reconcile("demo").await.unwrap();
+
+    let headless = env
+        .get("v1", "services", "demo-headless")
+        .expect("headless Service restored");
+    assert_eq!(headless["spec"]["clusterIP"], json!("None"));
+    assert_eq!(
+        env.get("v1", "services", "demo").unwrap()["spec"]["type"],
+        json!("ClusterIP")
+    );
+    assert_eq!(
+        env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["replicas"],
+        json!(3)
+    );
+    let config = env.get("v1", "configmaps", "demo-config").unwrap();
+    assert!(
+        config["data"]["production.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("enabled: true")
+    );
+}
+
+#[tokio::test]
+async fn deleted_generated_secret_is_recreated_but_an_existing_one_is_never_overwritten() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+    let before = env.get("v1", "secrets", "demo-api-key").unwrap();
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(
+        env.get("v1", "secrets", "demo-api-key").unwrap()["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    env.fake.remove("v1", "secrets", Some(NS), "demo-api-key");
+    env.reconcile("demo").await.unwrap();
+    assert!(env.get("v1", "secrets", "demo-api-key").is_some());
+}
+
+#[tokio::test]
+async fn config_change_rolls_the_statefulset() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+    let hash = |env: &Env| {
+        env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION].clone()
+    };
+    let before = hash(&env);
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["config"] = json!({"log_level": "DEBUG"})
+    });
+    env.reconcile("demo").await.unwrap();
+    assert_ne!(
+        hash(&env),
+        before,
+        "config hash on the pod template must change"
+    );
+    let config = env.get("v1", "configmaps", "demo-config").unwrap();
+    assert!(
+        config["data"]["production.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("log_level: DEBUG")
+    );
+
+    // An image change is a template change too.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["image"] = json!({"tag": "v1.18.1"})
+    });
+    env.reconcile("demo").await.unwrap();
+    let sts = env.get("apps/v1", "statefulsets", "demo").unwrap();
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!("qdrant/qdrant:v1.18.1")
+    );
+}
+
+#[tokio::test]
+async fn pause_stops_changes() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["metadata"]["annotations"] = json!({"qdrant.operator.dev/paused": "true"});
+        q["spec"]["replicas"] = json!(5);
+    });
+    env.fake.clear_requests();
+    env.reconcile("demo").await.unwrap();
+    let writes = env.writes_excluding_events();
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.ends_with("/qdrantclusters/demo/status")),
+        "only status may be written: {writes:?}"
+    );
+    assert_eq!(
+        env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["replicas"],
+        json!(3)
+    );
+    let qc = env.current("demo");
+    assert_eq!(status(&qc).phase, ClusterPhase::Paused);
+    assert_eq!(condition(&qc, types::PAUSED).status, ConditionStatus::True);
+
+    // Unpause: the change goes through.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["metadata"]["annotations"] = json!({})
+    });
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(
+        env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["replicas"],
+        json!(5)
+    );
+    assert_eq!(
+        condition(&env.current("demo"), types::PAUSED).status,
+        ConditionStatus::False
+    );
+}
+
+#[tokio::test]
+async fn conflicts_and_server_errors_are_retried_with_backoff() {
+    for code in [409, 500, 503] {
+        let env = env();
+        env.seed("demo", three_node());
+        env.fake.fail_next(Failure {
+            method: Some(http::Method::PATCH),
+            path_contains: Some("statefulsets".into()),
+            status: code,
+            times: 2,
+        });
+        let qc = Arc::new(env.current("demo"));
+        let err = env
+            .reconcile("demo")
+            .await
+            .expect_err("injected failure surfaces");
+        assert!(err.is_transient(), "{code} must be transient: {err}");
+        let first = error_policy(qc.clone(), &err, env.ctx.clone());
+        let err = env
+            .reconcile("demo")
+            .await
+            .expect_err("second injected failure");
+        let second = error_policy(qc.clone(), &err, env.ctx.clone());
+        assert_ne!(first, second, "backoff delay changes between attempts");
+        // Default backoff: 1 s, doubling, with up to one base delay of jitter.
+        let in_range = |a: &Action, lo: u64, hi: u64| {
+            (lo..=hi).any(|ms| *a == Action::requeue(Duration::from_millis(ms)))
+        };
+        assert!(
+            !in_range(&first, 0, 999),
+            "first delay is at least the 1 s minimum: {first:?}"
+        );
+        env.reconcile("demo")
+            .await
+            .expect("succeeds once the API server recovers");
+        assert!(
+            env.get("apps/v1", "statefulsets", "demo").is_some(),
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_spec_sets_a_condition_and_applies_nothing() {
+    let env = env();
+    env.seed(
+        "bad",
+        json!({"replicas": 3, "config": {"service": {"api_key": "hunter2"}}}),
+    );
+    env.reconcile("bad")
+        .await
+        .expect("a bad spec is not an error to retry");
+    let qc = env.current("bad");
+    assert_eq!(status(&qc).phase, ClusterPhase::Failed);
+    let ready = condition(&qc, types::READY);
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(
+        ready.message.contains("spec.config.service.api_key"),
+        "{}",
+        ready.message
+    );
+    assert!(env.get("apps/v1", "statefulsets", "bad").is_none());
+    assert!(env.get("v1", "configmaps", "bad-config").is_none());
+    assert!(
+        env.fake
+            .list("events.k8s.io/v1", "events", Some(NS))
+            .iter()
+            .any(|e| e["reason"] == json!("InvalidSpec"))
+    );
+    // Reported once: the next reconcile writes nothing.
+    env.fake.clear_requests();
+    env.reconcile("bad").await.unwrap();
+    assert_eq!(env.fake.writes(), vec![]);
+}
+
+#[tokio::test]
+async fn missing_user_secret_blocks_with_a_condition() {
+    let env = env();
+    env.seed("byo", json!({"replicas": 1, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}}}}));
+    env.reconcile("byo").await.unwrap();
+    assert!(
+        env.get("v1", "secrets", "my-key").is_none(),
+        "a referenced Secret is never created"
+    );
+    assert!(env.get("v1", "secrets", "byo-api-key").is_none());
+    let ready = condition(&env.current("byo"), types::READY);
+    assert_eq!(ready.reason, "SecretNotFound");
+    assert!(ready.message.contains("my-key"));
+    let sts = env.get("apps/v1", "statefulsets", "byo").unwrap();
+    let env_vars = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let key_var = env_vars
+        .iter()
+        .find(|e| e["name"] == json!("QDRANT__SERVICE__API_KEY"))
+        .unwrap();
+    assert_eq!(
+        key_var["valueFrom"]["secretKeyRef"],
+        json!({"name": "my-key", "key": "token", "optional": false})
+    );
+    // Once the user creates it, the block clears.
+    env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-key", "namespace": NS}, "data": {"token": "czNjcjN0"}}));
+    env.reconcile("byo").await.unwrap();
+    assert_ne!(
+        condition(&env.current("byo"), types::READY).reason,
+        "SecretNotFound"
+    );
+}
+
+#[tokio::test]
+async fn disabling_the_pdb_deletes_it() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+    assert!(
+        env.get("policy/v1", "poddisruptionbudgets", "demo")
+            .is_some()
+    );
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["podDisruptionBudget"] = json!({"enabled": false})
+    });
+    env.reconcile("demo").await.unwrap();
+    assert!(
+        env.get("policy/v1", "poddisruptionbudgets", "demo")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
+    let mut env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+
+    // One fake Qdrant per pod, each answering GET /cluster as that peer, requiring the
+    // generated key.
+    let key = {
+        let s = env.get("v1", "secrets", "demo-api-key").unwrap();
+        s["stringData"]["api-key"].as_str().unwrap().to_string()
+    };
+    let names = Names::of(&env.current("demo"));
+    let peers: Vec<(u64, String)> = (0..3)
+        .map(|i| (100 + i as u64, format!("{}/", names.peer_uri(i))))
+        .collect();
+    let mut fakes = vec![];
+    for i in 0..3u64 {
+        let state = ClusterState {
+            peer_id: 100 + i,
+            peers: peers.clone(),
+            leader: Some(100),
+            role: Some(if i == 0 {
+                RaftRole::Leader
+            } else {
+                RaftRole::Follower
+            }),
+            term: 2,
+            commit: 10,
+            pending_operations: 0,
+        };
+        fakes.push(
+            FakeQdrant::start(FakeQdrantOptions {
+                api_key: Some(key.clone()),
+                cluster: Some(state),
+                ..FakeQdrantOptions::default()
+            })
+            .await,
+        );
+    }
+    let urls: Vec<_> = fakes.iter().map(FakeQdrant::url).collect();
+    Arc::get_mut(&mut env.ctx).unwrap().peer_urls =
+        Arc::new(move |_, i| urls.get(i as usize).cloned());
+
+    env.mark_statefulset_ready("demo", 3);
+    env.reconcile("demo").await.unwrap();
+    let qc = env.current("demo");
+    let st = status(&qc);
+    assert_eq!(st.phase, ClusterPhase::Running);
+    assert_eq!(st.ready_replicas, 3);
+    assert_eq!(st.ready_replicas_text.as_deref(), Some("3/3"));
+    assert_eq!(
+        st.version.as_deref(),
+        Some(api_types::cluster::DEFAULT_QDRANT_TAG)
+    );
+    assert_eq!(condition(&qc, types::READY).status, ConditionStatus::True);
+    assert_eq!(
+        condition(&qc, types::PROGRESSING).status,
+        ConditionStatus::False
+    );
+    assert_eq!(st.raft_leader, Some(100));
+    let got: Vec<_> = st
+        .peers
+        .iter()
+        .map(|p| (p.pod.as_str(), p.peer_id, p.raft_role.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("demo-0", 100, Some("Leader")),
+            ("demo-1", 101, Some("Follower")),
+            ("demo-2", 102, Some("Follower"))
+        ]
+    );
+    assert_eq!(
+        st.peers[1].uri,
+        "http://demo-1.demo-headless.qdrant.svc:6335/"
+    );
+    assert!(
+        fakes
+            .iter()
+            .all(|f| f.requests().iter().any(|(_, p)| p == "/cluster"))
+    );
+
+    // A peer going unready after Running is Degraded.
+    env.mark_statefulset_ready("demo", 2);
+    env.reconcile("demo").await.unwrap();
+    let qc = env.current("demo");
+    assert_eq!(status(&qc).phase, ClusterPhase::Degraded);
+    assert_eq!(
+        condition(&qc, types::DEGRADED).status,
+        ConditionStatus::True
+    );
+    assert_eq!(condition(&qc, types::READY).status, ConditionStatus::False);
+}
