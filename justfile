@@ -1,0 +1,65 @@
+# Every routine command of the Qdrant operator. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Show the recipes.
+default:
+    @just --list
+
+# Build every crate.
+build:
+    cargo build --workspace --all-targets
+
+# The whole test suite (fake API server, fake Qdrant; real Qdrant too when QDRANT_URL is set).
+test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v cargo-nextest >/dev/null; then
+        cargo nextest run --workspace --all-features --no-fail-fast
+    else
+        cargo test --workspace --all-features --no-fail-fast
+    fi
+
+# Write crds/ from the Rust types.
+crds:
+    cargo run -q -p api-types --bin crdgen -- crds
+
+# Fail when crds/ differs from what crdgen writes (the test suite checks this too).
+crds-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp=$(mktemp -d)
+    cargo run -q -p api-types --bin crdgen -- "$tmp" >/dev/null
+    diff -ru crds "$tmp" || { echo "crds/ is stale: run 'just crds' and commit" >&2; exit 1; }
+
+# Format check and clippy with warnings denied.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Print the objects the controller would apply for a QdrantCluster file (no cluster needed).
+render file="examples/qdrantcluster-3-node.yaml":
+    cargo run -q -p cluster-controller -- render -f {{file}}
+
+# Run the cluster-controller against the current kube context (leader election off).
+run *args:
+    cargo run -p cluster-controller -- run --leader-election=false {{args}}
+
+# Render the kustomize base (CRDs + controller) as installed on a cluster.
+deploy-render:
+    kubectl kustomize deploy/base
+
+# End-to-end tests against the current kube context (skipped when no cluster is reachable).
+e2e:
+    bash e2e/run.sh
+
+# Benchmarks: print figures (reconcile throughput, no-op writes, peak RSS).
+bench:
+    cargo run --release -q -p cluster-controller --example bench
+
+# What CI runs: lint, CRD freshness, all tests.
+ci: lint crds-check test
