@@ -76,7 +76,8 @@ pub struct QdrantClusterSpec {
     pub image: ImageSpec,
 
     /// Number of Qdrant peers (pods). Each peer holds a share of the shards. Also the target of
-    /// `kubectl scale`.
+    /// `kubectl scale`. Scaling down does not yet move shards off the leaving peers first: move
+    /// or replicate them before lowering this value.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1, max = 100))]
     pub replicas: i32,
@@ -92,8 +93,8 @@ pub struct QdrantClusterSpec {
     /// Free-form Qdrant configuration merged into config.yaml (see Qdrant's configuration
     /// reference). Keys the operator owns are refused: cluster.enabled, cluster.p2p.port,
     /// service.http_port, service.grpc_port, service.host, service.api_key,
-    /// service.read_only_api_key, service.enable_tls, cluster.p2p.enable_tls, tls,
-    /// storage.storage_path, storage.snapshots_path.
+    /// service.read_only_api_key, service.jwt_rbac, service.enable_tls, cluster.p2p.enable_tls,
+    /// tls, storage.storage_path, storage.snapshots_path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::preserve_unknown_object")]
     pub config: Option<serde_json::Value>,
@@ -212,8 +213,9 @@ impl PullPolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistenceSpec {
-    /// Size of each peer's volume, a Kubernetes quantity such as `10Gi`. Growing it expands
-    /// the PersistentVolumeClaims (when the StorageClass allows it); shrinking is refused.
+    /// Size of each peer's volume, a Kubernetes quantity such as `10Gi`. Set when the cluster
+    /// is created: the StatefulSet's claim templates are immutable, and expanding existing
+    /// PersistentVolumeClaims is not implemented yet, so later changes are not applied.
     #[serde(default = "default_size")]
     #[schemars(length(max = 64))]
     #[schemars(regex(
@@ -417,7 +419,8 @@ pub struct PodSpec {
     /// privilege escalation, all capabilities dropped, read-only root filesystem).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_security_context: Option<SecurityContext>,
-    /// ServiceAccount of the pods.
+    /// ServiceAccount of the pods. Without it, no API token is mounted (Qdrant does not use
+    /// the Kubernetes API); with it, the token is mounted for sidecars that need one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Extra environment variables of the Qdrant container (e.g. `QDRANT__LOG_LEVEL`). Names

@@ -54,7 +54,11 @@ fn cel_errors(obj: &Value, old: Option<&Value>) -> Vec<String> {
 /// `v` with the field at `pointer` set (created in its parent object when absent).
 fn with(mut v: Value, pointer: &str, value: Value) -> Value {
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent).unwrap().as_object_mut().unwrap().insert(key.to_string(), value);
+    v.pointer_mut(parent)
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .insert(key.to_string(), value);
     v
 }
 

@@ -27,5 +27,11 @@ fn main() -> ExitCode {
         }
         println!("wrote {}", path.display());
     }
+    let path = dir.join("kustomization.yaml");
+    if let Err(e) = std::fs::write(&path, api_types::crd::kustomization()) {
+        eprintln!("crdgen: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    println!("wrote {}", path.display());
     ExitCode::SUCCESS
 }
