@@ -1,7 +1,7 @@
 //! The cluster-controller: reconciles QdrantCluster into a running Qdrant cluster.
 //!
-//! Reconcile is a named pipeline (see [`reconcile`]): dereference (read the live StatefulSet
-//! and Secrets) -> validate -> build (pure, one module per child in [`build`]) -> apply
+//! Reconcile is a named pipeline (see [`reconcile`]): validate -> dereference (read the live
+//! StatefulSet and Secrets) -> build (pure, one module per child in [`build`]) -> apply
 //! (server-side apply, field manager [`FIELD_MANAGER`]) -> update status ([`status`]).
 
 pub mod build;

@@ -1,5 +1,5 @@
 //! One reconcile of a QdrantCluster, as a named pipeline:
-//! dereference -> validate -> build -> apply -> update status.
+//! validate -> dereference -> build -> apply -> update status.
 //!
 //! Validate and build never touch the network. Apply reads each child and writes only what
 //! differs, so a reconcile of an unchanged cluster issues no writes; the status is patched

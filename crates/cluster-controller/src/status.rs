@@ -143,6 +143,39 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
         return st;
     }
 
+    // A permanent failure before the StatefulSet could be read: keep what was known.
+    if obs.statefulset.is_none()
+        && let Some((reason, message)) = &obs.blocked
+    {
+        let degraded_known =
+            api_types::conditions::find_condition(&prev.conditions, types::DEGRADED).is_some();
+        set(
+            types::READY,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+        );
+        set(
+            types::PROGRESSING,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+        );
+        if !degraded_known {
+            set(
+                types::DEGRADED,
+                ConditionStatus::Unknown,
+                reason,
+                String::new(),
+            );
+        }
+        st.phase = ClusterPhase::Failed;
+        st.replicas = prev.replicas;
+        st.ready_replicas = prev.ready_replicas;
+        st.ready_replicas_text = prev.ready_replicas_text;
+        return st;
+    }
+
     let desired = qc.spec.replicas;
     let sts_status = obs
         .statefulset
@@ -172,13 +205,16 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
         && !scaling
         && st.ready_replicas >= desired
         && st.replicas == desired;
-    let was_running = matches!(
-        prev.phase,
-        ClusterPhase::Running
-            | ClusterPhase::Scaling
-            | ClusterPhase::Upgrading
-            | ClusterPhase::Degraded
-    );
+    // Once all peers were ready, `version` is set: a cluster coming back from Paused or Failed
+    // is not "Creating" again.
+    let was_running = prev.version.is_some()
+        || matches!(
+            prev.phase,
+            ClusterPhase::Running
+                | ClusterPhase::Scaling
+                | ClusterPhase::Upgrading
+                | ClusterPhase::Degraded
+        );
 
     if all_ready {
         st.version = Some(qc.spec.image.tag.clone());

@@ -352,8 +352,13 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
                     image_pull_secrets: (!spec.image.pull_secrets.is_empty())
                         .then(|| spec.image.pull_secrets.clone()),
                     service_account_name: spec.pod.service_account_name.clone(),
-                    // Qdrant does not talk to the Kubernetes API.
-                    automount_service_account_token: Some(false),
+                    // Qdrant does not talk to the Kubernetes API; a user-chosen service
+                    // account keeps its token for sidecars.
+                    automount_service_account_token: spec
+                        .pod
+                        .service_account_name
+                        .is_none()
+                        .then_some(false),
                     // Service links would inject QDRANT_* variables that Qdrant reads as config.
                     enable_service_links: Some(false),
                     security_context: Some(
