@@ -1,0 +1,149 @@
+//! `just bench`: reconcile throughput, writes of a no-op resync, and peak RSS of the
+//! controller, with N QdrantClusters (default 1,000) in a fake API server.
+//!
+//! The fake API server runs in a child process (this binary with `--serve-fake N`) and is
+//! reached over HTTP on 127.0.0.1, so the peak RSS printed is the controller side's alone: the
+//! real kube client and the real reconcile function, as the Controller runs them. It prints
+//! figures; it asserts nothing about time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::Instant,
+};
+
+use api_types::QdrantCluster;
+use cluster_controller::reconcile::{Context, reconcile};
+use futures::{StreamExt, stream};
+use kube::{Api, api::ListParams};
+use reconcile_lib::{metrics::Metrics, testing::apiserver::FakeApiServer};
+use serde_json::json;
+
+const CONCURRENCY: usize = 16;
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Child: serve a fake API server seeded with `n` clusters; answer `writes` on stdin with the
+/// number of write requests seen so far.
+async fn serve_fake(n: usize) {
+    let fake = FakeApiServer::new();
+    for i in 0..n {
+        fake.insert(json!({
+            "apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+            "metadata": {"name": format!("qc-{i:04}"), "namespace": format!("ns-{}", i % 50)},
+            "spec": {"replicas": 3, "persistence": {"size": "5Gi"},
+                     "auth": {"apiKey": {"generate": true}, "readOnlyApiKey": {"generate": true}}},
+        }));
+    }
+    let addr = fake.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    println!("{addr}");
+    let stdin = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(std::io::stdin()).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if line.trim() == "writes" {
+                let w = fake.writes();
+                let events = w.iter().filter(|r| r.path.contains("/events")).count();
+                println!("{} {}", w.len(), events);
+            }
+        }
+    });
+    let _ = stdin.await;
+}
+
+async fn pass(api: &Api<QdrantCluster>, ctx: &Arc<Context>) -> (usize, f64) {
+    let start = Instant::now();
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let n = list.items.len();
+    let errors = stream::iter(list.items)
+        .map(|qc| reconcile(Arc::new(qc), ctx.clone()))
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| futures::future::ready(r.is_err()))
+        .count()
+        .await;
+    assert_eq!(errors, 0, "reconcile errors in the benchmark");
+    (n, start.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    reconcile_lib::runtime::install_crypto_provider();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-fake") {
+        serve_fake(args[2].parse().unwrap()).await;
+        return;
+    }
+    let n: usize = std::env::var("BENCH_CLUSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-fake", &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut child_in = child.stdin.take().unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let url = format!("http://{}", line.trim());
+    let mut writes = || {
+        writeln!(child_in, "writes").unwrap();
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        let mut it = l.split_whitespace().map(|x| x.parse::<usize>().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    };
+
+    let config = kube::Config::new(url.parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::new(Metrics::new("bench")),
+    ));
+    let api: Api<QdrantCluster> = Api::all(client);
+    let rss_start = peak_rss_kib();
+
+    let (count, first) = pass(&api, &ctx).await;
+    let (w1, e1) = writes();
+    let (_, second) = pass(&api, &ctx).await;
+    let (w2, e2) = writes();
+
+    println!(
+        "cluster-controller benchmark: {count} QdrantClusters, fake API server over HTTP on 127.0.0.1 (separate process), concurrency {CONCURRENCY}"
+    );
+    println!(
+        "  first full reconcile:   {first:8.2} s  ({:7.1} clusters/s), {w1} writes ({e1} of them events)",
+        count as f64 / first
+    );
+    println!(
+        "  no-op resync:           {second:8.2} s  ({:7.1} clusters/s), {} writes ({} events)  [goal: 0]",
+        count as f64 / second,
+        w2 - w1,
+        e2 - e1
+    );
+    println!(
+        "  controller peak RSS:    {:8.1} MiB  (at start {:.1} MiB)  [goal: < 30 MiB]",
+        peak_rss_kib() as f64 / 1024.0,
+        rss_start as f64 / 1024.0
+    );
+    drop(child_in);
+    let _ = child.kill();
+    let _ = child.wait();
+}

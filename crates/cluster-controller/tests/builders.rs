@@ -1,0 +1,446 @@
+//! Builder tests (TESTING.md layer 1): targeted assertions on what matters in each child, plus
+//! two small reviewed snapshots (config.yaml and the start script).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use api_types::QdrantCluster;
+use cluster_controller::build::{self, Names, Observed, statefulset};
+use k8s_openapi::api::core::v1::Container;
+use serde_json::{Value, json};
+
+fn qc(spec: Value) -> QdrantCluster {
+    let mut qc: QdrantCluster = serde_json::from_value(json!({
+        "apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "demo", "namespace": "prod", "uid": "1234"},
+        "spec": spec,
+    }))
+    .unwrap();
+    qc.metadata.generation = Some(1);
+    qc
+}
+
+fn three_node() -> QdrantCluster {
+    qc(json!({"replicas": 3, "persistence": {"size": "5Gi"},
+        "auth": {"apiKey": {"generate": true}, "readOnlyApiKey": {"generate": true}}}))
+}
+
+fn qdrant_container(qc: &QdrantCluster) -> Container {
+    let sts = build::build(qc, &Observed::default()).unwrap().statefulset;
+    sts.spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .find(|c| c.name == "qdrant")
+        .unwrap()
+}
+
+#[test]
+fn config_yaml_snapshot() {
+    let yaml = build::config::config_yaml(&qc(json!({"config": {"log_level": "INFO", "storage": {"performance": {"max_search_threads": 2}}}})).spec).unwrap();
+    insta::assert_snapshot!(yaml, @r#"
+    cluster:
+      enabled: true
+      p2p:
+        port: 6335
+    log_level: INFO
+    service:
+      grpc_port: 6334
+      host: "0.0.0.0"
+      http_port: 6333
+    storage:
+      performance:
+        max_search_threads: 2
+      snapshots_path: /qdrant/snapshots
+      storage_path: /qdrant/storage
+    "#);
+}
+
+#[test]
+fn start_script_snapshot() {
+    insta::assert_snapshot!(statefulset::start_script(&Names::of(&three_node())), @r#"
+    set -e
+    if [ "${POD_NAME##*-}" = "0" ]; then
+      exec ./entrypoint.sh --uri "http://${POD_NAME}.demo-headless.prod.svc:6335"
+    else
+      exec ./entrypoint.sh --bootstrap "http://demo-0.demo-headless.prod.svc:6335" --uri "http://${POD_NAME}.demo-headless.prod.svc:6335"
+    fi
+    "#);
+}
+
+#[test]
+fn start_script_picks_uri_for_pod_zero_and_bootstrap_for_the_others() {
+    // Run the script's branch logic in a real shell, with `./entrypoint.sh` replaced by echo.
+    let script = statefulset::start_script(&Names::of(&three_node()))
+        .replace("exec ./entrypoint.sh", "echo");
+    let run = |pod: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("POD_NAME", pod)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(
+        run("demo-0"),
+        "--uri http://demo-0.demo-headless.prod.svc:6335"
+    );
+    assert_eq!(
+        run("demo-1"),
+        "--bootstrap http://demo-0.demo-headless.prod.svc:6335 --uri http://demo-1.demo-headless.prod.svc:6335"
+    );
+    assert_eq!(
+        run("demo-10"),
+        "--bootstrap http://demo-0.demo-headless.prod.svc:6335 --uri http://demo-10.demo-headless.prod.svc:6335"
+    );
+}
+
+#[test]
+fn statefulset_shape() {
+    let qc = three_node();
+    let sts = build::build(&qc, &Observed::default()).unwrap().statefulset;
+    assert_eq!(
+        sts.metadata.owner_references.as_ref().unwrap()[0].uid,
+        "1234"
+    );
+    let spec = sts.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(spec.service_name.as_deref(), Some("demo-headless"));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let retention = spec.persistent_volume_claim_retention_policy.unwrap();
+    assert_eq!(
+        (
+            retention.when_deleted.as_deref(),
+            retention.when_scaled.as_deref()
+        ),
+        (Some("Retain"), Some("Retain"))
+    );
+    let pvc = &spec.volume_claim_templates.as_ref().unwrap()[0];
+    let pvc_spec = pvc.spec.as_ref().unwrap();
+    assert_eq!(pvc.metadata.name.as_deref(), Some("storage"));
+    assert_eq!(
+        pvc_spec
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "5Gi"
+    );
+    assert_eq!(
+        pvc_spec.access_modes,
+        Some(vec!["ReadWriteOnce".to_string()])
+    );
+    let selector = spec.selector.match_labels.unwrap();
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    assert!(
+        selector
+            .iter()
+            .all(|(k, v)| template_labels.get(k) == Some(v)),
+        "template carries the selector labels"
+    );
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.enable_service_links, Some(false));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let psc = pod.security_context.unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    // Default soft anti-affinity across nodes.
+    let anti = pod.affinity.unwrap().pod_anti_affinity.unwrap();
+    let term = &anti
+        .preferred_during_scheduling_ignored_during_execution
+        .unwrap()[0];
+    assert_eq!(
+        term.pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    assert!(
+        anti.required_during_scheduling_ignored_during_execution
+            .is_none()
+    );
+    let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(volumes, ["config", "init", "tmp"]);
+}
+
+#[test]
+fn qdrant_container_shape() {
+    let c = qdrant_container(&three_node());
+    assert_eq!(c.image.as_deref(), Some("qdrant/qdrant:v1.18.0"));
+    let ports: Vec<_> = c
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.unwrap(), p.container_port))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("http".into(), 6333),
+            ("grpc".into(), 6334),
+            ("p2p".into(), 6335)
+        ]
+    );
+    assert_eq!(
+        c.command,
+        Some(vec!["/bin/sh".to_string(), "-c".to_string()])
+    );
+    let startup = c.startup_probe.unwrap().http_get.unwrap();
+    assert_eq!(startup.path.as_deref(), Some("/healthz"));
+    let readiness = c.readiness_probe.unwrap().http_get.unwrap();
+    assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+    assert!(
+        c.liveness_probe.is_none(),
+        "no liveness probe: a busy indexer must not be killed"
+    );
+    let sc = c.security_context.unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+    let env = c.env.unwrap();
+    let names: Vec<_> = env.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "POD_NAME",
+            "QDRANT_INIT_FILE_PATH",
+            "QDRANT__SERVICE__API_KEY",
+            "QDRANT__SERVICE__READ_ONLY_API_KEY"
+        ]
+    );
+    let key = env[2]
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("demo-api-key", "api-key")
+    );
+    assert!(
+        env.iter()
+            .all(|e| e.value.as_deref().is_none_or(|v| !v.contains("api"))),
+        "no key value inline"
+    );
+    let mounts: Vec<_> = c
+        .volume_mounts
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.mount_path, m.sub_path))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("/qdrant/storage".into(), Some("storage".into())),
+            ("/qdrant/snapshots".into(), Some("snapshots".into())),
+            (
+                "/qdrant/config/production.yaml".into(),
+                Some("production.yaml".into())
+            ),
+            ("/qdrant/init".into(), None),
+            ("/tmp".into(), None),
+        ]
+    );
+}
+
+#[test]
+fn user_pod_settings_are_honoured() {
+    let qc = qc(json!({
+        "replicas": 2,
+        "image": {"repository": "registry.local/qdrant", "tag": "v1.18.1", "pullPolicy": "Always", "pullSecrets": [{"name": "regcred"}]},
+        "persistence": {"size": "20Gi", "storageClassName": "fast", "retainOnDelete": false},
+        "auth": {"apiKey": {"secretKeyRef": {"name": "mine", "key": "k"}}},
+        "nodeSelector": {"pool": "db"},
+        "tolerations": [{"key": "db", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "high",
+        "pod": {
+            "annotations": {"a": "1"}, "labels": {"team": "search"}, "serviceAccountName": "qsa",
+            "env": [{"name": "QDRANT__LOG_LEVEL", "value": "DEBUG"}],
+            "sidecars": [{"name": "exporter", "image": "busybox"}],
+            "initContainers": [{"name": "warm", "image": "busybox"}],
+            "extraVolumes": [{"name": "certs", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "certs", "mountPath": "/certs"}]
+        }
+    }));
+    api_types::validation::validate_cluster(&qc.spec).unwrap();
+    let sts = build::build(&qc, &Observed::default()).unwrap().statefulset;
+    let spec = sts.spec.unwrap();
+    assert_eq!(
+        spec.persistent_volume_claim_retention_policy
+            .unwrap()
+            .when_scaled
+            .as_deref(),
+        Some("Delete")
+    );
+    assert_eq!(
+        spec.volume_claim_templates.unwrap()[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .storage_class_name
+            .as_deref(),
+        Some("fast")
+    );
+    let meta = spec.template.metadata.unwrap();
+    assert_eq!(meta.labels.unwrap()["team"], "search");
+    let annotations = meta.annotations.unwrap();
+    assert_eq!(annotations["a"], "1");
+    assert_eq!(annotations[build::CONFIG_HASH_ANNOTATION].len(), 64);
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(
+        pod.containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["qdrant", "exporter"]
+    );
+    assert_eq!(pod.init_containers.unwrap()[0].name, "warm");
+    assert_eq!(pod.service_account_name.as_deref(), Some("qsa"));
+    assert_eq!(pod.node_selector.unwrap()["pool"], "db");
+    assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("db"));
+    assert!(
+        pod.affinity.unwrap().pod_anti_affinity.is_none(),
+        "user affinity replaces the default"
+    );
+    assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+    assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+    assert!(pod.volumes.unwrap().iter().any(|v| v.name == "certs"));
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("registry.local/qdrant:v1.18.1"));
+    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+    let env = c.env.as_ref().unwrap();
+    assert!(env.iter().any(|e| e.name == "QDRANT__LOG_LEVEL"));
+    assert!(
+        !env.iter()
+            .any(|e| e.name == "QDRANT__SERVICE__READ_ONLY_API_KEY")
+    );
+    assert!(
+        c.volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_path == "/certs")
+    );
+}
+
+#[test]
+fn live_claim_templates_win_over_the_spec() {
+    let mut qc = three_node();
+    let observed = Observed {
+        volume_claim_templates: Some(vec![statefulset::volume_claim_template(&qc)]),
+    };
+    qc.spec.persistence.size = "50Gi".into();
+    let sts = build::build(&qc, &observed).unwrap().statefulset;
+    let pvc = &sts.spec.unwrap().volume_claim_templates.unwrap()[0];
+    assert_eq!(
+        pvc.spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "5Gi"
+    );
+}
+
+#[test]
+fn services_shape() {
+    let d = build::build(&three_node(), &Observed::default()).unwrap();
+    let h = d.headless_service.spec.unwrap();
+    assert_eq!(h.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(h.publish_not_ready_addresses, Some(true));
+    assert_eq!(
+        h.ports.unwrap().iter().map(|p| p.port).collect::<Vec<_>>(),
+        [6333, 6334, 6335]
+    );
+    let c = d.client_service.spec.unwrap();
+    assert_eq!(c.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(
+        c.ports.unwrap().iter().map(|p| p.port).collect::<Vec<_>>(),
+        [6333, 6334],
+        "p2p is not exposed to clients"
+    );
+
+    let lb = qc(
+        json!({"service": {"type": "LoadBalancer", "annotations": {"x": "y"}, "labels": {"l": "v"}, "loadBalancerSourceRanges": ["10.0.0.0/8"]}}),
+    );
+    let svc = build::build(&lb, &Observed::default())
+        .unwrap()
+        .client_service;
+    assert_eq!(svc.metadata.annotations.unwrap()["x"], "y");
+    let labels = svc.metadata.labels.unwrap();
+    assert_eq!(labels["l"], "v");
+    assert_eq!(labels["app.kubernetes.io/name"], "qdrant");
+    let spec = svc.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        spec.load_balancer_source_ranges,
+        Some(vec!["10.0.0.0/8".to_string()])
+    );
+}
+
+#[test]
+fn pdb_defaults() {
+    assert!(
+        build::build(&qc(json!({"replicas": 1})), &Observed::default())
+            .unwrap()
+            .pdb
+            .is_none()
+    );
+    let pdb = build::build(&three_node(), &Observed::default())
+        .unwrap()
+        .pdb
+        .unwrap();
+    let spec = pdb.spec.unwrap();
+    assert_eq!(
+        spec.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    assert!(
+        spec.selector
+            .unwrap()
+            .match_labels
+            .unwrap()
+            .contains_key("app.kubernetes.io/instance")
+    );
+    let forced =
+        qc(json!({"replicas": 1, "podDisruptionBudget": {"enabled": true, "maxUnavailable": 2}}));
+    assert!(
+        build::build(&forced, &Observed::default())
+            .unwrap()
+            .pdb
+            .is_some()
+    );
+    let off = qc(json!({"replicas": 3, "podDisruptionBudget": {"enabled": false}}));
+    assert!(
+        build::build(&off, &Observed::default())
+            .unwrap()
+            .pdb
+            .is_none()
+    );
+}
+
+#[test]
+fn no_secret_material_in_the_config_map() {
+    let d = build::build(&three_node(), &Observed::default()).unwrap();
+    let yaml = &d.config_map.data.unwrap()["production.yaml"];
+    assert!(!yaml.contains("api_key"));
+    assert_eq!(d.config_map.metadata.name.as_deref(), Some("demo-config"));
+}
