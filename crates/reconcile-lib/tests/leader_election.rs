@@ -1,4 +1,3 @@
-#![cfg(feature = "testing")]
 //! Leader election of `reconcile_lib::runtime::run_until` against the in-process fake API
 //! server: two replicas, one lease.
 //!
@@ -10,6 +9,7 @@
 //! the loser step down within one `retry_period`. The sequential test below avoids the race;
 //! the concurrent one asserts only that the replicas settle on one leader.
 
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -283,4 +283,61 @@ async fn concurrent_replicas_settle_on_one_leader() {
             r.identity
         );
     }
+}
+
+/// Leadership lost behind the leader's back: the controller is stopped, the replica stands by
+/// (no exit), and leads again with a fresh controller once the foreign lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_the_lease_stands_by_and_leads_again() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    init_logs();
+    let fake = FakeApiServer::new();
+    let mut a = Replica::spawn(&fake, "pod-a");
+    wait_until("pod-a to lead", Duration::from_secs(5), || a.active() == 1).await;
+
+    // Another holder appears, with a fresh renewTime (as after a partition healed).
+    let now = serde_json::to_value(MicroTime(k8s_openapi::jiff::Timestamp::now())).unwrap();
+    let seconds = i64::try_from(LEASE_DURATION.as_secs()).unwrap();
+    assert!(fake.edit(
+        "coordination.k8s.io/v1",
+        "leases",
+        Some(NAMESPACE),
+        LEASE,
+        |lease| {
+            lease["spec"]["holderIdentity"] = Value::from("intruder");
+            lease["spec"]["renewTime"] = now.clone();
+            lease["spec"]["acquireTime"] = now;
+            lease["spec"]["leaseDurationSeconds"] = Value::from(seconds);
+        },
+    ));
+    let t0 = Instant::now();
+    wait_until("pod-a to stop its controller", LEASE_DURATION, || {
+        a.active() == 0
+    })
+    .await;
+    assert!(
+        t0.elapsed() < RETRY_PERIOD * 5,
+        "noticed after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(a.clean_stops.load(Ordering::SeqCst), 1, "it saw Shutdown");
+    assert!(!a.metrics.is_leader());
+    assert!(!a.run.is_finished(), "standby, not exit");
+    assert_eq!(http_status(a.addr, "/readyz").await, Some(200));
+
+    // The intruder never renews: once its lease expires pod-a takes over with a new term.
+    wait_until("pod-a to lead again", LEASE_DURATION * 2, || {
+        a.active() == 1
+    })
+    .await;
+    assert_eq!(a.starts(), 2);
+    assert_eq!(holder(&fake).as_deref(), Some("pod-a"));
+    wait_until("pod-a's leader gauge", Duration::from_secs(1), || {
+        a.metrics.is_leader()
+    })
+    .await;
+
+    a.terminate().await.unwrap();
+    assert_eq!(a.clean_stops.load(Ordering::SeqCst), 2);
+    assert_eq!(holder(&fake), None);
 }

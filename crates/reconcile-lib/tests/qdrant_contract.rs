@@ -1,4 +1,3 @@
-#![cfg(feature = "testing")]
 //! Qdrant contract tests (TESTING.md, layer 4).
 //!
 //! Every test in the shared part runs against the in-process fake Qdrant, and also against a
@@ -9,7 +8,7 @@
 //!
 //! The fake-only part covers what cannot be arranged on a real server from outside: exact
 //! cluster states, readiness flips, injected failures, slow replies, headers sent.
-
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
