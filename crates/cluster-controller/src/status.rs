@@ -70,6 +70,10 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
         version: prev.version.clone(),
         peers: prev.peers.clone(),
         raft_leader: prev.raft_leader,
+        // Last known counts; replaced below whenever the StatefulSet was observed.
+        replicas: prev.replicas,
+        ready_replicas: prev.ready_replicas,
+        ready_replicas_text: prev.ready_replicas_text.clone(),
         ..QdrantClusterStatus::default()
     };
     let mut set = |type_: &str, status: ConditionStatus, reason: &str, message: String| {
@@ -90,9 +94,6 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
             ),
         );
         st.phase = ClusterPhase::Paused;
-        st.replicas = prev.replicas;
-        st.ready_replicas = prev.ready_replicas;
-        st.ready_replicas_text = prev.ready_replicas_text;
         // Every condition is set on first sight.
         for t in [types::READY, types::PROGRESSING, types::DEGRADED] {
             if api_types::conditions::find_condition(&st.conditions, t).is_none() {
@@ -137,9 +138,6 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
             String::new(),
         );
         st.phase = ClusterPhase::Failed;
-        st.replicas = prev.replicas;
-        st.ready_replicas = prev.ready_replicas;
-        st.ready_replicas_text = prev.ready_replicas_text;
         return st;
     }
 
@@ -170,9 +168,6 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
             );
         }
         st.phase = ClusterPhase::Failed;
-        st.replicas = prev.replicas;
-        st.ready_replicas = prev.ready_replicas;
-        st.ready_replicas_text = prev.ready_replicas_text;
         return st;
     }
 

@@ -550,4 +550,21 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
         ConditionStatus::True
     );
     assert_eq!(condition(&qc, types::READY).status, ConditionStatus::False);
+
+    // Paused and resumed, a cluster that once ran is Degraded, not back to Creating.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["metadata"]["annotations"] = json!({"qdrant.operator.dev/paused": "true"})
+    });
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(status(&env.current("demo")).phase, ClusterPhase::Paused);
+    assert_eq!(
+        status(&env.current("demo")).ready_replicas,
+        2,
+        "counts kept while paused"
+    );
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["metadata"]["annotations"] = json!({})
+    });
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(status(&env.current("demo")).phase, ClusterPhase::Degraded);
 }
