@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 
 const LEASE: &str = "qdrant-test-controller";
 const NAMESPACE: &str = "default";
-const LEASE_DURATION: Duration = Duration::from_secs(4);
-const RETRY_PERIOD: Duration = Duration::from_millis(200);
+const LEASE_DURATION: Duration = Duration::from_secs(10);
+const RETRY_PERIOD: Duration = Duration::from_millis(500);
 
 fn init_logs() {
     if std::env::var_os("RUST_LOG").is_some() {
