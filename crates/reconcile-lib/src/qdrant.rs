@@ -17,6 +17,11 @@
 //! need no key; this client sends the `api-key` header on every other request and never on
 //! those.
 //!
+//! Collections ([`QdrantClient::collection_info`], `create_collection`, `update_collection`,
+//! `delete_collection`), payload indexes and aliases take and return Qdrant's own JSON shapes
+//! (request bodies as `serde_json::Value`, [`CollectionInfo::config`] exactly as Qdrant reports
+//! it), so the controllers build and compare Qdrant's documents without a second schema here.
+//!
 //! Adding an endpoint is one line on top of the private `request` helper, which builds the URL
 //! from path segments (percent-encoded), sends the key, unwraps the envelope and turns any
 //! failure into a typed [`QdrantError`].
@@ -269,6 +274,203 @@ impl QdrantClient {
         self.health("livez").await
     }
 
+    /// `GET /collections/{name}`: the collection's status, counters, full configuration and
+    /// payload indexes; `Ok(None)` when Qdrant answers 404 (`Not found: Collection `{name}`
+    /// doesn't exist!`). An alias name resolves to its collection, as Qdrant does.
+    ///
+    /// Shape (Qdrant 1.18, `lib/collection/src/operations/types.rs`): `status` (`green`,
+    /// `yellow`, `grey`, `red`), `optimizer_status` (`"ok"` or `{"error": ".."}`),
+    /// `indexed_vectors_count`, `points_count`, `segments_count`, `config` (see
+    /// [`CollectionInfo::config`]), `payload_schema` (`{field: {data_type, params?, points}}`),
+    /// and `update_queue`/`warnings`, which this client ignores. 1.18 no longer sends
+    /// `vectors_count`.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`] except `NotFound`; `BadRequest` (422) for a name Qdrant rejects.
+    pub async fn collection_info(&self, name: &str) -> Result<Option<CollectionInfo>, QdrantError> {
+        match self
+            .request(Method::GET, &["collections", name], &[], None)
+            .await
+        {
+            Ok(info) => Ok(Some(info)),
+            Err(QdrantError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /collections/{name}` with `body` as the `CreateCollection` request (`vectors`,
+    /// `sparse_vectors`, `shard_number`, `sharding_method`, `replication_factor`,
+    /// `write_consistency_factor`, `on_disk_payload`, `hnsw_config`, `wal_config`,
+    /// `optimizers_config`, `quantization_config`, `strict_mode_config`, `metadata`); Qdrant
+    /// answers `result: true` and fills every omitted setting from its own defaults.
+    ///
+    /// # Errors
+    /// An existing collection: `Wrong input: Collection `{name}` already exists!` — see
+    /// [`QdrantError::is_already_exists`], which recognises it whether the server sends it as
+    /// 400 or 409. A name used by an alias: `BadRequest` (`Wrong input: Can't create collection
+    /// with name {name}. Alias with the same name already exists`). A body that does not
+    /// deserialize (e.g. `vectors.size: 0`): `BadRequest` (400, `Format error in JSON body:
+    /// ...`); one that fails validation (e.g. `size` above 65536): `BadRequest` (422,
+    /// `Validation error in JSON body: [...]`). Read-only key: `Unauthorized` (403).
+    pub async fn create_collection(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::PUT,
+            &["collections", name],
+            &[],
+            Some(body.clone()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PATCH /collections/{name}` with `body` as the `UpdateCollection` request: `params`
+    /// (`replication_factor`, `write_consistency_factor`, `read_fan_out_factor`,
+    /// `read_fan_out_delay_ms`, `on_disk_payload`), `hnsw_config`, `optimizers_config` (stored
+    /// and reported as `config.optimizer_config`), `quantization_config` (a config, or
+    /// `"Disabled"` to remove it), `vectors` (`{name: {hnsw_config, quantization_config,
+    /// on_disk}}`, `""` for the unnamed vector), `sparse_vectors`, `strict_mode_config`,
+    /// `metadata`. Only the fields given change. Qdrant applies the sections one after the
+    /// other (optimizers, params, hnsw, vectors, quantization, sparse vectors, strict mode,
+    /// metadata), so a section that fails leaves the earlier ones applied.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `BadRequest` for an unknown vector name (`Wrong
+    /// input: Not existing vector name error: {vector}`), a body that does not deserialize
+    /// (400) or fails validation (422); `Unauthorized` (403) with the read-only key.
+    pub async fn update_collection(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::PATCH,
+            &["collections", name],
+            &[],
+            Some(body.clone()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /collections/{name}`: Qdrant's boolean result, `true` when the collection
+    /// existed and was deleted, `false` when there was none (Qdrant answers 200 either way).
+    /// Its aliases are deleted with it. An alias name is not resolved: it deletes nothing.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`]; `Unauthorized` (403) with the read-only key.
+    pub async fn delete_collection(&self, name: &str) -> Result<bool, QdrantError> {
+        self.request(Method::DELETE, &["collections", name], &[], None)
+            .await
+    }
+
+    /// `PUT /collections/{name}/index?wait=true` with `{"field_name", "field_schema"}`:
+    /// creates (or replaces) a payload index. `field_schema` is a type name (`"keyword"`,
+    /// `"integer"`, `"float"`, `"geo"`, `"text"`, `"bool"`, `"datetime"`, `"uuid"`) or an
+    /// object with `type` and its parameters (e.g. `{"type": "keyword", "is_tenant": true}`).
+    /// Qdrant answers `{"operation_id": N, "status": "completed"}`; the index then shows in
+    /// [`CollectionInfo::payload_schema`].
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `BadRequest` for a schema Qdrant does not know
+    /// (`Format error in JSON body: data did not match any variant of untagged enum
+    /// PayloadFieldSchema ...`); `Unauthorized` (403) with the read-only key.
+    pub async fn create_payload_index(
+        &self,
+        name: &str,
+        field_name: &str,
+        field_schema: &serde_json::Value,
+    ) -> Result<(), QdrantError> {
+        let body = serde_json::json!({"field_name": field_name, "field_schema": field_schema});
+        self.request::<serde_json::Value>(
+            Method::PUT,
+            &["collections", name, "index"],
+            &[("wait", "true")],
+            Some(body),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /collections/{name}/index/{field_name}?wait=true`: drops a payload index.
+    /// Dropping an index that does not exist succeeds too (Qdrant answers 200).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `Unauthorized` (403) with the read-only key.
+    pub async fn delete_payload_index(
+        &self,
+        name: &str,
+        field_name: &str,
+    ) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::DELETE,
+            &["collections", name, "index", field_name],
+            &[("wait", "true")],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /aliases`: every alias, `{"aliases": [{"alias_name", "collection_name"}]}`. Qdrant
+    /// lists them by collection name; the order of aliases of one collection is unspecified.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn list_aliases(&self) -> Result<Vec<AliasDescription>, QdrantError> {
+        self.request::<AliasList>(Method::GET, &["aliases"], &[], None)
+            .await
+            .map(|list| list.aliases)
+    }
+
+    /// `GET /collections/{name}/aliases`: the aliases pointing to `name`, same shape as
+    /// [`Self::list_aliases`]. Qdrant does not check that the collection exists: a missing one
+    /// has no aliases.
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn collection_aliases(
+        &self,
+        name: &str,
+    ) -> Result<Vec<AliasDescription>, QdrantError> {
+        self.request::<AliasList>(Method::GET, &["collections", name, "aliases"], &[], None)
+            .await
+            .map(|list| list.aliases)
+    }
+
+    /// `POST /collections/aliases` with `{"actions": [...]}`, all in one request. Actions:
+    /// `{"create_alias": {"collection_name", "alias_name"}}` (re-points an existing alias),
+    /// `{"delete_alias": {"alias_name"}}` (a missing alias is not an error) and
+    /// `{"rename_alias": {"old_alias_name", "new_alias_name"}}`.
+    ///
+    /// Qdrant runs the actions in order under one lock, so no reader sees a half-switched
+    /// state, but it does not roll back: when an action fails, the actions before it stay
+    /// applied and the ones after it are skipped (`update_aliases` in
+    /// `lib/storage/src/content_manager/toc/collection_meta_ops.rs`). Put actions that may fail
+    /// first, or read the aliases back after an error.
+    ///
+    /// # Errors
+    /// `NotFound` when `create_alias` names a missing collection (`Not found: Collection `{c}`
+    /// doesn't exist!`) or `rename_alias` a missing alias (`Not found: Alias {a} does not
+    /// exists!`); an alias named like an existing collection is refused like creating an
+    /// existing collection ([`QdrantError::is_already_exists`]); an unknown action:
+    /// `BadRequest` (`Format error in JSON body: ...`); `Unauthorized` (403) with the
+    /// read-only key.
+    pub async fn update_aliases(&self, actions: &[serde_json::Value]) -> Result<(), QdrantError> {
+        let body = serde_json::json!({ "actions": actions });
+        self.request::<serde_json::Value>(
+            Method::POST,
+            &["collections", "aliases"],
+            &[],
+            Some(body),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn health(&self, endpoint: &str) -> Result<(), QdrantError> {
         let (url, status, body) = self
             .send(Method::GET, &[endpoint], &[], None, false)
@@ -493,6 +695,53 @@ pub struct VersionInfo {
     pub commit: Option<String>,
 }
 
+/// The result of `GET /collections/{name}` (see [`QdrantClient::collection_info`]). Unknown
+/// fields are ignored; every field but `status` and `config` may be missing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    /// `green` (ready), `yellow` (optimizing), `grey` (optimizations pending, not triggered)
+    /// or `red` (an operation failed and was not recovered).
+    pub status: String,
+    /// `"ok"`, or `{"error": "<message>"}` when an optimizer failed.
+    #[serde(default)]
+    pub optimizer_status: serde_json::Value,
+    /// Approximate number of points.
+    #[serde(default)]
+    pub points_count: Option<u64>,
+    /// Approximate number of vectors in vector indexes (HNSW).
+    #[serde(default)]
+    pub indexed_vectors_count: Option<u64>,
+    /// Number of segments, over all local shards.
+    #[serde(default)]
+    pub segments_count: Option<u64>,
+    /// `result.config` exactly as Qdrant returns it: `params` (`vectors`, `shard_number`,
+    /// `sharding_method`?, `replication_factor`, `write_consistency_factor`,
+    /// `read_fan_out_factor`?, `on_disk_payload`, `sparse_vectors`?), `hnsw_config`,
+    /// `optimizer_config` (note: not `optimizers_config`), `wal_config`,
+    /// `quantization_config` (`null` when off), `strict_mode_config`? and `metadata`?.
+    pub config: serde_json::Value,
+    /// Payload indexes by field: `{"data_type": "keyword", "params"?: {..}, "points": N}`;
+    /// `params` is present when the index was created with an object schema.
+    #[serde(default)]
+    pub payload_schema: BTreeMap<String, serde_json::Value>,
+}
+
+/// One alias, as listed by `GET /aliases` and `GET /collections/{name}/aliases`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AliasDescription {
+    /// The alias.
+    pub alias_name: String,
+    /// The collection it points to.
+    pub collection_name: String,
+}
+
+/// `{"aliases": [...]}`.
+#[derive(Deserialize)]
+struct AliasList {
+    #[serde(default)]
+    aliases: Vec<AliasDescription>,
+}
+
 /// A failed Qdrant call. Messages carry Qdrant's own text; they never contain the API key.
 ///
 /// HTTP status mapping: 401/403 → `Unauthorized`, 404 → `NotFound`, 400/422 → `BadRequest`,
@@ -591,6 +840,20 @@ impl QdrantError {
             Self::Server { .. } => "QdrantServerError",
             Self::UnexpectedResponse { .. } => "QdrantUnexpectedResponse",
             Self::Config { .. } => "QdrantConfigInvalid",
+        }
+    }
+
+    /// True when Qdrant refused to create something that already exists: its message
+    /// `Wrong input: Collection `{name}` already exists!` (creating a collection, or an alias
+    /// named like a collection), whether it came as 400 or as 409. Qdrant 1.18's source maps
+    /// this error to 409 (`src/actix/helpers.rs`), while a 1.18 server was observed answering
+    /// 400; callers that want "create if missing" should test this instead of a status.
+    pub fn is_already_exists(&self) -> bool {
+        match self {
+            Self::BadRequest { message } | Self::Conflict { message } => {
+                message.contains("already exists!")
+            }
+            _ => false,
         }
     }
 

@@ -12,7 +12,63 @@
 //! | `GET /livez`    | 200 text `healthz check passed`                                        |
 //! | `GET /readyz`   | 200 text `all shards are ready` / 503 `some shards are not ready`      |
 //! | `GET /cluster`  | `{"result": {"status": "enabled", "peer_id", "peers", "raft_info", ...}, "status": "ok", "time"}` or `{"result": {"status": "disabled"}, ...}` |
-//! | anything else   | 404, empty body (actix's default)                                      |
+//! | `GET /collections` | `{"collections": [{"name"}]}`                                       |
+//! | `GET /collections/{c}` | the collection info (below); 404 `Not found: Collection `{c}` doesn't exist!` |
+//! | `PUT /collections/{c}` | creates, `result: true`                                         |
+//! | `PATCH /collections/{c}` | updates, `result: true`                                       |
+//! | `DELETE /collections/{c}` | `result: true`, or `false` when there was no such collection |
+//! | `PUT /collections/{c}/index` | `{"operation_id", "status": "completed"}` (`?wait=true`) |
+//! | `DELETE /collections/{c}/index/{field}` | same                                        |
+//! | `GET /aliases`, `GET /collections/{c}/aliases` | `{"aliases": [{"alias_name", "collection_name"}]}` |
+//! | `POST /collections/aliases` | `result: true`                                            |
+//! | anything else   | 404, empty body (actix's default; also for a known path with another method) |
+//!
+//! Collections follow Qdrant 1.18 (`lib/storage/src/content_manager/toc/create_collection.rs`,
+//! `toc/collection_meta_ops.rs`, `lib/collection/src/config.rs`, `operations/config_diff.rs`,
+//! `operations/types.rs`, `src/actix/api/collections_api.rs`, `config/config.yaml`):
+//!
+//! - `PUT` fills the server defaults of the stock `config.yaml` into the stored config:
+//!   `hnsw_config` `{m: 16, ef_construct: 100, full_scan_threshold: 10000,
+//!   max_indexing_threads: 0, on_disk: false}`, `optimizer_config` `{deleted_threshold: 0.2,
+//!   vacuum_min_vector_number: 1000, default_segment_number: 0, max_segment_size: null,
+//!   memmap_threshold: null, indexing_threshold: 10000, flush_interval_sec: 5,
+//!   max_optimization_threads: null, prevent_unoptimized: null}`, `wal_config`
+//!   `{wal_capacity_mb: 32, wal_segments_ahead: 0, wal_retain_closed: 1}`, `params`
+//!   `shard_number` (the number of peers in cluster mode, else 1), `replication_factor: 1`,
+//!   `write_consistency_factor: 1`, `on_disk_payload: true`, `quantization_config: null`;
+//!   `strict_mode_config` and `metadata` only when given (the stock config sets no strict
+//!   mode default). Request bodies are decoded with serde models shaped like Qdrant's own
+//!   (same type names), so a body Qdrant cannot decode gets the same 400 `Format error in JSON
+//!   body: <serde message>` (e.g. `vectors.size: 0`: `data did not match any variant of
+//!   untagged enum VectorsConfig at line 1 column N`), and the range checks Qdrant validates
+//!   answer 422 `Validation error in JSON body: [<path>: value N invalid, must be ...]`.
+//! - An existing collection: [`ALREADY_EXISTS_STATUS`] `Wrong input: Collection `{c}` already
+//!   exists!`; a name used by an alias: 400 `Wrong input: Can't create collection with name
+//!   {c}. Alias with the same name already exists`.
+//! - `GET` answers `{status: "green", optimizer_status: "ok", indexed_vectors_count: 0,
+//!   points_count, segments_count, config, payload_schema, update_queue: {length: 0}}` (no
+//!   `vectors_count`: 1.18 dropped it). `segments_count` is, per shard,
+//!   `default_segment_number` or 2 when that is 0 (Qdrant picks CPUs / 2, at least 2).
+//! - `PATCH` applies `optimizers_config`, `params`, `hnsw_config`, `vectors`,
+//!   `quantization_config` (`"Disabled"` removes it), `sparse_vectors`, `strict_mode_config`,
+//!   `metadata` in that order, each persisted before the next, as Qdrant does: a later section
+//!   that fails (unknown vector: 400 `Wrong input: Not existing vector name error: {v}`) leaves
+//!   the earlier ones applied.
+//! - Collection names in `GET`, `PATCH` and the index routes resolve aliases; `DELETE` does
+//!   not (deleting by alias name answers `false`). Deleting a collection deletes its aliases.
+//! - `POST /collections/aliases` runs the actions in order and stops at the first error
+//!   without rolling back the earlier ones (Qdrant persists each action as it goes):
+//!   `create_alias` to a missing collection: 404 `Not found: Collection `{c}` doesn't exist!`;
+//!   an alias named like a collection: [`ALREADY_EXISTS_STATUS`] `Wrong input: Collection
+//!   `{a}` already exists!`; `create_alias` of an existing alias re-points it; `delete_alias`
+//!   of a missing alias succeeds; `rename_alias` of a missing alias: 404 `Not found: Alias {a}
+//!   does not exists!`.
+//! - Payload indexes: `field_schema` a type name (`payload_schema[f] = {data_type, points:
+//!   0}`) or an object (`{data_type, params, points: 0}`, `params` serialized like Qdrant's
+//!   `*IndexParams`: unset options omitted, except `lookup`/`range`/`is_principal` which
+//!   Qdrant writes as `null`, and text's `tokenizer` which defaults to `word`). No
+//!   `field_schema`: 400 `Bad request: Can't auto-detect field type, please specify
+//!   `field_schema` in the request`. Dropping a missing index succeeds.
 //!
 //! Authentication, when a key is set: the key is read from the `api-key` header, else from
 //! `Authorization: Bearer <key>`; none → 401 text `Must provide an API key or an Authorization
@@ -21,22 +77,23 @@
 //! `/livez` need no key. Errors from handlers use Qdrant's envelope
 //! `{"status": {"error": "<message>"}, "time": <seconds>}`.
 //!
-//! Extending it (collections, shards, snapshots, transfers): add fields to the private `State`,
+//! Extending it (shards, snapshots, transfers): add fields to the private `State`,
 //! a `*_routes()` function returning a `Router<Arc<Shared>>`, merge it in `router()`, and
 //! answer with `ok()` / `error()` so the envelope stays right. Routes usable with the read-only
 //! key other than GETs (search, scroll, ...) go into `READ_ONLY_POST_SUFFIXES`.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State as AxumState};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State as AxumState};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use url::Url;
@@ -52,6 +109,14 @@ pub const MISSING_KEY_MESSAGE: &str = "Must provide an API key or an Authorizati
 pub const WRONG_KEY_MESSAGE: &str = "Invalid API key or JWT";
 /// Qdrant's 403 error message when the read-only key is used for a write.
 pub const READ_ONLY_DENIED_MESSAGE: &str = "Forbidden: Global manage access is required";
+
+/// HTTP status the fake answers `Wrong input: Collection `{c}` already exists!` with (creating
+/// an existing collection, or an alias named like a collection): 400, as observed on a real
+/// Qdrant 1.18 server (`TESTING.md`). Note: Qdrant 1.18's source maps this error
+/// (`StorageError::AlreadyExists`) to 409 in `src/actix/helpers.rs`, and clients report 409
+/// since Qdrant 1.8; if a real server answers 409, this constant is what to change.
+/// [`crate::qdrant::QdrantError::is_already_exists`] accepts both.
+pub const ALREADY_EXISTS_STATUS: StatusCode = StatusCode::BAD_REQUEST;
 
 /// Path suffixes of the POST routes the read-only key may call (reads such as
 /// `/points/search` and `/points/scroll`); none is implemented yet.
@@ -178,6 +243,8 @@ impl FakeQdrant {
                 ready: opts.ready,
                 requests: Vec::new(),
                 faults: Vec::new(),
+                collections: BTreeMap::new(),
+                aliases: BTreeMap::new(),
             }),
         });
         let app = router(shared.clone());
@@ -267,6 +334,54 @@ impl FakeQdrant {
     pub fn clear_requests(&self) {
         self.shared.lock().requests.clear();
     }
+
+    /// The collection `name` (exact name, aliases are not resolved) as `GET
+    /// /collections/{name}` returns it in `result`, or `None` when there is none.
+    pub fn collection(&self, name: &str) -> Option<Value> {
+        let state = self.shared.lock();
+        state.collections.get(name).map(|c| c.info())
+    }
+
+    /// Names of every collection, sorted.
+    pub fn collection_names(&self) -> Vec<String> {
+        self.shared.lock().collections.keys().cloned().collect()
+    }
+
+    /// Sets the `points_count` reported for collection `name` (as if points were written).
+    ///
+    /// # Panics
+    /// When there is no collection `name` (a test bug).
+    pub fn set_points_count(&self, name: &str, points: u64) {
+        let mut state = self.shared.lock();
+        match state.collections.get_mut(name) {
+            Some(collection) => collection.points_count = points,
+            None => panic!("the fake Qdrant has no collection {name:?}"),
+        }
+    }
+
+    /// Changes collection `name`'s stored `config` (the object `GET` returns as
+    /// `result.config`) behind the operator's back, e.g. `|c| c["hnsw_config"]["m"] =
+    /// json!(32)`. Nothing is validated: later `PATCH`es merge into whatever `f` left.
+    ///
+    /// # Panics
+    /// When there is no collection `name` (a test bug).
+    pub fn edit_collection_config(&self, name: &str, f: impl FnOnce(&mut Value)) {
+        let mut state = self.shared.lock();
+        match state.collections.get_mut(name) {
+            Some(collection) => f(&mut collection.config),
+            None => panic!("the fake Qdrant has no collection {name:?}"),
+        }
+    }
+
+    /// Every alias as `(alias_name, collection_name)`, sorted by alias name.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.shared
+            .lock()
+            .aliases
+            .iter()
+            .map(|(alias, collection)| (alias.clone(), collection.clone()))
+            .collect()
+    }
 }
 
 impl Drop for FakeQdrant {
@@ -303,6 +418,10 @@ struct State {
     ready: bool,
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
+    /// Collections by name.
+    collections: BTreeMap<String, FakeCollection>,
+    /// Alias name → collection name.
+    aliases: BTreeMap<String, String>,
 }
 
 impl State {
@@ -347,8 +466,10 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(service_routes())
         .merge(cluster_routes())
+        .merge(collection_routes())
         .route_layer(middleware::from_fn(read_only_gate))
         .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
 }
@@ -558,4 +679,1620 @@ async fn cluster_status(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
         }),
         started,
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collections, payload indexes and aliases
+// ---------------------------------------------------------------------------------------------
+
+/// One collection of the fake.
+struct FakeCollection {
+    /// `result.config` as `GET /collections/{name}` returns it.
+    config: Value,
+    /// Payload indexes by field: `{data_type, params?, points}`.
+    payload_schema: BTreeMap<String, Value>,
+    points_count: u64,
+    /// Sequence number reported by index operations.
+    operation_id: u64,
+}
+
+impl FakeCollection {
+    /// The collection info as `GET /collections/{name}` returns it in `result`.
+    fn info(&self) -> Value {
+        json!({
+            "status": "green",
+            "optimizer_status": "ok",
+            "indexed_vectors_count": 0,
+            "points_count": self.points_count,
+            "segments_count": segments_count(&self.config),
+            "config": self.config,
+            "payload_schema": self.payload_schema,
+            "update_queue": {"length": 0},
+        })
+    }
+}
+
+/// Segments Qdrant creates: per shard, `default_segment_number`, or CPUs / 2 clamped to 2..=8
+/// when that is 0 (2 here). Custom sharding creates no shard until a shard key exists.
+fn segments_count(config: &Value) -> u64 {
+    let params = &config["params"];
+    if params["sharding_method"] == "custom" {
+        return 0;
+    }
+    let shards = params["shard_number"].as_u64().unwrap_or(1);
+    let per_shard = match config["optimizer_config"]["default_segment_number"].as_u64() {
+        Some(0) | None => 2,
+        Some(n) => n,
+    };
+    shards * per_shard
+}
+
+fn collection_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/collections", get(list_collections))
+        .route("/aliases", get(list_all_aliases))
+        // Static before `{name}`: POST is the alias API, every other method is the collection
+        // named `aliases`, as in Qdrant (actix tries each method-guarded route in turn).
+        .route(
+            "/collections/aliases",
+            post(update_aliases)
+                .get(get_collection_aliases_named)
+                .put(create_collection_aliases_named)
+                .patch(update_collection_aliases_named)
+                .delete(delete_collection_aliases_named),
+        )
+        .route(
+            "/collections/{name}",
+            get(get_collection)
+                .put(create_collection)
+                .patch(update_collection)
+                .delete(delete_collection),
+        )
+        .route("/collections/{name}/aliases", get(list_collection_aliases))
+        .route("/collections/{name}/index", put(create_index))
+        .route("/collections/{name}/index/{field}", delete(delete_index))
+}
+
+/// An error reply of a handler: status and Qdrant's message.
+type Failure = (StatusCode, String);
+
+fn reply(result: Result<Value, Failure>, started: Instant) -> Response {
+    match result {
+        Ok(value) => ok(value, started),
+        Err((status, message)) => error(status, &message, started),
+    }
+}
+
+fn collection_not_found(name: &str) -> Failure {
+    (
+        StatusCode::NOT_FOUND,
+        format!("Not found: Collection `{name}` doesn't exist!"),
+    )
+}
+
+fn wrong_input(message: impl std::fmt::Display) -> Failure {
+    (StatusCode::BAD_REQUEST, format!("Wrong input: {message}"))
+}
+
+/// Decodes a JSON body as Qdrant's actix extractor does: a serde failure is 400 `Format error
+/// in JSON body: <serde message>`.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Format error in JSON body: {e}"),
+        )
+    })
+}
+
+/// 422 `Validation error in JSON body: [path: message; ...]` when `errors` is not empty.
+fn validated(mut errors: Vec<String>) -> Result<(), Failure> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    errors.sort();
+    Err((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("Validation error in JSON body: [{}]", errors.join("; ")),
+    ))
+}
+
+impl State {
+    /// The collection name `name` refers to: itself, or the collection of alias `name`.
+    fn resolve(&self, name: &str) -> Result<String, Failure> {
+        let real = self.aliases.get(name).map_or(name, String::as_str);
+        if self.collections.contains_key(real) {
+            Ok(real.to_owned())
+        } else {
+            Err(collection_not_found(real))
+        }
+    }
+
+    fn resolve_mut(&mut self, name: &str) -> Result<&mut FakeCollection, Failure> {
+        let real = self.resolve(name)?;
+        self.collections
+            .get_mut(&real)
+            .ok_or_else(|| collection_not_found(&real))
+    }
+
+    /// Shards of a new auto-sharded collection when the request sets none: one per peer in
+    /// cluster mode, else 1.
+    fn default_shard_number(&self) -> u32 {
+        self.cluster.as_ref().map_or(1, |c| {
+            u32::try_from(c.peers.len().max(1)).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+async fn list_collections(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let started = Instant::now();
+    let names: Vec<Value> = shared
+        .lock()
+        .collections
+        .keys()
+        .map(|name| json!({ "name": name }))
+        .collect();
+    ok(json!({ "collections": names }), started)
+}
+
+/// `/collections/aliases` with a method other than POST: the collection named `aliases`.
+async fn get_collection_aliases_named(shared: AxumState<Arc<Shared>>) -> Response {
+    get_collection(shared, Path("aliases".to_owned())).await
+}
+
+async fn create_collection_aliases_named(shared: AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    create_collection(shared, Path("aliases".to_owned()), body).await
+}
+
+async fn update_collection_aliases_named(shared: AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    update_collection(shared, Path("aliases".to_owned()), body).await
+}
+
+async fn delete_collection_aliases_named(shared: AxumState<Arc<Shared>>) -> Response {
+    delete_collection(shared, Path("aliases".to_owned())).await
+}
+
+async fn get_collection(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let result = state
+        .resolve(&name)
+        .and_then(|real| {
+            state
+                .collections
+                .get(&real)
+                .ok_or_else(|| collection_not_found(&real))
+        })
+        .map(FakeCollection::info);
+    reply(result, started)
+}
+
+async fn create_collection(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let request: model::CreateCollection = decode(&body)?;
+        validated(request.validate())?;
+        request.check_vector_names().map_err(wrong_input)?;
+        let mut state = shared.lock();
+        if state.collections.contains_key(&name) {
+            return Err((
+                ALREADY_EXISTS_STATUS,
+                format!("Wrong input: Collection `{name}` already exists!"),
+            ));
+        }
+        if state.aliases.contains_key(&name) {
+            return Err(wrong_input(format!(
+                "Can't create collection with name {name}. Alias with the same name already exists"
+            )));
+        }
+        let config = request.into_config(state.default_shard_number());
+        state.collections.insert(
+            name.clone(),
+            FakeCollection {
+                config,
+                payload_schema: BTreeMap::new(),
+                points_count: 0,
+                operation_id: 0,
+            },
+        );
+        Ok(json!(true))
+    })();
+    reply(result, started)
+}
+
+async fn update_collection(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let request: model::UpdateCollection = decode(&body)?;
+        validated(request.validate())?;
+        let mut state = shared.lock();
+        let collection = state.resolve_mut(&name)?;
+        request.apply(&mut collection.config).map_err(wrong_input)?;
+        Ok(json!(true))
+    })();
+    reply(result, started)
+}
+
+async fn delete_collection(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let mut state = shared.lock();
+    state.aliases.retain(|_, collection| *collection != name);
+    let existed = state.collections.remove(&name).is_some();
+    ok(json!(existed), started)
+}
+
+/// `{"aliases": [...]}` for `(alias, collection)` pairs, listed by collection then alias.
+fn alias_list<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Value {
+    let mut pairs: Vec<_> = pairs.collect();
+    pairs.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    let aliases: Vec<Value> = pairs
+        .into_iter()
+        .map(|(alias, collection)| json!({"alias_name": alias, "collection_name": collection}))
+        .collect();
+    json!({ "aliases": aliases })
+}
+
+async fn list_all_aliases(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let pairs = state
+        .aliases
+        .iter()
+        .filter(|(_, collection)| state.collections.contains_key(*collection));
+    ok(alias_list(pairs), started)
+}
+
+async fn list_collection_aliases(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let pairs = state
+        .aliases
+        .iter()
+        .filter(|(_, collection)| **collection == name);
+    ok(alias_list(pairs), started)
+}
+
+async fn update_aliases(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let request: model::ChangeAliasesOperation = decode(&body)?;
+        let mut state = shared.lock();
+        // In order, without rollback: Qdrant persists each action before the next one.
+        for action in request.actions {
+            match action {
+                model::AliasOperations::Create(op) => {
+                    let model::CreateAlias {
+                        collection_name,
+                        alias_name,
+                    } = op.create_alias;
+                    if !state.collections.contains_key(&collection_name) {
+                        return Err(collection_not_found(&collection_name));
+                    }
+                    if state.collections.contains_key(&alias_name) {
+                        return Err((
+                            ALREADY_EXISTS_STATUS,
+                            format!("Wrong input: Collection `{alias_name}` already exists!"),
+                        ));
+                    }
+                    state.aliases.insert(alias_name, collection_name);
+                }
+                model::AliasOperations::Delete(op) => {
+                    state.aliases.remove(&op.delete_alias.alias_name);
+                }
+                model::AliasOperations::Rename(op) => {
+                    let model::RenameAlias {
+                        old_alias_name,
+                        new_alias_name,
+                    } = op.rename_alias;
+                    let Some(collection) = state.aliases.remove(&old_alias_name) else {
+                        return Err((
+                            StatusCode::NOT_FOUND,
+                            format!("Not found: Alias {old_alias_name} does not exists!"),
+                        ));
+                    };
+                    state.aliases.insert(new_alias_name, collection);
+                }
+            }
+        }
+        Ok(json!(true))
+    })();
+    reply(result, started)
+}
+
+/// `UpdateResult` of an index operation: `completed` with `wait=true`, else `acknowledged`.
+fn index_update_result(collection: &mut FakeCollection, query: Option<&str>) -> Value {
+    collection.operation_id += 1;
+    let wait = query.is_some_and(|q| q.split('&').any(|pair| pair == "wait=true"));
+    json!({
+        "operation_id": collection.operation_id,
+        "status": if wait { "completed" } else { "acknowledged" },
+    })
+}
+
+async fn create_index(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let request: model::CreateFieldIndex = decode(&body)?;
+        let mut state = shared.lock();
+        let collection = state.resolve_mut(&name)?;
+        let Some(schema) = request.field_schema else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "Bad request: Can't auto-detect field type, please specify `field_schema` in the request"
+                    .to_owned(),
+            ));
+        };
+        collection
+            .payload_schema
+            .insert(request.field_name, schema.index_info());
+        Ok(index_update_result(collection, query.as_deref()))
+    })();
+    reply(result, started)
+}
+
+async fn delete_index(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path((name, field)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let mut state = shared.lock();
+        let collection = state.resolve_mut(&name)?;
+        collection.payload_schema.remove(&field);
+        Ok(index_update_result(collection, query.as_deref()))
+    })();
+    reply(result, started)
+}
+
+/// Serde models of the request bodies, shaped and named like Qdrant 1.18's own request types
+/// (`CreateCollection`, `UpdateCollection`, `VectorsConfig`, `QuantizationConfigDiff`,
+/// `PayloadFieldSchema`, `AliasOperations`, ...) so that a body Qdrant cannot decode fails here
+/// with the same serde message, and the stored config serializes the way Qdrant writes it
+/// (unset options omitted where Qdrant omits them).
+mod model {
+    use std::collections::BTreeMap;
+    use std::num::{NonZeroU32, NonZeroU64};
+
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value, json};
+
+    // ----- Helpers on stored JSON ------------------------------------------------------------
+
+    /// `parent[key]`, turning `parent` into an object first if it is not one (the stored
+    /// config may have been edited into any shape by a test).
+    pub(super) fn field<'a>(parent: &'a mut Value, key: &str) -> &'a mut Value {
+        if !parent.is_object() {
+            *parent = Value::Object(Map::new());
+        }
+        match parent {
+            Value::Object(map) => map.entry(key).or_insert(Value::Null),
+            other => other,
+        }
+    }
+
+    /// Sets every non-null field of `diff` (an object) on `target`: Qdrant's `Option::or`
+    /// merge of a `*Diff` into a config.
+    fn overlay(target: &mut Value, diff: Value) {
+        let Value::Object(diff) = diff else { return };
+        for (key, value) in diff {
+            if !value.is_null() {
+                *field(target, &key) = value;
+            }
+        }
+    }
+
+    /// `value` as the JSON Qdrant writes for it. Through text, not `to_value`: an `f32` such as
+    /// a quantile of 0.99 is written `0.99`, while `to_value` would widen it to
+    /// 0.9900000095367432.
+    fn to_json<T: Serialize>(value: &T) -> Value {
+        serde_json::to_vec(value)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Removes `key` from `target` when it is an object.
+    fn remove(target: &mut Value, key: &str) {
+        if let Value::Object(map) = target {
+            map.remove(key);
+        }
+    }
+
+    /// `path: value V invalid, must be ...` as Qdrant's `describe_error` words a range error.
+    fn range_error(path: &str, value: Value, min: Option<Value>, max: Option<Value>) -> String {
+        let bound = match (min, max) {
+            (Some(min), Some(max)) => format!("must be from {min} to {max}"),
+            (Some(min), None) => format!("must be {min} or larger"),
+            (None, Some(max)) => format!("must be {max} or smaller"),
+            (None, None) => "is out of range".to_owned(),
+        };
+        format!("{path}: value {value} invalid, {bound}")
+    }
+
+    fn at_least<T: Serialize + PartialOrd>(
+        errors: &mut Vec<String>,
+        path: &str,
+        value: Option<T>,
+        min: T,
+    ) {
+        if let Some(value) = value
+            && value < min
+        {
+            errors.push(range_error(
+                path,
+                to_json(&value),
+                Some(to_json(&min)),
+                None,
+            ));
+        }
+    }
+
+    fn within<T: Serialize + PartialOrd>(
+        errors: &mut Vec<String>,
+        path: &str,
+        value: Option<T>,
+        min: T,
+        max: T,
+    ) {
+        if let Some(value) = value
+            && (value < min || value > max)
+        {
+            errors.push(range_error(
+                path,
+                to_json(&value),
+                Some(to_json(&min)),
+                Some(to_json(&max)),
+            ));
+        }
+    }
+
+    /// Qdrant's `validate_iter` over map values: one failing item is reported under `?`,
+    /// several under `?[i]` (i counting failing items only).
+    fn validate_each<'a, T: 'a>(
+        errors: &mut Vec<String>,
+        prefix: &str,
+        items: impl Iterator<Item = &'a T>,
+        validate: impl Fn(&T, &str) -> Vec<String>,
+    ) {
+        let failing: Vec<&T> = items
+            .filter(|item| !validate(item, "").is_empty())
+            .collect();
+        let many = failing.len() > 1;
+        for (index, item) in failing.into_iter().enumerate() {
+            let path = if many {
+                format!("{prefix}.?[{index}].")
+            } else {
+                format!("{prefix}.?.")
+            };
+            errors.extend(validate(item, &path));
+        }
+    }
+
+    // ----- Vectors ---------------------------------------------------------------------------
+
+    /// Distance function, spelled as Qdrant does (`Cosine`, `Euclid`, `Dot`, `Manhattan`).
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    pub(super) enum Distance {
+        Cosine,
+        Euclid,
+        Dot,
+        Manhattan,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum Datatype {
+        Float32,
+        Uint8,
+        Float16,
+        Turbo4,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum MultiVectorComparator {
+        MaxSim,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    pub(super) struct MultiVectorConfig {
+        comparator: MultiVectorComparator,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct VectorParams {
+        size: NonZeroU64,
+        distance: Distance,
+        #[serde(default, skip_serializing_if = "hnsw_diff_is_empty")]
+        hnsw_config: Option<HnswConfigDiff>,
+        #[serde(
+            default,
+            alias = "quantization",
+            skip_serializing_if = "Option::is_none"
+        )]
+        quantization_config: Option<QuantizationConfig>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        datatype: Option<Datatype>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        multivector_config: Option<MultiVectorConfig>,
+    }
+
+    impl VectorParams {
+        fn validate(&self, prefix: &str) -> Vec<String> {
+            let mut errors = Vec::new();
+            within(
+                &mut errors,
+                &format!("{prefix}size"),
+                Some(self.size.get()),
+                1,
+                65536,
+            );
+            if let Some(hnsw) = &self.hnsw_config {
+                errors.extend(hnsw.validate(&format!("{prefix}hnsw_config.")));
+            }
+            errors
+        }
+    }
+
+    /// One unnamed vector (`{"size", "distance"}`) or named vectors (`{"name": {...}}`).
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    #[serde(untagged)]
+    pub(super) enum VectorsConfig {
+        Single(VectorParams),
+        Multi(BTreeMap<String, VectorParams>),
+    }
+
+    impl Default for VectorsConfig {
+        fn default() -> Self {
+            Self::Multi(BTreeMap::new())
+        }
+    }
+
+    /// True when a stored `params.vectors` is the single unnamed vector.
+    fn is_single(vectors: &Value) -> bool {
+        vectors.get("size").is_some_and(Value::is_number)
+            && vectors.get("distance").is_some_and(Value::is_string)
+    }
+
+    /// Qdrant's `validate_vector_name`: at most 200 bytes, no filesystem-unsafe character.
+    fn vector_name_error(name: &str) -> Option<String> {
+        const INVALID: [char; 11] = ['<', '>', ':', '"', '/', '\\', '|', '?', '*', '\0', '\u{1F}'];
+        if name.len() > 200 {
+            return Some("vector name must be at most 200 bytes long".to_owned());
+        }
+        INVALID
+            .into_iter()
+            .find(|c| name.contains(*c))
+            .map(|c| format!("vector name cannot contain \"{c}\" char"))
+    }
+
+    // ----- Index, WAL, optimizer, params diffs ----------------------------------------------
+
+    #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+    pub(super) struct HnswConfigDiff {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        m: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ef_construct: Option<usize>,
+        #[serde(
+            default,
+            alias = "full_scan_threshold_kb",
+            skip_serializing_if = "Option::is_none"
+        )]
+        full_scan_threshold: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_indexing_threads: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload_m: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inline_storage: Option<bool>,
+    }
+
+    #[expect(
+        clippy::ref_option,
+        reason = "serde's skip_serializing_if passes &Option"
+    )]
+    fn hnsw_diff_is_empty(diff: &Option<HnswConfigDiff>) -> bool {
+        diff.as_ref()
+            .is_none_or(|d| *d == HnswConfigDiff::default())
+    }
+
+    impl HnswConfigDiff {
+        fn validate(&self, prefix: &str) -> Vec<String> {
+            let mut errors = Vec::new();
+            at_least(
+                &mut errors,
+                &format!("{prefix}ef_construct"),
+                self.ef_construct,
+                4,
+            );
+            at_least(
+                &mut errors,
+                &format!("{prefix}full_scan_threshold"),
+                self.full_scan_threshold,
+                10,
+            );
+            errors
+        }
+    }
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct WalConfigDiff {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wal_capacity_mb: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wal_segments_ahead: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wal_retain_closed: Option<usize>,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum MaxOptimizationThreadsSetting {
+        Auto,
+    }
+
+    /// `"auto"` (no limit: stored as `null`) or a number of threads.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(untagged)]
+    pub(super) enum MaxOptimizationThreads {
+        Setting(MaxOptimizationThreadsSetting),
+        Threads(usize),
+    }
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct OptimizersConfigDiff {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deleted_threshold: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vacuum_min_vector_number: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_segment_number: Option<usize>,
+        #[serde(
+            default,
+            alias = "max_segment_size_kb",
+            skip_serializing_if = "Option::is_none"
+        )]
+        max_segment_size: Option<usize>,
+        #[serde(
+            default,
+            alias = "memmap_threshold_kb",
+            skip_serializing_if = "Option::is_none"
+        )]
+        memmap_threshold: Option<usize>,
+        #[serde(
+            default,
+            alias = "indexing_threshold_kb",
+            skip_serializing_if = "Option::is_none"
+        )]
+        indexing_threshold: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flush_interval_sec: Option<u64>,
+        #[serde(default, skip_serializing)]
+        max_optimization_threads: Option<MaxOptimizationThreads>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prevent_unoptimized: Option<bool>,
+    }
+
+    impl OptimizersConfigDiff {
+        fn validate(&self, prefix: &str) -> Vec<String> {
+            let mut errors = Vec::new();
+            within(
+                &mut errors,
+                &format!("{prefix}deleted_threshold"),
+                self.deleted_threshold,
+                0.0,
+                1.0,
+            );
+            at_least(
+                &mut errors,
+                &format!("{prefix}vacuum_min_vector_number"),
+                self.vacuum_min_vector_number,
+                100,
+            );
+            at_least(
+                &mut errors,
+                &format!("{prefix}max_segment_size"),
+                self.max_segment_size,
+                1,
+            );
+            errors
+        }
+
+        /// Merges into a stored `optimizer_config` (`"auto"` threads → `null`).
+        fn apply(&self, target: &mut Value) {
+            overlay(target, to_json(self));
+            match self.max_optimization_threads {
+                Some(MaxOptimizationThreads::Setting(MaxOptimizationThreadsSetting::Auto)) => {
+                    *field(target, "max_optimization_threads") = Value::Null;
+                }
+                Some(MaxOptimizationThreads::Threads(threads)) => {
+                    *field(target, "max_optimization_threads") = json!(threads);
+                }
+                None => {}
+            }
+        }
+    }
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct CollectionParamsDiff {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replication_factor: Option<NonZeroU32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        write_consistency_factor: Option<NonZeroU32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_fan_out_factor: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_fan_out_delay_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk_payload: Option<bool>,
+    }
+
+    // ----- Quantization ------------------------------------------------------------------------
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub(super) enum ScalarType {
+        Int8,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct ScalarQuantizationConfig {
+        r#type: ScalarType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quantile: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        always_ram: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct ScalarQuantization {
+        scalar: ScalarQuantizationConfig,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub(super) enum CompressionRatio {
+        X4,
+        X8,
+        X16,
+        X32,
+        X64,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct ProductQuantizationConfig {
+        compression: CompressionRatio,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        always_ram: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct ProductQuantization {
+        product: ProductQuantizationConfig,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum BinaryQuantizationEncoding {
+        OneBit,
+        TwoBits,
+        OneAndHalfBits,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub(super) enum BinaryQuantizationQueryEncoding {
+        Default,
+        Binary,
+        Scalar4Bits,
+        Scalar8Bits,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct BinaryQuantizationConfig {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        always_ram: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<BinaryQuantizationEncoding>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query_encoding: Option<BinaryQuantizationQueryEncoding>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct BinaryQuantization {
+        binary: BinaryQuantizationConfig,
+    }
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    pub(super) enum TurboQuantBitSize {
+        #[serde(rename = "bits1")]
+        Bits1,
+        #[serde(rename = "bits1_5")]
+        Bits1Point5,
+        #[serde(rename = "bits2")]
+        Bits2,
+        #[serde(rename = "bits4")]
+        Bits4,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct TurboQuantQuantizationConfig {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        always_ram: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bits: Option<TurboQuantBitSize>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct TurboQuantization {
+        turbo: TurboQuantQuantizationConfig,
+    }
+
+    /// `{"scalar": ..}`, `{"product": ..}`, `{"binary": ..}` or `{"turbo": ..}`.
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    #[serde(untagged)]
+    pub(super) enum QuantizationConfig {
+        Scalar(ScalarQuantization),
+        Product(ProductQuantization),
+        Binary(BinaryQuantization),
+        Turbo(TurboQuantization),
+    }
+
+    /// The string `"Disabled"`.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    pub(super) enum Disabled {
+        Disabled,
+    }
+
+    /// A quantization config, or `"Disabled"` to remove it.
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    #[serde(untagged)]
+    pub(super) enum QuantizationConfigDiff {
+        Scalar(ScalarQuantization),
+        Product(ProductQuantization),
+        Binary(BinaryQuantization),
+        Turbo(TurboQuantization),
+        Disabled(Disabled),
+    }
+
+    /// Sets `target[key]` from a quantization diff, or removes it (`remove_to_null`: sets
+    /// `null` instead, as the collection-level `quantization_config` is always present).
+    fn apply_quantization(
+        target: &mut Value,
+        key: &str,
+        diff: &QuantizationConfigDiff,
+        remove_to_null: bool,
+    ) {
+        match diff {
+            QuantizationConfigDiff::Disabled(_) if remove_to_null => {
+                *field(target, key) = Value::Null;
+            }
+            QuantizationConfigDiff::Disabled(_) => remove(target, key),
+            other => *field(target, key) = to_json(other),
+        }
+    }
+
+    // ----- Sparse vectors, strict mode ---------------------------------------------------------
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum Modifier {
+        None,
+        Idf,
+    }
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct SparseIndexParams {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        full_scan_threshold: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        datatype: Option<Datatype>,
+    }
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct SparseVectorParams {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<SparseIndexParams>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        modifier: Option<Modifier>,
+    }
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct StrictModeConfig {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enabled: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_query_limit: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_timeout: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unindexed_filtering_retrieve: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unindexed_filtering_update: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        search_max_hnsw_ef: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        search_allow_exact: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        search_max_oversampling: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upsert_max_batchsize: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        search_max_batchsize: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_collection_vector_size_bytes: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_rate_limit: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        write_rate_limit: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_collection_payload_size_bytes: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_points_count: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter_max_conditions: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        condition_max_size: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        multivector_config: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sparse_config: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_payload_index_count: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_resident_memory_percent: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_disk_usage_percent: Option<u8>,
+    }
+
+    impl StrictModeConfig {
+        fn validate(&self, prefix: &str) -> Vec<String> {
+            let mut errors = Vec::new();
+            for (name, value) in [
+                ("max_query_limit", self.max_query_limit),
+                ("max_timeout", self.max_timeout),
+                ("read_rate_limit", self.read_rate_limit),
+                ("write_rate_limit", self.write_rate_limit),
+                ("max_points_count", self.max_points_count),
+            ] {
+                at_least(&mut errors, &format!("{prefix}{name}"), value, 1);
+            }
+            for (name, value) in [
+                (
+                    "max_resident_memory_percent",
+                    self.max_resident_memory_percent,
+                ),
+                ("max_disk_usage_percent", self.max_disk_usage_percent),
+            ] {
+                within(&mut errors, &format!("{prefix}{name}"), value, 1, 100);
+            }
+            errors
+        }
+    }
+
+    // ----- PUT /collections/{name} -------------------------------------------------------------
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum ShardingMethod {
+        Auto,
+        Custom,
+    }
+
+    /// The body of `PUT /collections/{name}`.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct CreateCollection {
+        #[serde(default)]
+        vectors: VectorsConfig,
+        #[serde(default)]
+        shard_number: Option<u32>,
+        #[serde(default)]
+        sharding_method: Option<ShardingMethod>,
+        #[serde(default)]
+        replication_factor: Option<u32>,
+        #[serde(default)]
+        write_consistency_factor: Option<u32>,
+        #[serde(default)]
+        on_disk_payload: Option<bool>,
+        hnsw_config: Option<HnswConfigDiff>,
+        wal_config: Option<WalConfigDiff>,
+        #[serde(alias = "optimizer_config")]
+        optimizers_config: Option<OptimizersConfigDiff>,
+        #[serde(default, alias = "quantization")]
+        quantization_config: Option<QuantizationConfig>,
+        sparse_vectors: Option<BTreeMap<String, SparseVectorParams>>,
+        strict_mode_config: Option<StrictModeConfig>,
+        #[serde(default)]
+        #[allow(dead_code, reason = "accepted and ignored, as Qdrant replaces it")]
+        uuid: Option<String>,
+        #[serde(default)]
+        metadata: Option<Map<String, Value>>,
+    }
+
+    impl CreateCollection {
+        /// Qdrant's request validation (422 when not empty).
+        pub(super) fn validate(&self) -> Vec<String> {
+            let mut errors = Vec::new();
+            match &self.vectors {
+                VectorsConfig::Single(params) => errors.extend(params.validate("vectors.")),
+                VectorsConfig::Multi(vectors) => {
+                    validate_each(&mut errors, "vectors", vectors.values(), |p, prefix| {
+                        p.validate(prefix)
+                    });
+                }
+            }
+            at_least(&mut errors, "shard_number", self.shard_number, 1);
+            at_least(
+                &mut errors,
+                "replication_factor",
+                self.replication_factor,
+                1,
+            );
+            at_least(
+                &mut errors,
+                "write_consistency_factor",
+                self.write_consistency_factor,
+                1,
+            );
+            if let Some(hnsw) = &self.hnsw_config {
+                errors.extend(hnsw.validate("hnsw_config."));
+            }
+            if let Some(wal) = &self.wal_config {
+                at_least(
+                    &mut errors,
+                    "wal_config.wal_capacity_mb",
+                    wal.wal_capacity_mb,
+                    1,
+                );
+            }
+            if let Some(optimizers) = &self.optimizers_config {
+                errors.extend(optimizers.validate("optimizers_config."));
+            }
+            if let Some(strict) = &self.strict_mode_config {
+                errors.extend(strict.validate("strict_mode_config."));
+            }
+            errors
+        }
+
+        /// Qdrant's checks of vector names when the operation is built (`Wrong input: ...`).
+        pub(super) fn check_vector_names(&self) -> Result<(), String> {
+            if let VectorsConfig::Multi(vectors) = &self.vectors {
+                for name in vectors.keys() {
+                    if let Some(err) = vector_name_error(name) {
+                        return Err(format!("Invalid dense vector name `{name}`: {err}"));
+                    }
+                }
+            }
+            let Some(sparse) = &self.sparse_vectors else {
+                return Ok(());
+            };
+            for name in sparse.keys() {
+                if let Some(err) = vector_name_error(name) {
+                    return Err(format!("Invalid sparse vector name `{name}`: {err}"));
+                }
+            }
+            if sparse.contains_key("") {
+                return Err("Sparse vector name cannot be empty".to_owned());
+            }
+            let dense: Vec<&str> = match &self.vectors {
+                VectorsConfig::Single(_) => vec![""],
+                VectorsConfig::Multi(vectors) => vectors.keys().map(String::as_str).collect(),
+            };
+            match dense.into_iter().find(|name| sparse.contains_key(*name)) {
+                Some(duplicate) => Err(format!(
+                    "Dense and sparse vector names must be unique - duplicate found with '{duplicate}'"
+                )),
+                None => Ok(()),
+            }
+        }
+
+        /// The stored config: the request over the stock `config.yaml` defaults of Qdrant 1.18.
+        pub(super) fn into_config(self, default_shard_number: u32) -> Value {
+            let shard_number = match self.sharding_method {
+                Some(ShardingMethod::Custom) => self.shard_number.unwrap_or(1),
+                _ => self.shard_number.unwrap_or(default_shard_number),
+            };
+            let mut params = json!({
+                "vectors": to_json(&self.vectors),
+                "shard_number": shard_number,
+                "replication_factor": self.replication_factor.unwrap_or(1),
+                "write_consistency_factor": self.write_consistency_factor.unwrap_or(1),
+                "on_disk_payload": self.on_disk_payload.unwrap_or(true),
+            });
+            if let Some(method) = self.sharding_method {
+                *field(&mut params, "sharding_method") = to_json(&method);
+            }
+            if let Some(sparse) = &self.sparse_vectors {
+                *field(&mut params, "sparse_vectors") = to_json(sparse);
+            }
+            let mut hnsw = json!({
+                "m": 16,
+                "ef_construct": 100,
+                "full_scan_threshold": 10000,
+                "max_indexing_threads": 0,
+                "on_disk": false,
+            });
+            if let Some(diff) = &self.hnsw_config {
+                overlay(&mut hnsw, to_json(diff));
+            }
+            let mut optimizer = json!({
+                "deleted_threshold": 0.2,
+                "vacuum_min_vector_number": 1000,
+                "default_segment_number": 0,
+                "max_segment_size": null,
+                "memmap_threshold": null,
+                "indexing_threshold": 10000,
+                "flush_interval_sec": 5,
+                "max_optimization_threads": null,
+                "prevent_unoptimized": null,
+            });
+            if let Some(diff) = &self.optimizers_config {
+                diff.apply(&mut optimizer);
+            }
+            let mut wal =
+                json!({"wal_capacity_mb": 32, "wal_segments_ahead": 0, "wal_retain_closed": 1});
+            if let Some(diff) = &self.wal_config {
+                overlay(&mut wal, to_json(diff));
+            }
+            let mut config = json!({
+                "params": params,
+                "hnsw_config": hnsw,
+                "optimizer_config": optimizer,
+                "wal_config": wal,
+                "quantization_config": to_json(&self.quantization_config),
+            });
+            if let Some(strict) = &self.strict_mode_config {
+                *field(&mut config, "strict_mode_config") = to_json(strict);
+            }
+            if let Some(metadata) = self.metadata {
+                *field(&mut config, "metadata") = Value::Object(metadata);
+            }
+            config
+        }
+    }
+
+    // ----- PATCH /collections/{name} -----------------------------------------------------------
+
+    #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+    pub(super) struct VectorParamsDiff {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hnsw_config: Option<HnswConfigDiff>,
+        #[serde(
+            default,
+            alias = "quantization",
+            skip_serializing_if = "Option::is_none"
+        )]
+        quantization_config: Option<QuantizationConfigDiff>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+    }
+
+    /// The body of `PATCH /collections/{name}`.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct UpdateCollection {
+        vectors: Option<BTreeMap<String, VectorParamsDiff>>,
+        #[serde(alias = "optimizer_config")]
+        optimizers_config: Option<OptimizersConfigDiff>,
+        params: Option<CollectionParamsDiff>,
+        hnsw_config: Option<HnswConfigDiff>,
+        #[serde(default, alias = "quantization")]
+        quantization_config: Option<QuantizationConfigDiff>,
+        sparse_vectors: Option<BTreeMap<String, SparseVectorParams>>,
+        strict_mode_config: Option<StrictModeConfig>,
+        #[serde(default)]
+        metadata: Option<Map<String, Value>>,
+    }
+
+    impl UpdateCollection {
+        /// Qdrant's request validation (422 when not empty).
+        pub(super) fn validate(&self) -> Vec<String> {
+            let mut errors = Vec::new();
+            if let Some(vectors) = &self.vectors {
+                validate_each(&mut errors, "vectors", vectors.values(), |diff, prefix| {
+                    diff.hnsw_config
+                        .as_ref()
+                        .map(|h| h.validate(&format!("{prefix}hnsw_config.")))
+                        .unwrap_or_default()
+                });
+            }
+            if let Some(optimizers) = &self.optimizers_config {
+                errors.extend(optimizers.validate("optimizers_config."));
+            }
+            if let Some(hnsw) = &self.hnsw_config {
+                errors.extend(hnsw.validate("hnsw_config."));
+            }
+            if let Some(strict) = &self.strict_mode_config {
+                errors.extend(strict.validate("strict_mode_config."));
+            }
+            errors
+        }
+
+        /// Applies the update to a stored config in Qdrant's order; the error (a `Wrong input`
+        /// description) leaves the sections before it applied.
+        pub(super) fn apply(&self, config: &mut Value) -> Result<(), String> {
+            if let Some(diff) = &self.optimizers_config {
+                diff.apply(field(config, "optimizer_config"));
+            }
+            if let Some(diff) = &self.params {
+                overlay(field(config, "params"), to_json(diff));
+            }
+            if let Some(diff) = &self.hnsw_config {
+                overlay(field(config, "hnsw_config"), to_json(diff));
+            }
+            if let Some(diff) = &self.vectors {
+                update_vectors(field(field(config, "params"), "vectors"), diff)?;
+            }
+            if let Some(diff) = &self.quantization_config {
+                apply_quantization(config, "quantization_config", diff, true);
+            }
+            if let Some(diff) = &self.sparse_vectors {
+                update_sparse_vectors(field(config, "params"), diff)?;
+            }
+            if let Some(diff) = &self.strict_mode_config {
+                overlay(field(config, "strict_mode_config"), to_json(diff));
+            }
+            if let Some(metadata) = &self.metadata {
+                let stored = field(config, "metadata");
+                if stored.is_object() {
+                    for (key, value) in metadata {
+                        if value.is_null() {
+                            remove(stored, key);
+                        } else {
+                            *field(stored, key) = value.clone();
+                        }
+                    }
+                } else {
+                    *stored = Value::Object(metadata.clone());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn missing_vector(name: &str) -> String {
+        format!("Not existing vector name error: {name}")
+    }
+
+    /// Qdrant's `update_vectors_from_diff`: every name must exist (`""` is the unnamed vector)
+    /// before anything changes.
+    fn update_vectors(
+        vectors: &mut Value,
+        diff: &BTreeMap<String, VectorParamsDiff>,
+    ) -> Result<(), String> {
+        let single = is_single(vectors);
+        for name in diff.keys() {
+            let exists = if single {
+                name.is_empty()
+            } else {
+                vectors.get(name).is_some_and(Value::is_object)
+            };
+            if !exists {
+                return Err(missing_vector(name));
+            }
+        }
+        for (name, update) in diff {
+            let params = if single {
+                &mut *vectors
+            } else {
+                field(vectors, name)
+            };
+            if let Some(hnsw) = &update.hnsw_config {
+                let stored = field(params, "hnsw_config");
+                overlay(stored, to_json(hnsw));
+                if stored.as_object().is_none_or(Map::is_empty) {
+                    remove(params, "hnsw_config");
+                }
+            }
+            if let Some(quantization) = &update.quantization_config {
+                apply_quantization(params, "quantization_config", quantization, false);
+            }
+            if let Some(on_disk) = update.on_disk {
+                *field(params, "on_disk") = json!(on_disk);
+            }
+        }
+        Ok(())
+    }
+
+    /// Qdrant's `update_sparse_vectors_from_other`: names must exist; `modifier` replaces,
+    /// `index` merges field by field.
+    fn update_sparse_vectors(
+        params: &mut Value,
+        diff: &BTreeMap<String, SparseVectorParams>,
+    ) -> Result<(), String> {
+        for name in diff.keys() {
+            if !params["sparse_vectors"]
+                .get(name)
+                .is_some_and(Value::is_object)
+            {
+                return Err(missing_vector(name));
+            }
+        }
+        let sparse = field(params, "sparse_vectors");
+        for (name, update) in diff {
+            let stored = field(sparse, name);
+            if let Some(modifier) = update.modifier {
+                *field(stored, "modifier") = to_json(&modifier);
+            }
+            if let Some(index) = &update.index {
+                overlay(field(stored, "index"), to_json(index));
+            }
+        }
+        Ok(())
+    }
+
+    // ----- Payload indexes ---------------------------------------------------------------------
+
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum PayloadSchemaType {
+        Keyword,
+        Integer,
+        Float,
+        Geo,
+        Text,
+        Bool,
+        Datetime,
+        Uuid,
+    }
+
+    /// One-variant `type` tags of the index parameter objects.
+    macro_rules! type_tag {
+        ($name:ident, $variant:ident) => {
+            #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+            #[serde(rename_all = "snake_case")]
+            pub(super) enum $name {
+                $variant,
+            }
+        };
+    }
+    type_tag!(KeywordIndexType, Keyword);
+    type_tag!(IntegerIndexType, Integer);
+    type_tag!(FloatIndexType, Float);
+    type_tag!(GeoIndexType, Geo);
+    type_tag!(TextIndexType, Text);
+    type_tag!(BoolIndexType, Bool);
+    type_tag!(DatetimeIndexType, Datetime);
+    type_tag!(UuidIndexType, Uuid);
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct KeywordIndexParams {
+        r#type: KeywordIndexType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_tenant: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    /// Qdrant writes `lookup`, `range` and `is_principal` even when unset (`null`).
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct IntegerIndexParams {
+        r#type: IntegerIndexType,
+        lookup: Option<bool>,
+        range: Option<bool>,
+        is_principal: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct FloatIndexParams {
+        r#type: FloatIndexType,
+        is_principal: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct GeoIndexParams {
+        r#type: GeoIndexType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum TokenizerType {
+        Prefix,
+        Whitespace,
+        #[default]
+        Word,
+        Multilingual,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct TextIndexParams {
+        r#type: TextIndexType,
+        #[serde(default)]
+        tokenizer: TokenizerType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_token_len: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_token_len: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lowercase: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ascii_folding: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phrase_matching: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopwords: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stemmer: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct BoolIndexParams {
+        r#type: BoolIndexType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct DatetimeIndexParams {
+        r#type: DatetimeIndexType,
+        is_principal: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    pub(super) struct UuidIndexParams {
+        r#type: UuidIndexType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_tenant: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_disk: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_hnsw: Option<bool>,
+    }
+
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    #[serde(untagged)]
+    pub(super) enum PayloadSchemaParams {
+        Keyword(KeywordIndexParams),
+        Integer(IntegerIndexParams),
+        Float(FloatIndexParams),
+        Geo(GeoIndexParams),
+        Text(TextIndexParams),
+        Bool(BoolIndexParams),
+        Datetime(DatetimeIndexParams),
+        Uuid(UuidIndexParams),
+    }
+
+    impl PayloadSchemaParams {
+        fn kind(&self) -> PayloadSchemaType {
+            match self {
+                Self::Keyword(_) => PayloadSchemaType::Keyword,
+                Self::Integer(_) => PayloadSchemaType::Integer,
+                Self::Float(_) => PayloadSchemaType::Float,
+                Self::Geo(_) => PayloadSchemaType::Geo,
+                Self::Text(_) => PayloadSchemaType::Text,
+                Self::Bool(_) => PayloadSchemaType::Bool,
+                Self::Datetime(_) => PayloadSchemaType::Datetime,
+                Self::Uuid(_) => PayloadSchemaType::Uuid,
+            }
+        }
+    }
+
+    /// A type name (`"keyword"`) or a parameter object (`{"type": "keyword", ...}`).
+    #[derive(Clone, Debug, Deserialize, Serialize)]
+    #[serde(untagged)]
+    pub(super) enum PayloadFieldSchema {
+        FieldType(PayloadSchemaType),
+        FieldParams(PayloadSchemaParams),
+    }
+
+    impl PayloadFieldSchema {
+        /// The `payload_schema` entry of a new index: `{data_type, params?, points: 0}`.
+        pub(super) fn index_info(&self) -> Value {
+            match self {
+                Self::FieldType(kind) => json!({"data_type": kind, "points": 0}),
+                Self::FieldParams(params) => {
+                    json!({"data_type": params.kind(), "params": params, "points": 0})
+                }
+            }
+        }
+    }
+
+    /// The body of `PUT /collections/{name}/index`.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct CreateFieldIndex {
+        pub(super) field_name: String,
+        #[serde(default, alias = "field_type")]
+        pub(super) field_schema: Option<PayloadFieldSchema>,
+    }
+
+    // ----- Aliases -----------------------------------------------------------------------------
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct CreateAlias {
+        pub(super) collection_name: String,
+        pub(super) alias_name: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct CreateAliasOperation {
+        pub(super) create_alias: CreateAlias,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct DeleteAlias {
+        pub(super) alias_name: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct DeleteAliasOperation {
+        pub(super) delete_alias: DeleteAlias,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct RenameAlias {
+        pub(super) old_alias_name: String,
+        pub(super) new_alias_name: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct RenameAliasOperation {
+        pub(super) rename_alias: RenameAlias,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum AliasOperations {
+        Create(CreateAliasOperation),
+        Delete(DeleteAliasOperation),
+        Rename(RenameAliasOperation),
+    }
+
+    /// The body of `POST /collections/aliases`.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct ChangeAliasesOperation {
+        pub(super) actions: Vec<AliasOperations>,
+    }
 }
