@@ -1126,6 +1126,29 @@ impl State {
             (PatchKind::Json, Some(live)) => {
                 let ops: json_patch::Patch = serde_json::from_value(patch)
                     .map_err(|e| ApiError::new(400, format!("invalid JSON patch: {e}")))?;
+                // The API server's JSON patch (evanphx/json-patch) lets `test` with value null
+                // pass on an absent path (kube's finalizer helper relies on it); the
+                // json-patch crate does not, so such tests are checked here and dropped.
+                let mut kept = Vec::with_capacity(ops.0.len());
+                for op in ops.0 {
+                    if let json_patch::PatchOperation::Test(t) = &op
+                        && t.value.is_null()
+                    {
+                        let present = live.pointer(t.path.as_str()).filter(|v| !v.is_null());
+                        if let Some(v) = present {
+                            return Err(ApiError::new(
+                                422,
+                                format!(
+                                    "the JSON patch failed: test at {} expected null, found {v}",
+                                    t.path
+                                ),
+                            ));
+                        }
+                        continue;
+                    }
+                    kept.push(op);
+                }
+                let ops = json_patch::Patch(kept);
                 let mut candidate = live.clone();
                 json_patch::patch(&mut candidate, &ops)
                     .map_err(|e| ApiError::new(422, format!("the JSON patch failed: {e}")))?;
