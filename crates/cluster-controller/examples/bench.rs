@@ -1,5 +1,6 @@
 //! `just bench`: reconcile throughput, writes of a no-op resync, and peak RSS of the
-//! controller, with N QdrantClusters (default 1,000) in a fake API server.
+//! controller, with N QdrantClusters (default 1,000; env `BENCH_CLUSTERS`) in a fake API
+//! server.
 //!
 //! The fake API server runs in a child process (this binary with `--serve-fake N`) and is
 //! reached over HTTP on 127.0.0.1, so the peak RSS printed is the controller side's alone: the
@@ -7,39 +8,24 @@
 //! figures; it asserts nothing about time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Command, Stdio},
-    sync::Arc,
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use api_types::QdrantCluster;
 use cluster_controller::reconcile::{Context, reconcile};
 use futures::{StreamExt, stream};
 use kube::{Api, api::ListParams};
-use reconcile_lib::{metrics::Metrics, testing::apiserver::FakeApiServer};
+use reconcile_lib::{
+    metrics::Metrics,
+    testing::{
+        apiserver::FakeApiServer,
+        bench::{FakeProcess, peak_rss_kib, serve_commands},
+    },
+};
 use serde_json::json;
 
 const CONCURRENCY: usize = 16;
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0)
-}
-
-/// Child: serve a fake API server seeded with `n` clusters; answer `writes` on stdin with the
-/// number of write requests seen so far.
+/// Child: a fake API server seeded with `n` clusters; `writes` answers "<writes> <events>".
 async fn serve_fake(n: usize) {
     let fake = FakeApiServer::new();
     for i in 0..n {
@@ -52,17 +38,18 @@ async fn serve_fake(n: usize) {
     }
     let addr = fake.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     println!("{addr}");
-    let stdin = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(std::io::stdin()).lines();
-        while let Some(Ok(line)) = lines.next() {
-            if line.trim() == "writes" {
-                let w = fake.writes();
-                let events = w.iter().filter(|r| r.path.contains("/events")).count();
-                println!("{} {}", w.len(), events);
-            }
-        }
-    });
-    let _ = stdin.await;
+    tokio::task::spawn_blocking(move || {
+        serve_commands(|_| {
+            let w = fake.writes();
+            format!(
+                "{} {}",
+                w.len(),
+                w.iter().filter(|r| r.path.contains("/events")).count()
+            )
+        })
+    })
+    .await
+    .unwrap();
 }
 
 async fn pass(api: &Api<QdrantCluster>, ctx: &Arc<Context>) -> (usize, f64) {
@@ -91,28 +78,18 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--serve-fake", &n.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut child_in = child.stdin.take().unwrap();
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let url = format!("http://{}", line.trim());
+    let (mut fakes, addr) = FakeProcess::spawn(&["--serve-fake", &n.to_string()]).unwrap();
     let mut writes = || {
-        writeln!(child_in, "writes").unwrap();
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        let mut it = l.split_whitespace().map(|x| x.parse::<usize>().unwrap());
+        let answer = fakes.query("writes").unwrap();
+        let mut it = answer
+            .split_whitespace()
+            .map(|x| x.parse::<usize>().unwrap());
         (it.next().unwrap(), it.next().unwrap())
     };
 
-    let config = kube::Config::new(url.parse().unwrap());
-    let client = kube::Client::try_from(config).unwrap();
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap()))
+            .unwrap();
     let ctx = Arc::new(Context::new(
         client.clone(),
         Arc::new(Metrics::new("bench")),
@@ -126,7 +103,7 @@ async fn main() {
     let (w2, e2) = writes();
 
     println!(
-        "cluster-controller benchmark: {count} QdrantClusters, fake API server over HTTP on 127.0.0.1 (separate process), concurrency {CONCURRENCY}"
+        "cluster-controller: {count} QdrantClusters, fake API server over HTTP on 127.0.0.1 (separate process), concurrency {CONCURRENCY}"
     );
     println!(
         "  first full reconcile:   {first:8.2} s  ({:7.1} clusters/s), {w1} writes ({e1} of them events)",
@@ -143,7 +120,4 @@ async fn main() {
         peak_rss_kib() as f64 / 1024.0,
         rss_start as f64 / 1024.0
     );
-    drop(child_in);
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -1,5 +1,6 @@
 //! What every Qdrant operator controller shares.
 //!
+//! - [`cli`]: the common `run` flags and process life cycle of every controller binary.
 //! - [`runtime`]: Kubernetes client construction, Lease leader election, graceful shutdown.
 //! - [`apply`]: server-side apply of owned children with a per-controller field manager.
 //! - [`conditions`]: Kubernetes-shaped conditions whose `lastTransitionTime` only moves on change.
@@ -11,6 +12,7 @@
 //! - `testing` (feature `testing`): in-process fakes of the Kubernetes API server and Qdrant.
 
 pub mod apply;
+pub mod cli;
 pub mod conditions;
 pub mod error;
 pub mod events;

@@ -3,4 +3,5 @@
 //! wire shapes and error codes.
 
 pub mod apiserver;
+pub mod bench;
 pub mod qdrant;
