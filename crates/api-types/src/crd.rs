@@ -5,11 +5,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::QdrantCluster;
+use crate::{QdrantCluster, QdrantCollection};
 
 /// Every CRD of the operator with its file name under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![("qdrantclusters.yaml", QdrantCluster::crd())]
+    vec![
+        ("qdrantclusters.yaml", QdrantCluster::crd()),
+        ("qdrantcollections.yaml", QdrantCollection::crd()),
+    ]
 }
 
 /// A CRD as the YAML document stored in `crds/` (with a header saying it is generated).

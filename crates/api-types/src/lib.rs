@@ -3,12 +3,14 @@
 //! schema cannot express, and CRD generation for `crds/`.
 
 pub mod cluster;
+pub mod collection;
 pub mod conditions;
 pub mod crd;
 pub mod schema;
 pub mod validation;
 
 pub use cluster::{QdrantCluster, QdrantClusterSpec, QdrantClusterStatus};
+pub use collection::{QdrantCollection, QdrantCollectionSpec, QdrantCollectionStatus};
 pub use conditions::{Condition, ConditionStatus};
 
 /// API group of every kind.

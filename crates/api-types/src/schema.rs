@@ -10,3 +10,13 @@ pub fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::S
         "description": "Free-form Qdrant configuration (config.yaml keys), merged over the operator's defaults. Operator-owned keys are refused.",
     })
 }
+
+/// Schema of free-form payload index parameters (`is_tenant`, `tokenizer`, ...), passed to
+/// Qdrant as written.
+pub fn preserve_unknown_params(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "description": "Type-specific index parameters as Qdrant spells them (e.g. is_tenant: true, tokenizer: word).",
+    })
+}

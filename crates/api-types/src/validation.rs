@@ -320,6 +320,136 @@ fn quantity_is_zero(s: &str) -> bool {
         .all(|c| c == '0' || c == '.' || c == '+' || c == '-')
 }
 
+/// Validates a QdrantCollection spec beyond the schema (for the controller, and for specs
+/// that never went through an API server). Errors list every offending field.
+///
+/// `name` is the collection's name in Qdrant (`spec.collectionName`, else metadata.name).
+pub fn validate_collection(
+    spec: &crate::collection::QdrantCollectionSpec,
+    name: &str,
+) -> Result<(), ValidationErrors> {
+    let mut errs = vec![];
+    let mut err = |field: String, message: String| errs.push(FieldError { field, message });
+    if spec.cluster.is_some() == spec.connection.is_some() {
+        err(
+            "spec".into(),
+            "set exactly one of cluster or connection".into(),
+        );
+    }
+    if let Some(c) = &spec.connection
+        && !(c.url.starts_with("http://") || c.url.starts_with("https://"))
+    {
+        err(
+            "spec.connection.url".into(),
+            format!("must start with http:// or https://, got {:?}", c.url),
+        );
+    }
+    if spec.vectors.is_some() && spec.named_vectors.is_some() {
+        err(
+            "spec.namedVectors".into(),
+            "set vectors (one unnamed vector) or namedVectors, not both".into(),
+        );
+    }
+    let mut vectors: Vec<(String, &crate::collection::VectorParams)> = vec![];
+    if let Some(v) = &spec.vectors {
+        vectors.push(("spec.vectors".into(), v));
+    }
+    for (name, v) in spec.named_vectors.iter().flatten() {
+        if name.is_empty() {
+            err(
+                "spec.namedVectors".into(),
+                "vector names must not be empty".into(),
+            );
+        }
+        vectors.push((format!("spec.namedVectors.{name}"), v));
+    }
+    for (path, v) in &vectors {
+        if v.size == 0 {
+            err(format!("{path}.size"), "must be at least 1".into());
+        }
+        for (q, qpath) in [(&v.quantization, "quantization")] {
+            if let Some(q) = q {
+                check_quantization(q, &format!("{path}.{qpath}"), &mut err);
+            }
+        }
+    }
+    if let Some(q) = &spec.quantization_config {
+        check_quantization(q, "spec.quantizationConfig", &mut err);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, idx) in spec.payload_indexes.iter().enumerate() {
+        if idx.field.is_empty() {
+            err(
+                format!("spec.payloadIndexes[{i}].field"),
+                "must not be empty".into(),
+            );
+        }
+        if !seen.insert(idx.field.as_str()) {
+            err(
+                format!("spec.payloadIndexes[{i}].field"),
+                format!("{:?} is listed twice", idx.field),
+            );
+        }
+        if let Some(p) = &idx.params
+            && !p.is_object()
+        {
+            err(
+                format!("spec.payloadIndexes[{i}].params"),
+                "must be a mapping".into(),
+            );
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, a) in spec.aliases.iter().enumerate() {
+        if a.is_empty() {
+            err(format!("spec.aliases[{i}]"), "must not be empty".into());
+        }
+        if !seen.insert(a.as_str()) {
+            err(
+                format!("spec.aliases[{i}]"),
+                format!("{a:?} is listed twice"),
+            );
+        }
+        if a == name {
+            err(
+                format!("spec.aliases[{i}]"),
+                "an alias cannot have the collection's own name".into(),
+            );
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errs))
+    }
+}
+
+fn check_quantization(
+    q: &crate::collection::QuantizationConfig,
+    path: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    let set = [q.scalar.is_some(), q.product.is_some(), q.binary.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if set != 1 {
+        err(
+            path.to_string(),
+            "set exactly one of scalar, product or binary".into(),
+        );
+    }
+    if let Some(s) = &q.scalar
+        && let Some(quantile) = s.quantile
+        && !(0.5..=1.0).contains(&quantile)
+    {
+        err(
+            format!("{path}.scalar.quantile"),
+            format!("must be between 0.5 and 1, got {quantile}"),
+        );
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -8,7 +8,13 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 fn crd_schema() -> Value {
-    let crd = api_types::crd::all().remove(0).1;
+    schema_of(0)
+}
+
+/// The openAPIV3Schema of the `i`-th CRD of `api_types::crd::all()` (0 QdrantCluster,
+/// 1 QdrantCollection).
+fn schema_of(i: usize) -> Value {
+    let crd = api_types::crd::all().remove(i).1;
     let v = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
     v["openAPIV3Schema"].clone()
 }

@@ -1,0 +1,601 @@
+//! The `QdrantCollection` kind (short name `qcol`): a collection in Qdrant with its payload
+//! indexes and aliases, reconciled by the collection-controller through Qdrant's REST API.
+//!
+//! Field names follow Qdrant's own (`PUT /collections/{name}`), in camelCase.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{cluster::SecretKeyRef, conditions::Condition};
+
+/// Desired state of a Qdrant collection.
+// kube-derive takes one `printcolumn(...)` per column.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "qdrant.operator.dev",
+    version = "v1alpha1",
+    kind = "QdrantCollection",
+    namespaced,
+    status = "QdrantCollectionStatus",
+    shortname = "qcol",
+    category = "qdrant",
+    derive = "PartialEq",
+    doc = "A collection in Qdrant (vectors, sharding, indexes, aliases), managed declaratively by the qdrant-operator collection-controller.",
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".spec.cluster.name",
+        description = "QdrantCluster holding the collection"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.collectionStatus",
+        description = "Qdrant's collection status: green, yellow, grey or red"
+    ),
+    printcolumn(
+        name = "Points",
+        type_ = "integer",
+        json_path = ".status.pointsCount",
+        description = "Points in the collection"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.cluster) != has(self.connection)").message("set exactly one of cluster or connection"),
+    validation = kube::core::Rule::new("!(has(self.vectors) && has(self.namedVectors))").message("set vectors (one unnamed vector) or namedVectors, not both"),
+    validation = kube::core::Rule::new("(has(self.collectionName) ? self.collectionName : '') == (has(oldSelf.collectionName) ? oldSelf.collectionName : '')").message("collectionName is immutable"),
+    validation = kube::core::Rule::new("(has(self.cluster) ? self.cluster.name : '') == (has(oldSelf.cluster) ? oldSelf.cluster.name : '')").message("spec.cluster is immutable: create a new QdrantCollection to manage a collection elsewhere")
+)]
+pub struct QdrantCollectionSpec {
+    /// A QdrantCluster in this namespace, managed by the operator. The collection-controller
+    /// waits for its Ready condition and reads the endpoint and API key from its status.
+    /// Immutable (changing it would leave the collection behind in the old cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRef>,
+    /// Any reachable Qdrant (installed with Helm, Qdrant Cloud, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Connection>,
+    /// Name of the collection in Qdrant; defaults to metadata.name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub collection_name: Option<String>,
+    /// One unnamed dense vector per point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vectors: Option<VectorParams>,
+    /// Named dense vectors, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_vectors: Option<BTreeMap<String, VectorParams>>,
+    /// Named sparse vectors, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_vectors: Option<BTreeMap<String, SparseVectorParams>>,
+    /// Number of shards (fixed at creation). Qdrant's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub shard_number: Option<u32>,
+    /// Sharding method (fixed at creation): Auto or Custom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding_method: Option<ShardingMethod>,
+    /// Copies of each shard. Changeable: Qdrant records the new factor for shards created
+    /// later; existing shards gain or lose replicas only when replicas are added or dropped
+    /// (for example by rebalancing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub replication_factor: Option<u32>,
+    /// Replicas that must acknowledge a write. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub write_consistency_factor: Option<u32>,
+    /// Keep payloads on disk instead of in RAM. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk_payload: Option<bool>,
+    /// HNSW index parameters of the collection. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw_config: Option<HnswConfig>,
+    /// Optimizer parameters. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizers_config: Option<OptimizersConfig>,
+    /// Write-ahead log parameters (fixed at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_config: Option<WalConfig>,
+    /// Quantization of every vector. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_config: Option<QuantizationConfig>,
+    /// Strict mode: limits on queries and writes. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mode_config: Option<StrictModeConfig>,
+    /// Payload indexes, matched when any are listed (or were listed before): missing ones are
+    /// created, changed ones recreated, and indexes not listed are deleted. With none listed,
+    /// indexes the application created are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["field"]))]
+    pub payload_indexes: Vec<PayloadIndex>,
+    /// Aliases pointing at this collection, matched in one atomic request: missing ones are
+    /// created, one pointing at another collection is moved here, and aliases of this
+    /// collection not listed are removed. With no aliases listed (now or before), aliases
+    /// are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub aliases: Vec<String>,
+    /// What deleting this object does to the collection: Retain (default) keeps it in Qdrant;
+    /// Delete deletes the collection and its data.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+impl QdrantCollectionSpec {
+    /// The collection's name in Qdrant: `collectionName`, else `default` (metadata.name).
+    pub fn name_in_qdrant<'a>(&'a self, default: &'a str) -> &'a str {
+        self.collection_name.as_deref().unwrap_or(default)
+    }
+}
+
+/// A QdrantCluster in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ClusterRef {
+    /// Name of the QdrantCluster.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A Qdrant not managed by this operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    /// REST URL, e.g. `http://qdrant.qdrant.svc:6333` or `https://xyz.cloud.qdrant.io:6333`.
+    #[schemars(length(min = 1), regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// Secret key holding the API key (read-write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+    /// TLS settings for an https URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ConnectionTls>,
+}
+
+/// TLS settings of a connection.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionTls {
+    /// Secret key holding the PEM CA bundle that signed the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Parameters of one dense vector.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VectorParams {
+    /// Dimensions (fixed at creation).
+    #[schemars(range(min = 1, max = 65536))]
+    pub size: u64,
+    /// Distance function (fixed at creation).
+    pub distance: Distance,
+    /// Keep vectors on disk (memmap). Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    /// Storage data type (fixed at creation): Float32 (default), Float16 or Uint8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datatype: Option<VectorDatatype>,
+    /// Multivector (late interaction) settings (fixed at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivector: Option<MultivectorConfig>,
+    /// HNSW parameters of this vector, over the collection's. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw: Option<HnswConfig>,
+    /// Quantization of this vector, over the collection's. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantizationConfig>,
+}
+
+/// Distance function.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Distance {
+    /// Cosine similarity.
+    Cosine,
+    /// Euclidean distance.
+    Euclid,
+    /// Dot product.
+    Dot,
+    /// Manhattan distance.
+    Manhattan,
+}
+
+/// Storage data type of a dense vector.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum VectorDatatype {
+    /// 32-bit floats.
+    Float32,
+    /// 16-bit floats.
+    Float16,
+    /// 8-bit unsigned integers.
+    Uint8,
+}
+
+/// Multivector settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct MultivectorConfig {
+    /// How multivectors are compared: MaxSim.
+    pub comparator: MultivectorComparator,
+}
+
+/// Multivector comparator.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MultivectorComparator {
+    /// Sum over query vectors of the best match (late interaction).
+    MaxSim,
+}
+
+/// Parameters of one sparse vector.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SparseVectorParams {
+    /// Sparse index settings. Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<SparseIndexConfig>,
+    /// Value modifier: None or Idf (inverse document frequency). Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifier: Option<SparseModifier>,
+}
+
+/// Sparse index settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SparseIndexConfig {
+    /// Keep the index on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    /// Below this many points a search is a full scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_scan_threshold: Option<u64>,
+}
+
+/// Sparse vector modifier.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SparseModifier {
+    /// Values as given.
+    None,
+    /// Inverse document frequency weighting.
+    Idf,
+}
+
+/// Sharding method.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ShardingMethod {
+    /// Qdrant places points by id hash.
+    Auto,
+    /// Points go to user-defined shard keys.
+    Custom,
+}
+
+/// HNSW index parameters (unset fields keep Qdrant's values).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HnswConfig {
+    /// Edges per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<u64>,
+    /// Neighbours considered while building.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef_construct: Option<u64>,
+    /// Below this size (KiB) a segment is searched without the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_scan_threshold: Option<u64>,
+    /// Threads building the index (0 = automatic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_indexing_threads: Option<u64>,
+    /// Keep the index on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    /// Edges per node of the payload index graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_m: Option<u64>,
+}
+
+/// Optimizer parameters (unset fields keep Qdrant's values).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OptimizersConfig {
+    /// Fraction of deleted vectors that triggers a vacuum (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub deleted_threshold: Option<f64>,
+    /// Minimum vectors in a segment before it is vacuumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vacuum_min_vector_number: Option<u64>,
+    /// Target number of segments (0 = automatic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_segment_number: Option<u64>,
+    /// Maximum segment size in KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_segment_size: Option<u64>,
+    /// Segments above this size (KiB) are memmapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memmap_threshold: Option<u64>,
+    /// Segments above this size (KiB) get an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexing_threshold: Option<u64>,
+    /// Seconds between flushes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_interval_sec: Option<u64>,
+    /// Threads for optimization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_optimization_threads: Option<u64>,
+}
+
+/// Write-ahead log parameters.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WalConfig {
+    /// Size of one WAL segment in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_capacity_mb: Option<u64>,
+    /// WAL segments created ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_segments_ahead: Option<u64>,
+}
+
+/// Quantization: exactly one of scalar, product or binary.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.scalar) ? 1 : 0) + (has(self.product) ? 1 : 0) + (has(self.binary) ? 1 : 0) == 1").message("set exactly one of scalar, product or binary"))]
+pub struct QuantizationConfig {
+    /// Scalar quantization (int8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scalar: Option<ScalarQuantization>,
+    /// Product quantization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<ProductQuantization>,
+    /// Binary quantization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<BinaryQuantization>,
+}
+
+/// Scalar quantization.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalarQuantization {
+    /// Target type: Int8.
+    #[serde(rename = "type")]
+    pub type_: ScalarType,
+    /// Quantile for bounds (0.5..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.5, max = 1.0))]
+    pub quantile: Option<f64>,
+    /// Keep quantized vectors in RAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_ram: Option<bool>,
+}
+
+/// Scalar quantization type.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ScalarType {
+    /// 8-bit integers.
+    Int8,
+}
+
+/// Product quantization.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductQuantization {
+    /// Compression ratio: X4, X8, X16, X32 or X64.
+    pub compression: ProductCompression,
+    /// Keep quantized vectors in RAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_ram: Option<bool>,
+}
+
+/// Product quantization compression ratio.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ProductCompression {
+    /// 4x.
+    X4,
+    /// 8x.
+    X8,
+    /// 16x.
+    X16,
+    /// 32x.
+    X32,
+    /// 64x.
+    X64,
+}
+
+/// Binary quantization.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BinaryQuantization {
+    /// Keep quantized vectors in RAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_ram: Option<bool>,
+}
+
+/// Strict mode (unset fields keep Qdrant's values).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StrictModeConfig {
+    /// Enforce the limits below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Maximum `limit` of a query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_query_limit: Option<u64>,
+    /// Maximum query timeout in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_timeout: Option<u64>,
+    /// Allow filtering on unindexed payload fields when reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unindexed_filtering_retrieve: Option<bool>,
+    /// Allow filtering on unindexed payload fields when updating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unindexed_filtering_update: Option<bool>,
+    /// Maximum `hnsw_ef` of a search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_max_hnsw_ef: Option<u64>,
+    /// Allow exact (brute-force) search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_allow_exact: Option<bool>,
+    /// Maximum oversampling of a quantized search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_max_oversampling: Option<f64>,
+    /// Maximum points in one upsert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upsert_max_batchsize: Option<u64>,
+    /// Maximum points in the collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_points_count: Option<u64>,
+}
+
+/// A payload index.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadIndex {
+    /// Payload field (dotted path for nested fields).
+    #[schemars(length(min = 1))]
+    pub field: String,
+    /// Index type.
+    pub schema: PayloadSchemaType,
+    /// Type-specific parameters as Qdrant spells them (e.g. `is_tenant: true` for keyword,
+    /// `tokenizer: word` for text). Changing them recreates the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::preserve_unknown_params")]
+    pub params: Option<serde_json::Value>,
+}
+
+/// Payload index type.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PayloadSchemaType {
+    /// Exact-match strings.
+    Keyword,
+    /// Integers.
+    Integer,
+    /// Floats.
+    Float,
+    /// Geo points.
+    Geo,
+    /// Full-text.
+    Text,
+    /// Booleans.
+    Bool,
+    /// RFC 3339 date-times.
+    Datetime,
+    /// UUIDs.
+    Uuid,
+}
+
+impl PayloadSchemaType {
+    /// Qdrant's spelling (`keyword`, `integer`, ...).
+    pub fn as_qdrant(self) -> &'static str {
+        match self {
+            Self::Keyword => "keyword",
+            Self::Integer => "integer",
+            Self::Float => "float",
+            Self::Geo => "geo",
+            Self::Text => "text",
+            Self::Bool => "bool",
+            Self::Datetime => "datetime",
+            Self::Uuid => "uuid",
+        }
+    }
+}
+
+/// What deleting the QdrantCollection does to the collection in Qdrant.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum DeletionPolicy {
+    /// Keep the collection and its data.
+    #[default]
+    Retain,
+    /// Delete the collection and its data.
+    Delete,
+}
+
+/// Lifecycle phase of a QdrantCollection, for humans; automation reads the conditions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum CollectionPhase {
+    /// Not reconciled yet.
+    #[default]
+    Pending,
+    /// Waiting for the QdrantCluster to be Ready (or for a Secret).
+    Waiting,
+    /// The collection matches the spec (drift that cannot be fixed is reported in conditions).
+    Ready,
+    /// Qdrant refused the spec or could not be reached; see the conditions.
+    Failed,
+    /// Being deleted.
+    Deleting,
+    /// The pause annotation is set.
+    Paused,
+}
+
+/// A field whose value in Qdrant differs from the spec and cannot be changed in place.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDrift {
+    /// Spec field path, e.g. `spec.vectors.size`.
+    pub field: String,
+    /// The spec's value, as JSON text.
+    pub desired: String,
+    /// Qdrant's value, as JSON text.
+    pub actual: String,
+}
+
+/// Observed state of a collection. Written by the collection-controller only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantCollectionStatus {
+    /// The `metadata.generation` last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle phase, for humans.
+    #[serde(default)]
+    pub phase: CollectionPhase,
+    /// Conditions: Ready, Synced, ConfigDrift, Paused.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::conditions::conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Name of the collection in Qdrant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_name: Option<String>,
+    /// Qdrant's collection status: green, yellow, grey or red.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_status: Option<String>,
+    /// Approximate number of points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_count: Option<u64>,
+    /// Vectors covered by an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexed_vectors_count: Option<u64>,
+    /// Segments of the collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments_count: Option<u64>,
+    /// Payload index fields the operator manages (those last applied from the spec). When the
+    /// spec lists none and none were managed, indexes are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payload_indexes: Vec<String>,
+    /// Aliases the operator manages for this collection (those last applied from the spec).
+    /// When the spec lists none and none were managed, aliases are not read at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Fields that differ from the spec and cannot change in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<FieldDrift>,
+    /// When Qdrant was last brought in line with the spec (RFC 3339): the last sync that
+    /// changed something, or that first found it in sync. A resync that finds nothing to do
+    /// leaves it (and the whole status) unchanged, so it writes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+}

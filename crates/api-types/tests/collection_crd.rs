@@ -1,0 +1,289 @@
+//! QdrantCollection CRD checks: structural schema, descriptions, names and columns, and the
+//! verdicts of the schema and CEL rules on good and bad objects.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+fn schema() -> Value {
+    let crd = api_types::QdrantCollection::crd();
+    serde_json::to_value(&crd.spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone()
+}
+
+fn good() -> Value {
+    json!({
+        "apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCollection",
+        "metadata": {"name": "articles", "namespace": "default"},
+        "spec": {
+            "cluster": {"name": "demo"},
+            "vectors": {"size": 768, "distance": "Cosine", "onDisk": true},
+            "shardNumber": 6, "replicationFactor": 2,
+            "quantizationConfig": {"scalar": {"type": "Int8", "quantile": 0.99, "alwaysRam": true}},
+            "payloadIndexes": [{"field": "category", "schema": "Keyword", "params": {"is_tenant": true}}, {"field": "year", "schema": "Integer"}],
+            "aliases": ["articles-current"],
+            "deletionPolicy": "Retain"
+        }
+    })
+}
+
+fn with(mut v: Value, pointer: &str, value: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    v.pointer_mut(parent)
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .insert(key.to_string(), value);
+    v
+}
+
+fn without(mut v: Value, pointer: &str) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    v.pointer_mut(parent)
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove(key);
+    v
+}
+
+fn schema_errors(obj: &Value) -> Vec<String> {
+    let s = schema();
+    let validator = jsonschema::draft4::new(&s).unwrap();
+    validator
+        .iter_errors(obj)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+fn cel_errors(obj: &Value, old: Option<&Value>) -> Vec<String> {
+    match kube::core::cel::Validator::new().validate(&schema(), obj, old) {
+        Ok(()) => vec![],
+        Err(errs) => errs.into_vec().iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+#[test]
+fn structural_with_free_form_only_in_index_params() {
+    let v = api_types::crd::structural_violations(&schema(), &[".spec.payloadIndexes[].params"]);
+    assert!(v.is_empty(), "{v:?}");
+    let text = serde_json::to_string(&schema()).unwrap();
+    assert_eq!(
+        text.matches("x-kubernetes-preserve-unknown-fields").count(),
+        1
+    );
+}
+
+#[test]
+fn every_field_has_a_description() {
+    fn walk(node: &Value, path: &str, missing: &mut Vec<String>) {
+        for (k, v) in node
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let p = format!("{path}.{k}");
+            if v.get("description").is_none() {
+                missing.push(p.clone());
+            }
+            walk(v, &p, missing);
+        }
+        if let Some(items) = node.get("items") {
+            walk(items, &format!("{path}[]"), missing);
+        }
+        if let Some(ap) = node.get("additionalProperties").filter(|v| v.is_object()) {
+            walk(ap, &format!("{path}{{}}"), missing);
+        }
+    }
+    let mut missing = vec![];
+    walk(&schema()["properties"]["spec"], "spec", &mut missing);
+    walk(&schema()["properties"]["status"], "status", &mut missing);
+    assert!(missing.is_empty(), "{missing:?}");
+}
+
+#[test]
+fn names_and_columns() {
+    let crd = api_types::QdrantCollection::crd();
+    assert_eq!(crd.spec.names.short_names, Some(vec!["qcol".to_string()]));
+    assert_eq!(crd.spec.names.categories, Some(vec!["qdrant".to_string()]));
+    let cols: Vec<_> = crd.spec.versions[0]
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(cols, ["Cluster", "Phase", "Status", "Points", "Age"]);
+    let idx = &schema()["properties"]["spec"]["properties"]["payloadIndexes"];
+    assert_eq!(idx["x-kubernetes-list-type"], json!("map"));
+    assert_eq!(idx["x-kubernetes-list-map-keys"], json!(["field"]));
+}
+
+#[test]
+fn good_object_passes() {
+    assert_eq!(schema_errors(&good()), Vec::<String>::new());
+    assert_eq!(cel_errors(&good(), None), Vec::<String>::new());
+    let spec: api_types::QdrantCollectionSpec =
+        serde_json::from_value(good()["spec"].clone()).unwrap();
+    api_types::validation::validate_collection(&spec, "articles").unwrap();
+}
+
+#[test]
+fn schema_refuses_bad_values() {
+    for (pointer, value) in [
+        ("/spec/vectors/size", json!(0)),
+        ("/spec/vectors/distance", json!("Hamming")),
+        ("/spec/shardNumber", json!(0)),
+        ("/spec/deletionPolicy", json!("Orphan")),
+        (
+            "/spec/payloadIndexes",
+            json!([{"field": "x", "schema": "Blob"}]),
+        ),
+        (
+            "/spec/quantizationConfig",
+            json!({"product": {"compression": "X3"}}),
+        ),
+    ] {
+        let e = schema_errors(&with(good(), pointer, value.clone()));
+        assert!(!e.is_empty(), "{pointer} = {value} should be refused");
+    }
+}
+
+#[test]
+fn cel_exactly_one_target() {
+    let both = with(good(), "/spec/connection", json!({"url": "http://q:6333"}));
+    assert!(
+        cel_errors(&both, None)
+            .iter()
+            .any(|m| m.contains("exactly one of cluster or connection"))
+    );
+    let neither = without(good(), "/spec/cluster");
+    assert!(
+        cel_errors(&neither, None)
+            .iter()
+            .any(|m| m.contains("exactly one of cluster or connection"))
+    );
+    let conn = with(
+        without(good(), "/spec/cluster"),
+        "/spec/connection",
+        json!({"url": "https://q.example:6333"}),
+    );
+    assert_eq!(cel_errors(&conn, None), Vec::<String>::new());
+}
+
+#[test]
+fn cel_vectors_or_named_vectors() {
+    let v = with(
+        good(),
+        "/spec/namedVectors",
+        json!({"image": {"size": 512, "distance": "Dot"}}),
+    );
+    assert!(cel_errors(&v, None).iter().any(|m| m.contains("not both")));
+}
+
+#[test]
+fn cel_collection_name_is_immutable() {
+    let old = with(good(), "/spec/collectionName", json!("articles-v1"));
+    let renamed = with(good(), "/spec/collectionName", json!("articles-v2"));
+    assert!(
+        cel_errors(&renamed, Some(&old))
+            .iter()
+            .any(|m| m.contains("immutable"))
+    );
+    let unset = good();
+    assert!(
+        cel_errors(&unset, Some(&old))
+            .iter()
+            .any(|m| m.contains("immutable")),
+        "unsetting is a change too"
+    );
+    assert_eq!(cel_errors(&old, Some(&old)), Vec::<String>::new());
+}
+
+#[test]
+fn cel_cluster_is_immutable() {
+    let moved = with(good(), "/spec/cluster", json!({"name": "other"}));
+    assert!(
+        cel_errors(&moved, Some(&good()))
+            .iter()
+            .any(|m| m.contains("spec.cluster is immutable"))
+    );
+    let to_connection = with(
+        without(good(), "/spec/cluster"),
+        "/spec/connection",
+        json!({"url": "http://q:6333"}),
+    );
+    assert!(
+        cel_errors(&to_connection, Some(&good()))
+            .iter()
+            .any(|m| m.contains("spec.cluster is immutable"))
+    );
+    assert_eq!(cel_errors(&good(), Some(&good())), Vec::<String>::new());
+}
+
+#[test]
+fn schema_bounds_fractions() {
+    let e = schema_errors(&with(
+        good(),
+        "/spec/quantizationConfig",
+        json!({"scalar": {"type": "Int8", "quantile": 0.2}}),
+    ));
+    assert!(!e.is_empty());
+    let e = schema_errors(&with(
+        good(),
+        "/spec/optimizersConfig",
+        json!({"deletedThreshold": 1.5}),
+    ));
+    assert!(!e.is_empty());
+}
+
+#[test]
+fn cel_one_quantization_kind() {
+    let two = with(
+        good(),
+        "/spec/quantizationConfig",
+        json!({"scalar": {"type": "Int8"}, "binary": {}}),
+    );
+    assert!(
+        cel_errors(&two, None)
+            .iter()
+            .any(|m| m.contains("exactly one of scalar, product or binary"))
+    );
+    let none = with(good(), "/spec/quantizationConfig", json!({}));
+    assert!(
+        cel_errors(&none, None)
+            .iter()
+            .any(|m| m.contains("exactly one of scalar, product or binary"))
+    );
+}
+
+#[test]
+fn validation_names_fields() {
+    let mut spec: api_types::QdrantCollectionSpec =
+        serde_json::from_value(good()["spec"].clone()).unwrap();
+    spec.aliases = vec!["a".into(), "a".into(), "articles".into()];
+    spec.payload_indexes.push(spec.payload_indexes[0].clone());
+    spec.quantization_config
+        .as_mut()
+        .unwrap()
+        .scalar
+        .as_mut()
+        .unwrap()
+        .quantile = Some(0.1);
+    spec.aliases = vec!["a".into(), "a".into(), "articles".into()];
+    let err = api_types::validation::validate_collection(&spec, "articles").unwrap_err();
+    let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.quantizationConfig.scalar.quantile",
+            "spec.payloadIndexes[2].field",
+            "spec.aliases[1]",
+            "spec.aliases[2]"
+        ]
+    );
+    assert!(
+        err.to_string()
+            .contains("spec.aliases[2]: an alias cannot have the collection's own name")
+    );
+}
