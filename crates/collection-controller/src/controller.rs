@@ -1,0 +1,60 @@
+//! The Controller: what it watches, and how it runs under the shared runtime.
+
+use std::sync::Arc;
+
+use api_types::{QdrantCluster, QdrantCollection};
+use futures::StreamExt;
+use kube::{
+    Api, Client,
+    runtime::{Controller, reflector::ObjectRef, watcher},
+};
+use reconcile_lib::runtime::Shutdown;
+use tracing::{debug, warn};
+
+use crate::reconcile::{Context, error_policy, reconcile};
+
+/// Runs the controller until `shutdown` fires: watches QdrantCollections (in `namespace`, or
+/// all namespaces), and QdrantClusters so that a cluster becoming Ready triggers the
+/// collections that point at it; every collection is also resynced periodically to find
+/// changes made behind the operator's back.
+pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, shutdown: Shutdown) {
+    let (collections, clusters) = match &namespace {
+        Some(ns) => (
+            Api::<QdrantCollection>::namespaced(client.clone(), ns),
+            Api::<QdrantCluster>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::<QdrantCollection>::all(client.clone()),
+            Api::<QdrantCluster>::all(client.clone()),
+        ),
+    };
+    let controller = Controller::new(collections, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(
+            clusters,
+            watcher::Config::default(),
+            move |cluster: QdrantCluster| {
+                let ns = cluster.metadata.namespace.clone();
+                let name = cluster.metadata.name.clone();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.metadata.namespace == ns
+                            && c.spec.cluster.as_ref().map(|r| Some(&r.name)) == Some(name.as_ref())
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(async move { shutdown.wait().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(collection = %obj, "reconciled"),
+                Err(e) => warn!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,211 @@
+//! Update status: the QdrantCollection status as a pure function of what the sync observed.
+
+use api_types::{
+    QdrantCollection, QdrantCollectionStatus,
+    collection::{CollectionPhase, FieldDrift},
+    conditions::{ConditionStatus, set_condition},
+};
+use reconcile_lib::{
+    conditions::{new_condition, now_seconds},
+    qdrant::CollectionInfo,
+};
+
+/// Condition types of a QdrantCollection besides Ready and Paused.
+pub mod types {
+    pub use api_types::conditions::types::{PAUSED, READY};
+    /// Qdrant holds every changeable setting of the spec.
+    pub const SYNCED: &str = "Synced";
+    /// Some fields differ and cannot change in place.
+    pub const CONFIG_DRIFT: &str = "ConfigDrift";
+}
+
+/// The outcome of one reconcile.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The pause annotation is set.
+    Paused,
+    /// The spec was refused (message names the field).
+    Invalid(String),
+    /// The target is not usable yet.
+    Waiting {
+        /// CamelCase reason.
+        reason: String,
+        /// What is awaited.
+        message: String,
+    },
+    /// Qdrant answered with an error (reason `Qdrant...`, Qdrant's own message).
+    QdrantError {
+        /// CamelCase reason.
+        reason: String,
+        /// Qdrant's message.
+        message: String,
+    },
+    /// The collection was synced.
+    Synced {
+        /// Name in Qdrant.
+        name: String,
+        /// The collection as Qdrant reports it after the sync.
+        info: Box<CollectionInfo>,
+        /// Immutable differences.
+        drift: Vec<FieldDrift>,
+        /// Whether this sync wrote anything to Qdrant.
+        wrote: bool,
+        /// Aliases now managed.
+        aliases: Vec<String>,
+        /// Payload index fields now managed.
+        payload_indexes: Vec<String>,
+    },
+    /// Deleting with `deletionPolicy: Delete` (kept while Qdrant is retried).
+    Deleting {
+        /// Name in Qdrant.
+        name: String,
+    },
+}
+
+/// The status after `outcome`. Conditions keep their transition time unless their status
+/// changes; `lastSyncTime` moves only when the sync wrote or the collection was not yet
+/// known to be in sync, so a no-op resync produces an identical status.
+pub fn compute(qcol: &QdrantCollection, outcome: &Outcome) -> QdrantCollectionStatus {
+    let prev = qcol.status.clone().unwrap_or_default();
+    let generation = qcol.metadata.generation;
+    let mut st = QdrantCollectionStatus {
+        observed_generation: generation,
+        conditions: prev.conditions.clone(),
+        ..prev.clone()
+    };
+    let mut set = |t: &str, s: ConditionStatus, reason: &str, message: String| {
+        set_condition(
+            &mut st.conditions,
+            new_condition(t, s, reason, message, generation),
+        );
+    };
+    let paused = matches!(outcome, Outcome::Paused);
+    set(
+        types::PAUSED,
+        ConditionStatus::from_bool(paused),
+        if paused {
+            "PauseAnnotationSet"
+        } else {
+            "NotPaused"
+        },
+        String::new(),
+    );
+    let not_synced =
+        |set: &mut dyn FnMut(&str, ConditionStatus, &str, String), reason: &str, message: &str| {
+            set(
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message.to_string(),
+            );
+            set(
+                types::SYNCED,
+                ConditionStatus::False,
+                reason,
+                message.to_string(),
+            );
+        };
+    match outcome {
+        Outcome::Paused => {
+            st.phase = CollectionPhase::Paused;
+        }
+        Outcome::Invalid(msg) => {
+            not_synced(&mut set, "InvalidSpec", msg);
+            st.phase = CollectionPhase::Failed;
+        }
+        Outcome::Waiting { reason, message } => {
+            not_synced(&mut set, reason, message);
+            st.phase = CollectionPhase::Waiting;
+        }
+        Outcome::QdrantError { reason, message } => {
+            not_synced(&mut set, reason, message);
+            st.phase = CollectionPhase::Failed;
+        }
+        Outcome::Deleting { name } => {
+            set(
+                types::READY,
+                ConditionStatus::False,
+                "Deleting",
+                format!("deleting collection {name} from Qdrant (deletionPolicy Delete)"),
+            );
+            st.phase = CollectionPhase::Deleting;
+        }
+        Outcome::Synced {
+            name,
+            info,
+            drift,
+            wrote,
+            aliases,
+            payload_indexes,
+        } => {
+            set(
+                types::READY,
+                ConditionStatus::True,
+                "CollectionReady",
+                format!("collection {name} exists in Qdrant"),
+            );
+            set(
+                types::SYNCED,
+                ConditionStatus::True,
+                "InSync",
+                "Qdrant holds every changeable setting of the spec".into(),
+            );
+            if drift.is_empty() {
+                set(
+                    types::CONFIG_DRIFT,
+                    ConditionStatus::False,
+                    "NoDrift",
+                    String::new(),
+                );
+            } else {
+                let parts: Vec<String> = drift
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}: spec {} but Qdrant has {}",
+                            d.field, d.desired, d.actual
+                        )
+                    })
+                    .collect();
+                set(
+                    types::CONFIG_DRIFT,
+                    ConditionStatus::True,
+                    "ImmutableFieldsDiffer",
+                    format!(
+                        "cannot change in place (data is never dropped to fix it): {}",
+                        parts.join("; ")
+                    ),
+                );
+            }
+            st.phase = CollectionPhase::Ready;
+            st.collection_name = Some(name.clone());
+            st.collection_status = Some(info.status.clone());
+            st.points_count = info.points_count;
+            st.indexed_vectors_count = info.indexed_vectors_count;
+            st.segments_count = info.segments_count;
+            st.drift = drift.clone();
+            st.aliases = aliases.clone();
+            st.payload_indexes = payload_indexes.clone();
+            let was_synced = prev.phase == CollectionPhase::Ready && prev.last_sync_time.is_some();
+            if *wrote || !was_synced {
+                st.last_sync_time = Some(now_seconds().to_string());
+            }
+        }
+    }
+    // Every condition is set on first sight.
+    for t in [types::READY, types::SYNCED, types::CONFIG_DRIFT] {
+        if api_types::conditions::find_condition(&st.conditions, t).is_none() {
+            set_condition(
+                &mut st.conditions,
+                new_condition(
+                    t,
+                    ConditionStatus::Unknown,
+                    "NotObserved",
+                    String::new(),
+                    generation,
+                ),
+            );
+        }
+    }
+    st
+}
