@@ -45,9 +45,10 @@ fmt:
 render file="examples/qdrantcluster-3-node.yaml":
     cargo run -q -p cluster-controller -- render -f {{file}}
 
-# Run the cluster-controller against the current kube context (leader election off).
-run *args:
-    cargo run -p cluster-controller -- run --leader-election=false {{args}}
+# Run a controller against the current kube context (leader election off), e.g.
+# `just run cluster-controller` or `just run collection-controller --namespace search`.
+run controller="cluster-controller" *args:
+    cargo run -p {{controller}} -- run --leader-election=false {{args}}
 
 # Render the kustomize base (CRDs + controller) as installed on a cluster.
 deploy-render:
@@ -57,9 +58,10 @@ deploy-render:
 e2e:
     bash e2e/run.sh
 
-# Benchmarks: print figures (reconcile throughput, no-op writes, peak RSS).
+# Benchmarks: print figures (reconcile throughput, no-op writes and reads, peak RSS).
 bench:
     cargo run --release -q -p cluster-controller --example bench
+    cargo run --release -q -p collection-controller --example bench
 
 # What CI runs: lint, CRD freshness, all tests.
 ci: lint crds-check test

@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
 # End-to-end test of the qdrant-operator against the cluster of the current kube context.
 #
-# Installs the CRDs and the cluster-controller from deploy/base (server-side apply), creates
-# examples/qdrantcluster-3-node.yaml in a fresh namespace, waits for Ready, then writes points
-# through pod demo-0 and reads them back through pod demo-1. The test namespace is deleted on
-# exit; the operator installation is left in place (re-applying it is idempotent).
+# Installs the CRDs, the cluster-controller and the collection-controller from deploy/base
+# (server-side apply), then runs two tests in a fresh namespace:
+#   cluster     creates examples/qdrantcluster-3-node.yaml, waits for Ready, then writes points
+#               through pod demo-0 and reads them back through pod demo-1;
+#   collection  creates examples/qdrantcollection.yaml on that cluster, waits for Ready, checks
+#               the collection, its payload indexes and its alias through Qdrant's REST API,
+#               changes a mutable field and waits for Qdrant to report it, deletes the object
+#               (deletionPolicy Retain: the collection stays), then creates and deletes a
+#               second collection with deletionPolicy Delete (the collection goes).
+# The collection test needs the cluster, so it runs only when the cluster test passed; a test
+# that did not run counts as failed. The test namespace is deleted on exit; the operator
+# installation is left in place (re-applying it is idempotent).
 #
 # Environment:
-#   OPERATOR_IMAGE        controller image to run instead of the one in deploy/base
-#                         (e.g. a locally built image loaded into kind)
-#   E2E_READY_TIMEOUT     how long to wait for the QdrantCluster to be Ready (default 15m)
-#   E2E_KEEP_NAMESPACE=1  keep the test namespace after the run (for debugging)
+#   OPERATOR_IMAGE          controller image to run instead of the one in deploy/base
+#                           (e.g. a locally built image loaded into kind)
+#   E2E_READY_TIMEOUT       how long to wait for the QdrantCluster to be Ready (default 15m)
+#   E2E_COLLECTION_TIMEOUT  how long to wait for a QdrantCollection to be Ready (default 5m)
+#   E2E_KEEP_NAMESPACE=1    keep the test namespace after the run (for debugging)
 #
 # Prints `SKIP: ...` and exits 0 when no cluster is reachable. Otherwise the last line is
-# `e2e: 1 passed, 0 failed` (exit 0) or `e2e: 0 passed, 1 failed` (exit non-zero).
+# `e2e: N passed, M failed` over the two tests: `e2e: 2 passed, 0 failed` (exit 0), or e.g.
+# `e2e: 1 passed, 1 failed` (exit non-zero).
 
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OPERATOR_NAMESPACE=qdrant-operator
-CONTROLLER_DEPLOYMENT=cluster-controller
+CONTROLLER_DEPLOYMENTS=(cluster-controller collection-controller)
 DEFAULT_IMAGE=ghcr.io/qdrant-operator/qdrant-operator
-CRD=qdrantclusters.qdrant.operator.dev
+CRDS=(qdrantclusters.qdrant.operator.dev qdrantcollections.qdrant.operator.dev)
 EXAMPLE="$REPO_ROOT/examples/qdrantcluster-3-node.yaml"
 CLUSTER=demo
+COLLECTION_EXAMPLE="$REPO_ROOT/examples/qdrantcollection.yaml"
+COLLECTION=articles
+ALIAS=articles-current
+# A second, small collection, created and deleted with deletionPolicy Delete.
+SCRATCH=scratch
 READY_TIMEOUT=${E2E_READY_TIMEOUT:-15m}
+COLLECTION_TIMEOUT=${E2E_COLLECTION_TIMEOUT:-5m}
 OPERATOR_IMAGE=${OPERATOR_IMAGE:-}
 KEEP_NAMESPACE=${E2E_KEEP_NAMESPACE:-0}
 
@@ -48,25 +64,48 @@ done
 NS="qdrant-e2e-$(printf '%04x%04x' "$RANDOM" "$RANDOM")"
 WORKDIR=$(mktemp -d)
 NS_CREATED=0
-PASSED=0
 PF_PIDS=()
+# The tests in the order they run; CURRENT_TEST is the one running, PASSED_TESTS those passed.
+TESTS=(cluster collection)
+CURRENT_TEST=cluster
+PASSED_TESTS=()
 
 diagnostics() {
+  local deployment
   echo "---- diagnostics ----------------------------------------------------------------"
   if [ "$NS_CREATED" = 1 ]; then
     kubectl -n "$NS" get qdrantclusters,statefulsets,pods,services,pvc -o wide
     kubectl -n "$NS" get qdrantcluster "$CLUSTER" -o yaml
+    if [ "$CURRENT_TEST" = collection ]; then
+      kubectl -n "$NS" get qdrantcollections -o yaml
+    fi
     kubectl -n "$NS" get events --sort-by=.lastTimestamp | tail -n 40
     for i in 0 1 2; do
       echo "-- logs of $CLUSTER-$i"
       kubectl -n "$NS" logs "$CLUSTER-$i" --tail=40
     done
   fi
-  echo "-- cluster-controller"
   kubectl -n "$OPERATOR_NAMESPACE" get deployment,pods -o wide
-  kubectl -n "$OPERATOR_NAMESPACE" logs -l app.kubernetes.io/name=cluster-controller \
-    --prefix --tail=80
+  for deployment in "${CONTROLLER_DEPLOYMENTS[@]}"; do
+    echo "-- $deployment"
+    kubectl -n "$OPERATOR_NAMESPACE" logs -l "app.kubernetes.io/name=$deployment" \
+      --prefix --tail=80
+  done
   echo "---------------------------------------------------------------------------------"
+}
+
+# Deletes the QdrantCollections left in the test namespace while their cluster still runs, so
+# the collection-controller can honour their finalizers. If that takes more than 2 minutes,
+# removes the finalizers, so the namespace can go.
+delete_collections() {
+  local name
+  kubectl -n "$NS" get qdrantcollections -o name 2>/dev/null | grep -q . || return 0
+  log "deleting the QdrantCollections left in $NS"
+  kubectl -n "$NS" delete qdrantcollections --all --wait=true --timeout=2m >/dev/null && return 0
+  echo "warning: QdrantCollections still present after 2m; removing their finalizers" >&2
+  for name in $(kubectl -n "$NS" get qdrantcollections -o name 2>/dev/null); do
+    kubectl -n "$NS" patch "$name" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null
+  done
 }
 
 cleanup() {
@@ -76,24 +115,35 @@ cleanup() {
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
-  if [ "$PASSED" != 1 ]; then
+  local passed=${#PASSED_TESTS[@]} failed test
+  failed=$((${#TESTS[@]} - passed))
+  if [ "$failed" != 0 ]; then
     diagnostics 2>&1
   fi
   if [ "$NS_CREATED" = 1 ]; then
     if [ "$KEEP_NAMESPACE" = 1 ]; then
       log "keeping namespace $NS (E2E_KEEP_NAMESPACE=1)"
     else
+      delete_collections
       log "deleting namespace $NS"
       kubectl delete namespace "$NS" --wait=true --timeout=5m >/dev/null ||
         echo "warning: namespace $NS was not deleted within 5m" >&2
     fi
   fi
   rm -rf "$WORKDIR"
-  if [ "$PASSED" = 1 ]; then
-    echo "e2e: 1 passed, 0 failed"
+  for test in "${TESTS[@]}"; do
+    if [[ " ${PASSED_TESTS[*]} " == *" $test "* ]]; then
+      echo "test $test: passed"
+    elif [ "$test" = "$CURRENT_TEST" ]; then
+      echo "test $test: failed"
+    else
+      echo "test $test: not run (counted as failed)"
+    fi
+  done
+  echo "e2e: $passed passed, $failed failed"
+  if [ "$failed" = 0 ]; then
     exit 0
   fi
-  echo "e2e: 0 passed, 1 failed"
   if [ "$rc" = 0 ]; then rc=1; fi
   exit "$rc"
 }
@@ -134,14 +184,19 @@ images:
     $image_fields
 EOF
   install_dir="$WORKDIR/repo/deploy/e2e"
-  log "installing CRDs and cluster-controller (image $OPERATOR_IMAGE)"
+  log "installing CRDs and controllers (image $OPERATOR_IMAGE)"
 else
-  log "installing CRDs and cluster-controller from deploy/base"
+  log "installing CRDs and controllers from deploy/base"
 fi
 kubectl apply --server-side -k "$install_dir"
-kubectl wait "crd/$CRD" --for=condition=Established --timeout=60s
-kubectl -n "$OPERATOR_NAMESPACE" rollout status "deployment/$CONTROLLER_DEPLOYMENT" --timeout=5m
+for crd in "${CRDS[@]}"; do
+  kubectl wait "crd/$crd" --for=condition=Established --timeout=60s
+done
+for deployment in "${CONTROLLER_DEPLOYMENTS[@]}"; do
+  kubectl -n "$OPERATOR_NAMESPACE" rollout status "deployment/$deployment" --timeout=5m
+done
 
+# === Test 1: cluster ==========================================================================
 # --- Create the cluster -----------------------------------------------------------------------
 log "creating namespace $NS (Pod Security Standard: restricted)"
 kubectl create namespace "$NS"
@@ -267,4 +322,105 @@ if ! retry 60 points_match_on_pod1; then
 fi
 log "the 3 points read through $CLUSTER-1 match"
 
-PASSED=1
+PASSED_TESTS+=(cluster)
+log "test cluster: passed"
+
+# === Test 2: collection =======================================================================
+CURRENT_TEST=collection
+
+# collection_exists NAME: prints true or false, as Qdrant reports it through $CLUSTER-0.
+collection_exists() {
+  qdrant "$PORT0" GET "/collections/$1/exists" | jq -r '.result.exists'
+}
+
+# --- Create the collection --------------------------------------------------------------------
+log "applying examples/qdrantcollection.yaml"
+kubectl -n "$NS" apply -f "$COLLECTION_EXAMPLE"
+log "waiting up to $COLLECTION_TIMEOUT for qcol/$COLLECTION to be Ready"
+kubectl -n "$NS" wait "qcol/$COLLECTION" --for=condition=Ready --timeout="$COLLECTION_TIMEOUT"
+kubectl -n "$NS" get qcol "$COLLECTION"
+
+INFO="$WORKDIR/collection.json"
+# What examples/qdrantcollection.yaml asks for, as GET /collections/{name} reports it. Qdrant
+# keeps the quantile as an f32, so it is compared with a tolerance.
+collection_matches_example() {
+  qdrant "$PORT0" GET "/collections/$COLLECTION" >"$INFO" || return 1
+  jq -e '.result as $r | $r.config.params as $p | $r.config.quantization_config.scalar as $q
+    | $p.vectors.size == 768 and $p.vectors.distance == "Cosine"
+    and $p.shard_number == 6 and $p.replication_factor == 2
+    and $q.type == "int8" and (($q.quantile - 0.99) | fabs) < 0.000001 and $q.always_ram == true
+    and $r.payload_schema.category.data_type == "keyword"
+    and $r.payload_schema.year.data_type == "integer"' "$INFO" >/dev/null
+}
+log "checking collection $COLLECTION in Qdrant"
+if ! retry 60 collection_matches_example; then
+  got=$(jq -c '.result | {params: .config.params, quantization_config: .config.quantization_config,
+    payload_schema}' "$INFO" 2>/dev/null || cat "$INFO")
+  echo "got: $got" >&2
+  fail "collection $COLLECTION in Qdrant does not match examples/qdrantcollection.yaml"
+fi
+
+alias_points_at_collection() {
+  qdrant "$PORT0" GET /aliases |
+    jq -e --arg alias "$ALIAS" --arg collection "$COLLECTION" \
+      'any(.result.aliases[]; .alias_name == $alias and .collection_name == $collection)' \
+      >/dev/null
+}
+log "checking alias $ALIAS"
+retry 60 alias_points_at_collection || fail "GET /aliases has no alias $ALIAS -> $COLLECTION"
+log "$COLLECTION matches: 768 Cosine, 6 shards x 2, int8, indexes category and year, alias $ALIAS"
+
+# --- Change a mutable field -------------------------------------------------------------------
+# Updated in place (PATCH /collections/{name}). Qdrant's default indexing threshold is
+# 10000 KiB, so 20000 is a change; checked first, so the test cannot pass vacuously.
+indexing_threshold() {
+  qdrant "$PORT0" GET "/collections/$COLLECTION" |
+    jq -r '.result.config.optimizer_config.indexing_threshold'
+}
+[ "$(indexing_threshold)" != 20000 ] ||
+  fail "indexing_threshold of $COLLECTION is 20000 before the change; the test would prove nothing"
+log "patching qcol/$COLLECTION: spec.optimizersConfig.indexingThreshold = 20000"
+kubectl -n "$NS" patch qcol "$COLLECTION" --type merge \
+  -p '{"spec":{"optimizersConfig":{"indexingThreshold":20000}}}'
+indexing_threshold_updated() { [ "$(indexing_threshold)" = 20000 ]; }
+retry 120 indexing_threshold_updated ||
+  fail "Qdrant reports indexing_threshold $(indexing_threshold) for $COLLECTION, want 20000"
+log "Qdrant reports indexing_threshold 20000"
+
+# --- Delete with deletionPolicy Retain --------------------------------------------------------
+# The controller applies the policy before it removes its finalizer, so once the object is
+# gone the collection's fate is settled.
+log "deleting qcol/$COLLECTION (deletionPolicy Retain)"
+kubectl -n "$NS" delete qcol "$COLLECTION" --wait=true --timeout=2m
+[ "$(collection_exists "$COLLECTION")" = true ] ||
+  fail "collection $COLLECTION is gone from Qdrant although its deletionPolicy is Retain"
+log "collection $COLLECTION is still in Qdrant"
+
+# --- Delete with deletionPolicy Delete --------------------------------------------------------
+log "creating qcol/$SCRATCH (deletionPolicy Delete)"
+kubectl -n "$NS" apply -f - <<YAML
+apiVersion: qdrant.operator.dev/v1alpha1
+kind: QdrantCollection
+metadata:
+  name: $SCRATCH
+spec:
+  cluster:
+    name: $CLUSTER
+  vectors:
+    size: 4
+    distance: Dot
+  deletionPolicy: Delete
+YAML
+kubectl -n "$NS" wait "qcol/$SCRATCH" --for=condition=Ready --timeout="$COLLECTION_TIMEOUT"
+scratch_exists() { [ "$(collection_exists "$SCRATCH")" = true ]; }
+retry 60 scratch_exists ||
+  fail "collection $SCRATCH is not in Qdrant although qcol/$SCRATCH is Ready"
+log "deleting qcol/$SCRATCH"
+kubectl -n "$NS" delete qcol "$SCRATCH" --wait=true --timeout=2m
+scratch_gone() { [ "$(collection_exists "$SCRATCH")" = false ]; }
+retry 60 scratch_gone ||
+  fail "collection $SCRATCH is still in Qdrant after deleting qcol/$SCRATCH (deletionPolicy Delete)"
+log "collection $SCRATCH is gone from Qdrant"
+
+PASSED_TESTS+=(collection)
+log "test collection: passed"
