@@ -2,8 +2,11 @@
 //! verdicts of the schema and CEL rules on good and bad objects.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::{with, without};
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
+
+mod common;
 
 fn schema() -> Value {
     let crd = api_types::QdrantCollection::crd();
@@ -26,40 +29,12 @@ fn good() -> Value {
     })
 }
 
-fn with(mut v: Value, pointer: &str, value: Value) -> Value {
-    let (parent, key) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .unwrap()
-        .as_object_mut()
-        .unwrap()
-        .insert(key.to_string(), value);
-    v
-}
-
-fn without(mut v: Value, pointer: &str) -> Value {
-    let (parent, key) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .unwrap()
-        .as_object_mut()
-        .unwrap()
-        .remove(key);
-    v
-}
-
 fn schema_errors(obj: &Value) -> Vec<String> {
-    let s = schema();
-    let validator = jsonschema::draft4::new(&s).unwrap();
-    validator
-        .iter_errors(obj)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect()
+    common::schema_errors(&schema(), obj)
 }
 
 fn cel_errors(obj: &Value, old: Option<&Value>) -> Vec<String> {
-    match kube::core::cel::Validator::new().validate(&schema(), obj, old) {
-        Ok(()) => vec![],
-        Err(errs) => errs.into_vec().iter().map(|e| e.message.clone()).collect(),
-    }
+    common::cel_errors(&schema(), obj, old)
 }
 
 #[test]

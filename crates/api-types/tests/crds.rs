@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
+use common::with;
 use serde_json::{Value, json};
+
+mod common;
 
 fn crd_schema() -> Value {
     schema_of(0)
@@ -35,37 +38,12 @@ fn good() -> Value {
     })
 }
 
-/// Schema verdict (types, enums, ranges, patterns) as JSON Schema draft 4, which the
-/// structural OpenAPI v3 subset maps onto.
 fn schema_errors(obj: &Value) -> Vec<String> {
-    let schema = crd_schema();
-    let validator = jsonschema::draft4::new(&schema).unwrap();
-    validator
-        .iter_errors(obj)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect()
+    common::schema_errors(&crd_schema(), obj)
 }
 
 fn cel_errors(obj: &Value, old: Option<&Value>) -> Vec<String> {
-    match kube::core::cel::Validator::new().validate(&crd_schema(), obj, old) {
-        Ok(()) => vec![],
-        Err(errs) => errs
-            .into_vec()
-            .iter()
-            .map(|e| format!("{}: {}", e.field_path, e.message))
-            .collect(),
-    }
-}
-
-/// `v` with the field at `pointer` set (created in its parent object when absent).
-fn with(mut v: Value, pointer: &str, value: Value) -> Value {
-    let (parent, key) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .unwrap()
-        .as_object_mut()
-        .unwrap()
-        .insert(key.to_string(), value);
-    v
+    common::cel_errors(&crd_schema(), obj, old)
 }
 
 #[test]

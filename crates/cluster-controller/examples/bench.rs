@@ -8,17 +8,16 @@
 //! figures; it asserts nothing about time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use api_types::QdrantCluster;
 use cluster_controller::reconcile::{Context, reconcile};
-use futures::{StreamExt, stream};
-use kube::{Api, api::ListParams};
+use kube::Api;
 use reconcile_lib::{
     metrics::Metrics,
     testing::{
         apiserver::FakeApiServer,
-        bench::{FakeProcess, peak_rss_kib, serve_commands},
+        bench::{FakeProcess, peak_rss_kib, reconcile_all, serve_commands},
     },
 };
 use serde_json::json;
@@ -53,17 +52,11 @@ async fn serve_fake(n: usize) {
 }
 
 async fn pass(api: &Api<QdrantCluster>, ctx: &Arc<Context>) -> (usize, f64) {
-    let start = Instant::now();
-    let list = api.list(&ListParams::default()).await.unwrap();
-    let n = list.items.len();
-    let errors = stream::iter(list.items)
-        .map(|qc| reconcile(Arc::new(qc), ctx.clone()))
-        .buffer_unordered(CONCURRENCY)
-        .filter(|r| futures::future::ready(r.is_err()))
-        .count()
-        .await;
-    assert_eq!(errors, 0, "reconcile errors in the benchmark");
-    (n, start.elapsed().as_secs_f64())
+    let (n, failed, secs) = reconcile_all(api, CONCURRENCY, |obj| reconcile(obj, ctx.clone()))
+        .await
+        .unwrap();
+    assert_eq!(failed, 0, "reconcile errors in the benchmark");
+    (n, secs)
 }
 
 #[tokio::main]

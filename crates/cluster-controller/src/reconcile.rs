@@ -15,9 +15,9 @@ use k8s_openapi::api::{
 };
 use kube::{Api, ResourceExt, runtime::controller::Action};
 use reconcile_lib::{
-    apply::{Applier, Outcome},
-    error::{Backoff, Error, Result},
-    events::Events,
+    apply::Outcome,
+    context::{Shared, object_key},
+    error::{Error, Result},
     metrics::Metrics,
 };
 use tracing::{info, warn};
@@ -30,14 +30,8 @@ use crate::{
 
 /// What every reconcile shares.
 pub struct Context {
-    /// Server-side apply with our field manager.
-    pub applier: Applier,
-    /// Kubernetes events.
-    pub events: Events,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Per-object backoff of the error policy.
-    pub backoff: Backoff<String>,
+    /// Applier, events, metrics and backoff, as every controller has them.
+    pub shared: Shared,
     /// Where each pod's Qdrant REST endpoint is.
     pub peer_urls: PeerUrlResolver,
     /// Timeout of each Qdrant request.
@@ -50,20 +44,17 @@ impl Context {
     /// A context for `client` with in-cluster peer URLs, 5 s Qdrant timeout and a 5 min resync.
     pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Self {
         Self {
-            applier: Applier::new(client.clone(), crate::FIELD_MANAGER),
-            events: Events::new(client, crate::CONTROLLER_NAME),
-            metrics,
-            backoff: Backoff::default(),
+            shared: Shared::new(
+                client,
+                crate::FIELD_MANAGER,
+                crate::CONTROLLER_NAME,
+                metrics,
+            ),
             peer_urls: peers::in_cluster_resolver(),
             qdrant_timeout: Duration::from_secs(5),
             resync: Duration::from_secs(300),
         }
     }
-}
-
-/// Identity of an object for backoff bookkeeping.
-pub fn object_key(qc: &QdrantCluster) -> String {
-    format!("{}/{}", qc.namespace().unwrap_or_default(), qc.name_any())
 }
 
 /// Reconciles one QdrantCluster (the function the Controller runs).
@@ -72,15 +63,15 @@ pub fn object_key(qc: &QdrantCluster) -> String {
 /// retry with backoff; permanent ones are written as the Ready condition and retried at the
 /// resync interval.
 pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Action> {
-    let _measure = ctx.metrics.reconcile_started();
+    let _measure = ctx.shared.metrics.reconcile_started();
     match reconcile_inner(&qc, &ctx).await {
         Ok(action) => {
-            ctx.backoff.reset(&object_key(&qc));
+            ctx.shared.on_success(&*qc);
             Ok(action)
         }
         Err(e) if !e.is_transient() => {
-            warn!(cluster = %object_key(&qc), error = %e, "reconcile failed permanently");
-            ctx.metrics.reconcile_failed(e.metric_label());
+            warn!(cluster = %object_key(&*qc), error = %e, "reconcile failed permanently");
+            ctx.shared.metrics.reconcile_failed(e.metric_label());
             let obs = Observation {
                 blocked: Some((e.metric_label().to_string(), e.to_string())),
                 ..Observation::default()
@@ -94,10 +85,7 @@ pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Acti
 
 /// The error policy: count the error and requeue after this object's next backoff delay.
 pub fn error_policy(qc: Arc<QdrantCluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(error.metric_label());
-    let delay = ctx.backoff.next_delay(&object_key(&qc));
-    warn!(cluster = %object_key(&qc), %error, ?delay, "reconcile failed; retrying");
-    Action::requeue(delay)
+    ctx.shared.on_error(&*qc, error)
 }
 
 async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
@@ -129,7 +117,8 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         )
         .await?;
         if first_time {
-            ctx.events
+            ctx.shared
+                .events
                 .warning(qc, "InvalidSpec", "Validate", message)
                 .await;
         }
@@ -138,7 +127,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
 
     // Dereference: what the build depends on.
     let names = Names::of(qc);
-    let client = ctx.applier.client().clone();
+    let client = ctx.shared.applier.client().clone();
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &names.namespace);
     let live_sts = sts_api.get_opt(&names.cluster).await?;
     let observed = Observed {
@@ -158,9 +147,10 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
                 Some(s) => Some(s),
                 None => {
                     let desired = secret::generated_secret(qc, &key, &secret::random_key());
-                    let (s, outcome) = ctx.applier.create_if_missing(&desired).await?;
+                    let (s, outcome) = ctx.shared.applier.create_if_missing(&desired).await?;
                     if outcome == Outcome::Created {
-                        ctx.events
+                        ctx.shared
+                            .events
                             .normal(
                                 qc,
                                 "SecretCreated",
@@ -233,6 +223,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         None => {
             let uid = qc.uid().unwrap_or_default();
             if ctx
+                .shared
                 .applier
                 .delete_owned::<PodDisruptionBudget>(&names.namespace, &names.cluster, &uid)
                 .await?
@@ -244,7 +235,10 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     if !changes.is_empty() {
         let summary = changes.join(", ");
         info!(cluster = %object_key(qc), %summary, "applied");
-        ctx.events.normal(qc, "Applied", "Apply", summary).await;
+        ctx.shared
+            .events
+            .normal(qc, "Applied", "Apply", summary)
+            .await;
     }
 
     // Observe Qdrant once pods are ready.
@@ -293,13 +287,13 @@ where
         + Clone
         + std::fmt::Debug,
 {
-    ctx.applier.apply(obj).await
+    ctx.shared.applier.apply(obj).await
 }
 
 async fn update_status(qc: &QdrantCluster, ctx: &Context, obs: &Observation) -> Result<()> {
     let new = status::compute(qc, obs);
     if status::changed(qc, &new) {
-        ctx.applier.apply_status(qc, &new).await?;
+        ctx.shared.applier.apply_status(qc, &new).await?;
     }
     Ok(())
 }

@@ -19,9 +19,8 @@ use kube::{
     },
 };
 use reconcile_lib::{
-    apply::Applier,
-    error::{Backoff, Error, Result},
-    events::Events,
+    context::{Shared, object_key},
+    error::{Error, Result},
     metrics::Metrics,
     qdrant::{QdrantClient, QdrantError},
 };
@@ -36,14 +35,8 @@ use crate::{
 
 /// What every reconcile shares.
 pub struct Context {
-    /// Status writes with our field manager.
-    pub applier: Applier,
-    /// Kubernetes events.
-    pub events: Events,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Per-object backoff of the error policy.
-    pub backoff: Backoff<String>,
+    /// Applier, events, metrics and backoff, as every controller has them.
+    pub shared: Shared,
     /// Timeout of each Qdrant request.
     pub qdrant_timeout: Duration,
     /// Periodic resync: changes made behind the operator's back are found at least this often.
@@ -61,10 +54,12 @@ impl Context {
     /// Defaults: 10 s Qdrant timeout, 5 min resync, 15 s wait requeue, 10 min deletion timeout.
     pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Self {
         Self {
-            applier: Applier::new(client.clone(), crate::FIELD_MANAGER),
-            events: Events::new(client, crate::CONTROLLER_NAME),
-            metrics,
-            backoff: Backoff::default(),
+            shared: Shared::new(
+                client,
+                crate::FIELD_MANAGER,
+                crate::CONTROLLER_NAME,
+                metrics,
+            ),
             qdrant_timeout: Duration::from_secs(10),
             resync: Duration::from_secs(300),
             wait_requeue: Duration::from_secs(15),
@@ -74,16 +69,12 @@ impl Context {
     }
 }
 
-fn key(q: &QdrantCollection) -> String {
-    format!("{}/{}", q.namespace().unwrap_or_default(), q.name_any())
-}
-
 /// Reconciles one QdrantCollection (the function the Controller runs): adds the finalizer,
 /// then syncs, or on deletion applies `deletionPolicy` and removes the finalizer.
 pub async fn reconcile(qcol: Arc<QdrantCollection>, ctx: Arc<Context>) -> Result<Action> {
-    let _measure = ctx.metrics.reconcile_started();
+    let _measure = ctx.shared.metrics.reconcile_started();
     let ns = qcol.namespace().unwrap_or_else(|| "default".into());
-    let api: Api<QdrantCollection> = Api::namespaced(ctx.applier.client().clone(), &ns);
+    let api: Api<QdrantCollection> = Api::namespaced(ctx.shared.applier.client().clone(), &ns);
     let result = finalizer::finalizer(&api, crate::FINALIZER, qcol.clone(), |event| async {
         match event {
             FinalizerEvent::Apply(q) => sync(&q, &ctx).await,
@@ -93,7 +84,7 @@ pub async fn reconcile(qcol: Arc<QdrantCollection>, ctx: Arc<Context>) -> Result
     .await;
     match result {
         Ok(action) => {
-            ctx.backoff.reset(&key(&qcol));
+            ctx.shared.on_success(&*qcol);
             Ok(action)
         }
         Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
@@ -106,16 +97,13 @@ pub async fn reconcile(qcol: Arc<QdrantCollection>, ctx: Arc<Context>) -> Result
 
 /// The error policy: count the error and requeue after this object's next backoff delay.
 pub fn error_policy(qcol: Arc<QdrantCollection>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(error.metric_label());
-    let delay = ctx.backoff.next_delay(&key(&qcol));
-    warn!(collection = %key(&qcol), %error, ?delay, "reconcile failed; retrying");
-    Action::requeue(delay)
+    ctx.shared.on_error(&*qcol, error)
 }
 
 async fn write_status(qcol: &QdrantCollection, ctx: &Context, outcome: &Outcome) -> Result<()> {
     let new = status::compute(qcol, outcome);
     if qcol.status.as_ref() != Some(&new) {
-        ctx.applier.apply_status(qcol, &new).await?;
+        ctx.shared.applier.apply_status(qcol, &new).await?;
     }
     Ok(())
 }
@@ -134,7 +122,8 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         });
         write_status(qcol, ctx, &Outcome::Invalid(msg.clone())).await?;
         if !already {
-            ctx.events
+            ctx.shared
+                .events
                 .warning(qcol, "InvalidSpec", "Validate", msg)
                 .await;
         }
@@ -142,7 +131,7 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     }
     let client = match dereference::resolve(
         qcol,
-        ctx.applier.client(),
+        ctx.shared.applier.client(),
         ctx.qdrant_timeout,
         ctx.rewrite.as_ref(),
     )
@@ -179,7 +168,7 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
             if e.is_transient() {
                 Err(Error::Qdrant(e))
             } else {
-                warn!(collection = %key(qcol), error = %e, "Qdrant refused the request");
+                warn!(collection = %object_key(qcol), error = %e, "Qdrant refused the request");
                 Ok(Action::requeue(ctx.resync))
             }
         }
@@ -204,8 +193,9 @@ async fn sync_collection(
                 .create_collection(&name, &build::create_request(&qcol.spec))
                 .await?;
             wrote = true;
-            info!(collection = %key(qcol), %name, "collection created");
-            ctx.events
+            info!(collection = %object_key(qcol), %name, "collection created");
+            ctx.shared
+                .events
                 .normal(
                     qcol,
                     "CollectionCreated",
@@ -282,8 +272,9 @@ async fn sync_collection(
         }
         wrote = true;
         let summary = changes.join(", ");
-        info!(collection = %key(qcol), %name, %summary, "synced");
-        ctx.events
+        info!(collection = %object_key(qcol), %name, %summary, "synced");
+        ctx.shared
+            .events
             .normal(qcol, "CollectionSynced", "Sync", summary)
             .await;
         if let Some(fresh) = client.collection_info(&name).await? {
@@ -294,7 +285,8 @@ async fn sync_collection(
         !d.drift.is_empty() && qcol.status.as_ref().is_none_or(|s| s.drift != d.drift);
     if first_drift {
         let fields: Vec<_> = d.drift.iter().map(|f| f.field.as_str()).collect();
-        ctx.events
+        ctx.shared
+            .events
             .warning(
                 qcol,
                 "ConfigDrift",
@@ -327,7 +319,8 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     let default_name = qcol.name_any();
     let name = qcol.spec.name_in_qdrant(&default_name).to_string();
     if qcol.spec.deletion_policy == DeletionPolicy::Retain {
-        ctx.events
+        ctx.shared
+            .events
             .normal(
                 qcol,
                 "CollectionRetained",
@@ -344,7 +337,7 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     });
     let target = match dereference::resolve(
         qcol,
-        ctx.applier.client(),
+        ctx.shared.applier.client(),
         ctx.qdrant_timeout,
         ctx.rewrite.as_ref(),
     )
@@ -368,7 +361,8 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     };
     match client.delete_collection(&name).await {
         Ok(_) => {
-            ctx.events
+            ctx.shared
+                .events
                 .normal(
                     qcol,
                     "CollectionDeleted",
@@ -390,7 +384,8 @@ async fn give_up(
     name: &str,
     why: String,
 ) -> Result<Action> {
-    ctx.events
+    ctx.shared
+        .events
         .warning(
             qcol,
             "CollectionNotDeleted",

@@ -4,6 +4,7 @@
 //! - [`runtime`]: Kubernetes client construction, Lease leader election, graceful shutdown.
 //! - [`apply`]: server-side apply of owned children with a per-controller field manager.
 //! - [`conditions`]: Kubernetes-shaped conditions whose `lastTransitionTime` only moves on change.
+//! - [`context`]: what every reconcile context holds, and the shared error policy.
 //! - [`error`]: typed errors, transient vs permanent, and the requeue/backoff policy.
 //! - [`metrics`] and [`server`]: Prometheus metrics, `/metrics`, `/healthz`, `/readyz`.
 //! - [`telemetry`]: tracing (human or JSON) and OTLP export.
@@ -14,6 +15,7 @@
 pub mod apply;
 pub mod cli;
 pub mod conditions;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod metrics;

@@ -81,3 +81,31 @@ pub fn serve_commands(mut handler: impl FnMut(&str) -> String) {
         println!("{}", handler(line.trim()));
     }
 }
+
+/// Lists every `K` through `api` and runs `reconcile` on each, `concurrency` at a time, as the
+/// Controller would. Returns how many objects there were, how many reconciles failed, and the
+/// wall time in seconds.
+///
+/// Errors: the list call's.
+pub async fn reconcile_all<K, F, Fut, T, E>(
+    api: &kube::Api<K>,
+    concurrency: usize,
+    reconcile: F,
+) -> Result<(usize, usize, f64), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(std::sync::Arc<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    use futures::StreamExt;
+    let start = std::time::Instant::now();
+    let list = api.list(&kube::api::ListParams::default()).await?;
+    let n = list.items.len();
+    let failed = futures::stream::iter(list.items)
+        .map(|obj| reconcile(std::sync::Arc::new(obj)))
+        .buffer_unordered(concurrency)
+        .filter(|r| futures::future::ready(r.is_err()))
+        .count()
+        .await;
+    Ok((n, failed, start.elapsed().as_secs_f64()))
+}
