@@ -189,6 +189,7 @@ fn default_tag() -> String {
 
 /// Image pull policy.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::schema::without_description)]
 pub enum PullPolicy {
     /// Pull on every start.
     Always,

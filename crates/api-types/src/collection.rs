@@ -88,7 +88,7 @@ pub struct QdrantCollectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub shard_number: Option<u32>,
-    /// Sharding method (fixed at creation): Auto or Custom.
+    /// Sharding method (fixed at creation): Auto (by point id) or Custom (user shard keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharding_method: Option<ShardingMethod>,
     /// Copies of each shard. Changeable: Qdrant records the new factor for shards created
@@ -218,6 +218,7 @@ pub enum Distance {
 
 /// Storage data type of a dense vector.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::schema::without_description)]
 pub enum VectorDatatype {
     /// 32-bit floats.
     Float32,
@@ -248,7 +249,7 @@ pub struct SparseVectorParams {
     /// Sparse index settings. Changeable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<SparseIndexConfig>,
-    /// Value modifier: None or Idf (inverse document frequency). Changeable.
+    /// Value modifier: None or Idf (inverse document frequency weighting). Changeable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modifier: Option<SparseModifier>,
 }
@@ -267,6 +268,7 @@ pub struct SparseIndexConfig {
 
 /// Sparse vector modifier.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::schema::without_description)]
 pub enum SparseModifier {
     /// Values as given.
     None,
@@ -276,6 +278,7 @@ pub enum SparseModifier {
 
 /// Sharding method.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::schema::without_description)]
 pub enum ShardingMethod {
     /// Qdrant places points by id hash.
     Auto,

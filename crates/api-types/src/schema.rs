@@ -20,3 +20,10 @@ pub fn preserve_unknown_params(_: &mut schemars::SchemaGenerator) -> schemars::S
         "description": "Type-specific index parameters as Qdrant spells them (e.g. is_tenant: true, tokenizer: word).",
     })
 }
+
+/// Drops the type's own description from an enum's schema. For `Option<Enum>` fields kube's
+/// `OptionalEnum` transform hoists the enum schema over the property, and the type's
+/// description would replace the field's (what `kubectl explain` shows).
+pub fn without_description(schema: &mut schemars::Schema) {
+    schema.remove("description");
+}

@@ -262,3 +262,19 @@ fn validation_names_fields() {
             .contains("spec.aliases[2]: an alias cannot have the collection's own name")
     );
 }
+
+#[test]
+fn optional_enum_fields_keep_their_own_description() {
+    let s = schema();
+    let spec = &s["properties"]["spec"]["properties"];
+    let desc = |v: &Value| v["description"].as_str().unwrap_or_default().to_string();
+    assert!(
+        desc(&spec["shardingMethod"]).contains("fixed at creation"),
+        "{}",
+        desc(&spec["shardingMethod"])
+    );
+    assert!(desc(&spec["vectors"]["properties"]["datatype"]).contains("fixed at creation"));
+    let sparse = &spec["sparseVectors"]["additionalProperties"]["properties"]["modifier"];
+    assert!(desc(sparse).contains("Changeable"), "{}", desc(sparse));
+    assert_eq!(spec["shardingMethod"]["enum"], json!(["Auto", "Custom"]));
+}
