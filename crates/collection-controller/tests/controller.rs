@@ -1,0 +1,96 @@
+//! The real kube-runtime Controller running against the fake API server and the fake Qdrant:
+//! a QdrantCluster becoming Ready wakes the collections that point at it (the watches()
+//! mapping), with no resync involved.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use collection_controller::{controller, reconcile::Context};
+use reconcile_lib::{
+    metrics::Metrics,
+    runtime::Shutdown,
+    testing::{
+        apiserver::FakeApiServer,
+        qdrant::{FakeQdrant, FakeQdrantOptions},
+    },
+};
+use serde_json::json;
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_cluster_becoming_ready_wakes_its_collections() {
+    let fake = FakeApiServer::new();
+    let qdrant = FakeQdrant::start(FakeQdrantOptions::default()).await;
+    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+    ctx.resync = Duration::from_secs(3600);
+    ctx.wait_requeue = Duration::from_secs(3600);
+    let url = qdrant.url();
+    ctx.rewrite = Some(Arc::new(move |_| url.clone()));
+    let (trigger, shutdown) = Shutdown::channel();
+    let run = tokio::spawn(controller::run(
+        fake.client(),
+        None,
+        Arc::new(ctx),
+        shutdown,
+    ));
+
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "demo", "namespace": "ns"}, "spec": {"replicas": 1}}),
+    );
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCollection",
+        "metadata": {"name": "articles", "namespace": "ns"},
+        "spec": {"cluster": {"name": "demo"}, "vectors": {"size": 4, "distance": "Dot"}}}),
+    );
+    eventually("the collection to wait", || {
+        fake.get(
+            "qdrant.operator.dev/v1alpha1",
+            "qdrantcollections",
+            Some("ns"),
+            "articles",
+        )
+        .is_some_and(|q| q["status"]["phase"] == json!("Waiting"))
+    })
+    .await;
+    assert!(qdrant.collection("articles").is_none());
+
+    // The cluster-controller (not running here) would write this status.
+    fake.edit("qdrant.operator.dev/v1alpha1", "qdrantclusters", Some("ns"), "demo", |q| {
+        let generation = q["metadata"]["generation"].clone();
+        q["status"] = json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "AllPeersReady", "message": "",
+                            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "endpoints": {"http": "http://demo.ns.svc:6333", "grpc": "http://demo.ns.svc:6334"},
+        });
+    });
+    eventually("the collection in Qdrant", || {
+        qdrant.collection("articles").is_some()
+    })
+    .await;
+    eventually("phase Ready", || {
+        fake.get(
+            "qdrant.operator.dev/v1alpha1",
+            "qdrantcollections",
+            Some("ns"),
+            "articles",
+        )
+        .is_some_and(|q| q["status"]["phase"] == json!("Ready"))
+    })
+    .await;
+
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops on shutdown")
+        .unwrap();
+}
