@@ -22,6 +22,11 @@
 //! (request bodies as `serde_json::Value`, [`CollectionInfo::config`] exactly as Qdrant reports
 //! it), so the controllers build and compare Qdrant's documents without a second schema here.
 //!
+//! Shard placement: [`QdrantClient::collection_cluster_info`] reads where a collection's
+//! replicas are and which transfers run ([`CollectionClusterInfo`]),
+//! [`QdrantClient::update_collection_cluster`] moves, replicates and drops replicas and aborts
+//! transfers, and [`QdrantClient::remove_peer`] takes an emptied peer out of the cluster.
+//!
 //! Adding an endpoint is one line on top of the private `request` helper, which builds the URL
 //! from path segments (percent-encoded), sends the key, unwraps the envelope and turns any
 //! failure into a typed [`QdrantError`].
@@ -471,6 +476,108 @@ impl QdrantClient {
         .map(drop)
     }
 
+    /// `GET /collections`: the names of every collection, in Qdrant's order (the reply is
+    /// `{"collections": [{"name": "..."}]}`; aliases are not listed).
+    ///
+    /// # Errors
+    /// Any [`QdrantError`].
+    pub async fn collections(&self) -> Result<Vec<String>, QdrantError> {
+        self.request::<CollectionList>(Method::GET, &["collections"], &[], None)
+            .await
+            .map(|list| list.collections.into_iter().map(|c| c.name).collect())
+    }
+
+    /// `GET /collections/{name}/cluster`: where the collection's shards are, as the peer this
+    /// client talks to sees it (an alias resolves to its collection).
+    ///
+    /// Shape (Qdrant 1.18, `CollectionClusterInfo` in `lib/collection/src/operations/types.rs`):
+    /// `{"peer_id", "shard_count", "local_shards": [{"shard_id", "shard_key"?, "points_count",
+    /// "state"}], "remote_shards": [{"shard_id", "shard_key"?, "peer_id", "state"}],
+    /// "shard_transfers": [{"shard_id", "to_shard_id"?, "from", "to", "sync", "method"?,
+    /// "comment"?}], "resharding_operations"?}`. `local_shards` are the replicas on the
+    /// answering peer, `remote_shards` every other replica; both are sorted by shard id.
+    /// Also answers outside cluster mode (every shard is then local).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection (`Not found: Collection `{name}` doesn't exist!`);
+    /// any other [`QdrantError`].
+    pub async fn collection_cluster_info(
+        &self,
+        name: &str,
+    ) -> Result<CollectionClusterInfo, QdrantError> {
+        self.request(Method::GET, &["collections", name, "cluster"], &[], None)
+            .await
+    }
+
+    /// `POST /collections/{name}/cluster` with one cluster operation, Qdrant's
+    /// `ClusterOperations` JSON, e.g.:
+    ///
+    /// - `{"move_shard": {"shard_id", "from_peer_id", "to_peer_id", "method"?}}`: copy the shard
+    ///   to `to_peer_id`, then drop it from `from_peer_id`;
+    /// - `{"replicate_shard": {"shard_id", "from_peer_id", "to_peer_id", "method"?}}`: copy it
+    ///   and keep the source;
+    /// - `{"abort_transfer": {"shard_id", "from_peer_id", "to_peer_id"}}`;
+    /// - `{"drop_replica": {"shard_id", "peer_id"}}`.
+    ///
+    /// `method` is `stream_records`, `snapshot` (1.18's default when omitted) or `wal_delta`.
+    /// Qdrant answers `result: true` once consensus has *started* a transfer: the transfer then
+    /// runs in the background and shows in [`CollectionClusterInfo::shard_transfers`] until it
+    /// finishes (the target replica is `Recovery` with `snapshot`/`wal_delta`, `Partial` with
+    /// `stream_records`, and `Active` at the end; a moved shard's source replica is removed
+    /// then). A move or replicate to a peer that already holds the shard is *not* refused: it
+    /// re-transfers the shard onto that replica.
+    ///
+    /// # Errors
+    /// `BadRequest` with Qdrant's message (confirmed in `src/common/collections.rs`,
+    /// `lib/collection/src/shards/transfer/helpers.rs` and
+    /// `lib/collection/src/collection/collection_ops.rs` of 1.18.3):
+    /// `Bad request: Distributed mode disabled` (not in cluster mode),
+    /// `Bad request: Shard {s} of {name} does not exist`, `Bad request: Peer {p} does not
+    /// exist`, `Bad request: Shard {s} is not active on peer {from}`, `Bad request: Shard {s}
+    /// is already involved in transfer {from} -> {to}`, `Bad request: Peer {p} has no replica
+    /// of shard {s}`, `Bad request: Shard {s} must have at least one active replica after
+    /// removing {p}` (dropping the last replica, or the last active one); 422 `Validation error
+    /// in JSON body: [move_shard.to_peer_id: cannot transfer shard to itself, ...]` when both
+    /// peers are the same; 400 `Format error in JSON body: ...` for an unknown operation.
+    /// `NotFound` for a missing collection, and for aborting a transfer that does not exist
+    /// (`Not found: Shard transfer {from} -> {to} for collection {name}:{s} does not exist`).
+    /// `Unauthorized` (403) with the read-only key.
+    pub async fn update_collection_cluster(
+        &self,
+        name: &str,
+        operation: &serde_json::Value,
+    ) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::POST,
+            &["collections", name, "cluster"],
+            &[],
+            Some(operation.clone()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /cluster/peer/{peer_id}`: removes a peer from the cluster (Raft consensus),
+    /// never with `force`, so Qdrant refuses while any collection still has a replica on it.
+    /// Move or drop its replicas first ([`Self::update_collection_cluster`]) and wait until
+    /// no transfer involves it. Qdrant answers `result: true` once consensus has applied the
+    /// removal; the peer then disappears from [`ClusterInfo::peers`]. A peer id that is not in
+    /// the cluster is not an error: consensus applies the removal as a no-op and Qdrant answers
+    /// `true` as well (`src/actix/api/cluster_api.rs`, raft-rs's `Changer::remove`).
+    ///
+    /// # Errors
+    /// `BadRequest` `Bad request: Cannot remove peer {peer_id} as there are shards on it`
+    /// (observed on a real 1.18 server), or `Bad request: Distributed mode disabled.` outside
+    /// cluster mode; `Server` (500) when consensus does not apply it in time (`Service internal
+    /// error: Waiting for consensus operation commit failed. ...`) or has no leader;
+    /// `Unauthorized` (403) with the read-only key.
+    pub async fn remove_peer(&self, peer_id: u64) -> Result<(), QdrantError> {
+        let id = peer_id.to_string();
+        self.request::<serde_json::Value>(Method::DELETE, &["cluster", "peer", &id], &[], None)
+            .await
+            .map(drop)
+    }
+
     async fn health(&self, endpoint: &str) -> Result<(), QdrantError> {
         let (url, status, body) = self
             .send(Method::GET, &[endpoint], &[], None, false)
@@ -740,6 +847,115 @@ pub struct AliasDescription {
 struct AliasList {
     #[serde(default)]
     aliases: Vec<AliasDescription>,
+}
+
+/// `{"collections": [{"name": ...}]}`.
+#[derive(Deserialize)]
+struct CollectionList {
+    #[serde(default)]
+    collections: Vec<CollectionName>,
+}
+
+#[derive(Deserialize)]
+struct CollectionName {
+    name: String,
+}
+
+/// The result of `GET /collections/{name}/cluster` (see
+/// [`QdrantClient::collection_cluster_info`]): the collection's shard placement as one peer
+/// sees it. Unknown fields are ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionClusterInfo {
+    /// The answering peer's id.
+    pub peer_id: u64,
+    /// Number of shards of the collection (with custom sharding: shards created so far).
+    pub shard_count: u64,
+    /// Replicas held by the answering peer, sorted by shard id.
+    #[serde(default)]
+    pub local_shards: Vec<LocalShardInfo>,
+    /// Replicas held by other peers, sorted by shard id.
+    #[serde(default)]
+    pub remote_shards: Vec<RemoteShardInfo>,
+    /// Shard transfers in progress, sorted by shard id; empty when none runs.
+    #[serde(default)]
+    pub shard_transfers: Vec<ShardTransferInfo>,
+    /// Resharding operations in progress, as Qdrant reports them; absent (`None`) when no
+    /// resharding runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resharding_operations: Option<Vec<serde_json::Value>>,
+}
+
+impl CollectionClusterInfo {
+    /// Every replica of the collection as `(shard id, peer id, state)`, the answering peer's
+    /// own included, sorted by shard then peer.
+    pub fn replicas(&self) -> Vec<(u32, u64, &str)> {
+        let mut all: Vec<(u32, u64, &str)> = self
+            .local_shards
+            .iter()
+            .map(|s| (s.shard_id, self.peer_id, s.state.as_str()))
+            .chain(
+                self.remote_shards
+                    .iter()
+                    .map(|s| (s.shard_id, s.peer_id, s.state.as_str())),
+            )
+            .collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// A replica on the answering peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalShardInfo {
+    /// The shard id.
+    pub shard_id: u32,
+    /// The shard key (custom sharding only): a string or a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<serde_json::Value>,
+    /// Approximate number of points in this replica.
+    #[serde(default)]
+    pub points_count: u64,
+    /// Replica state, spelled as Qdrant does: `Active`, `Dead`, `Partial`, `Initializing`,
+    /// `Listener`, `PartialSnapshot`, `Recovery`, `Resharding`, `ReshardingScaleDown`,
+    /// `ActiveRead` or `ManualRecovery`.
+    pub state: String,
+}
+
+/// A replica on another peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteShardInfo {
+    /// The shard id.
+    pub shard_id: u32,
+    /// The shard key (custom sharding only): a string or a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<serde_json::Value>,
+    /// The peer holding the replica.
+    pub peer_id: u64,
+    /// Replica state, as in [`LocalShardInfo::state`].
+    pub state: String,
+}
+
+/// A shard transfer in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTransferInfo {
+    /// The shard being transferred.
+    pub shard_id: u32,
+    /// Target shard id when it differs from `shard_id` (resharding only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_shard_id: Option<u32>,
+    /// Source peer.
+    pub from: u64,
+    /// Target peer.
+    pub to: u64,
+    /// `true` for a replication (`replicate_shard`: the source keeps its replica), `false`
+    /// for a move.
+    pub sync: bool,
+    /// `stream_records`, `snapshot`, `wal_delta` or `resharding_stream_records`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Human-readable progress, reported only by the peers running the transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// A failed Qdrant call. Messages carry Qdrant's own text; they never contain the API key.

@@ -11,8 +11,16 @@
 //! (also when the test fails); they assume the server runs Qdrant 1.18's stock `config.yaml`
 //! (its defaults are asserted).
 //!
+//! The shard-placement tests run on a real server only what one node can do: read a
+//! collection's placement, remove an unknown peer (a no-op that succeeds in cluster mode), be
+//! refused removing the peer that holds a replica (sent only after `GET
+//! /collections/{c}/cluster` showed that peer holds one), and be refused invalid cluster
+//! operations. Moving, replicating, dropping replicas and removing emptied peers need several
+//! peers and are fake-only.
+//!
 //! The fake-only part covers what cannot be arranged on a real server from outside: exact
-//! cluster states, readiness flips, injected failures, slow replies, headers sent.
+//! cluster states, several peers, readiness flips, injected failures, slow replies, headers
+//! sent.
 #![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,8 +30,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use reconcile_lib::qdrant::{
-    AliasDescription, ApiKey, ClusterInfo, CollectionInfo, QdrantClient, QdrantConnection,
-    QdrantError, RaftRole,
+    AliasDescription, ApiKey, ClusterInfo, CollectionClusterInfo, CollectionInfo, QdrantClient,
+    QdrantConnection, QdrantError, RaftRole, ShardTransferInfo,
 };
 use reconcile_lib::testing::qdrant::{
     ClusterState, FakeQdrant, FakeQdrantOptions, MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE,
@@ -1504,6 +1512,390 @@ async fn read_only_key_cannot_change_collections() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shard placement, cluster operations and peers: fake and real (what one node can do)
+// ---------------------------------------------------------------------------------------------
+
+/// The collection's replicas as (shard, peer, state), and the answering peer, read through the
+/// client; fails the test when the call fails.
+async fn replicas(client: &QdrantClient, who: &str, name: &str) -> Vec<(u32, u64, String)> {
+    client
+        .collection_cluster_info(name)
+        .await
+        .unwrap_or_else(|e| panic!("{who}: GET /collections/{name}/cluster: {e}"))
+        .replicas()
+        .into_iter()
+        .map(|(shard, peer, state)| (shard, peer, state.to_owned()))
+        .collect()
+}
+
+/// A peer id the cluster does not know (cluster mode), else an arbitrary one.
+fn unknown_peer(cluster: &ClusterInfo) -> u64 {
+    (7_000_001..)
+        .find(|id| !cluster.peers.contains_key(id) && cluster.peer_id != Some(*id))
+        .unwrap_or(u64::MAX)
+}
+
+fn move_shard(shard: u32, from: u64, to: u64) -> Value {
+    json!({"move_shard": {"shard_id": shard, "from_peer_id": from, "to_peer_id": to}})
+}
+
+fn replicate_shard(shard: u32, from: u64, to: u64) -> Value {
+    json!({"replicate_shard": {"shard_id": shard, "from_peer_id": from, "to_peer_id": to}})
+}
+
+fn drop_replica(shard: u32, peer: u64) -> Value {
+    json!({"drop_replica": {"shard_id": shard, "peer_id": peer}})
+}
+
+fn abort_transfer(shard: u32, from: u64, to: u64) -> Value {
+    json!({"abort_transfer": {"shard_id": shard, "from_peer_id": from, "to_peer_id": to}})
+}
+
+#[tokio::test]
+async fn collection_cluster_info_has_qdrants_shape() {
+    let test = "collection_cluster_info_has_qdrants_shape";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("placement"));
+        client
+            .create_collection(
+                &name,
+                &json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{who}: create: {e}"));
+        assert!(
+            client.collections().await.unwrap().contains(&name),
+            "{who}: GET /collections does not list {name}"
+        );
+
+        let cluster = client.cluster_info().await.unwrap();
+        let info = client
+            .collection_cluster_info(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: GET /collections/{name}/cluster: {e}"));
+        if let Some(peer_id) = cluster.peer_id {
+            assert_eq!(info.peer_id, peer_id, "{who}: answering peer");
+        }
+        assert_eq!(info.shard_count, 2, "{who}: {info:?}");
+        assert!(info.shard_transfers.is_empty(), "{who}: {info:?}");
+        assert_eq!(info.resharding_operations, None, "{who}");
+        // Replication factor 1: each shard has exactly one replica, somewhere, Active.
+        let all = info.replicas();
+        assert_eq!(
+            all.iter().map(|(shard, _, _)| *shard).collect::<Vec<_>>(),
+            [0, 1],
+            "{who}: {info:?}"
+        );
+        assert!(
+            all.iter().all(|(_, _, state)| *state == "Active"),
+            "{who}: {info:?}"
+        );
+        assert!(
+            info.local_shards.iter().all(|s| s.points_count == 0),
+            "{who}: {info:?}"
+        );
+        if cluster.peers.len() <= 1 {
+            // One node holds everything.
+            assert_eq!(info.local_shards.len(), 2, "{who}: {info:?}");
+            assert!(info.remote_shards.is_empty(), "{who}: {info:?}");
+        }
+
+        // The raw reply.
+        let (status, body) = raw_json(
+            &target,
+            reqwest::Method::GET,
+            &format!("collections/{name}/cluster"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{who}: {body}");
+        let result = &body["result"];
+        assert!(result["peer_id"].is_u64(), "{who}: {body}");
+        assert_eq!(result["shard_count"], 2, "{who}: {body}");
+        for key in ["local_shards", "remote_shards", "shard_transfers"] {
+            assert!(result[key].is_array(), "{who}: {key} in {body}");
+        }
+        let local = result["local_shards"].as_array().unwrap();
+        if let Some(first) = local.first() {
+            let mut keys: Vec<&str> = first
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["points_count", "shard_id", "state"], "{who}: {body}");
+        }
+
+        // A missing collection.
+        let missing = unique_name("missing");
+        let err = client.collection_cluster_info(&missing).await.unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: format!("Not found: Collection `{missing}` doesn't exist!")
+            },
+            "{who}"
+        );
+
+        assert!(client.delete_collection(&name).await.unwrap(), "{who}");
+        assert!(
+            !client.collections().await.unwrap().contains(&name),
+            "{who}: still listed after delete"
+        );
+    }
+}
+
+#[tokio::test]
+async fn removing_peers_is_refused_or_accepted_like_qdrant() {
+    let test = "removing_peers_is_refused_or_accepted_like_qdrant";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let cluster = client.cluster_info().await.unwrap();
+        let unknown = unknown_peer(&cluster);
+
+        // An unknown peer: a no-op that succeeds in cluster mode.
+        let result = client.remove_peer(unknown).await;
+        if cluster.is_enabled() {
+            result.unwrap_or_else(|e| panic!("{who}: removing unknown peer {unknown}: {e}"));
+            let after = client.cluster_info().await.unwrap();
+            assert_eq!(
+                after.peers.keys().collect::<Vec<_>>(),
+                cluster.peers.keys().collect::<Vec<_>>(),
+                "{who}: the peers changed"
+            );
+        } else {
+            assert_eq!(
+                bad_request_message(&who, "remove peer outside cluster mode", result),
+                "Bad request: Distributed mode disabled.",
+                "{who}"
+            );
+        }
+
+        // A peer holding a replica of our collection: refused, and still there.
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("remove-peer"));
+        client
+            .create_collection(&name, &simple_collection(4))
+            .await
+            .unwrap();
+        let info = client.collection_cluster_info(&name).await.unwrap();
+        // Never send this DELETE unless the answering peer provably holds a replica.
+        assert!(
+            !info.local_shards.is_empty(),
+            "{who}: the answering peer holds no replica of {name}: {info:?}"
+        );
+        let holder = info.peer_id;
+        assert_eq!(
+            bad_request_message(
+                &who,
+                "remove a peer with shards",
+                client.remove_peer(holder).await
+            ),
+            format!("Bad request: Cannot remove peer {holder} as there are shards on it"),
+            "{who}"
+        );
+        if cluster.is_enabled() {
+            assert!(
+                client
+                    .cluster_info()
+                    .await
+                    .unwrap()
+                    .peers
+                    .contains_key(&holder),
+                "{who}: peer {holder} is gone"
+            );
+        }
+
+        // The read-only key may not remove peers.
+        if let Some(read_only) = target.read_only_api_key() {
+            let err = target
+                .client_with_key(Some(&read_only))
+                .remove_peer(unknown)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err,
+                QdrantError::Unauthorized {
+                    status: 403,
+                    message: READ_ONLY_DENIED_MESSAGE.to_owned()
+                },
+                "{who}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_cluster_operations_are_refused_with_qdrants_messages() {
+    let test = "invalid_cluster_operations_are_refused_with_qdrants_messages";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let cluster = client.cluster_info().await.unwrap();
+        let unknown = unknown_peer(&cluster);
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("cluster-ops"));
+        client
+            .create_collection(
+                &name,
+                &json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1}),
+            )
+            .await
+            .unwrap();
+        let before = replicas(&client, &who, &name).await;
+        let &[(shard, holder, _)] = before.as_slice() else {
+            panic!("{who}: one shard with one replica expected: {before:?}");
+        };
+        let refuse = |what: &'static str, op: Value| {
+            let client = client.clone();
+            let name = name.clone();
+            let who = who.clone();
+            async move {
+                bad_request_message(
+                    &who,
+                    what,
+                    client.update_collection_cluster(&name, &op).await,
+                )
+            }
+        };
+
+        // Decoding and validation come first, in any mode.
+        let message = refuse(
+            "unknown operation",
+            json!({"teleport_shard": {"shard_id": 0}}),
+        )
+        .await;
+        assert!(
+            message.starts_with(
+                "Format error in JSON body: data did not match any variant of untagged enum ClusterOperations"
+            ),
+            "{who}: {message}"
+        );
+        assert_eq!(
+            refuse("move to itself", move_shard(shard, holder, holder)).await,
+            format!(
+                "Validation error in JSON body: [move_shard.to_peer_id: cannot transfer shard to itself, \"to_peer_id\" must be different than {holder} in \"from_peer_id\"]"
+            ),
+            "{who}"
+        );
+
+        if !cluster.is_enabled() {
+            assert_eq!(
+                refuse(
+                    "move outside cluster mode",
+                    move_shard(shard, holder, unknown)
+                )
+                .await,
+                "Bad request: Distributed mode disabled",
+                "{who}"
+            );
+            continue;
+        }
+
+        for (what, op, expected) in [
+            (
+                "move to an unknown peer",
+                move_shard(shard, holder, unknown),
+                format!("Bad request: Peer {unknown} does not exist"),
+            ),
+            (
+                "replicate to an unknown peer",
+                replicate_shard(shard, holder, unknown),
+                format!("Bad request: Peer {unknown} does not exist"),
+            ),
+            (
+                "move a shard that does not exist",
+                move_shard(99, holder, unknown),
+                format!("Bad request: Shard 99 of {name} does not exist"),
+            ),
+            (
+                "drop the only replica",
+                drop_replica(shard, holder),
+                format!(
+                    "Bad request: Shard {shard} must have at least one active replica after removing {holder}"
+                ),
+            ),
+            (
+                "drop a replica on an unknown peer",
+                drop_replica(shard, unknown),
+                format!("Bad request: Peer {unknown} does not exist"),
+            ),
+            (
+                "drop a replica of a shard that does not exist",
+                drop_replica(99, holder),
+                format!("Bad request: Shard 99 of {name} does not exist"),
+            ),
+        ] {
+            assert_eq!(refuse(what, op).await, expected, "{who}: {what}");
+        }
+
+        // Aborting a transfer that does not run: 404.
+        let err = client
+            .update_collection_cluster(&name, &abort_transfer(shard, holder, unknown))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: format!(
+                    "Not found: Shard transfer {holder} -> {unknown} for collection {name}:{shard} does not exist"
+                )
+            },
+            "{who}"
+        );
+
+        // A missing collection.
+        let missing = unique_name("missing");
+        let err = client
+            .update_collection_cluster(&missing, &move_shard(0, holder, unknown))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: format!("Not found: Collection `{missing}` doesn't exist!")
+            },
+            "{who}"
+        );
+
+        // Nothing changed.
+        assert_eq!(replicas(&client, &who, &name).await, before, "{who}");
+        assert!(
+            client
+                .collection_cluster_info(&name)
+                .await
+                .unwrap()
+                .shard_transfers
+                .is_empty(),
+            "{who}"
+        );
+
+        // The read-only key may not change the placement.
+        if let Some(read_only) = target.read_only_api_key() {
+            let reader = target.client_with_key(Some(&read_only));
+            reader.collection_cluster_info(&name).await.unwrap();
+            let err = reader
+                .update_collection_cluster(&name, &move_shard(shard, holder, unknown))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err,
+                QdrantError::Unauthorized {
+                    status: 403,
+                    message: READ_ONLY_DENIED_MESSAGE.to_owned()
+                },
+                "{who}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fake only
 // ---------------------------------------------------------------------------------------------
 
@@ -2103,6 +2495,515 @@ async fn fake_merges_sparse_vectors_strict_mode_and_metadata_like_qdrant() {
         );
     }
     assert_eq!(client.collection_info("e").await.unwrap(), None);
+}
+
+/// A fake whose cluster has peers 1, 2 and 3; it answers as peer 1.
+async fn three_peer_fake(test: &str) -> (FakeQdrant, QdrantClient) {
+    let fake = fake(test, FakeQdrantOptions::default()).await;
+    fake.set_peers(vec![
+        (1, "http://qdrant-0.qdrant-headless:6335/".to_owned()),
+        (2, "http://qdrant-1.qdrant-headless:6335/".to_owned()),
+        (3, "http://qdrant-2.qdrant-headless:6335/".to_owned()),
+    ]);
+    let client = client_for(fake.url(), None);
+    (fake, client)
+}
+
+fn placed(list: &[(u32, &[(u64, &str)])]) -> std::collections::BTreeMap<u32, Vec<(u64, String)>> {
+    list.iter()
+        .map(|(shard, replicas)| {
+            let replicas = replicas
+                .iter()
+                .map(|(peer, state)| (*peer, (*state).to_owned()))
+                .collect();
+            (*shard, replicas)
+        })
+        .collect()
+}
+
+fn bad_request(message: impl Into<String>) -> QdrantError {
+    QdrantError::BadRequest {
+        message: message.into(),
+    }
+}
+
+#[tokio::test]
+async fn fake_places_shards_round_robin_over_the_peers() {
+    let (fake, client) = three_peer_fake("fake_places_shards_round_robin_over_the_peers").await;
+    client
+        .create_collection(
+            "c",
+            &json!({"vectors": {"size": 4, "distance": "Dot"},
+                    "shard_number": 3, "replication_factor": 2}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[
+            (0, &[(1, "Active"), (2, "Active")]),
+            (1, &[(1, "Active"), (3, "Active")]),
+            (2, &[(2, "Active"), (3, "Active")]),
+        ])
+    );
+    // Peer 1's point of view.
+    fake.set_points_count("c", 10);
+    let info: CollectionClusterInfo = client.collection_cluster_info("c").await.unwrap();
+    assert_eq!((info.peer_id, info.shard_count), (1, 3));
+    let local: Vec<(u32, u64, &str)> = info
+        .local_shards
+        .iter()
+        .map(|s| (s.shard_id, s.points_count, s.state.as_str()))
+        .collect();
+    assert_eq!(local, [(0, 4, "Active"), (1, 3, "Active")]);
+    let remote: Vec<(u32, u64)> = info
+        .remote_shards
+        .iter()
+        .map(|s| (s.shard_id, s.peer_id))
+        .collect();
+    assert_eq!(remote, [(0, 2), (1, 3), (2, 2), (2, 3)]);
+    assert!(info.shard_transfers.is_empty());
+
+    // Another peer's point of view: same placement, other split.
+    fake.set_cluster(ClusterState {
+        peer_id: 3,
+        ..client_cluster_state(&client).await
+    });
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert_eq!(info.peer_id, 3);
+    let local: Vec<u32> = info.local_shards.iter().map(|s| s.shard_id).collect();
+    assert_eq!(local, [1, 2]);
+    assert_eq!(info.remote_shards.len(), 4);
+
+    // Defaults: one shard per peer, one replica; a replication factor above the peer count is
+    // capped; custom sharding creates no shard.
+    client
+        .create_collection("d", &simple_collection(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("d"),
+        placed(&[
+            (0, &[(1, "Active")]),
+            (1, &[(2, "Active")]),
+            (2, &[(3, "Active")]),
+        ])
+    );
+    client
+        .create_collection(
+            "e",
+            &json!({"vectors": {"size": 4, "distance": "Dot"},
+                    "shard_number": 1, "replication_factor": 5}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("e"),
+        placed(&[(0, &[(1, "Active"), (2, "Active"), (3, "Active")])])
+    );
+    client
+        .create_collection(
+            "f",
+            &json!({"vectors": {"size": 4, "distance": "Dot"}, "sharding_method": "custom"}),
+        )
+        .await
+        .unwrap();
+    let info = client.collection_cluster_info("f").await.unwrap();
+    assert_eq!(info.shard_count, 0);
+    assert!(info.replicas().is_empty());
+}
+
+/// The current cluster state of the fake, read back through `GET /cluster`.
+async fn client_cluster_state(client: &QdrantClient) -> ClusterState {
+    let info = client.cluster_info().await.unwrap();
+    let raft = info.raft_info.unwrap();
+    ClusterState {
+        peer_id: info.peer_id.unwrap(),
+        peers: info.peers.into_iter().map(|(id, p)| (id, p.uri)).collect(),
+        leader: raft.leader,
+        role: raft.role,
+        term: raft.term,
+        commit: raft.commit,
+        pending_operations: raft.pending_operations,
+    }
+}
+
+/// TESTING.md's sequence: a peer with shards cannot be removed; after its shard moved away
+/// and the transfer finished, it can.
+#[tokio::test]
+async fn fake_move_shard_then_remove_the_peer() {
+    let (fake, client) = three_peer_fake("fake_move_shard_then_remove_the_peer").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    assert_eq!(fake.placement("c")[&2], [(3, "Active".to_owned())]);
+
+    let refused = bad_request("Bad request: Cannot remove peer 3 as there are shards on it");
+    assert_eq!(client.remove_peer(3).await, Err(refused.clone()));
+
+    client
+        .update_collection_cluster("c", &move_shard(2, 3, 1))
+        .await
+        .unwrap();
+    // In progress: visible in shard_transfers, the target replica in Recovery (snapshot, the
+    // default method), the source still Active; the peer still cannot be removed.
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert_eq!(
+        info.shard_transfers,
+        [ShardTransferInfo {
+            shard_id: 2,
+            to_shard_id: None,
+            from: 3,
+            to: 1,
+            sync: false,
+            method: Some("snapshot".to_owned()),
+            comment: None,
+        }]
+    );
+    assert_eq!(
+        fake.placement("c")[&2],
+        [(1, "Recovery".to_owned()), (3, "Active".to_owned())]
+    );
+    assert_eq!(client.remove_peer(3).await, Err(refused));
+    // The same transfer again conflicts with the running one.
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &move_shard(2, 3, 1))
+            .await,
+        Err(bad_request(
+            "Bad request: Shard 2 is already involved in transfer 3 -> 1"
+        ))
+    );
+
+    assert_eq!(fake.complete_transfers(), 1);
+    assert_eq!(fake.complete_transfers(), 0);
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert!(info.shard_transfers.is_empty());
+    assert_eq!(
+        info.replicas(),
+        [(0, 1, "Active"), (1, 2, "Active"), (2, 1, "Active")]
+    );
+
+    client.remove_peer(3).await.unwrap();
+    let peers: Vec<u64> = client
+        .cluster_info()
+        .await
+        .unwrap()
+        .peers
+        .into_keys()
+        .collect();
+    assert_eq!(peers, [1, 2]);
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &move_shard(0, 1, 3))
+            .await,
+        Err(bad_request("Bad request: Peer 3 does not exist"))
+    );
+    let recorded = fake.recorded();
+    assert!(
+        recorded.iter().any(|r| r.method == reqwest::Method::DELETE
+            && r.path == "/cluster/peer/3"
+            && r.query.is_none()),
+        "remove_peer sent force or another path: {recorded:?}"
+    );
+}
+
+#[tokio::test]
+async fn fake_replicate_then_drop_replica() {
+    let (fake, client) = three_peer_fake("fake_replicate_then_drop_replica").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    let op = json!({"replicate_shard": {"shard_id": 0, "from_peer_id": 1, "to_peer_id": 2,
+                                        "method": "stream_records"}});
+    client.update_collection_cluster("c", &op).await.unwrap();
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert_eq!(info.shard_transfers.len(), 1);
+    assert!(info.shard_transfers[0].sync);
+    assert_eq!(
+        info.shard_transfers[0].method.as_deref(),
+        Some("stream_records")
+    );
+    assert_eq!(
+        fake.placement("c")[&0],
+        [(1, "Active".to_owned()), (2, "Partial".to_owned())]
+    );
+    fake.complete_transfers();
+    // A replication keeps the source.
+    assert_eq!(
+        fake.placement("c")[&0],
+        [(1, "Active".to_owned()), (2, "Active".to_owned())]
+    );
+
+    for (op, expected) in [
+        (
+            drop_replica(0, 3),
+            "Bad request: Peer 3 has no replica of shard 0",
+        ),
+        (drop_replica(0, 9), "Bad request: Peer 9 does not exist"),
+        (
+            drop_replica(7, 1),
+            "Bad request: Shard 7 of c does not exist",
+        ),
+    ] {
+        assert_eq!(
+            client.update_collection_cluster("c", &op).await,
+            Err(bad_request(expected)),
+            "{op}"
+        );
+    }
+    client
+        .update_collection_cluster("c", &drop_replica(0, 1))
+        .await
+        .unwrap();
+    assert_eq!(fake.placement("c")[&0], [(2, "Active".to_owned())]);
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &drop_replica(0, 2))
+            .await,
+        Err(bad_request(
+            "Bad request: Shard 0 must have at least one active replica after removing 2"
+        ))
+    );
+
+    // Not the last replica, but the last Active one.
+    fake.set_replica_state("c", 1, 3, "Dead");
+    assert_eq!(
+        fake.placement("c")[&1],
+        [(2, "Active".to_owned()), (3, "Dead".to_owned())]
+    );
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &drop_replica(1, 2))
+            .await,
+        Err(bad_request(
+            "Bad request: Shard 1 must have at least one active replica after removing 2"
+        ))
+    );
+    // The dead one can go; and nothing transfers from it.
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &move_shard(1, 3, 1))
+            .await,
+        Err(bad_request("Bad request: Shard 1 is not active on peer 3"))
+    );
+    client
+        .update_collection_cluster("c", &drop_replica(1, 3))
+        .await
+        .unwrap();
+    assert_eq!(fake.placement("c")[&1], [(2, "Active".to_owned())]);
+}
+
+#[tokio::test]
+async fn fake_aborts_transfers_like_qdrant() {
+    let (fake, client) = three_peer_fake("fake_aborts_transfers_like_qdrant").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+
+    // An aborted replication leaves its target Dead.
+    client
+        .update_collection_cluster("c", &replicate_shard(0, 1, 2))
+        .await
+        .unwrap();
+    client
+        .update_collection_cluster("c", &abort_transfer(0, 1, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("c")[&0],
+        [(1, "Active".to_owned()), (2, "Dead".to_owned())]
+    );
+    // Aborting it twice: 404.
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &abort_transfer(0, 1, 2))
+            .await,
+        Err(QdrantError::NotFound {
+            message: "Not found: Shard transfer 1 -> 2 for collection c:0 does not exist".into()
+        })
+    );
+
+    // An aborted move removes its target; the source stays.
+    client
+        .update_collection_cluster("c", &move_shard(1, 2, 3))
+        .await
+        .unwrap();
+    client
+        .update_collection_cluster("c", &abort_transfer(1, 2, 3))
+        .await
+        .unwrap();
+    assert_eq!(fake.placement("c")[&1], [(2, "Active".to_owned())]);
+
+    // Re-filling a replica the target already holds is accepted (the Dead one of shard 0).
+    client
+        .update_collection_cluster("c", &replicate_shard(0, 1, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("c")[&0],
+        [(1, "Active".to_owned()), (2, "Recovery".to_owned())]
+    );
+    // Dropping a replica aborts the transfers from or to it.
+    client
+        .update_collection_cluster("c", &drop_replica(0, 2))
+        .await
+        .unwrap();
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert!(info.shard_transfers.is_empty(), "{info:?}");
+    assert_eq!(fake.placement("c")[&0], [(1, "Active".to_owned())]);
+
+    // A target shard id other than the source's, and resharding transfers, are refused.
+    let op = json!({"move_shard": {"shard_id": 0, "to_shard_id": 1, "from_peer_id": 1,
+                                   "to_peer_id": 2}});
+    assert_eq!(
+        client.update_collection_cluster("c", &op).await,
+        Err(bad_request(
+            "Bad request: Target shard 1 can only be set for ReshardingStreamRecords or filtered streaming records transfers"
+        ))
+    );
+    let op = json!({"move_shard": {"shard_id": 0, "to_shard_id": 1, "from_peer_id": 1,
+                                   "to_peer_id": 2, "method": "resharding_stream_records"}});
+    assert_eq!(
+        client.update_collection_cluster("c", &op).await,
+        Err(bad_request(
+            "Wrong input: can't start resharding transfer, because resharding is not in progress"
+        ))
+    );
+    assert!(
+        client
+            .collection_cluster_info("c")
+            .await
+            .unwrap()
+            .shard_transfers
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn fake_transfers_can_complete_instantly() {
+    let (fake, client) = three_peer_fake("fake_transfers_can_complete_instantly").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_transfers_complete_instantly(true);
+    client
+        .update_collection_cluster("c", &move_shard(0, 1, 3))
+        .await
+        .unwrap();
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert!(info.shard_transfers.is_empty());
+    assert_eq!(info.local_shards, []);
+    assert_eq!(
+        info.replicas(),
+        [(0, 3, "Active"), (1, 2, "Active"), (2, 3, "Active")]
+    );
+    // Peer 1 holds nothing any more.
+    client.remove_peer(1).await.unwrap();
+
+    fake.set_transfers_complete_instantly(false);
+    client
+        .update_collection_cluster("c", &move_shard(1, 2, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .collection_cluster_info("c")
+            .await
+            .unwrap()
+            .shard_transfers
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn fake_cluster_operations_outside_cluster_mode() {
+    let fake = fake(
+        "fake_cluster_operations_outside_cluster_mode",
+        FakeQdrantOptions {
+            cluster: None,
+            ..FakeQdrantOptions::default()
+        },
+    )
+    .await;
+    let client = client_for(fake.url(), None);
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert_eq!(info.replicas(), [(0, info.peer_id, "Active")]);
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &move_shard(0, info.peer_id, 2))
+            .await,
+        Err(bad_request("Bad request: Distributed mode disabled"))
+    );
+    assert_eq!(
+        client.remove_peer(info.peer_id).await,
+        Err(bad_request(format!(
+            "Bad request: Cannot remove peer {} as there are shards on it",
+            info.peer_id
+        )))
+    );
+    assert_eq!(
+        client.remove_peer(424_242).await,
+        Err(bad_request("Bad request: Distributed mode disabled."))
+    );
+}
+
+#[tokio::test]
+async fn fake_remove_peer_routes_like_qdrant() {
+    let (fake, client) = three_peer_fake("fake_remove_peer_routes_like_qdrant").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    let http = plain_http();
+    // Not a u64: actix's empty 404.
+    let resp = http
+        .delete(fake.url().join("cluster/peer/three").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.text().await.unwrap(), "");
+    // `force=true` removes the peer with its replicas (the client never sends it).
+    let resp = http
+        .delete(fake.url().join("cluster/peer/3?force=true").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["result"], true);
+    assert_eq!(fake.placement("c")[&2], []);
+    assert!(!client.cluster_info().await.unwrap().peers.contains_key(&3));
+    // Deleting the collection frees peer 2.
+    assert_eq!(
+        client.remove_peer(2).await,
+        Err(bad_request(
+            "Bad request: Cannot remove peer 2 as there are shards on it"
+        ))
+    );
+    client.delete_collection("c").await.unwrap();
+    client.remove_peer(2).await.unwrap();
+}
+
+#[tokio::test]
+#[should_panic(expected = "not a Qdrant replica state")]
+async fn fake_set_replica_state_refuses_unknown_states() {
+    let (fake, client) = three_peer_fake("fake_set_replica_state_refuses_unknown_states").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_replica_state("c", 0, 1, "active");
 }
 
 // ---------------------------------------------------------------------------------------------

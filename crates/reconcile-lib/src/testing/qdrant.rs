@@ -21,6 +21,9 @@
 //! | `DELETE /collections/{c}/index/{field}` | same                                        |
 //! | `GET /aliases`, `GET /collections/{c}/aliases` | `{"aliases": [{"alias_name", "collection_name"}]}` |
 //! | `POST /collections/aliases` | `result: true`                                            |
+//! | `GET /collections/{c}/cluster` | `{"peer_id", "shard_count", "local_shards", "remote_shards", "shard_transfers"}` |
+//! | `POST /collections/{c}/cluster` | `move_shard`, `replicate_shard`, `abort_transfer`, `drop_replica`: `result: true` |
+//! | `DELETE /cluster/peer/{id}` | `result: true`, or 400 while the peer holds replicas           |
 //! | anything else   | 404, empty body (actix's default; also for a known path with another method) |
 //!
 //! Collections follow Qdrant 1.18 (`lib/storage/src/content_manager/toc/create_collection.rs`,
@@ -69,6 +72,43 @@
 //!   Qdrant writes as `null`, and text's `tokenizer` which defaults to `word`). No
 //!   `field_schema`: 400 `Bad request: Can't auto-detect field type, please specify
 //!   `field_schema` in the request`. Dropping a missing index succeeds.
+//!
+//! Shard placement and peers (`src/common/collections.rs`, `src/actix/api/cluster_api.rs`,
+//! `lib/collection/src/collection/{collection_ops,shard_transfer}.rs`,
+//! `lib/collection/src/shards/transfer/helpers.rs`,
+//! `lib/storage/src/content_manager/shard_distribution.rs`). One fake models the placement of
+//! the whole cluster and answers every request as the peer [`ClusterState::peer_id`]
+//! (outside cluster mode: the last cluster state's peer, else 1):
+//!
+//! - Creating a collection places `shard_number` shards with `replication_factor` replicas
+//!   (capped at the number of peers) round robin over [`ClusterState::peers`] in their order
+//!   (Qdrant uses a random order), all `Active`. `GET /collections/{c}/cluster` lists the
+//!   answering peer's replicas as `local_shards` (`points_count`: the collection's points
+//!   spread evenly over its shards), the others as `remote_shards`, both sorted by shard, and
+//!   the transfers in progress as `shard_transfers` (`{shard_id, from, to, sync, method}`).
+//! - `POST /collections/{c}/cluster` outside cluster mode: 400 `Bad request: Distributed mode
+//!   disabled`. `move_shard` / `replicate_shard`: 400 `Bad request: Shard {s} of {c} does not
+//!   exist`, `Peer {p} does not exist` (target checked first), `Shard {s} is not active on
+//!   peer {from}`, `Shard {s} is already involved in transfer {f} -> {t}`; the same peer twice:
+//!   422 `Validation error in JSON body: [move_shard.to_peer_id: cannot transfer shard to
+//!   itself, "to_peer_id" must be different than {p} in "from_peer_id"]`. A target that already
+//!   holds the shard is accepted, as by Qdrant (its replica is re-filled). Otherwise the
+//!   transfer starts (`method` defaults to `snapshot`, 1.18's default) and the target replica
+//!   is `Recovery` (`snapshot`, `wal_delta`) or `Partial` (`stream_records`) until
+//!   [`FakeQdrant::complete_transfers`] (or at once, see
+//!   [`FakeQdrant::set_transfers_complete_instantly`]): then it is `Active`, and a move removes
+//!   the source replica. `abort_transfer` of no such transfer: 404 `Not found: Shard transfer
+//!   {f} -> {t} for collection {c}:{s} does not exist`; an aborted replication leaves its
+//!   target `Dead`, an aborted move removes it. `drop_replica`: 400 `Shard {s} of {c} does not
+//!   exist`, `Peer {p} does not exist`, `Peer {p} has no replica of shard {s}`, `Shard {s} must
+//!   have at least one active replica after removing {p}` (the last replica, or the last
+//!   `Active` one); it aborts the transfers from or to that replica.
+//! - `DELETE /cluster/peer/{id}` while any collection has a replica on the peer: 400 `Bad
+//!   request: Cannot remove peer {id} as there are shards on it` (as observed on a real 1.18
+//!   server); outside cluster mode: 400 `Bad request: Distributed mode disabled.`; otherwise the
+//!   peer leaves [`ClusterState::peers`] and the answer is `true` — also for a peer id the
+//!   cluster does not know (Raft applies removing a non-member as a no-op). `?force=true`
+//!   skips the replica check and removes the peer's replicas and transfers.
 //!
 //! Authentication, when a key is set: the key is read from the `api-key` header, else from
 //! `Authorization: Bearer <key>`; none → 401 text `Must provide an API key or an Authorization
@@ -121,6 +161,22 @@ pub const ALREADY_EXISTS_STATUS: StatusCode = StatusCode::BAD_REQUEST;
 /// Path suffixes of the POST routes the read-only key may call (reads such as
 /// `/points/search` and `/points/scroll`); none is implemented yet.
 const READ_ONLY_POST_SUFFIXES: &[&str] = &[];
+
+/// Qdrant 1.18's replica states (`ReplicaState` in
+/// `lib/collection/src/shards/replica_set/replica_set_state.rs`), spelled as on the wire.
+pub const REPLICA_STATES: &[&str] = &[
+    "Active",
+    "Dead",
+    "Partial",
+    "Initializing",
+    "Listener",
+    "PartialSnapshot",
+    "Recovery",
+    "Resharding",
+    "ReshardingScaleDown",
+    "ActiveRead",
+    "ManualRecovery",
+];
 
 /// Paths Qdrant serves without a key (its auth whitelist).
 const UNAUTHENTICATED_PATHS: &[&str] = &["/", "/healthz", "/readyz", "/livez"];
@@ -239,12 +295,14 @@ impl FakeQdrant {
             state: Mutex::new(State {
                 api_key: opts.api_key,
                 read_only_api_key: opts.read_only_api_key,
+                standalone_peer_id: opts.cluster.as_ref().map_or(1, |c| c.peer_id),
                 cluster: opts.cluster,
                 ready: opts.ready,
                 requests: Vec::new(),
                 faults: Vec::new(),
                 collections: BTreeMap::new(),
                 aliases: BTreeMap::new(),
+                transfers_complete_instantly: false,
             }),
         });
         let app = router(shared.clone());
@@ -275,9 +333,27 @@ impl FakeQdrant {
         self.shared.lock().read_only_api_key = key.map(str::to_owned);
     }
 
-    /// Switches to cluster mode with this state.
+    /// Switches to cluster mode with this state. Collections keep their shard placement.
     pub fn set_cluster(&self, cluster: ClusterState) {
-        self.shared.lock().cluster = Some(cluster);
+        let mut state = self.shared.lock();
+        state.standalone_peer_id = cluster.peer_id;
+        state.cluster = Some(cluster);
+    }
+
+    /// Replaces the cluster's peers, (peer id, p2p URI), keeping the rest of the cluster state
+    /// (the answering peer included); outside cluster mode, switches to it with
+    /// [`ClusterState::default`]'s other settings. New collections are placed on these peers;
+    /// existing placements do not change.
+    pub fn set_peers(&self, peers: Vec<(u64, String)>) {
+        let mut state = self.shared.lock();
+        let standalone = state.standalone_peer_id;
+        state
+            .cluster
+            .get_or_insert_with(|| ClusterState {
+                peer_id: standalone,
+                ..ClusterState::default()
+            })
+            .peers = peers;
     }
 
     /// Switches cluster mode off (`GET /cluster` answers `{"status": "disabled"}`).
@@ -373,6 +449,71 @@ impl FakeQdrant {
         }
     }
 
+    /// The shard placement of collection `name` (exact name): shard id → its replicas as
+    /// (peer id, state), sorted by peer id. States are spelled as Qdrant does (`Active`,
+    /// `Partial`, `Recovery`, `Dead`, ...).
+    ///
+    /// # Panics
+    /// When there is no collection `name` (a test bug).
+    pub fn placement(&self, name: &str) -> BTreeMap<u32, Vec<(u64, String)>> {
+        let state = self.shared.lock();
+        let Some(collection) = state.collections.get(name) else {
+            panic!("the fake Qdrant has no collection {name:?}");
+        };
+        collection
+            .shards
+            .iter()
+            .map(|(shard, replicas)| {
+                let replicas = replicas
+                    .iter()
+                    .map(|(peer, state)| (*peer, (*state).to_owned()))
+                    .collect();
+                (*shard, replicas)
+            })
+            .collect()
+    }
+
+    /// Sets the state of the replica of `shard` on `peer` in collection `name` (adding the
+    /// replica if the peer has none), behind the operator's back: e.g. `Dead` after a failed
+    /// write, or `Active` on a peer that Qdrant would have filled.
+    ///
+    /// # Panics
+    /// When there is no collection `name` or no shard `shard` in it, or `state` is not one of
+    /// Qdrant's replica states ([`REPLICA_STATES`]) — test bugs.
+    pub fn set_replica_state(&self, name: &str, shard: u32, peer: u64, state: &str) {
+        let Some(known) = REPLICA_STATES.iter().find(|s| **s == state) else {
+            panic!("{state:?} is not a Qdrant replica state (one of {REPLICA_STATES:?})");
+        };
+        let mut guard = self.shared.lock();
+        let Some(collection) = guard.collections.get_mut(name) else {
+            panic!("the fake Qdrant has no collection {name:?}");
+        };
+        let Some(replicas) = collection.shards.get_mut(&shard) else {
+            panic!("collection {name:?} of the fake Qdrant has no shard {shard}");
+        };
+        replicas.insert(peer, *known);
+    }
+
+    /// Finishes every shard transfer in progress, in every collection, as Qdrant does when a
+    /// transfer succeeds: the target replica becomes `Active`, and for a move (`sync: false`)
+    /// the source replica is removed. Returns how many transfers finished.
+    pub fn complete_transfers(&self) -> usize {
+        let mut state = self.shared.lock();
+        state
+            .collections
+            .values_mut()
+            .map(FakeCollection::complete_transfers)
+            .sum()
+    }
+
+    /// When `true`, a transfer started by `move_shard` or `replicate_shard` finishes before
+    /// the request is answered (as [`Self::complete_transfers`] would finish it), so it never
+    /// shows in `shard_transfers`. Default `false`: transfers run until
+    /// [`Self::complete_transfers`].
+    pub fn set_transfers_complete_instantly(&self, instantly: bool) {
+        self.shared.lock().transfers_complete_instantly = instantly;
+    }
+
     /// Every alias as `(alias_name, collection_name)`, sorted by alias name.
     pub fn aliases(&self) -> Vec<(String, String)> {
         self.shared
@@ -415,6 +556,11 @@ struct State {
     api_key: Option<String>,
     read_only_api_key: Option<String>,
     cluster: Option<ClusterState>,
+    /// The peer id the fake answers as outside cluster mode (a standalone Qdrant has one
+    /// too): the last cluster state's, else 1.
+    standalone_peer_id: u64,
+    /// Whether transfers finish before `POST /collections/{c}/cluster` answers.
+    transfers_complete_instantly: bool,
     ready: bool,
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
@@ -483,7 +629,9 @@ fn service_routes() -> Router<Arc<Shared>> {
 }
 
 fn cluster_routes() -> Router<Arc<Shared>> {
-    Router::new().route("/cluster", get(cluster_status))
+    Router::new()
+        .route("/cluster", get(cluster_status))
+        .route("/cluster/peer/{peer_id}", delete(remove_peer))
 }
 
 /// Records the request, authenticates it as Qdrant does, then applies injected faults.
@@ -694,6 +842,10 @@ struct FakeCollection {
     points_count: u64,
     /// Sequence number reported by index operations.
     operation_id: u64,
+    /// Shard id → replicas: peer id → replica state (one of [`REPLICA_STATES`]).
+    shards: BTreeMap<u32, BTreeMap<u64, &'static str>>,
+    /// Shard transfers in progress, in start order.
+    transfers: Vec<FakeTransfer>,
 }
 
 impl FakeCollection {
@@ -749,6 +901,10 @@ fn collection_routes() -> Router<Arc<Shared>> {
                 .delete(delete_collection),
         )
         .route("/collections/{name}/aliases", get(list_collection_aliases))
+        .route(
+            "/collections/{name}/cluster",
+            get(get_collection_cluster).post(update_collection_cluster),
+        )
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", delete(delete_index))
 }
@@ -893,6 +1049,7 @@ async fn create_collection(
             )));
         }
         let config = request.into_config(state.default_shard_number());
+        let shards = initial_placement(&config, &state.peer_ids());
         state.collections.insert(
             name.clone(),
             FakeCollection {
@@ -900,6 +1057,8 @@ async fn create_collection(
                 payload_schema: BTreeMap::new(),
                 points_count: 0,
                 operation_id: 0,
+                shards,
+                transfers: Vec::new(),
             },
         );
         Ok(json!(true))
@@ -1065,6 +1224,488 @@ async fn delete_index(
         Ok(index_update_result(collection, query.as_deref()))
     })();
     reply(result, started)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shard placement, shard transfers and peers
+// ---------------------------------------------------------------------------------------------
+
+/// A shard transfer in progress (Qdrant's `ShardTransfer`; its key is everything but `sync`
+/// and `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FakeTransfer {
+    shard_id: u32,
+    to_shard_id: Option<u32>,
+    from: u64,
+    to: u64,
+    /// `true` for `replicate_shard` (the source replica stays), `false` for `move_shard`.
+    sync: bool,
+    method: model::ShardTransferMethod,
+}
+
+impl FakeTransfer {
+    /// The shard the target replica belongs to.
+    fn target_shard(&self) -> u32 {
+        self.to_shard_id.unwrap_or(self.shard_id)
+    }
+
+    /// Qdrant's `ShardTransfer::is_source_or_target`.
+    fn involves(&self, peer: u64, shard: u32) -> bool {
+        (self.from == peer && self.shard_id == shard)
+            || (self.to == peer && self.target_shard() == shard)
+    }
+
+    /// Same transfer key: shard, target shard and both peers.
+    fn same_key(&self, other: &Self) -> bool {
+        (self.shard_id, self.to_shard_id, self.from, self.to)
+            == (other.shard_id, other.to_shard_id, other.from, other.to)
+    }
+
+    /// The `shard_transfers` entry of `GET /collections/{c}/cluster`. Qdrant's free-text
+    /// `comment` (progress, reported only by the peers running the transfer) is left out.
+    fn info(&self) -> Value {
+        let mut info = json!({
+            "shard_id": self.shard_id,
+            "from": self.from,
+            "to": self.to,
+            "sync": self.sync,
+            "method": self.method,
+        });
+        if let (Some(to_shard_id), Value::Object(map)) = (self.to_shard_id, &mut info) {
+            map.insert("to_shard_id".to_owned(), json!(to_shard_id));
+        }
+        info
+    }
+}
+
+/// Qdrant's placement of a new collection (`ShardDistributionProposal::new`,
+/// `lib/storage/src/content_manager/shard_distribution.rs`): shard after shard, each replica
+/// goes to the peer holding the fewest replicas so far, ties broken by a random per-peer bias;
+/// that is a round robin over the peers in a random order. The fake goes round in the order of
+/// `peers` instead (peers 1, 2, 3 with 3 shards and 2 replicas: shard 0 on 1 and 2, shard 1 on
+/// 3 and 1, shard 2 on 2 and 3). At most one replica per peer (`replication_factor` is capped
+/// at the number of peers); every replica starts `Active`; custom sharding creates no shard.
+fn initial_placement(config: &Value, peers: &[u64]) -> BTreeMap<u32, BTreeMap<u64, &'static str>> {
+    let params = &config["params"];
+    if params["sharding_method"] == "custom" || peers.is_empty() {
+        return BTreeMap::new();
+    }
+    let shard_number = params["shard_number"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1);
+    let replicas = params["replication_factor"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1)
+        .min(peers.len());
+    let mut next_peer = peers.iter().cycle();
+    (0..shard_number)
+        .map(|shard| {
+            let placed = next_peer
+                .by_ref()
+                .take(replicas)
+                .map(|peer| (*peer, "Active"))
+                .collect();
+            (shard, placed)
+        })
+        .collect()
+}
+
+/// Qdrant's `ReplicaState::is_active`: a replica that can be the source of truth.
+fn is_active(state: &str) -> bool {
+    matches!(state, "Active" | "ReshardingScaleDown")
+}
+
+fn bad_request(message: impl std::fmt::Display) -> Failure {
+    (StatusCode::BAD_REQUEST, format!("Bad request: {message}"))
+}
+
+impl State {
+    /// The peer the fake answers as.
+    fn this_peer_id(&self) -> u64 {
+        self.cluster
+            .as_ref()
+            .map_or(self.standalone_peer_id, |c| c.peer_id)
+    }
+
+    /// The peers known to consensus in their configured order, the answering peer included;
+    /// outside cluster mode, the answering peer alone.
+    fn peer_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = Vec::new();
+        if let Some(cluster) = &self.cluster {
+            for (id, _) in &cluster.peers {
+                if !ids.contains(id) {
+                    ids.push(*id);
+                }
+            }
+        }
+        let me = self.this_peer_id();
+        if !ids.contains(&me) {
+            ids.push(me);
+        }
+        ids
+    }
+}
+
+impl FakeCollection {
+    /// `GET /collections/{c}/cluster` as peer `me` answers it (`Collection::cluster_info` in
+    /// `lib/collection/src/collection/collection_ops.rs`).
+    fn cluster_info(&self, me: u64) -> Value {
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for (index, (shard, replicas)) in self.shards.iter().enumerate() {
+            for (peer, state) in replicas {
+                if *peer == me {
+                    local.push(json!({
+                        "shard_id": shard,
+                        "points_count": self.shard_points(index),
+                        "state": state,
+                    }));
+                } else {
+                    remote.push(json!({"shard_id": shard, "peer_id": peer, "state": state}));
+                }
+            }
+        }
+        let mut transfers: Vec<&FakeTransfer> = self.transfers.iter().collect();
+        transfers.sort_by_key(|t| t.shard_id);
+        let transfers: Vec<Value> = transfers.into_iter().map(FakeTransfer::info).collect();
+        json!({
+            "peer_id": me,
+            "shard_count": self.shards.len(),
+            "local_shards": local,
+            "remote_shards": remote,
+            "shard_transfers": transfers,
+        })
+    }
+
+    /// Points of the `index`-th shard: `points_count` spread evenly over the shards.
+    fn shard_points(&self, index: usize) -> u64 {
+        let shards = u64::try_from(self.shards.len()).unwrap_or(1).max(1);
+        let index = u64::try_from(index).unwrap_or(u64::MAX);
+        self.points_count / shards + u64::from(index < self.points_count % shards)
+    }
+
+    /// True when any shard has a replica on `peer`, whatever its state.
+    fn has_replica_on(&self, peer: u64) -> bool {
+        self.shards
+            .values()
+            .any(|replicas| replicas.contains_key(&peer))
+    }
+
+    /// `move_shard` / `replicate_shard`: the checks of `do_update_collection_cluster`
+    /// (`src/common/collections.rs`), then those applied through consensus
+    /// (`validate_transfer` in `lib/collection/src/shards/transfer/helpers.rs`), then the
+    /// start (`Collection::start_shard_transfer`): the target replica is created, or reset,
+    /// in `Partial` (`stream_records`) or `Recovery` (`snapshot`, `wal_delta`).
+    fn start_transfer(
+        &mut self,
+        name: &str,
+        peers: &[u64],
+        transfer: FakeTransfer,
+    ) -> Result<(), Failure> {
+        use model::ShardTransferMethod as Method;
+
+        let shard = transfer.shard_id;
+        let Some(source) = self.shards.get(&shard) else {
+            return Err(bad_request(format!(
+                "Shard {shard} of {name} does not exist"
+            )));
+        };
+        for peer in [transfer.to, transfer.from] {
+            if !peers.contains(&peer) {
+                return Err(bad_request(format!("Peer {peer} does not exist")));
+            }
+        }
+        if !source.get(&transfer.from).is_some_and(|s| is_active(s)) {
+            return Err(bad_request(format!(
+                "Shard {shard} is not active on peer {}",
+                transfer.from
+            )));
+        }
+        let touches = |peer: u64| peer == transfer.from || peer == transfer.to;
+        if let Some(other) = self
+            .transfers
+            .iter()
+            .find(|t| t.shard_id == shard && (touches(t.from) || touches(t.to)))
+        {
+            return Err(bad_request(format!(
+                "Shard {shard} is already involved in transfer {} -> {}",
+                other.from, other.to
+            )));
+        }
+        let initial_state = match (transfer.method, transfer.to_shard_id) {
+            (Method::ReshardingStreamRecords, to_shard)
+                if to_shard.is_none_or(|to| !self.shards.contains_key(&to)) =>
+            {
+                return Err((
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Service internal error: Destination shard {shard} does not exist"),
+                ));
+            }
+            (Method::ReshardingStreamRecords, Some(to_shard)) if to_shard == shard => {
+                return Err(bad_request(format!(
+                    "Source and target shard must be different for resharding transfer, both are {to_shard}"
+                )));
+            }
+            (Method::ReshardingStreamRecords, _) => {
+                return Err(wrong_input(
+                    "can't start resharding transfer, because resharding is not in progress",
+                ));
+            }
+            (_, Some(to_shard)) => {
+                return Err(bad_request(format!(
+                    "Target shard {to_shard} can only be set for ReshardingStreamRecords or filtered streaming records transfers"
+                )));
+            }
+            (Method::StreamRecords, None) => "Partial",
+            (Method::Snapshot | Method::WalDelta, None) => "Recovery",
+        };
+        if let Some(target) = self.shards.get_mut(&transfer.target_shard()) {
+            target.insert(transfer.to, initial_state);
+        }
+        self.transfers.push(transfer);
+        Ok(())
+    }
+
+    /// A successful end (`Collection::finish_shard_transfer`): the target replica, if still
+    /// there, becomes `Active`; then a move removes the source replica.
+    fn finish_transfer(&mut self, transfer: &FakeTransfer) {
+        let target_active = match self
+            .shards
+            .get_mut(&transfer.target_shard())
+            .and_then(|replicas| replicas.get_mut(&transfer.to))
+        {
+            Some(state) => {
+                *state = "Active";
+                true
+            }
+            None => false,
+        };
+        if !transfer.sync
+            && target_active
+            && let Some(replicas) = self.shards.get_mut(&transfer.shard_id)
+        {
+            replicas.remove(&transfer.from);
+        }
+        self.transfers.retain(|t| !t.same_key(transfer));
+    }
+
+    /// An aborted transfer (`Collection::abort_shard_transfer`): a replication's target
+    /// replica becomes `Dead`, a move's is removed.
+    fn abort_transfer(&mut self, transfer: &FakeTransfer) {
+        if let Some(replicas) = self.shards.get_mut(&transfer.target_shard()) {
+            if transfer.sync {
+                if let Some(state) = replicas.get_mut(&transfer.to) {
+                    *state = "Dead";
+                }
+            } else {
+                replicas.remove(&transfer.to);
+            }
+        }
+        self.transfers.retain(|t| !t.same_key(transfer));
+    }
+
+    /// Finishes every transfer; returns how many.
+    fn complete_transfers(&mut self) -> usize {
+        let transfers = self.transfers.clone();
+        for transfer in &transfers {
+            self.finish_transfer(transfer);
+        }
+        transfers.len()
+    }
+
+    /// `abort_transfer`: 404 unless such a transfer runs (`check_transfer_exists`).
+    fn abort_requested(&mut self, name: &str, key: &FakeTransfer) -> Result<(), Failure> {
+        let Some(transfer) = self.transfers.iter().find(|t| t.same_key(key)).copied() else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!(
+                    "Not found: Shard transfer {} -> {} for collection {name}:{} does not exist",
+                    key.from, key.to, key.shard_id
+                ),
+            ));
+        };
+        self.abort_transfer(&transfer);
+        Ok(())
+    }
+
+    /// `drop_replica`: the checks of `do_update_collection_cluster`, then
+    /// `Collection::handle_replica_changes` (never the last replica, nor the last active
+    /// one), which also aborts the transfers from or to that replica.
+    fn drop_replica(
+        &mut self,
+        name: &str,
+        peers: &[u64],
+        shard: u32,
+        peer: u64,
+    ) -> Result<(), Failure> {
+        let Some(replicas) = self.shards.get(&shard) else {
+            return Err(bad_request(format!(
+                "Shard {shard} of {name} does not exist"
+            )));
+        };
+        if !peers.contains(&peer) {
+            return Err(bad_request(format!("Peer {peer} does not exist")));
+        }
+        let Some(state) = replicas.get(&peer) else {
+            return Err(bad_request(format!(
+                "Peer {peer} has no replica of shard {shard}"
+            )));
+        };
+        // `ReplicaSet::is_last_source_of_truth_replica`.
+        let active: Vec<u64> = replicas
+            .iter()
+            .filter(|(_, s)| is_active(s))
+            .map(|(p, _)| *p)
+            .collect();
+        let last_source_of_truth = if active.is_empty() {
+            matches!(*state, "Initializing" | "Listener")
+        } else {
+            active == [peer]
+        };
+        if replicas.len() == 1 || last_source_of_truth {
+            return Err(bad_request(format!(
+                "Shard {shard} must have at least one active replica after removing {peer}"
+            )));
+        }
+        let related: Vec<FakeTransfer> = self
+            .transfers
+            .iter()
+            .filter(|t| t.involves(peer, shard))
+            .copied()
+            .collect();
+        for transfer in &related {
+            self.abort_transfer(transfer);
+        }
+        if let Some(replicas) = self.shards.get_mut(&shard) {
+            replicas.remove(&peer);
+        }
+        Ok(())
+    }
+
+    /// `DELETE /cluster/peer/{peer}?force=true` (`Collection::remove_shards_at_peer`): aborts
+    /// the transfers from or to the peer and removes its replicas.
+    fn remove_peer(&mut self, peer: u64) {
+        let related: Vec<FakeTransfer> = self
+            .transfers
+            .iter()
+            .filter(|t| t.from == peer || t.to == peer)
+            .copied()
+            .collect();
+        for transfer in &related {
+            self.abort_transfer(transfer);
+        }
+        for replicas in self.shards.values_mut() {
+            replicas.remove(&peer);
+        }
+    }
+}
+
+async fn get_collection_cluster(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let me = state.this_peer_id();
+    let result = state
+        .resolve(&name)
+        .and_then(|real| {
+            state
+                .collections
+                .get(&real)
+                .ok_or_else(|| collection_not_found(&real))
+        })
+        .map(|collection| collection.cluster_info(me));
+    reply(result, started)
+}
+
+/// `POST /collections/{c}/cluster` (`do_update_collection_cluster` in
+/// `src/common/collections.rs`): decode (400) and validate (422) the operation, refuse outside
+/// cluster mode, find the collection (404), then apply it.
+async fn update_collection_cluster(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let operation: model::ClusterOperations = decode(&body)?;
+        validated(operation.validate())?;
+        let mut state = shared.lock();
+        if state.cluster.is_none() {
+            return Err(bad_request("Distributed mode disabled"));
+        }
+        let peers = state.peer_ids();
+        let instantly = state.transfers_complete_instantly;
+        let collection = state.resolve_mut(&name)?;
+        match operation {
+            model::ClusterOperations::MoveShard(op) => {
+                let transfer = op.move_shard.transfer(false);
+                collection.start_transfer(&name, &peers, transfer)?;
+                if instantly {
+                    collection.finish_transfer(&transfer);
+                }
+            }
+            model::ClusterOperations::ReplicateShard(op) => {
+                let transfer = op.replicate_shard.transfer(true);
+                collection.start_transfer(&name, &peers, transfer)?;
+                if instantly {
+                    collection.finish_transfer(&transfer);
+                }
+            }
+            model::ClusterOperations::AbortTransfer(op) => {
+                collection.abort_requested(&name, &op.abort_transfer.key())?;
+            }
+            model::ClusterOperations::DropReplica(op) => {
+                let model::Replica { shard_id, peer_id } = op.drop_replica;
+                collection.drop_replica(&name, &peers, shard_id, peer_id)?;
+            }
+        }
+        Ok(json!(true))
+    })();
+    reply(result, started)
+}
+
+/// `DELETE /cluster/peer/{peer_id}` (`remove_peer` in `src/actix/api/cluster_api.rs`): refused
+/// while any collection has a replica on the peer (unless `force=true`), refused outside
+/// cluster mode, else the peer leaves the cluster. An unknown peer is removed as a no-op (Raft
+/// ignores removing a non-member) and answers `true` too. An id that is not a `u64`: actix's
+/// empty 404.
+async fn remove_peer(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(peer): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let Ok(peer_id) = peer.parse::<u64>() else {
+        return not_found().await;
+    };
+    let force = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "force=true"));
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let has_shards = state
+        .collections
+        .values()
+        .any(|collection| collection.has_replica_on(peer_id));
+    if has_shards && !force {
+        let (status, message) = bad_request(format!(
+            "Cannot remove peer {peer_id} as there are shards on it"
+        ));
+        return error(status, &message, started);
+    }
+    let Some(cluster) = state.cluster.as_mut() else {
+        let (status, message) = bad_request("Distributed mode disabled.");
+        return error(status, &message, started);
+    };
+    cluster.peers.retain(|(id, _)| *id != peer_id);
+    for collection in state.collections.values_mut() {
+        collection.remove_peer(peer_id);
+    }
+    ok(json!(true), started)
 }
 
 /// Serde models of the request bodies, shaped and named like Qdrant 1.18's own request types
@@ -2294,5 +2935,141 @@ mod model {
     #[derive(Debug, Deserialize)]
     pub(super) struct ChangeAliasesOperation {
         pub(super) actions: Vec<AliasOperations>,
+    }
+
+    // ----- Cluster operations ------------------------------------------------------------------
+
+    /// How a shard is transferred (`lib/collection/src/shards/transfer/mod.rs`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum ShardTransferMethod {
+        StreamRecords,
+        Snapshot,
+        WalDelta,
+        ReshardingStreamRecords,
+    }
+
+    /// The body of `move_shard` and of `replicate_shard` (Qdrant's `MoveShard` and
+    /// `ReplicateShard` have the same fields). `to_shard_id` is hidden from Qdrant's schema
+    /// but accepted.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct MoveShard {
+        shard_id: u32,
+        #[serde(default)]
+        to_shard_id: Option<u32>,
+        to_peer_id: u64,
+        from_peer_id: u64,
+        #[serde(default)]
+        method: Option<ShardTransferMethod>,
+    }
+
+    impl MoveShard {
+        /// The transfer to start; without `method`, 1.18's default (`snapshot`, from
+        /// `Collection::default_shard_transfer_method` with no `shard_transfer_method`
+        /// configured).
+        pub(super) fn transfer(&self, sync: bool) -> super::FakeTransfer {
+            super::FakeTransfer {
+                shard_id: self.shard_id,
+                to_shard_id: self.to_shard_id,
+                from: self.from_peer_id,
+                to: self.to_peer_id,
+                sync,
+                method: self.method.unwrap_or(ShardTransferMethod::Snapshot),
+            }
+        }
+
+        fn peers(&self) -> (u64, u64, u32, Option<u32>) {
+            (
+                self.from_peer_id,
+                self.to_peer_id,
+                self.shard_id,
+                self.to_shard_id,
+            )
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct MoveShardOperation {
+        pub(super) move_shard: MoveShard,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct ReplicateShardOperation {
+        pub(super) replicate_shard: MoveShard,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct AbortShardTransfer {
+        shard_id: u32,
+        #[serde(default)]
+        to_shard_id: Option<u32>,
+        to_peer_id: u64,
+        from_peer_id: u64,
+    }
+
+    impl AbortShardTransfer {
+        /// The key of the transfer to abort (`sync` and `method` are not part of it).
+        pub(super) fn key(&self) -> super::FakeTransfer {
+            super::FakeTransfer {
+                shard_id: self.shard_id,
+                to_shard_id: self.to_shard_id,
+                from: self.from_peer_id,
+                to: self.to_peer_id,
+                sync: false,
+                method: ShardTransferMethod::Snapshot,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct AbortTransferOperation {
+        pub(super) abort_transfer: AbortShardTransfer,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct Replica {
+        pub(super) shard_id: u32,
+        pub(super) peer_id: u64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub(super) struct DropReplicaOperation {
+        pub(super) drop_replica: Replica,
+    }
+
+    /// The body of `POST /collections/{name}/cluster`: the operations the fake implements, in
+    /// Qdrant's order (Qdrant's enum also has sharding-key, resharding, restart and
+    /// replicate-points operations, which the fake does not decode).
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum ClusterOperations {
+        MoveShard(MoveShardOperation),
+        ReplicateShard(ReplicateShardOperation),
+        AbortTransfer(AbortTransferOperation),
+        DropReplica(DropReplicaOperation),
+    }
+
+    impl ClusterOperations {
+        /// Qdrant's `validate_shard_different_peers` (422 when not empty).
+        pub(super) fn validate(&self) -> Vec<String> {
+            let (operation, (from, to, shard, to_shard)) = match self {
+                Self::MoveShard(op) => ("move_shard", op.move_shard.peers()),
+                Self::ReplicateShard(op) => ("replicate_shard", op.replicate_shard.peers()),
+                Self::AbortTransfer(op) => {
+                    let t = &op.abort_transfer;
+                    (
+                        "abort_transfer",
+                        (t.from_peer_id, t.to_peer_id, t.shard_id, t.to_shard_id),
+                    )
+                }
+                Self::DropReplica(_) => return Vec::new(),
+            };
+            if from != to || to_shard.is_some_and(|to_shard| to_shard != shard) {
+                return Vec::new();
+            }
+            vec![format!(
+                "{operation}.to_peer_id: cannot transfer shard to itself, \"to_peer_id\" must be different than {from} in \"from_peer_id\""
+            )]
+        }
     }
 }
