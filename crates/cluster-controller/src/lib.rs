@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod controller;
+pub mod day2;
 pub mod peers;
 pub mod reconcile;
 pub mod render;
