@@ -10,6 +10,7 @@ pub mod day2;
 pub mod peers;
 pub mod reconcile;
 pub mod render;
+pub mod scale;
 pub mod status;
 
 /// Field manager of every write this controller makes.

@@ -14,6 +14,7 @@ use k8s_openapi::api::{
     policy::v1::PodDisruptionBudget,
 };
 use kube::{Api, ResourceExt, runtime::controller::Action};
+use reconcile_lib::qdrant::{ApiKey, QdrantClient, QdrantConnection, QdrantError};
 use reconcile_lib::{
     apply::Outcome,
     context::{Shared, object_key},
@@ -25,6 +26,7 @@ use tracing::{info, warn};
 use crate::{
     build::{self, Names, Observed, secret},
     peers::{self, PeerUrlResolver},
+    scale::{self, ScaleDecision},
     status::{self, Observation},
 };
 
@@ -38,6 +40,8 @@ pub struct Context {
     pub qdrant_timeout: Duration,
     /// Periodic resync interval: drift is repaired at least this often.
     pub resync: Duration,
+    /// Requeue while a scale-down drains peers.
+    pub scale_down_requeue: Duration,
 }
 
 impl Context {
@@ -53,6 +57,7 @@ impl Context {
             peer_urls: peers::in_cluster_resolver(),
             qdrant_timeout: Duration::from_secs(5),
             resync: Duration::from_secs(300),
+            scale_down_requeue: Duration::from_secs(10),
         }
     }
 }
@@ -130,7 +135,8 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     let client = ctx.shared.applier.client().clone();
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &names.namespace);
     let live_sts = sts_api.get_opt(&names.cluster).await?;
-    let observed = Observed {
+    let mut observed = Observed {
+        replicas: None,
         volume_claim_templates: live_sts
             .as_ref()
             .and_then(|s| s.spec.as_ref())
@@ -178,6 +184,20 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         if key.kind == secret::KeyKind::ReadWrite {
             api_key = value;
         }
+    }
+
+    // Scale-down: the StatefulSet keeps its pods until Qdrant has drained the leaving peers.
+    let live_replicas = live_sts
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas);
+    let mut scale_down = None;
+    if let Some(current) = live_replicas
+        && current > qc.spec.replicas
+    {
+        let (replicas, progress) = scale_down_step(qc, ctx, &names, current, api_key.clone()).await;
+        observed.replicas = Some(replicas);
+        scale_down = progress;
     }
 
     // Build (pure).
@@ -265,6 +285,11 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         warn!(cluster = %object_key(qc), error = %e, "could not read peers from Qdrant");
     }
 
+    let requeue = if scale_down.is_some() {
+        ctx.scale_down_requeue
+    } else {
+        ctx.resync
+    };
     update_status(
         qc,
         ctx,
@@ -272,11 +297,77 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
             blocked,
             statefulset: Some(sts),
             peers,
+            scale_down,
             ..Observation::default()
         },
     )
     .await?;
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(requeue))
+}
+
+/// One step of a scale-down from `current` pods: the pods to keep, and the progress to
+/// report (`None` once the StatefulSet may shrink). Qdrant is asked through pod 0, which
+/// never leaves. A refusal is reported (condition ScaleDownBlocked, a Warning event when the
+/// reason changes), never an error; an unreachable Qdrant keeps the current size.
+async fn scale_down_step(
+    qc: &QdrantCluster,
+    ctx: &Context,
+    names: &Names,
+    current: i32,
+    api_key: Option<String>,
+) -> (i32, Option<status::ScaleDownProgress>) {
+    let decision = match (ctx.peer_urls)(names, 0) {
+        Some(url) => {
+            let mut conn = QdrantConnection::new(url).with_timeout(ctx.qdrant_timeout);
+            if let Some(k) = api_key {
+                conn = conn.with_api_key(ApiKey::new(k));
+            }
+            match QdrantClient::new(&conn) {
+                Ok(client) => scale::step(names, current, qc.spec.replicas, &client).await,
+                Err(e) => Err(e),
+            }
+        }
+        None => Err(QdrantError::Config {
+            message: "no URL for pod 0".into(),
+        }),
+    };
+    match decision {
+        Ok(ScaleDecision::Shrink { replicas }) => {
+            ctx.shared
+                .events
+                .normal(qc, "ScaledDown", "Scale", format!("peers above ordinal {} drained and removed from consensus; StatefulSet shrinks to {replicas}", replicas - 1))
+                .await;
+            (replicas, None)
+        }
+        Ok(ScaleDecision::Hold {
+            replicas,
+            message,
+            blocked,
+        }) => {
+            if blocked && !status::scale_down_refusal_reported(qc, &message) {
+                ctx.shared
+                    .events
+                    .warning(qc, "ScaleDownBlocked", "Scale", message.clone())
+                    .await;
+            }
+            (
+                replicas,
+                Some(status::ScaleDownProgress { message, blocked }),
+            )
+        }
+        Err(e) => {
+            warn!(cluster = %object_key(qc), error = %e, "cannot plan the scale-down");
+            let message =
+                format!("holding {current} pods: cannot reach Qdrant to plan the scale-down: {e}");
+            (
+                current,
+                Some(status::ScaleDownProgress {
+                    message,
+                    blocked: false,
+                }),
+            )
+        }
+    }
 }
 
 async fn apply<K>(ctx: &Context, obj: &K) -> Result<(K, Outcome)>

@@ -24,6 +24,26 @@ pub struct PeersObservation {
     pub leader: Option<u64>,
 }
 
+/// Condition type: a scale-down is refused (the message names collections and shards).
+pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
+
+/// A scale-down in progress: what it does or waits for, or why it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleDownProgress {
+    /// For humans: the planner's step message.
+    pub message: String,
+    /// True when refused.
+    pub blocked: bool,
+}
+
+/// True when the status already reports this refusal (so the Warning event is not repeated).
+pub fn scale_down_refusal_reported(qc: &QdrantCluster, message: &str) -> bool {
+    qc.status.as_ref().is_some_and(|s| {
+        api_types::conditions::find_condition(&s.conditions, SCALE_DOWN_BLOCKED)
+            .is_some_and(|c| c.status == ConditionStatus::True && c.message == message)
+    })
+}
+
 /// Everything the status is computed from.
 #[derive(Debug, Clone, Default)]
 pub struct Observation {
@@ -38,6 +58,8 @@ pub struct Observation {
     pub statefulset: Option<StatefulSet>,
     /// Qdrant's view, when it could be read; `Err` holds why it could not.
     pub peers: Option<Result<PeersObservation, String>>,
+    /// A scale-down holding pods above `spec.replicas`.
+    pub scale_down: Option<ScaleDownProgress>,
 }
 
 /// The status for `qc` given `obs`. Conditions keep their `lastTransitionTime` unless their
@@ -272,6 +294,55 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
                 progress_message(st.phase, &sts_status, desired),
             );
         }
+    }
+    match &obs.scale_down {
+        Some(p) if p.blocked => {
+            set(
+                SCALE_DOWN_BLOCKED,
+                ConditionStatus::True,
+                "ScaleDownRefused",
+                p.message.clone(),
+            );
+            set(
+                types::READY,
+                ConditionStatus::False,
+                "ScaleDownBlocked",
+                p.message.clone(),
+            );
+            set(
+                types::PROGRESSING,
+                ConditionStatus::False,
+                "ScaleDownBlocked",
+                p.message.clone(),
+            );
+        }
+        Some(p) => {
+            set(
+                SCALE_DOWN_BLOCKED,
+                ConditionStatus::False,
+                "NotBlocked",
+                String::new(),
+            );
+            set(
+                types::READY,
+                ConditionStatus::False,
+                "Scaling",
+                p.message.clone(),
+            );
+            set(
+                types::PROGRESSING,
+                ConditionStatus::True,
+                "ScalingDown",
+                p.message.clone(),
+            );
+            st.phase = ClusterPhase::Scaling;
+        }
+        None => set(
+            SCALE_DOWN_BLOCKED,
+            ConditionStatus::False,
+            "NotBlocked",
+            String::new(),
+        ),
     }
     let degraded = st.phase == ClusterPhase::Degraded
         || (was_running && !all_ready && st.ready_replicas < desired.min(st.replicas));

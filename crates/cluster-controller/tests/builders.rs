@@ -341,6 +341,7 @@ fn live_claim_templates_win_over_the_spec() {
     let mut qc = three_node();
     let observed = Observed {
         volume_claim_templates: Some(vec![statefulset::volume_claim_template(&qc)]),
+        replicas: None,
     };
     qc.spec.persistence.size = "50Gi".into();
     let sts = build::build(&qc, &observed).unwrap().statefulset;

@@ -133,6 +133,9 @@ pub struct Observed {
     /// `volumeClaimTemplates` of the live StatefulSet: immutable in Kubernetes, so the
     /// desired StatefulSet keeps them once created.
     pub volume_claim_templates: Option<Vec<PersistentVolumeClaim>>,
+    /// Pods the StatefulSet keeps while a scale-down drains the leaving peers (more than
+    /// `spec.replicas` until the planner lets it shrink); `None` means `spec.replicas`.
+    pub replicas: Option<i32>,
 }
 
 /// Every desired child of a cluster, ready to apply.

@@ -321,7 +321,7 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
     StatefulSet {
         metadata: child_meta(qc, &names.cluster),
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(observed.replicas.unwrap_or(spec.replicas)),
             service_name: Some(names.headless.clone()),
             pod_management_policy: Some("Parallel".into()),
             selector: LabelSelector {

@@ -1,0 +1,156 @@
+//! Safe scale-down: observe Qdrant, ask the planner ([`crate::day2::plan`]) for the next step,
+//! carry out that one step. Called on every reconcile while the live StatefulSet has more
+//! pods than `spec.replicas`; the StatefulSet keeps its size until the planner says to shrink.
+//!
+//! Everything is re-observed each time (peers from `GET /cluster`, placement from
+//! `GET /collections/{c}/cluster`), so a restarted or newly elected controller resumes where
+//! the last one stopped and never issues an operation twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reconcile_lib::qdrant::{QdrantClient, QdrantError};
+
+use crate::{
+    build::Names,
+    day2::plan::{CollectionPlacement, Peer, ScaleDownStep, plan_scale_down},
+};
+
+/// What the StatefulSet should do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScaleDecision {
+    /// Keep `replicas` pods: shards are still moving off the leaving peer, or the scale-down
+    /// is refused (`blocked`). `message` says what is happening or why it is refused.
+    Hold {
+        /// Pods to keep.
+        replicas: i32,
+        /// What the controller is doing or waiting for (for conditions and events).
+        message: String,
+        /// True when the scale-down is refused (condition ScaleDownBlocked).
+        blocked: bool,
+    },
+    /// Shrink the StatefulSet to `replicas`: the peers above it hold nothing and left
+    /// consensus.
+    Shrink {
+        /// Pods to keep.
+        replicas: i32,
+    },
+}
+
+/// The StatefulSet ordinal of a peer from its p2p URI
+/// (`http://<cluster>-<ordinal>.<cluster>-headless.<ns>.svc:6335/`).
+pub fn ordinal_from_uri(uri: &str, names: &Names) -> Option<u32> {
+    let url = url::Url::parse(uri).ok()?;
+    let host = url.host_str()?;
+    let pod = host.split('.').next()?;
+    pod.strip_prefix(&format!("{}-", names.cluster))?
+        .parse()
+        .ok()
+}
+
+/// Observes the cluster through `client` (any peer that stays: pod 0), plans, and carries out
+/// one step. Calls `GET /cluster`, `GET /collections`, `GET /collections/{c}` and
+/// `GET /collections/{c}/cluster` for each collection, then at most: one
+/// `POST /collections/{c}/cluster` per collection, or one `DELETE /cluster/peer/{id}`.
+///
+/// Errors: Qdrant's, unchanged (the caller holds the size and retries).
+pub async fn step(
+    names: &Names,
+    current: i32,
+    target: i32,
+    client: &QdrantClient,
+) -> Result<ScaleDecision, QdrantError> {
+    let info = client.cluster_info().await?;
+    let consensus: BTreeSet<u64> = info.peers.keys().copied().collect();
+    let peers: Vec<Peer> = info
+        .peers
+        .iter()
+        .filter_map(|(id, p)| {
+            ordinal_from_uri(&p.uri, names).map(|ordinal| Peer {
+                ordinal,
+                peer_id: *id,
+            })
+        })
+        .collect();
+    let mut placement = BTreeMap::new();
+    for collection in client.collections().await? {
+        let rf = client
+            .collection_info(&collection)
+            .await?
+            .and_then(|c| {
+                c.config
+                    .pointer("/params/replication_factor")
+                    .and_then(|v| v.as_u64())
+            })
+            .unwrap_or(1);
+        let cluster = client.collection_cluster_info(&collection).await?;
+        let rf = u32::try_from(rf).unwrap_or(u32::MAX);
+        placement.insert(
+            collection,
+            CollectionPlacement::from_cluster_info(&cluster, rf),
+        );
+    }
+    let as_u32 = |n: i32| u32::try_from(n.max(0)).unwrap_or(0);
+    let step = plan_scale_down(
+        &peers,
+        &consensus,
+        as_u32(current),
+        as_u32(target),
+        &placement,
+    );
+    let message = step.message();
+    let hold = |message: String, blocked: bool| ScaleDecision::Hold {
+        replicas: current,
+        message,
+        blocked,
+    };
+    Ok(match step {
+        ScaleDownStep::Issue(ops) => {
+            for op in &ops {
+                client
+                    .update_collection_cluster(op.collection(), &op.body())
+                    .await?;
+            }
+            hold(message, false)
+        }
+        ScaleDownStep::Wait(_) => hold(message, false),
+        ScaleDownStep::RemovePeer { peer_id, .. } => {
+            client.remove_peer(peer_id).await?;
+            hold(message, false)
+        }
+        ScaleDownStep::Shrink { replicas } => ScaleDecision::Shrink {
+            replicas: i32::try_from(replicas).unwrap_or(current),
+        },
+        ScaleDownStep::Refuse(_) => hold(message, true),
+        ScaleDownStep::Done => ScaleDecision::Shrink { replicas: target },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_from_peer_uris() {
+        let names = Names {
+            cluster: "demo".into(),
+            namespace: "ns".into(),
+            headless: "demo-headless".into(),
+            config_map: "demo-config".into(),
+            api_key_secret: "demo-api-key".into(),
+            read_only_api_key_secret: "demo-read-only-api-key".into(),
+        };
+        assert_eq!(
+            ordinal_from_uri("http://demo-2.demo-headless.ns.svc:6335/", &names),
+            Some(2)
+        );
+        assert_eq!(
+            ordinal_from_uri("http://demo-10.demo-headless:6335", &names),
+            Some(10)
+        );
+        assert_eq!(
+            ordinal_from_uri("http://other-1.other-headless:6335/", &names),
+            None
+        );
+        assert_eq!(ordinal_from_uri("not a uri", &names), None);
+    }
+}
