@@ -76,8 +76,9 @@ pub struct QdrantClusterSpec {
     pub image: ImageSpec,
 
     /// Number of Qdrant peers (pods). Each peer holds a share of the shards. Also the target of
-    /// `kubectl scale`. Scaling down does not yet move shards off the leaving peers first: move
-    /// or replicate them before lowering this value.
+    /// `kubectl scale`. Scaling down is safe: shard replicas on the leaving peers (highest
+    /// ordinal first) are moved to the remaining ones and each peer leaves consensus before its
+    /// pod goes; a scale-down that would lose data is refused (condition ScaleDownBlocked).
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1, max = 100))]
     pub replicas: i32,
