@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use api_types::cluster::PeerStatus;
-use reconcile_lib::qdrant::{ApiKey, QdrantClient, QdrantConnection};
+use reconcile_lib::qdrant::{QdrantClient, QdrantConnection, QdrantError};
 use url::Url;
 
 use crate::{build::Names, status::PeersObservation};
@@ -16,6 +16,27 @@ pub type PeerUrlResolver = Arc<dyn Fn(&Names, u32) -> Option<Url> + Send + Sync>
 /// The in-cluster resolver: `http://<cluster>-<i>.<cluster>-headless.<ns>.svc:6333`.
 pub fn in_cluster_resolver() -> PeerUrlResolver {
     Arc::new(|names: &Names, ordinal: u32| Url::parse(&names.pod_http_url(ordinal)).ok())
+}
+
+/// A REST client for pod `ordinal` (URL from `resolve`), sending `api_key` when set.
+///
+/// Errors: [`QdrantError::Config`] when the pod has no URL or the connection settings are
+/// invalid.
+pub fn client(
+    names: &Names,
+    ordinal: u32,
+    api_key: Option<String>,
+    resolve: &PeerUrlResolver,
+    timeout: Duration,
+) -> Result<QdrantClient, QdrantError> {
+    let url = resolve(names, ordinal).ok_or_else(|| QdrantError::Config {
+        message: format!("no URL for pod {}-{ordinal}", names.cluster),
+    })?;
+    QdrantClient::new(
+        &QdrantConnection::new(url)
+            .with_timeout(timeout)
+            .with_optional_api_key(api_key),
+    )
 }
 
 /// Asks pods `0..replicas` for `GET /cluster` and combines their answers: each pod reports its
@@ -34,15 +55,7 @@ pub async fn observe(
     let mut errors = vec![];
     for ordinal in 0..u32::try_from(replicas.max(0)).unwrap_or(0) {
         let pod = format!("{}-{ordinal}", names.cluster);
-        let Some(url) = resolve(names, ordinal) else {
-            errors.push(format!("{pod}: no URL"));
-            continue;
-        };
-        let mut conn = QdrantConnection::new(url).with_timeout(timeout);
-        if let Some(k) = &api_key {
-            conn = conn.with_api_key(ApiKey::new(k.clone()));
-        }
-        let info = match QdrantClient::new(&conn) {
+        let info = match client(names, ordinal, api_key.clone(), resolve, timeout) {
             Ok(c) => c.cluster_info().await,
             Err(e) => Err(e),
         };

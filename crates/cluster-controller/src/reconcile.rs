@@ -14,7 +14,6 @@ use k8s_openapi::api::{
     policy::v1::PodDisruptionBudget,
 };
 use kube::{Api, ResourceExt, runtime::controller::Action};
-use reconcile_lib::qdrant::{ApiKey, QdrantClient, QdrantConnection, QdrantError};
 use reconcile_lib::{
     apply::Outcome,
     context::{Shared, object_key},
@@ -171,7 +170,9 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         } else {
             secrets.get_opt(&key.secret.name).await?
         };
-        let value = live.as_ref().and_then(|s| secret_value(s, &key.secret.key));
+        let value = live
+            .as_ref()
+            .and_then(|s| reconcile_lib::secrets::secret_value(s, &key.secret.key));
         if value.is_none() && blocked.is_none() {
             blocked = Some((
                 "SecretNotFound".to_string(),
@@ -316,20 +317,9 @@ async fn scale_down_step(
     current: i32,
     api_key: Option<String>,
 ) -> (i32, Option<status::ScaleDownProgress>) {
-    let decision = match (ctx.peer_urls)(names, 0) {
-        Some(url) => {
-            let mut conn = QdrantConnection::new(url).with_timeout(ctx.qdrant_timeout);
-            if let Some(k) = api_key {
-                conn = conn.with_api_key(ApiKey::new(k));
-            }
-            match QdrantClient::new(&conn) {
-                Ok(client) => scale::step(names, current, qc.spec.replicas, &client).await,
-                Err(e) => Err(e),
-            }
-        }
-        None => Err(QdrantError::Config {
-            message: "no URL for pod 0".into(),
-        }),
+    let decision = match peers::client(names, 0, api_key, &ctx.peer_urls, ctx.qdrant_timeout) {
+        Ok(client) => scale::step(names, current, qc.spec.replicas, &client).await,
+        Err(e) => Err(e),
     };
     match decision {
         Ok(ScaleDecision::Shrink { replicas }) => {
@@ -394,19 +384,6 @@ fn status_says_invalid(qc: &QdrantCluster, message: &str) -> bool {
         api_types::conditions::find_condition(&s.conditions, api_types::conditions::types::READY)
             .is_some_and(|c| c.reason == "InvalidSpec" && c.message == message)
     })
-}
-
-fn secret_value(s: &Secret, key: &str) -> Option<String> {
-    if let Some(v) = s.data.as_ref().and_then(|d| d.get(key)) {
-        return String::from_utf8(v.0.clone())
-            .ok()
-            .filter(|v| !v.is_empty());
-    }
-    s.string_data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .cloned()
-        .filter(|v| !v.is_empty())
 }
 
 /// `metadata.name` must leave room for the children's names: the StatefulSet's pods and

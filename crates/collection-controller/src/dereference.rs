@@ -56,19 +56,7 @@ async fn secret_value(
     let Some(secret) = api.get_opt(&r.name).await? else {
         return Ok(None);
     };
-    let from_data = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(&r.key))
-        .and_then(|v| String::from_utf8(v.0.clone()).ok());
-    let value = from_data.or_else(|| {
-        secret
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(&r.key))
-            .cloned()
-    });
-    Ok(value.filter(|v| !v.is_empty()))
+    Ok(reconcile_lib::secrets::secret_value(&secret, &r.key))
 }
 
 /// Resolves the target of `qcol`. Reads the QdrantCluster (GET) and Secrets (GET); builds a

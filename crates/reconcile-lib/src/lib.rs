@@ -8,6 +8,7 @@
 //! - [`error`]: typed errors, transient vs permanent, and the requeue/backoff policy.
 //! - [`metrics`] and [`server`]: Prometheus metrics, `/metrics`, `/healthz`, `/readyz`.
 //! - [`telemetry`]: tracing (human or JSON) and OTLP export.
+//! - [`secrets`]: reading values out of Secrets.
 //! - [`events`]: Kubernetes events.
 //! - [`qdrant`]: the Qdrant REST client for cluster endpoints.
 //! - `testing` (feature `testing`): in-process fakes of the Kubernetes API server and Qdrant.
@@ -21,6 +22,7 @@ pub mod events;
 pub mod metrics;
 pub mod qdrant;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod telemetry;
 

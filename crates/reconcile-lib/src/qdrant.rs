@@ -97,6 +97,14 @@ impl QdrantConnection {
         self
     }
 
+    /// [`QdrantConnection::with_api_key`] when `key` is `Some`; unchanged otherwise.
+    pub fn with_optional_api_key(self, key: Option<String>) -> Self {
+        match key {
+            Some(k) => self.with_api_key(ApiKey::new(k)),
+            None => self,
+        }
+    }
+
     /// Sets the PEM CA bundle the server certificate must chain to.
     #[must_use]
     pub fn with_ca_bundle_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
