@@ -1,0 +1,3 @@
+//! `backup-controller`: runs the backup, schedule and restore controllers.
+
+fn main() {}
