@@ -24,6 +24,7 @@ pub mod qdrant;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
+pub mod target;
 pub mod telemetry;
 
 #[cfg(feature = "testing")]
