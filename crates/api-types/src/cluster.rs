@@ -540,6 +540,10 @@ pub struct PeerStatus {
     pub peer_id: u64,
     /// The peer's p2p URI.
     pub uri: String,
+    /// REST URL of this peer's pod (through the headless Service), for controllers that must
+    /// talk to one peer, e.g. for shard snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Raft role as the peer reports it (Leader, Follower, Candidate, PreCandidate), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_role: Option<String>,

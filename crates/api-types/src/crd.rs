@@ -5,13 +5,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::{QdrantCluster, QdrantCollection};
+use crate::{QdrantBackup, QdrantBackupSchedule, QdrantCluster, QdrantCollection, QdrantRestore};
 
 /// Every CRD of the operator with its file name under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("qdrantclusters.yaml", QdrantCluster::crd()),
         ("qdrantcollections.yaml", QdrantCollection::crd()),
+        ("qdrantbackups.yaml", QdrantBackup::crd()),
+        ("qdrantbackupschedules.yaml", QdrantBackupSchedule::crd()),
+        ("qdrantrestores.yaml", QdrantRestore::crd()),
     ]
 }
 

@@ -2,6 +2,7 @@
 //! `v1alpha1`, category `qdrant`), the status types every kind shares, spec validation that the
 //! schema cannot express, and CRD generation for `crds/`.
 
+pub mod backup;
 pub mod cluster;
 pub mod collection;
 pub mod conditions;
@@ -9,6 +10,10 @@ pub mod crd;
 pub mod schema;
 pub mod validation;
 
+pub use backup::{
+    QdrantBackup, QdrantBackupSchedule, QdrantBackupScheduleSpec, QdrantBackupScheduleStatus,
+    QdrantBackupSpec, QdrantBackupStatus, QdrantRestore, QdrantRestoreSpec, QdrantRestoreStatus,
+};
 pub use cluster::{QdrantCluster, QdrantClusterSpec, QdrantClusterStatus};
 pub use collection::{QdrantCollection, QdrantCollectionSpec, QdrantCollectionStatus};
 pub use conditions::{Condition, ConditionStatus};

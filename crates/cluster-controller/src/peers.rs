@@ -40,7 +40,8 @@ pub fn client(
 }
 
 /// Asks pods `0..replicas` for `GET /cluster` and combines their answers: each pod reports its
-/// own peer id and Raft role; the URIs come from the peer map; the leader from any pod.
+/// own peer id and Raft role; the URIs come from the peer map; the leader from any pod. Each
+/// peer's `url` is the REST URL `resolve` gives for its pod (the headless Service in a cluster).
 ///
 /// Errors: a message when no pod answered (every pod's error is summarized).
 pub async fn observe(
@@ -55,6 +56,7 @@ pub async fn observe(
     let mut errors = vec![];
     for ordinal in 0..u32::try_from(replicas.max(0)).unwrap_or(0) {
         let pod = format!("{}-{ordinal}", names.cluster);
+        let url = resolve(names, ordinal).map(|u| u.to_string());
         let info = match client(names, ordinal, api_key.clone(), resolve, timeout) {
             Ok(c) => c.cluster_info().await,
             Err(e) => Err(e),
@@ -75,6 +77,7 @@ pub async fn observe(
                         .get(&peer_id)
                         .map(|p| p.uri.clone())
                         .unwrap_or_default(),
+                    url,
                     raft_role: raft.and_then(|r| r.role).map(|r| format!("{r:?}")),
                 });
             }

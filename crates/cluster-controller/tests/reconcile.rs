@@ -534,6 +534,8 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
         st.peers[1].uri,
         "http://demo-1.demo-headless.qdrant.svc:6335/"
     );
+    // The REST URL of each pod, as the resolver gives it (the fake Qdrants here).
+    assert_eq!(st.peers[1].url.as_deref(), Some(fakes[1].url().as_str()));
     assert!(
         fakes
             .iter()
