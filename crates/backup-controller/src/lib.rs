@@ -1,13 +1,22 @@
 //! The backup-controller: QdrantBackup, QdrantBackupSchedule and QdrantRestore.
 //!
-//! - [`backup`]: one backup run (Qdrant snapshots → S3, verified, manifest last).
-//! - [`restore`]: one restore run (manifest → collections, presigned URL or upload).
+//! - [`run`]: one backup run (Qdrant snapshots → S3, verified, manifest last) and one restore
+//!   run (manifest → collections, by presigned URL or streamed upload).
 //! - [`manifest`]: the `manifest.json` format.
 //! - [`upload`]: streaming multipart upload with size and SHA-256.
 //! - [`s3`]: a client bound to one bucket and prefix.
 
 pub mod backup;
+pub mod build;
+pub mod context;
+pub mod controller;
+pub mod create_backup;
+pub mod jobs;
 pub mod manifest;
 pub mod restore;
+pub mod retention;
+pub mod run;
 pub mod s3;
+pub mod schedule;
+pub mod storage;
 pub mod upload;

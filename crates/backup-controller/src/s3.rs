@@ -88,15 +88,27 @@ pub struct S3Error {
 }
 
 impl S3Error {
-    fn from_sdk<E, R>(operation: &'static str, target: String, err: SdkError<E, R>) -> Self
+    fn from_sdk<E>(
+        operation: &'static str,
+        target: String,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug,
     {
-        let code = err.code().map(str::to_string);
-        let detail = match (err.code(), err.message()) {
+        // HEAD answers carry no body, so no S3 error code: name the HTTP status instead.
+        let status_code = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().map(str::to_string).or(match status_code {
+            Some(403) => Some("Forbidden".to_string()),
+            Some(404) => Some("NotFound".to_string()),
+            _ => None,
+        });
+        let detail = match (code.as_deref(), err.message()) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
+            (Some(code), None) => match status_code {
+                Some(status) => format!("{code} (HTTP {status})"),
+                None => code.to_string(),
+            },
             _ => DisplayErrorContext(&err).to_string(),
         };
         S3Error {

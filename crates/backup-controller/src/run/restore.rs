@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backup::Source,
     manifest::{Manifest, ManifestCollection, ManifestShard, SnapshotKind},
+    run::backup::Source,
     s3::Bucket,
 };
 

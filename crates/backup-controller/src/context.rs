@@ -1,0 +1,55 @@
+//! What every reconcile of the three kinds shares.
+
+use std::{sync::Arc, time::Duration};
+
+use reconcile_lib::{context::Shared, metrics::Metrics, target::EndpointRewrite};
+
+use crate::jobs::Jobs;
+
+/// Name of the controller (Lease, events, metrics).
+pub const CONTROLLER_NAME: &str = "backup-controller";
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "qdrant-operator-backup-controller";
+
+/// Finalizer on QdrantBackups: cancels a running backup and applies `deletionPolicy`.
+pub const BACKUP_FINALIZER: &str = "qdrant.operator.dev/backup";
+
+/// Finalizer on QdrantRestores: cancels a running restore.
+pub const RESTORE_FINALIZER: &str = "qdrant.operator.dev/restore";
+
+/// The reconcile context.
+pub struct Context {
+    /// Applier, events, metrics and backoff, as every controller has them.
+    pub shared: Shared,
+    /// Backups and restores running in this process, by object UID.
+    pub jobs: Jobs,
+    /// Timeout of each Qdrant request (snapshot transfers use Qdrant's own longer limits).
+    pub qdrant_timeout: Duration,
+    /// Periodic resync of every object.
+    pub resync: Duration,
+    /// Requeue while waiting for a cluster, a Secret or a running job.
+    pub wait_requeue: Duration,
+    /// Attempts of a backup interrupted by a controller restart before it is Failed.
+    pub max_attempts: u32,
+    /// Container image the CronJobs of QdrantBackupSchedules run (this controller's own).
+    pub image: String,
+    /// Rewrites Qdrant URLs before connecting (tests point cluster endpoints at fakes).
+    pub rewrite: Option<EndpointRewrite>,
+}
+
+impl Context {
+    /// Defaults: 10 s Qdrant timeout, 5 min resync, 10 s wait requeue, 3 attempts.
+    pub fn new(client: kube::Client, metrics: Arc<Metrics>, image: impl Into<String>) -> Self {
+        Self {
+            shared: Shared::new(client, FIELD_MANAGER, CONTROLLER_NAME, metrics),
+            jobs: Jobs::default(),
+            qdrant_timeout: Duration::from_secs(10),
+            resync: Duration::from_secs(300),
+            wait_requeue: Duration::from_secs(10),
+            max_attempts: 3,
+            image: image.into(),
+            rewrite: None,
+        }
+    }
+}

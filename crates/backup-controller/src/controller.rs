@@ -1,0 +1,84 @@
+//! The three Controllers (QdrantBackup, QdrantBackupSchedule, QdrantRestore), and how they run
+//! together under the shared runtime: one process, one Lease, one reconcile context.
+
+use std::{fmt::Debug, sync::Arc};
+
+use api_types::{QdrantBackup, QdrantBackupSchedule, QdrantRestore};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::batch::v1::CronJob;
+use kube::{
+    Api, Client, Resource,
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+use reconcile_lib::{error::Error, runtime::Shutdown};
+use tracing::{debug, warn};
+
+use crate::{backup, context::Context, restore, schedule};
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn drain<K, S>(results: S)
+where
+    K: Resource + Debug,
+    S: Stream<
+        Item = Result<
+            (ObjectRef<K>, Action),
+            kube::runtime::controller::Error<Error, watcher::Error>,
+        >,
+    >,
+{
+    results
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(object = %obj, "reconciled"),
+                Err(e) => warn!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}
+
+/// Runs the three controllers until `shutdown` fires (in `namespace`, or all namespaces), then
+/// cancels the backups and restores running in this process (their uploads are aborted, their
+/// status stays Running so the next leader resumes them).
+///
+/// Watches: QdrantBackups, QdrantRestores, QdrantBackupSchedules with their owned CronJobs and
+/// QdrantBackups (retention and status follow the backups a schedule created).
+pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, shutdown: Shutdown) {
+    let ns = namespace.as_deref();
+    let backups = {
+        let shutdown = shutdown.clone();
+        Controller::new(api::<QdrantBackup>(&client, ns), watcher::Config::default())
+            .graceful_shutdown_on(async move { shutdown.wait().await })
+            .run(backup::reconcile, backup::error_policy, ctx.clone())
+    };
+    let restores = {
+        let shutdown = shutdown.clone();
+        Controller::new(
+            api::<QdrantRestore>(&client, ns),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(async move { shutdown.wait().await })
+        .run(restore::reconcile, restore::error_policy, ctx.clone())
+    };
+    let schedules = {
+        let shutdown = shutdown.clone();
+        Controller::new(
+            api::<QdrantBackupSchedule>(&client, ns),
+            watcher::Config::default(),
+        )
+        .owns(api::<CronJob>(&client, ns), watcher::Config::default())
+        .owns(api::<QdrantBackup>(&client, ns), watcher::Config::default())
+        .graceful_shutdown_on(async move { shutdown.wait().await })
+        .run(schedule::reconcile, schedule::error_policy, ctx.clone())
+    };
+    tokio::join!(drain(backups), drain(restores), drain(schedules));
+    ctx.jobs.cancel_all().await;
+}

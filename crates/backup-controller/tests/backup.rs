@@ -1,0 +1,657 @@
+//! Backup and restore scenarios: the real reconcile functions against the fake Kubernetes API
+//! server, a 3-peer fake Qdrant (one fake plus peer views), and a real S3 server (moto, see
+//! `common/s3.rs`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use api_types::{QdrantBackup, QdrantRestore, backup::BackupPhase};
+use backup_controller::{backup, context::Context, manifest, restore};
+use common::{
+    faults::{FaultPlan, FaultyProxy},
+    s3::{S3Server, server},
+};
+use futures::StreamExt;
+use kube::{Api, api::DeleteParams};
+use reconcile_lib::{
+    metrics::Metrics,
+    qdrant::{QdrantClient, QdrantConnection},
+    testing::{
+        apiserver::FakeApiServer,
+        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+    },
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+const NS: &str = "db";
+const API: &str = "qdrant.operator.dev/v1alpha1";
+
+/// A fake Qdrant cluster of `peers` peers (ids 1..=n): the main fake answers as peer 1, views
+/// answer as the others.
+struct FakeCluster {
+    main: FakeQdrant,
+    views: Vec<FakeQdrant>,
+}
+
+impl FakeCluster {
+    async fn start(peers: u64) -> Self {
+        let main = FakeQdrant::start(FakeQdrantOptions::default()).await;
+        let all: Vec<(u64, String)> = (1..=peers)
+            .map(|i| (i, format!("http://demo-{}.demo-headless:6335/", i - 1)))
+            .collect();
+        main.set_cluster(ClusterState {
+            peer_id: 1,
+            peers: all.clone(),
+            leader: Some(1),
+            ..ClusterState::default()
+        });
+        let mut views = vec![];
+        for i in 2..=peers {
+            views.push(main.peer_view(i).await);
+        }
+        FakeCluster { main, views }
+    }
+
+    fn url_of_peer(&self, id: u64) -> Url {
+        if id == 1 {
+            self.main.url()
+        } else {
+            self.views[(id - 2) as usize].url()
+        }
+    }
+
+    fn client(&self) -> QdrantClient {
+        QdrantClient::new(&QdrantConnection::new(self.main.url())).unwrap()
+    }
+}
+
+struct Env {
+    api: FakeApiServer,
+    s3: S3Server,
+    bucket: String,
+    ctx: Arc<Context>,
+}
+
+/// Two clusters (`demo`: 3 peers, `restored`: 2 peers), their QdrantClusters in the fake API
+/// server, the S3 credentials Secret and a fresh bucket.
+async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
+    let api = FakeApiServer::new();
+    let s3 = server();
+    let bucket = s3.new_bucket("").await.location().bucket.clone();
+    let mut rewrites: BTreeMap<String, Url> = BTreeMap::new();
+    rewrites.insert("demo.db.svc".into(), source.main.url());
+    rewrites.insert("restored.db.svc".into(), target.main.url());
+    for (cluster, fake, n) in [("demo", source, 3u64), ("restored", target, 2)] {
+        for i in 1..=n {
+            rewrites.insert(
+                format!("{cluster}-{}.{cluster}-headless.db.svc", i - 1),
+                fake.url_of_peer(i),
+            );
+        }
+        let peers: Vec<Value> = (1..=n)
+            .map(|i| {
+                json!({"pod": format!("{cluster}-{}", i - 1), "peerId": i,
+                       "uri": format!("http://{cluster}-{}.{cluster}-headless:6335/", i - 1),
+                       "url": format!("http://{cluster}-{}.{cluster}-headless.db.svc:6333", i - 1)})
+            })
+            .collect();
+        let mut qc = api.insert(json!({
+            "apiVersion": API, "kind": "QdrantCluster",
+            "metadata": {"name": cluster, "namespace": NS}, "spec": {"replicas": n},
+        }));
+        let generation = qc["metadata"]["generation"].clone();
+        qc["status"] = json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "x", "message": "",
+                            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "endpoints": {"http": format!("http://{cluster}.db.svc:6333"), "grpc": format!("http://{cluster}.db.svc:6334")},
+            "peers": peers,
+        });
+        api.insert(qc);
+    }
+    api.insert(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s3-credentials", "namespace": NS},
+        "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key}}));
+    let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")), "img");
+    ctx.wait_requeue = Duration::from_millis(100);
+    ctx.rewrite = Some(Arc::new(move |url: &Url| {
+        url.host_str()
+            .and_then(|h| rewrites.get(h))
+            .cloned()
+            .unwrap_or_else(|| url.clone())
+    }));
+    Env {
+        api,
+        s3,
+        bucket,
+        ctx: Arc::new(ctx),
+    }
+}
+
+impl Env {
+    fn storage(&self) -> Value {
+        json!({"s3": {"bucket": self.bucket, "prefix": "qdrant", "endpoint": self.s3.endpoint,
+                      "forcePathStyle": true, "region": self.s3.region,
+                      "credentialsSecretRef": {"name": "s3-credentials"}}})
+    }
+
+    fn backup(&self, name: &str, spec: Value) {
+        self.api.insert(json!({"apiVersion": API, "kind": "QdrantBackup",
+            "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}-0123456789")}, "spec": spec}));
+    }
+
+    fn current_backup(&self, name: &str) -> QdrantBackup {
+        serde_json::from_value(self.api.get(API, "qdrantbackups", Some(NS), name).unwrap()).unwrap()
+    }
+
+    fn current_restore(&self, name: &str) -> QdrantRestore {
+        serde_json::from_value(self.api.get(API, "qdrantrestores", Some(NS), name).unwrap())
+            .unwrap()
+    }
+
+    /// Reconciles the backup until its phase is final (the run is a background task).
+    async fn run_backup(&self, name: &str) -> QdrantBackup {
+        for _ in 0..600 {
+            let b = self.current_backup(name);
+            if b.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+                return b;
+            }
+            let _ = backup::reconcile(Arc::new(b), self.ctx.clone()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "backup {name} did not finish: {:?}",
+            self.current_backup(name).status
+        );
+    }
+
+    async fn run_restore(&self, name: &str) -> QdrantRestore {
+        for _ in 0..600 {
+            let r = self.current_restore(name);
+            if r.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+                return r;
+            }
+            let _ = restore::reconcile(Arc::new(r), self.ctx.clone()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "restore {name} did not finish: {:?}",
+            self.current_restore(name).status
+        );
+    }
+
+    async fn objects(&self) -> Vec<(String, u64)> {
+        let b = backup_controller::s3::Bucket::connect(
+            self.s3.location(&self.bucket, ""),
+            Some(self.s3.credentials()),
+        )
+        .await;
+        b.list_objects("").await.unwrap()
+    }
+
+    async fn uploads(&self) -> Vec<(String, String)> {
+        let b = backup_controller::s3::Bucket::connect(
+            self.s3.location(&self.bucket, ""),
+            Some(self.s3.credentials()),
+        )
+        .await;
+        b.list_multipart_uploads("").await.unwrap()
+    }
+
+    async fn sha_of(&self, key: &str) -> String {
+        let b = backup_controller::s3::Bucket::connect(
+            self.s3.location(&self.bucket, ""),
+            Some(self.s3.credentials()),
+        )
+        .await;
+        let (_, mut stream) = b.get_object_stream(key).await.unwrap();
+        let mut h = Sha256::new();
+        while let Some(c) = stream.next().await {
+            h.update(c.unwrap());
+        }
+        hex::encode(h.finalize())
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.api
+            .list("v1", "events", Some(NS))
+            .into_iter()
+            .chain(self.api.list("events.k8s.io/v1", "events", Some(NS)))
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["reason"].as_str().unwrap_or_default(),
+                    e["note"]
+                        .as_str()
+                        .or(e["message"].as_str())
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+/// Collection `docs`: 3 shards, replication factor 2, 300 points, on the 3-peer source.
+async fn seed(source: &FakeCluster) {
+    source
+        .client()
+        .create_collection(
+            "docs",
+            &json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 3,
+                    "replication_factor": 2, "hnsw_config": {"m": 32}}),
+        )
+        .await
+        .unwrap();
+    source.main.set_points_count("docs", 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_of_a_multi_shard_collection_then_restore_into_another_cluster() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    env.backup(
+        "nightly",
+        json!({"cluster": {"name": "demo"}, "collections": ["docs"], "storage": env.storage()}),
+    );
+    let b = env.run_backup("nightly").await;
+    let status = b.status.unwrap();
+    assert_eq!(status.phase, BackupPhase::Succeeded, "{:?}", status.message);
+
+    // One object per shard plus the manifest, under prefix/namespace/name/uid-attempt/.
+    let dir = "qdrant/db/nightly/uid-nigh-1";
+    let objects = env.objects().await;
+    let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            format!("{dir}/docs/shard-0.snapshot"),
+            format!("{dir}/docs/shard-1.snapshot"),
+            format!("{dir}/docs/shard-2.snapshot"),
+            format!("{dir}/manifest.json"),
+        ]
+    );
+    assert_eq!(
+        status.manifest_key.as_deref(),
+        Some(&*format!("{dir}/manifest.json"))
+    );
+    assert_eq!(status.artifacts.len(), 3);
+    assert_eq!(status.qdrant_version.as_deref(), Some("1.18.3"));
+
+    // The manifest's checksums are those of the objects; each shard from a distinct peer.
+    let b = backup_controller::s3::Bucket::connect(
+        env.s3.location(&env.bucket, ""),
+        Some(env.s3.credentials()),
+    )
+    .await;
+    let m = manifest::parse(
+        &b.get_small_object(&format!("{dir}/manifest.json"), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m.collections.len(), 1);
+    let c = &m.collections[0];
+    assert_eq!(
+        (c.shard_number, c.replication_factor, c.points_count),
+        (3, 2, 300)
+    );
+    assert_eq!(c.config["hnsw_config"]["m"], 32);
+    let mut peers = vec![];
+    for shard in &c.shards {
+        let key = format!("{dir}/{}", shard.key);
+        assert_eq!(env.sha_of(&key).await, shard.sha256, "{key}");
+        let size = objects.iter().find(|(k, _)| *k == key).unwrap().1;
+        assert_eq!(size, shard.size_bytes);
+        peers.push(shard.peer_id.unwrap());
+    }
+    peers.sort_unstable();
+    peers.dedup();
+    assert_eq!(peers.len(), 3, "shards spread over the peers: {peers:?}");
+    // The snapshots were deleted from Qdrant.
+    for peer in 1..=3 {
+        for shard in 0..3 {
+            assert!(
+                source
+                    .main
+                    .snapshot_names(peer, "docs", Some(shard))
+                    .is_empty()
+            );
+        }
+    }
+    assert!(env.events().iter().any(|e| e.starts_with("Succeeded")));
+
+    // Restore into the 2-peer cluster under a new name, through presigned URLs.
+    env.api
+        .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+        "metadata": {"name": "back", "namespace": NS, "uid": "uid-restore-1"},
+        "spec": {"source": {"backupRef": {"name": "nightly"}}, "cluster": {"name": "restored"},
+                 "collections": [{"name": "docs", "newName": "docs-copy"}]}}));
+    let r = env.run_restore("back").await;
+    let rs = r.status.unwrap();
+    assert_eq!(rs.phase, BackupPhase::Succeeded, "{:?}", rs.message);
+    let col = &rs.collections[0];
+    assert_eq!((col.shards_total, col.shards_restored), (3, 3));
+    assert_eq!(
+        (col.expected_points, col.restored_points),
+        (Some(300), Some(300))
+    );
+    assert_eq!(
+        col.method,
+        Some(api_types::backup::RecoveryMethodUsed::PresignedUrl)
+    );
+    let restored = target.main.collection("docs-copy").unwrap();
+    let original = source.main.collection("docs").unwrap();
+    assert_eq!(restored["config"]["params"], original["config"]["params"]);
+    assert_eq!(
+        restored["config"]["hnsw_config"],
+        original["config"]["hnsw_config"]
+    );
+    let locations = target.main.recovered_from();
+    assert_eq!(locations.len(), 3);
+    assert!(
+        locations.iter().all(|l| l.contains("X-Amz-Signature=")),
+        "{locations:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_falls_back_to_upload_when_qdrant_cannot_download() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    env.backup(
+        "b1",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage()}),
+    );
+    assert_eq!(
+        env.run_backup("b1").await.status.unwrap().phase,
+        BackupPhase::Succeeded
+    );
+    target.main.set_snapshot_url_recovery(false);
+    let manifest_key = env
+        .current_backup("b1")
+        .status
+        .unwrap()
+        .manifest_key
+        .unwrap();
+    // From the S3 manifest directly (no QdrantBackup needed).
+    let mut storage = env.storage()["s3"].clone();
+    storage["prefix"] = json!("elsewhere");
+    env.api
+        .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+        "metadata": {"name": "up", "namespace": NS, "uid": "uid-restore-2"},
+        "spec": {"source": {"s3": {"storage": storage, "manifestKey": manifest_key}},
+                 "cluster": {"name": "restored"}}}));
+    let rs = env.run_restore("up").await.status.unwrap();
+    assert_eq!(rs.phase, BackupPhase::Succeeded, "{:?}", rs.message);
+    assert_eq!(
+        rs.collections[0].method,
+        Some(api_types::backup::RecoveryMethodUsed::Upload)
+    );
+    assert_eq!(rs.collections[0].restored_points, Some(300));
+    assert_eq!(target.main.recoveries().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_failing_mid_upload_leaves_no_parts_and_fails() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    source.main.set_snapshot_padding(12 * 1024 * 1024);
+    let env = env(&source, &target).await;
+    let proxy = FaultyProxy::start(
+        &env.s3.endpoint,
+        FaultPlan {
+            matching: "partNumber=2".into(),
+            from: 1,
+        },
+    )
+    .await;
+    let mut storage = env.storage();
+    storage["s3"]["endpoint"] = json!(proxy.endpoint);
+    env.backup(
+        "faulty",
+        json!({"cluster": {"name": "demo"}, "storage": storage, "upload": {"partSizeMiB": 5, "concurrency": 1}}),
+    );
+    let status = env.run_backup("faulty").await.status.unwrap();
+    assert_eq!(status.phase, BackupPhase::Failed);
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("UploadPart") && message.contains("InternalError"),
+        "{message}"
+    );
+    assert!(status.manifest_key.is_none());
+    assert!(
+        env.uploads().await.is_empty(),
+        "multipart uploads left behind"
+    );
+    assert!(env.objects().await.is_empty(), "objects left behind");
+    for peer in 1..=3 {
+        for shard in 0..3 {
+            assert!(
+                source
+                    .main
+                    .snapshot_names(peer, "docs", Some(shard))
+                    .is_empty()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qdrant_failing_mid_download_leaves_nothing_and_fails() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    source.main.set_snapshot_padding(8 * 1024 * 1024);
+    for fake in std::iter::once(&source.main).chain(source.views.iter()) {
+        fake.fail_download_after(6 * 1024 * 1024);
+    }
+    let env = env(&source, &target).await;
+    env.backup(
+        "cut",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage(), "upload": {"partSizeMiB": 5}}),
+    );
+    let status = env.run_backup("cut").await.status.unwrap();
+    assert_eq!(status.phase, BackupPhase::Failed);
+    let reason = &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .reason;
+    assert_eq!(reason, "SnapshotDownloadFailed", "{:?}", status.message);
+    assert!(env.uploads().await.is_empty());
+    assert!(env.objects().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_fail_with_a_message_naming_the_cause() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+
+    let mut storage = env.storage();
+    storage["s3"]["bucket"] = json!("no-such-bucket-anywhere");
+    env.backup(
+        "nobucket",
+        json!({"cluster": {"name": "demo"}, "storage": storage}),
+    );
+    let s = env.run_backup("nobucket").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Failed);
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap()
+            .contains("no-such-bucket-anywhere"),
+        "{:?}",
+        s.message
+    );
+    assert_eq!(s.conditions[0].reason, "BucketNotFound");
+
+    env.api.insert(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "wrong", "namespace": NS},
+        "stringData": {"AWS_ACCESS_KEY_ID": env.s3.access_key_id, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}}));
+    let mut storage = env.storage();
+    storage["s3"]["credentialsSecretRef"] = json!({"name": "wrong"});
+    env.backup(
+        "wrongkey",
+        json!({"cluster": {"name": "demo"}, "storage": storage}),
+    );
+    let s = env.run_backup("wrongkey").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Failed);
+    assert_eq!(s.conditions[0].reason, "S3AccessDenied", "{:?}", s.message);
+    assert!(!s.message.as_deref().unwrap().contains("not-the-secret"));
+
+    env.backup(
+        "nocol",
+        json!({"cluster": {"name": "demo"}, "collections": ["missing"], "storage": env.storage()}),
+    );
+    let s = env.run_backup("nocol").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Failed);
+    assert_eq!(s.conditions[0].reason, "CollectionNotFound");
+    assert!(
+        s.message.as_deref().unwrap().contains("collection missing"),
+        "{:?}",
+        s.message
+    );
+    assert!(env.objects().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_while_the_cluster_scales_and_for_the_secret() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    let mut qc = env
+        .api
+        .get(API, "qdrantclusters", Some(NS), "demo")
+        .unwrap();
+    qc["status"]["phase"] = json!("Scaling");
+    env.api.insert(qc);
+    env.backup(
+        "later",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage()}),
+    );
+    for _ in 0..3 {
+        let b = env.current_backup("later");
+        backup::reconcile(Arc::new(b), env.ctx.clone())
+            .await
+            .unwrap();
+    }
+    let s = env.current_backup("later").status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Pending);
+    assert_eq!(s.conditions[0].reason, "ClusterBusy");
+    assert!(s.message.unwrap().contains("Scaling"));
+
+    let mut storage = env.storage();
+    storage["s3"]["credentialsSecretRef"] = json!({"name": "absent"});
+    env.backup(
+        "nosecret",
+        json!({"connection": {"url": "http://demo.db.svc:6333"}, "storage": storage}),
+    );
+    for _ in 0..2 {
+        let b = env.current_backup("nosecret");
+        backup::reconcile(Arc::new(b), env.ctx.clone())
+            .await
+            .unwrap();
+    }
+    let s = env.current_backup("nosecret").status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Pending);
+    assert_eq!(s.conditions[0].reason, "SecretNotFound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the_policy() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    env.backup(
+        "again",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage(), "deletionPolicy": "Delete"}),
+    );
+    // A previous leader got as far as attempt 1 and left a partial object behind.
+    let mut obj = env
+        .api
+        .get(API, "qdrantbackups", Some(NS), "again")
+        .unwrap();
+    obj["metadata"]["finalizers"] = json!(["qdrant.operator.dev/backup"]);
+    obj["status"] = json!({"phase": "Running", "attempt": 1});
+    env.api.insert(obj);
+    let b = backup_controller::s3::Bucket::connect(
+        env.s3.location(&env.bucket, ""),
+        Some(env.s3.credentials()),
+    )
+    .await;
+    b.put_object(
+        "qdrant/db/again/uid-agai-1/docs/shard-0.snapshot",
+        bytes::Bytes::from_static(b"partial"),
+        "application/octet-stream",
+    )
+    .await
+    .unwrap();
+
+    let s = env.run_backup("again").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+    assert_eq!(s.attempt, 2);
+    let keys: Vec<String> = env.objects().await.into_iter().map(|(k, _)| k).collect();
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("qdrant/db/again/uid-agai-2/")),
+        "{keys:?}"
+    );
+    assert_eq!(keys.len(), 4);
+
+    // deletionPolicy Delete: deleting the QdrantBackup deletes its objects.
+    let api: Api<QdrantBackup> = Api::namespaced(env.api.client(), NS);
+    api.delete("again", &DeleteParams::default()).await.unwrap();
+    let b = env.current_backup("again");
+    backup::reconcile(Arc::new(b), env.ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        env.api
+            .get(API, "qdrantbackups", Some(NS), "again")
+            .is_none()
+    );
+    assert!(env.objects().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_retained_backup_keeps_its_objects() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    env.backup(
+        "keep",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage()}),
+    );
+    assert_eq!(
+        env.run_backup("keep").await.status.unwrap().phase,
+        BackupPhase::Succeeded
+    );
+    let before = env.objects().await;
+    let api: Api<QdrantBackup> = Api::namespaced(env.api.client(), NS);
+    api.delete("keep", &DeleteParams::default()).await.unwrap();
+    backup::reconcile(Arc::new(env.current_backup("keep")), env.ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        env.api
+            .get(API, "qdrantbackups", Some(NS), "keep")
+            .is_none()
+    );
+    assert_eq!(env.objects().await, before);
+}
