@@ -10,15 +10,27 @@ default:
 build:
     cargo build --workspace --all-targets
 
-# The whole test suite (fake API server, fake Qdrant; real Qdrant too when QDRANT_URL is set).
-test:
+# The whole test suite (fake API server, fake Qdrant, a real local S3 server: moto, started
+# here once for every test process; a real Qdrant too when QDRANT_URL is set).
+test: s3-deps
     #!/usr/bin/env bash
     set -euo pipefail
+    tmp=$(mktemp -d)
+    # The server stops when its stdin closes, i.e. when this recipe exits.
+    exec 3> >(python3 crates/backup-controller/testdata/s3_server.py > "$tmp/s3.json" 2>"$tmp/s3.log")
+    for _ in $(seq 1 100); do [ -s "$tmp/s3.json" ] && break; sleep 0.2; done
+    [ -s "$tmp/s3.json" ] || { cat "$tmp/s3.log" >&2; echo "the S3 test server did not start" >&2; exit 1; }
+    eval "$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print("export S3_ENDPOINT=%s S3_ACCESS_KEY_ID=%s S3_SECRET_ACCESS_KEY=%s S3_REGION=%s" % (c["endpoint"], c["accessKeyId"], c["secretAccessKey"], c["region"]))' "$tmp/s3.json")"
+    echo "S3 test server: $S3_ENDPOINT"
     if command -v cargo-nextest >/dev/null; then
         cargo nextest run --workspace --all-features --no-fail-fast
     else
         cargo test --workspace --all-features --no-fail-fast
     fi
+
+# Install the local S3 server the backup tests run against (moto, from PyPI), unless present.
+s3-deps:
+    @python3 -c 'import moto.server, boto3' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 
 # Write crds/ from the Rust types.
 crds:

@@ -6,11 +6,11 @@ use reconcile_lib::{context::Shared, metrics::Metrics, target::EndpointRewrite};
 
 use crate::jobs::Jobs;
 
-/// Name of the controller (Lease, events, metrics).
-pub const CONTROLLER_NAME: &str = "backup-controller";
+/// Name of the controller: its Lease, its events and its metrics.
+pub const CONTROLLER_NAME: &str = "qdrant-backup-controller";
 
 /// Field manager of every write.
-pub const FIELD_MANAGER: &str = "qdrant-operator-backup-controller";
+pub const FIELD_MANAGER: &str = "qdrant-backup-controller";
 
 /// Finalizer on QdrantBackups: cancels a running backup and applies `deletionPolicy`.
 pub const BACKUP_FINALIZER: &str = "qdrant.operator.dev/backup";
