@@ -27,15 +27,29 @@
 //! [`QdrantClient::update_collection_cluster`] moves, replicates and drops replicas and aborts
 //! transfers, and [`QdrantClient::remove_peer`] takes an emptied peer out of the cluster.
 //!
+//! Snapshots (Qdrant 1.18, `src/actix/api/snapshot_api.rs`, `src/common/snapshots.rs`,
+//! `lib/storage/src/content_manager/snapshots/`): collection and shard snapshots are created,
+//! listed, downloaded and deleted *on the peer this client talks to* (each peer has its own
+//! snapshot directory, and a collection snapshot holds only that peer's shards), recovered from
+//! a URL ([`SnapshotRecover`]) or from a streamed multipart upload, and
+//! [`QdrantClient::count_points`] checks a restore. Downloads and uploads are streamed, never
+//! buffered, on a second connection pool without a whole-request timeout: they are bounded by
+//! [`QdrantConnection::transfer_idle_timeout`] (no byte moving) instead, and the operations
+//! Qdrant runs before answering by [`QdrantConnection::snapshot_timeout`].
+//!
 //! Adding an endpoint is one line on top of the private `request` helper, which builds the URL
 //! from path segments (percent-encoded), sends the key, unwraps the envelope and turns any
 //! failure into a typed [`QdrantError`].
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
 use rustls::pki_types::CertificateDer;
@@ -50,6 +64,14 @@ pub const API_KEY_HEADER: &str = "api-key";
 
 /// Default connect and whole-request timeout used by [`QdrantConnection::new`]: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default [`QdrantConnection::transfer_idle_timeout`]: 60 seconds, the idle timeout Qdrant
+/// itself uses when it downloads a snapshot (`STREAM_READ_TIMEOUT` in
+/// `lib/storage/src/content_manager/snapshots/download_tar.rs`).
+pub const DEFAULT_TRANSFER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default [`QdrantConnection::snapshot_timeout`]: one hour.
+pub const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Longest excerpt of a response body or error message kept in a [`QdrantError`], in
 /// characters.
@@ -74,9 +96,18 @@ pub struct QdrantConnection {
     /// set, the server certificate must chain to one of these CAs (system roots are not
     /// used); when `None`, an `https` URL is verified against the platform's roots.
     pub ca_bundle_pem: Option<Vec<u8>>,
-    /// Connect timeout and whole-request timeout (each request, body included). Must be
-    /// non-zero.
+    /// Connect timeout of every request, and whole-request timeout (body included) of every
+    /// request except the snapshot calls below. Must be non-zero.
     pub timeout: Duration,
+    /// Snapshot downloads and uploads have no whole-request limit (a 2 GiB body takes as long
+    /// as it takes); instead they fail when no byte moves for this long: before a download's
+    /// reply headers, between two chunks of its body, and between two chunks of an upload's
+    /// body taken by the connection. Must be non-zero.
+    pub transfer_idle_timeout: Duration,
+    /// How long Qdrant may take to answer a snapshot operation that it runs before answering
+    /// (`?wait=true`), during which no byte moves: creating a snapshot, recovering one from a
+    /// location, and recovering an upload once its body has been sent. Must be non-zero.
+    pub snapshot_timeout: Duration,
 }
 
 impl QdrantConnection {
@@ -87,6 +118,8 @@ impl QdrantConnection {
             api_key: None,
             ca_bundle_pem: None,
             timeout: DEFAULT_TIMEOUT,
+            transfer_idle_timeout: DEFAULT_TRANSFER_IDLE_TIMEOUT,
+            snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
         }
     }
 
@@ -118,6 +151,20 @@ impl QdrantConnection {
         self.timeout = timeout;
         self
     }
+
+    /// Sets [`Self::transfer_idle_timeout`].
+    #[must_use]
+    pub fn with_transfer_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.transfer_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Self::snapshot_timeout`].
+    #[must_use]
+    pub fn with_snapshot_timeout(mut self, timeout: Duration) -> Self {
+        self.snapshot_timeout = timeout;
+        self
+    }
 }
 
 impl fmt::Debug for QdrantConnection {
@@ -133,6 +180,8 @@ impl fmt::Debug for QdrantConnection {
                     .map(|b| format!("{} bytes", b.len())),
             )
             .field("timeout", &self.timeout)
+            .field("transfer_idle_timeout", &self.transfer_idle_timeout)
+            .field("snapshot_timeout", &self.snapshot_timeout)
             .finish()
     }
 }
@@ -161,10 +210,20 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// A REST client for one Qdrant endpoint. Cheap to clone (the connection pool is shared).
+/// A REST client for one Qdrant endpoint. Cheap to clone (the connection pools are shared).
 #[derive(Clone)]
 pub struct QdrantClient {
+    /// Every request but snapshot transfers and operations: connect and whole-request timeout.
     http: reqwest::Client,
+    /// Snapshot transfers and operations: connect timeout only; the idle and operation limits
+    /// are applied per request (see [`QdrantConnection::transfer_idle_timeout`]).
+    transfer: reqwest::Client,
+    /// [`QdrantConnection::timeout`].
+    timeout: Duration,
+    /// [`QdrantConnection::transfer_idle_timeout`].
+    transfer_idle_timeout: Duration,
+    /// [`QdrantConnection::snapshot_timeout`].
+    snapshot_timeout: Duration,
     /// Base URL, path ending in `/`, no query or fragment.
     base: Url,
     /// The `api-key` header value, marked sensitive.
@@ -190,8 +249,13 @@ impl QdrantClient {
     /// `http` URL and no bundle, no TLS is ever used. Redirects are not followed, so the key
     /// never travels to another host.
     ///
+    /// Two connection pools are built with the same TLS and redirect settings: one for
+    /// ordinary requests (whole-request timeout [`QdrantConnection::timeout`]) and one for
+    /// snapshot transfers and operations, which has only the connect timeout (their limits are
+    /// [`QdrantConnection::transfer_idle_timeout`] and [`QdrantConnection::snapshot_timeout`]).
+    ///
     /// # Errors
-    /// [`QdrantError::Config`] when the URL is not `http`/`https` or has no host, the timeout is
+    /// [`QdrantError::Config`] when the URL is not `http`/`https` or has no host, a timeout is
     /// zero, the API key is empty or not a valid header value, the CA bundle holds no PEM
     /// certificate or a malformed one, or the HTTP client cannot be built.
     pub fn new(conn: &QdrantConnection) -> Result<Self, QdrantError> {
@@ -199,30 +263,23 @@ impl QdrantClient {
         if conn.timeout.is_zero() {
             return Err(config("the timeout must be greater than zero"));
         }
+        if conn.transfer_idle_timeout.is_zero() {
+            return Err(config(
+                "the transfer idle timeout must be greater than zero",
+            ));
+        }
+        if conn.snapshot_timeout.is_zero() {
+            return Err(config("the snapshot timeout must be greater than zero"));
+        }
         let api_key = conn.api_key.as_ref().map(api_key_header).transpose()?;
-
-        let builder = reqwest::Client::builder()
-            .connect_timeout(conn.timeout)
-            .timeout(conn.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT);
-        let builder = match (&conn.ca_bundle_pem, base.scheme()) {
-            (Some(pem), _) => builder.tls_backend_preconfigured(tls_config(parse_ca_bundle(pem)?)?),
-            (None, "https") => {
-                ensure_default_crypto_provider();
-                builder.tls_backend_rustls()
-            }
-            // Plain http: reqwest still builds a TLS connector, so give it one that needs no
-            // process-wide provider. It is never used: the base is http and redirects are off.
-            (None, _) => {
-                builder.tls_backend_preconfigured(tls_config(rustls::RootCertStore::empty())?)
-            }
-        };
-        let http = builder
-            .build()
-            .map_err(|e| config(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        let http = build_http_client(conn, &base, Some(conn.timeout))?;
+        let transfer = build_http_client(conn, &base, None)?;
         Ok(Self {
             http,
+            transfer,
+            timeout: conn.timeout,
+            transfer_idle_timeout: conn.transfer_idle_timeout,
+            snapshot_timeout: conn.snapshot_timeout,
             base,
             api_key,
         })
@@ -586,6 +643,365 @@ impl QdrantClient {
             .map(drop)
     }
 
+    /// `POST /collections/{name}/points/count` with `{"exact": exact}`: the number of points in
+    /// the collection (every shard, wherever its replicas are; an alias resolves), `result:
+    /// {"count": N}`. `exact: false` lets Qdrant answer from its index statistics, which is
+    /// cheaper and approximate. The read-only key may call it.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection (`Not found: Collection `{name}` doesn't exist!`);
+    /// any other [`QdrantError`].
+    pub async fn count_points(&self, name: &str, exact: bool) -> Result<u64, QdrantError> {
+        self.request::<CountResult>(
+            Method::POST,
+            &["collections", name, "points", "count"],
+            &[],
+            Some(serde_json::json!({ "exact": exact })),
+        )
+        .await
+        .map(|result| result.count)
+    }
+
+    /// `POST /collections/{name}/snapshots?wait=true`: snapshots the collection *on the peer
+    /// this client talks to* and answers once the file is written, with its
+    /// [`SnapshotDescription`] (`{name, creation_time, size, checksum}`, checksum = SHA-256 of
+    /// the file). The file is named `{name}-{peer_id}-{YYYY-MM-DD-hh-mm-ss}.snapshot` (a second
+    /// snapshot within the same second replaces the first) and holds the collection's
+    /// configuration, payload index schema and the data of the shards *local to that peer*
+    /// only: in a cluster, a collection backup needs a snapshot from a peer of every shard
+    /// (see [`Self::create_shard_snapshot`]). Runs on the transfer pool, limited by
+    /// [`QdrantConnection::snapshot_timeout`].
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `Unauthorized` (403) with the read-only key;
+    /// `Unreachable` when Qdrant does not answer within the snapshot timeout.
+    pub async fn create_collection_snapshot(
+        &self,
+        collection: &str,
+    ) -> Result<SnapshotDescription, QdrantError> {
+        self.snapshot_request(
+            Method::POST,
+            &["collections", collection, "snapshots"],
+            &[("wait", "true")],
+            None,
+        )
+        .await
+    }
+
+    /// `POST /collections/{name}/shards/{shard_id}/snapshots?wait=true`: snapshots one shard
+    /// from the replica *on the peer this client talks to*; the file is named
+    /// `{name}-shard-{shard_id}-{YYYY-MM-DD-hh-mm-ss}.snapshot`. Same reply and limits as
+    /// [`Self::create_collection_snapshot`].
+    ///
+    /// # Errors
+    /// `BadRequest` `Wrong input: Shard {s} is not a local or queue proxy shard` when that peer
+    /// holds no replica of the shard (ask a peer listed for it in
+    /// [`CollectionClusterInfo`]); `NotFound` for a shard the collection does not have (`Not
+    /// found: shard {s} not found`) or a missing collection; `Unauthorized` (403) with the
+    /// read-only key.
+    pub async fn create_shard_snapshot(
+        &self,
+        collection: &str,
+        shard_id: u32,
+    ) -> Result<SnapshotDescription, QdrantError> {
+        let shard = shard_id.to_string();
+        self.snapshot_request(
+            Method::POST,
+            &["collections", collection, "shards", &shard, "snapshots"],
+            &[("wait", "true")],
+            None,
+        )
+        .await
+    }
+
+    /// `GET /collections/{name}/snapshots`: the collection snapshots stored on the peer this
+    /// client talks to (the files of its snapshot directory ending in `.snapshot`, in no
+    /// particular order; an uploaded snapshot is listed too, without checksum).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; any other [`QdrantError`].
+    pub async fn list_collection_snapshots(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<SnapshotDescription>, QdrantError> {
+        self.request(
+            Method::GET,
+            &["collections", collection, "snapshots"],
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// `GET /collections/{name}/shards/{shard_id}/snapshots`: the shard snapshots stored on
+    /// the peer this client talks to.
+    ///
+    /// # Errors
+    /// `BadRequest` `Wrong input: Shard {s} is not a local shard` when that peer holds no
+    /// replica of it; `NotFound` for an unknown shard (`Not found: shard {s} not found`) or
+    /// collection.
+    pub async fn list_shard_snapshots(
+        &self,
+        collection: &str,
+        shard_id: u32,
+    ) -> Result<Vec<SnapshotDescription>, QdrantError> {
+        let shard = shard_id.to_string();
+        self.request(
+            Method::GET,
+            &["collections", collection, "shards", &shard, "snapshots"],
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// `GET /collections/{name}/snapshots/{snapshot}`: streams the snapshot file
+    /// (`application/octet-stream`, with its `Content-Length`). The body is never buffered:
+    /// [`SnapshotDownload::stream`] yields it chunk by chunk as it arrives. There is no limit
+    /// on the whole download; it fails when no byte arrives for
+    /// [`QdrantConnection::transfer_idle_timeout`] (before the reply headers or between two
+    /// chunks). A body that breaks off, or ends before its `Content-Length`, yields a final
+    /// `Err` ([`QdrantError::Unreachable`]) instead of ending quietly.
+    ///
+    /// # Errors
+    /// Qdrant answers these in plain text, not JSON (the handler's error is actix's default
+    /// response): `NotFound` `Not found: Snapshot {snapshot} not found` or `Not found:
+    /// Collection `{name}` doesn't exist!`; `Unauthorized` for a missing or wrong key.
+    pub async fn download_collection_snapshot(
+        &self,
+        collection: &str,
+        snapshot: &str,
+    ) -> Result<SnapshotDownload, QdrantError> {
+        self.download(&["collections", collection, "snapshots", snapshot])
+            .await
+    }
+
+    /// `GET /collections/{name}/shards/{shard_id}/snapshots/{snapshot}`: streams a shard
+    /// snapshot, as [`Self::download_collection_snapshot`].
+    ///
+    /// # Errors
+    /// In plain text: `BadRequest` `Wrong input: Shard {s} is not a local or queue proxy
+    /// shard` (that peer holds no replica); `NotFound` `Not found: shard {s} not found`, or
+    /// `File not found: No such file or directory (os error 2)` for a missing snapshot.
+    pub async fn download_shard_snapshot(
+        &self,
+        collection: &str,
+        shard_id: u32,
+        snapshot: &str,
+    ) -> Result<SnapshotDownload, QdrantError> {
+        let shard = shard_id.to_string();
+        self.download(&[
+            "collections",
+            collection,
+            "shards",
+            &shard,
+            "snapshots",
+            snapshot,
+        ])
+        .await
+    }
+
+    /// `DELETE /collections/{name}/snapshots/{snapshot}?wait=true`: `true` once the file is
+    /// deleted; `false` when Qdrant answers 404 (`Not found: Snapshot {snapshot} not found`,
+    /// or a missing collection).
+    ///
+    /// # Errors
+    /// `Unauthorized` (403) with the read-only key; any other [`QdrantError`] but `NotFound`.
+    pub async fn delete_collection_snapshot(
+        &self,
+        collection: &str,
+        snapshot: &str,
+    ) -> Result<bool, QdrantError> {
+        found(
+            self.request::<serde_json::Value>(
+                Method::DELETE,
+                &["collections", collection, "snapshots", snapshot],
+                &[("wait", "true")],
+                None,
+            )
+            .await,
+        )
+    }
+
+    /// `DELETE /collections/{name}/shards/{shard_id}/snapshots/{snapshot}?wait=true`: `true`
+    /// once deleted; `false` when Qdrant answers 404 (a missing snapshot: `Not found: Snapshot
+    /// "<path>" not found`, an unknown shard or collection).
+    ///
+    /// # Errors
+    /// `BadRequest` `Wrong input: Shard {s} is not a local or queue proxy shard` when that
+    /// peer holds no replica; `Unauthorized` (403) with the read-only key.
+    pub async fn delete_shard_snapshot(
+        &self,
+        collection: &str,
+        shard_id: u32,
+        snapshot: &str,
+    ) -> Result<bool, QdrantError> {
+        let shard = shard_id.to_string();
+        found(
+            self.request::<serde_json::Value>(
+                Method::DELETE,
+                &[
+                    "collections",
+                    collection,
+                    "shards",
+                    &shard,
+                    "snapshots",
+                    snapshot,
+                ],
+                &[("wait", "true")],
+                None,
+            )
+            .await,
+        )
+    }
+
+    /// `PUT /collections/{name}/snapshots/recover?wait=true` with [`SnapshotRecover`]: the
+    /// peer this client talks to fetches `location` (`http(s)://`, sending
+    /// `recover.api_key` as `api-key` when set, or a `file://` path inside its own snapshot
+    /// directory), checks `checksum` when given, and restores it. A missing collection is
+    /// created from the snapshot's configuration and payload indexes; an existing one must
+    /// have the same vectors and shard number. Only the shards whose data the snapshot holds
+    /// are restored, on this peer; `priority` says what happens to the other replicas of those
+    /// shards (`snapshot`, Qdrant's default: the restored replica wins, extra replicas are
+    /// removed and the others marked `Dead`; `replica`: the other replicas win and the
+    /// restored one is re-synced from them; `no_sync`: nothing is synchronised). Answers once
+    /// done; limited by [`QdrantConnection::snapshot_timeout`].
+    ///
+    /// # Errors
+    /// `BadRequest`: `Wrong input: Snapshot checksum mismatch: expected {checksum}, got
+    /// {actual}`; `Wrong input: Failed to download tar from {url}: status - {status}`; `Bad
+    /// request: Snapshot file "{path}" does not exist`; `Bad request: URL {url} with scheme
+    /// {s} is not supported`; `Wrong input: Snapshot is not compatible with existing
+    /// collection: ...`; 422 for a malformed checksum. `Unauthorized` (403): the read-only key,
+    /// `Forbidden: Snapshot recovery from remote URLs is disabled in the configuration`, or a
+    /// `file://` path outside the snapshot directory. `Server` (500) `Service internal error:
+    /// Http request error: ...` when the location is unreachable, or a file that is not a
+    /// snapshot.
+    pub async fn recover_collection_snapshot(
+        &self,
+        collection: &str,
+        recover: &SnapshotRecover,
+    ) -> Result<(), QdrantError> {
+        self.snapshot_request::<serde_json::Value>(
+            Method::PUT,
+            &["collections", collection, "snapshots", "recover"],
+            &[("wait", "true")],
+            Some(recover_body(recover)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /collections/{name}/shards/{shard_id}/snapshots/recover?wait=true` with
+    /// [`SnapshotRecover`]: the peer this client talks to restores one shard into its own
+    /// replica (creating it if it held none) from `location`: an `http(s)://` URL, or the
+    /// name of a shard snapshot stored on that peer (Qdrant's `ShardSnapshotLocation` is a URL
+    /// or a path). `priority`: `snapshot` (default) makes the restored replica active and the
+    /// other active replicas `Dead`; `replica` leaves the restored one `Dead` for Qdrant to
+    /// re-sync; `no_sync` activates it without touching the others.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection or shard (`Not found: shard {s} not found`);
+    /// `BadRequest` for a checksum mismatch, a download that fails (`Wrong input: Failed to
+    /// download tar from {url}: status - {status}`), a `file://` URL (`Wrong input: Invalid
+    /// snapshot URL {url}: URLs with file scheme are not supported`) or a file that is not a
+    /// shard snapshot (`Bad request: Invalid snapshot`); the rest as
+    /// [`Self::recover_collection_snapshot`].
+    pub async fn recover_shard_snapshot(
+        &self,
+        collection: &str,
+        shard_id: u32,
+        recover: &SnapshotRecover,
+    ) -> Result<(), QdrantError> {
+        let shard = shard_id.to_string();
+        self.snapshot_request::<serde_json::Value>(
+            Method::PUT,
+            &[
+                "collections",
+                collection,
+                "shards",
+                &shard,
+                "snapshots",
+                "recover",
+            ],
+            &[("wait", "true")],
+            Some(recover_body(recover)?),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /collections/{name}/snapshots/upload?wait=true[&priority=..][&checksum=..]`: uploads
+    /// a collection snapshot as `multipart/form-data` (the file in part `snapshot`), streamed
+    /// from `body` (e.g. `reqwest::Body::wrap_stream` over an S3 download; give
+    /// `content_length` when known), and recovers it as
+    /// [`Self::recover_collection_snapshot`] does. Qdrant spools the upload to disk first, then
+    /// keeps it in the collection's snapshot directory under the part's file name,
+    /// `{name}-upload.snapshot` (a later upload replaces it; delete it with
+    /// [`Self::delete_collection_snapshot`] when no longer needed). No whole-request limit:
+    /// the upload fails when the connection takes no byte for
+    /// [`QdrantConnection::transfer_idle_timeout`], or when Qdrant does not answer within
+    /// [`QdrantConnection::snapshot_timeout`] after the last byte.
+    ///
+    /// # Errors
+    /// `BadRequest` `Checksum mismatch: expected {actual}, actual {given}` (Qdrant's wording,
+    /// the computed hash first); `Unauthorized` (403, plain text) with the read-only key; an
+    /// error of `body` or a broken connection: `Unreachable`; the rest as
+    /// [`Self::recover_collection_snapshot`].
+    pub async fn upload_collection_snapshot(
+        &self,
+        collection: &str,
+        body: reqwest::Body,
+        content_length: Option<u64>,
+        priority: Option<SnapshotPriority>,
+        checksum: Option<&str>,
+    ) -> Result<(), QdrantError> {
+        self.upload(
+            &["collections", collection, "snapshots", "upload"],
+            format!("{collection}-upload.snapshot"),
+            (body, content_length),
+            priority,
+            checksum,
+        )
+        .await
+    }
+
+    /// `POST /collections/{name}/shards/{shard_id}/snapshots/upload?wait=true[&priority=..]
+    /// [&checksum=..]`: uploads a shard snapshot (multipart part `snapshot`, streamed as in
+    /// [`Self::upload_collection_snapshot`]) and restores it into the replica on the peer this
+    /// client talks to, as [`Self::recover_shard_snapshot`] does. Qdrant answers `result: null`
+    /// and deletes the uploaded file afterwards.
+    ///
+    /// # Errors
+    /// As [`Self::upload_collection_snapshot`] and [`Self::recover_shard_snapshot`]; a malformed
+    /// `checksum` is not validated by this route and ends as a checksum mismatch.
+    pub async fn upload_shard_snapshot(
+        &self,
+        collection: &str,
+        shard_id: u32,
+        body: reqwest::Body,
+        content_length: Option<u64>,
+        priority: Option<SnapshotPriority>,
+        checksum: Option<&str>,
+    ) -> Result<(), QdrantError> {
+        let shard = shard_id.to_string();
+        self.upload(
+            &[
+                "collections",
+                collection,
+                "shards",
+                &shard,
+                "snapshots",
+                "upload",
+            ],
+            format!("{collection}-shard-{shard_id}-upload.snapshot"),
+            (body, content_length),
+            priority,
+            checksum,
+        )
+        .await
+    }
+
     async fn health(&self, endpoint: &str) -> Result<(), QdrantError> {
         let (url, status, body) = self
             .send(Method::GET, &[endpoint], &[], None, false)
@@ -610,27 +1026,34 @@ impl QdrantClient {
         body: Option<serde_json::Value>,
     ) -> Result<T, QdrantError> {
         let (url, status, bytes) = self.send(method, segments, query, body, true).await?;
-        if !status.is_success() {
-            return Err(classify(&url, status, &bytes));
-        }
-        let envelope: Envelope<T> = serde_json::from_slice(&bytes)
-            .map_err(|e| unexpected(status, format!("cannot decode the reply: {e}"), &bytes))?;
-        if let Some(error) = envelope.status.get("error") {
-            return Err(unexpected(
-                status,
-                format!("success status with an error: {error}"),
-                &bytes,
-            ));
-        }
-        match envelope.result {
-            Some(result) => Ok(result),
-            None => serde_json::from_value(serde_json::Value::Null)
-                .map_err(|e| unexpected(status, format!("the reply has no result: {e}"), &bytes)),
-        }
+        decode_reply(&url, status, &bytes)
     }
 
-    /// Sends one request and reads the whole reply. Returns the (redacted) URL for error
-    /// messages, the status and the body.
+    /// [`Self::request`] for a snapshot operation Qdrant runs before answering: on the
+    /// transfer pool, with [`QdrantConnection::snapshot_timeout`] as its whole-request limit.
+    async fn snapshot_request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> Result<T, QdrantError> {
+        let (url, status, bytes) = self
+            .send_on(
+                &self.transfer,
+                Some(self.snapshot_timeout),
+                method,
+                segments,
+                query,
+                body,
+                true,
+            )
+            .await?;
+        decode_reply(&url, status, &bytes)
+    }
+
+    /// Sends one request on the ordinary pool and reads the whole reply. Returns the
+    /// (redacted) URL for error messages, the status and the body.
     async fn send(
         &self,
         method: Method,
@@ -639,29 +1062,173 @@ impl QdrantClient {
         body: Option<serde_json::Value>,
         authenticated: bool,
     ) -> Result<(String, StatusCode, bytes::Bytes), QdrantError> {
+        self.send_on(
+            &self.http,
+            None,
+            method,
+            segments,
+            query,
+            body,
+            authenticated,
+        )
+        .await
+    }
+
+    /// Sends one request on `client` (with an optional whole-request `timeout` overriding the
+    /// client's) and reads the whole reply.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "private helper behind send and snapshot_request"
+    )]
+    async fn send_on(
+        &self,
+        client: &reqwest::Client,
+        timeout: Option<Duration>,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+        authenticated: bool,
+    ) -> Result<(String, StatusCode, bytes::Bytes), QdrantError> {
         let url = self.endpoint(segments, query)?;
         let shown = redacted(&url);
-        let mut req = self
-            .http
-            .request(method.clone(), url)
-            .header(ACCEPT, "application/json");
-        if authenticated && let Some(key) = &self.api_key {
-            req = req.header(API_KEY_HEADER, key.clone());
+        let mut req = self.prepare(client, method.clone(), url, authenticated);
+        if let Some(timeout) = timeout {
+            req = req.timeout(timeout);
         }
         if let Some(body) = body {
             let bytes = serde_json::to_vec(&body)
                 .map_err(|e| config(format!("cannot encode the request body: {e}")))?;
             req = req.header(CONTENT_TYPE, "application/json").body(bytes);
         }
-        let unreachable = |e: reqwest::Error| QdrantError::Unreachable {
-            url: shown.clone(),
-            message: error_chain(&e.without_url()),
-        };
-        let resp = req.send().await.map_err(unreachable)?;
+        let resp = req.send().await.map_err(|e| unreachable(&shown, e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(unreachable)?;
+        let bytes = resp.bytes().await.map_err(|e| unreachable(&shown, e))?;
         tracing::debug!(%method, url = %shown, status = status.as_u16(), "qdrant request");
         Ok((shown, status, bytes))
+    }
+
+    /// A request to `url` on `client` asking for JSON, with the key when `authenticated`.
+    fn prepare(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        url: Url,
+        authenticated: bool,
+    ) -> reqwest::RequestBuilder {
+        let mut req = client
+            .request(method, url)
+            .header(ACCEPT, "application/json");
+        if authenticated && let Some(key) = &self.api_key {
+            req = req.header(API_KEY_HEADER, key.clone());
+        }
+        req
+    }
+
+    /// Reads the (small) body of a reply to a transfer request, within
+    /// [`QdrantConnection::timeout`].
+    async fn small_body(
+        &self,
+        shown: &str,
+        resp: reqwest::Response,
+    ) -> Result<bytes::Bytes, QdrantError> {
+        match tokio::time::timeout(self.timeout, resp.bytes()).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(unreachable(shown, e)),
+            Err(_) => Err(QdrantError::Unreachable {
+                url: shown.to_owned(),
+                message: format!("the reply body did not arrive within {:?}", self.timeout),
+            }),
+        }
+    }
+
+    /// A streamed `GET` of a snapshot file on the transfer pool (see
+    /// [`Self::download_collection_snapshot`]).
+    async fn download(&self, segments: &[&str]) -> Result<SnapshotDownload, QdrantError> {
+        let url = self.endpoint(segments, &[])?;
+        let shown = redacted(&url);
+        let idle = self.transfer_idle_timeout;
+        let req = self.prepare(&self.transfer, Method::GET, url, true);
+        let resp = match tokio::time::timeout(idle, req.send()).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(unreachable(&shown, e)),
+            Err(_) => {
+                return Err(QdrantError::Unreachable {
+                    url: shown,
+                    message: format!("no reply within {idle:?}"),
+                });
+            }
+        };
+        let status = resp.status();
+        tracing::debug!(method = "GET", url = %shown, status = status.as_u16(), "qdrant download");
+        if !status.is_success() {
+            let body = self.small_body(&shown, resp).await?;
+            return Err(classify(&shown, status, &body));
+        }
+        let content_length = resp.content_length();
+        let stream = checked_body(Box::pin(resp.bytes_stream()), shown, content_length, idle);
+        Ok(SnapshotDownload {
+            content_length,
+            stream,
+        })
+    }
+
+    /// A streamed multipart upload of a snapshot on the transfer pool (see
+    /// [`Self::upload_collection_snapshot`]), watched for stalls.
+    async fn upload(
+        &self,
+        segments: &[&str],
+        file_name: String,
+        (body, content_length): (reqwest::Body, Option<u64>),
+        priority: Option<SnapshotPriority>,
+        checksum: Option<&str>,
+    ) -> Result<(), QdrantError> {
+        let mut query = vec![("wait", "true")];
+        if let Some(priority) = priority {
+            query.push(("priority", priority.as_str()));
+        }
+        if let Some(checksum) = checksum {
+            query.push(("checksum", checksum));
+        }
+        let url = self.endpoint(segments, &query)?;
+        let shown = redacted(&url);
+        let progress = Arc::new(Mutex::new(UploadProgress {
+            last: tokio::time::Instant::now(),
+            finished: None,
+        }));
+        let watched = reqwest::Body::wrap(WatchedBody {
+            inner: body,
+            progress: progress.clone(),
+        });
+        let part = match content_length {
+            Some(length) => reqwest::multipart::Part::stream_with_length(watched, length),
+            None => reqwest::multipart::Part::stream(watched),
+        }
+        .file_name(file_name)
+        .mime_str("application/octet-stream")
+        .map_err(|e| config(format!("cannot build the upload: {}", error_chain(&e))))?;
+        let form = reqwest::multipart::Form::new().part("snapshot", part);
+        let send = self
+            .prepare(&self.transfer, Method::POST, url, true)
+            .multipart(form)
+            .send();
+        tokio::pin!(send);
+        let (idle, answer) = (self.transfer_idle_timeout, self.snapshot_timeout);
+        let resp = loop {
+            let deadline = UploadProgress::deadline(&progress, idle, answer);
+            tokio::select! {
+                sent = &mut send => break sent.map_err(|e| unreachable(&shown, e))?,
+                () = tokio::time::sleep_until(deadline) => {
+                    if let Some(message) = UploadProgress::expired(&progress, idle, answer) {
+                        return Err(QdrantError::Unreachable { url: shown, message });
+                    }
+                }
+            }
+        };
+        let status = resp.status();
+        tracing::debug!(method = "POST", url = %shown, status = status.as_u16(), "qdrant upload");
+        let bytes = self.small_body(&shown, resp).await?;
+        decode_reply::<serde_json::Value>(&shown, status, &bytes).map(drop)
     }
 
     fn endpoint(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, QdrantError> {
@@ -674,6 +1241,40 @@ impl QdrantClient {
             url.query_pairs_mut().extend_pairs(query);
         }
         Ok(url)
+    }
+}
+
+/// Unwraps Qdrant's `{"result": .., "status": .., "time": ..}` envelope (see
+/// `QdrantClient::request`); a non-success status is classified.
+fn decode_reply<T: DeserializeOwned>(
+    url: &str,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<T, QdrantError> {
+    if !status.is_success() {
+        return Err(classify(url, status, bytes));
+    }
+    let envelope: Envelope<T> = serde_json::from_slice(bytes)
+        .map_err(|e| unexpected(status, format!("cannot decode the reply: {e}"), bytes))?;
+    if let Some(error) = envelope.status.get("error") {
+        return Err(unexpected(
+            status,
+            format!("success status with an error: {error}"),
+            bytes,
+        ));
+    }
+    match envelope.result {
+        Some(result) => Ok(result),
+        None => serde_json::from_value(serde_json::Value::Null)
+            .map_err(|e| unexpected(status, format!("the reply has no result: {e}"), bytes)),
+    }
+}
+
+/// A transport error (no reply, or the reply broke off) as [`QdrantError::Unreachable`].
+fn unreachable(shown: &str, e: reqwest::Error) -> QdrantError {
+    QdrantError::Unreachable {
+        url: shown.to_owned(),
+        message: error_chain(&e.without_url()),
     }
 }
 
@@ -966,6 +1567,276 @@ pub struct ShardTransferInfo {
     pub comment: Option<String>,
 }
 
+/// `{"count": N}`, the result of `POST /collections/{name}/points/count`.
+#[derive(Deserialize)]
+struct CountResult {
+    count: u64,
+}
+
+/// One snapshot file on one peer, as Qdrant describes it (`SnapshotDescription` in
+/// `lib/collection/src/operations/snapshot_ops.rs`): the reply of the snapshot-creating calls
+/// and the items of the listings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDescription {
+    /// File name, e.g. `articles-4378247-2026-01-31-10-49-10.snapshot`; the name to download,
+    /// delete or recover it by.
+    pub name: String,
+    /// When the file was created, UTC without zone, e.g. `2026-01-31T10:49:10` (Qdrant's
+    /// `NaiveDateTime`); `None` when the file system does not report it.
+    #[serde(default)]
+    pub creation_time: Option<String>,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// SHA-256 of the file, lowercase hex; absent for files Qdrant did not create itself (an
+    /// uploaded snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// A snapshot download in progress (see [`QdrantClient::download_collection_snapshot`]).
+pub struct SnapshotDownload {
+    /// The reply's `Content-Length`, when Qdrant sent one (it does for snapshot files).
+    pub content_length: Option<u64>,
+    /// The body, chunk by chunk as it arrives. It ends after exactly `content_length` bytes, or
+    /// with one `Err` item ([`QdrantError::Unreachable`]) when the body breaks off, stalls, or
+    /// ends early; nothing follows an `Err`.
+    pub stream: BoxStream<'static, Result<bytes::Bytes, QdrantError>>,
+}
+
+impl fmt::Debug for SnapshotDownload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotDownload")
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which copy wins when a restored shard has other replicas (Qdrant's `SnapshotPriority`,
+/// spelled `no_sync`, `snapshot`, `replica` on the wire). Qdrant's default is `Snapshot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotPriority {
+    /// Restore without any synchronisation with the other replicas.
+    NoSync,
+    /// The snapshot is the source of truth: the other replicas are overwritten.
+    Snapshot,
+    /// The existing replicas are the source of truth: the restored one is re-synced from them.
+    Replica,
+}
+
+impl SnapshotPriority {
+    /// The wire spelling: `no_sync`, `snapshot` or `replica`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoSync => "no_sync",
+            Self::Snapshot => "snapshot",
+            Self::Replica => "replica",
+        }
+    }
+}
+
+/// The body of the `snapshots/recover` calls (Qdrant's `SnapshotRecover` and
+/// `ShardSnapshotRecover`). Its `Debug` output hides `api_key`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecover {
+    /// Where Qdrant fetches the snapshot: `http://` or `https://` URL (e.g. an S3 presigned
+    /// URL), or `file:///…` inside the peer's snapshot directory (collection recovery only);
+    /// for a shard, also the name of a shard snapshot stored on that peer.
+    pub location: String,
+    /// Which copy wins over the other replicas; Qdrant's default (`snapshot`) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<SnapshotPriority>,
+    /// Expected SHA-256 of the file (64 hex digits); Qdrant refuses a file that differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Sent by Qdrant as the `api-key` header when it fetches an `http(s)` location (e.g.
+    /// another Qdrant peer's snapshot URL). Never shown by `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+}
+
+impl SnapshotRecover {
+    /// A recovery from `location` with Qdrant's defaults (no priority, checksum or key).
+    pub fn new(location: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+            priority: None,
+            checksum: None,
+            api_key: None,
+        }
+    }
+}
+
+impl fmt::Debug for SnapshotRecover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotRecover")
+            .field("location", &self.location)
+            .field("priority", &self.priority)
+            .field("checksum", &self.checksum)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// The JSON body of a recover call.
+fn recover_body(recover: &SnapshotRecover) -> Result<serde_json::Value, QdrantError> {
+    serde_json::to_value(recover).map_err(|e| config(format!("cannot encode the recovery: {e}")))
+}
+
+/// `Ok(true)` for a success, `Ok(false)` for a 404.
+fn found<T>(result: Result<T, QdrantError>) -> Result<bool, QdrantError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(QdrantError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A download body as [`SnapshotDownload::stream`] yields it: chunks within the idle timeout,
+/// and an `Err` for a broken, stalled, short or overlong body.
+fn checked_body(
+    inner: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    url: String,
+    expected: Option<u64>,
+    idle: Duration,
+) -> BoxStream<'static, Result<bytes::Bytes, QdrantError>> {
+    struct Body {
+        inner: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        url: String,
+        expected: Option<u64>,
+        received: u64,
+        idle: Duration,
+        done: bool,
+    }
+    let state = Body {
+        inner,
+        url,
+        expected,
+        received: 0,
+        idle,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut body| async move {
+        if body.done {
+            return None;
+        }
+        let message = match tokio::time::timeout(body.idle, body.inner.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                body.received += chunk.len() as u64;
+                match body.expected {
+                    Some(expected) if body.received > expected => {
+                        format!("the body is longer than its Content-Length of {expected} bytes")
+                    }
+                    _ => return Some((Ok(chunk), body)),
+                }
+            }
+            Ok(Some(Err(e))) => format!(
+                "the body broke off after {} bytes: {}",
+                body.received,
+                error_chain(&e.without_url())
+            ),
+            Ok(None) => match body.expected {
+                Some(expected) if body.received < expected => format!(
+                    "the body ended after {} of its {expected} bytes",
+                    body.received
+                ),
+                _ => return None,
+            },
+            Err(_) => format!(
+                "no data for {:?} after {} bytes of the body",
+                body.idle, body.received
+            ),
+        };
+        body.done = true;
+        let error = QdrantError::Unreachable {
+            url: body.url.clone(),
+            message,
+        };
+        Some((Err(error), body))
+    })
+    .boxed()
+}
+
+/// When an upload's body last moved, and when it was all taken.
+struct UploadProgress {
+    last: tokio::time::Instant,
+    finished: Option<tokio::time::Instant>,
+}
+
+impl UploadProgress {
+    fn lock(progress: &Mutex<Self>) -> MutexGuard<'_, Self> {
+        progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When the upload expires unless it moves: `idle` after the last chunk while the body is
+    /// being sent, `answer` after its end while Qdrant works.
+    fn deadline(progress: &Mutex<Self>, idle: Duration, answer: Duration) -> tokio::time::Instant {
+        let p = Self::lock(progress);
+        match p.finished {
+            None => p.last + idle,
+            Some(at) => at + answer,
+        }
+    }
+
+    /// Why the upload has expired, if it has.
+    fn expired(progress: &Mutex<Self>, idle: Duration, answer: Duration) -> Option<String> {
+        let now = tokio::time::Instant::now();
+        let p = Self::lock(progress);
+        match p.finished {
+            None if now >= p.last + idle => Some(format!(
+                "the upload stalled: the connection took no byte for {idle:?}"
+            )),
+            Some(at) if now >= at + answer => Some(format!(
+                "no reply within {answer:?} after the upload was sent"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// An upload body that records its progress in [`UploadProgress`].
+struct WatchedBody {
+    inner: reqwest::Body,
+    progress: Arc<Mutex<UploadProgress>>,
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let now = tokio::time::Instant::now();
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => {
+                let mut p = UploadProgress::lock(&this.progress);
+                p.last = now;
+                if this.inner.is_end_stream() {
+                    p.finished = Some(now);
+                }
+            }
+            Poll::Ready(None) => {
+                let mut p = UploadProgress::lock(&this.progress);
+                p.finished.get_or_insert(now);
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A failed Qdrant call. Messages carry Qdrant's own text; they never contain the API key.
 ///
 /// HTTP status mapping: 401/403 → `Unauthorized`, 404 → `NotFound`, 400/422 → `BadRequest`,
@@ -1200,6 +2071,35 @@ fn normalize_base(url: &Url) -> Result<Url, QdrantError> {
     Ok(base)
 }
 
+/// A reqwest client for `conn`: connect timeout, whole-request timeout `total` (none for
+/// transfers), no redirects, and the TLS settings described on [`QdrantClient::new`].
+fn build_http_client(
+    conn: &QdrantConnection,
+    base: &Url,
+    total: Option<Duration>,
+) -> Result<reqwest::Client, QdrantError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(conn.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT);
+    if let Some(total) = total {
+        builder = builder.timeout(total);
+    }
+    let builder = match (&conn.ca_bundle_pem, base.scheme()) {
+        (Some(pem), _) => builder.tls_backend_preconfigured(tls_config(parse_ca_bundle(pem)?)?),
+        (None, "https") => {
+            ensure_default_crypto_provider();
+            builder.tls_backend_rustls()
+        }
+        // Plain http: reqwest still builds a TLS connector, so give it one that needs no
+        // process-wide provider. It is never used: the base is http and redirects are off.
+        (None, _) => builder.tls_backend_preconfigured(tls_config(rustls::RootCertStore::empty())?),
+    };
+    builder
+        .build()
+        .map_err(|e| config(format!("cannot build the HTTP client: {}", error_chain(&e))))
+}
+
 fn api_key_header(key: &ApiKey) -> Result<HeaderValue, QdrantError> {
     if key.expose().is_empty() {
         return Err(config("the API key is empty"));
@@ -1237,7 +2137,9 @@ fn parse_ca_bundle(pem: &[u8]) -> Result<rustls::RootCertStore, QdrantError> {
 }
 
 /// A rustls client configuration with the *ring* provider trusting exactly `roots`.
-fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, QdrantError> {
+pub(crate) fn tls_config(
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ClientConfig, QdrantError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

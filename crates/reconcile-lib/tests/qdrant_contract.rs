@@ -18,9 +18,18 @@
 //! operations. Moving, replicating, dropping replicas and removing emptied peers need several
 //! peers and are fake-only.
 //!
+//! The snapshot tests create, list, download (checking size and SHA-256) and delete collection
+//! and shard snapshots, count points, and recover snapshots from an upload on both targets.
+//! Recovering from an HTTP location needs the server to fetch from this process: always so for
+//! the fake (127.0.0.1); for a real server only when `QDRANT_CALLBACK_HOST` names a host or IP
+//! of this machine the server can reach (the test then serves on all interfaces), else that
+//! part is skipped with a message. On a real server the points are written with `PUT
+//! /collections/{c}/points`, and the snapshots and uploaded files the tests make are deleted.
+//!
 //! The fake-only part covers what cannot be arranged on a real server from outside: exact
-//! cluster states, several peers, readiness flips, injected failures, slow replies, headers
-//! sent.
+//! cluster states, several peers (peer views), readiness flips, injected failures (including
+//! a download cut midway), slow replies, headers sent, the fake's snapshot bytes, and the
+//! replica states after a recovery.
 #![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,11 +40,12 @@ use std::time::Duration;
 
 use reconcile_lib::qdrant::{
     AliasDescription, ApiKey, ClusterInfo, CollectionClusterInfo, CollectionInfo, QdrantClient,
-    QdrantConnection, QdrantError, RaftRole, ShardTransferInfo,
+    QdrantConnection, QdrantError, RaftRole, ShardTransferInfo, SnapshotDescription,
+    SnapshotDownload, SnapshotPriority, SnapshotRecover,
 };
 use reconcile_lib::testing::qdrant::{
-    ClusterState, FakeQdrant, FakeQdrantOptions, MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE,
-    WRONG_KEY_MESSAGE,
+    ClusterState, FAKE_SNAPSHOTS_PATH, FakeQdrant, FakeQdrantOptions, FakeRecovery,
+    MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE, WRONG_KEY_MESSAGE,
 };
 use serde_json::{Value, json};
 use url::Url;
@@ -3163,4 +3173,1682 @@ async fn tls_with_the_ca_bundle_reaches_the_server() {
         "expected Unreachable, got {err:?}"
     );
     println!("[tls_with_the_ca_bundle_reaches_the_server] without the CA bundle: {err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots and point counts: fake and real
+// ---------------------------------------------------------------------------------------------
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The whole body of a download; fails the test on an `Err` item.
+async fn download_all(who: &str, download: SnapshotDownload) -> Vec<u8> {
+    use futures::StreamExt;
+    let mut stream = download.stream;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap_or_else(|e| panic!("{who}: download broke off: {e}"));
+        bytes.extend_from_slice(&chunk);
+    }
+    bytes
+}
+
+/// Writes `n` points into collection `name` (4-dimensional vectors): through the fake's knob,
+/// or `PUT /collections/{name}/points?wait=true` on a real server.
+async fn put_points(target: &Target, name: &str, n: u64) {
+    match target {
+        Target::Fake(fake) => fake.set_points_count(name, n),
+        Target::Real { .. } => {
+            let points: Vec<Value> = (0..n)
+                .map(|i| json!({"id": i, "vector": [1.0, (i % 7) as f32, 0.5, 0.25]}))
+                .collect();
+            let (status, body) = raw_json(
+                target,
+                reqwest::Method::PUT,
+                &format!("collections/{name}/points?wait=true"),
+                Some(json!({ "points": points })),
+            )
+            .await;
+            assert_eq!(status, 200, "upserting points into {name}: {body}");
+        }
+    }
+}
+
+/// Serves `bytes` at `http://<host>:<port>/<file>` for Qdrant to fetch, or `None` when the
+/// target cannot reach this process: the fake always can (127.0.0.1); a real server only when
+/// `QDRANT_CALLBACK_HOST` names a host (or IP) of this machine it can reach (then the server
+/// listens on all interfaces).
+async fn serve_snapshot(
+    target: &Target,
+    file: &str,
+    bytes: Vec<u8>,
+) -> Option<(Url, tokio::task::JoinHandle<()>)> {
+    let (bind, host) = match target {
+        Target::Fake(_) => ("127.0.0.1:0", "127.0.0.1".to_owned()),
+        Target::Real { .. } => (
+            "0.0.0.0:0",
+            std::env::var("QDRANT_CALLBACK_HOST")
+                .ok()
+                .filter(|h| !h.trim().is_empty())?,
+        ),
+    };
+    Some(serve_bytes(bind, &host, file, bytes).await)
+}
+
+/// Serves `bytes` at `/<file>` on `bind`; the URL names `host`.
+async fn serve_bytes(
+    bind: &str,
+    host: &str,
+    file: &str,
+    bytes: Vec<u8>,
+) -> (Url, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bytes = bytes::Bytes::from(bytes);
+    let app = axum::Router::new().route(
+        &format!("/{file}"),
+        axum::routing::get(move || {
+            let bytes = bytes.clone();
+            async move { bytes }
+        }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let url = Url::parse(&format!("http://{host}:{port}/{file}")).unwrap();
+    (url, server)
+}
+
+fn is_sha256(checksum: Option<&str>) -> bool {
+    checksum.is_some_and(|c| c.len() == 64 && c.chars().all(|ch| ch.is_ascii_hexdigit()))
+}
+
+#[tokio::test]
+async fn collection_snapshots_are_created_listed_downloaded_and_deleted() {
+    let test = "collection_snapshots_are_created_listed_downloaded_and_deleted";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("snap"));
+        client
+            .create_collection(&name, &simple_collection(4))
+            .await
+            .unwrap();
+        put_points(&target, &name, 10).await;
+        let peer = client.cluster_info().await.unwrap().peer_id;
+
+        let snapshot = client
+            .create_collection_snapshot(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: create snapshot: {e}"));
+        let prefix = match peer {
+            Some(peer) => format!("{name}-{peer}-"),
+            None => format!("{name}-"),
+        };
+        assert!(
+            snapshot.name.starts_with(&prefix) && snapshot.name.ends_with(".snapshot"),
+            "{who}: {snapshot:?}"
+        );
+        assert!(snapshot.size > 0, "{who}: {snapshot:?}");
+        assert!(
+            is_sha256(snapshot.checksum.as_deref()),
+            "{who}: {snapshot:?}"
+        );
+        // `None` where the file system does not report creation times.
+        if let Some(created) = &snapshot.creation_time {
+            assert!(
+                jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", created).is_ok(),
+                "{who}: creation_time {created:?}"
+            );
+        }
+
+        let listed = client.list_collection_snapshots(&name).await.unwrap();
+        assert!(listed.contains(&snapshot), "{who}: {listed:?}");
+
+        let download = client
+            .download_collection_snapshot(&name, &snapshot.name)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: download: {e}"));
+        assert_eq!(download.content_length, Some(snapshot.size), "{who}");
+        let bytes = download_all(&who, download).await;
+        assert_eq!(bytes.len() as u64, snapshot.size, "{who}");
+        assert_eq!(Some(sha256_hex(&bytes)), snapshot.checksum, "{who}");
+
+        // A missing snapshot: 404 (plain text from Qdrant).
+        let err = client
+            .download_collection_snapshot(&name, "nope.snapshot")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: "Not found: Snapshot nope.snapshot not found".into()
+            },
+            "{who}"
+        );
+
+        assert!(
+            client
+                .delete_collection_snapshot(&name, &snapshot.name)
+                .await
+                .unwrap(),
+            "{who}"
+        );
+        let listed = client.list_collection_snapshots(&name).await.unwrap();
+        assert!(!listed.iter().any(|s| s.name == snapshot.name), "{who}");
+        assert!(
+            !client
+                .delete_collection_snapshot(&name, &snapshot.name)
+                .await
+                .unwrap(),
+            "{who}: second delete"
+        );
+
+        // The raw reply of creation.
+        let (status, body) = raw_json(
+            &target,
+            reqwest::Method::POST,
+            &format!("collections/{name}/snapshots?wait=true"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{who}: {body}");
+        let mut keys: Vec<&str> = body["result"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["checksum", "creation_time", "name", "size"], "{who}");
+        let raw_name = body["result"]["name"].as_str().unwrap().to_owned();
+        client
+            .delete_collection_snapshot(&name, &raw_name)
+            .await
+            .unwrap();
+
+        // A missing collection.
+        let missing = unique_name("missing");
+        let err = client
+            .create_collection_snapshot(&missing)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: format!("Not found: Collection `{missing}` doesn't exist!")
+            },
+            "{who}"
+        );
+        let err = client
+            .list_collection_snapshots(&missing)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, QdrantError::NotFound { .. }),
+            "{who}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn shard_snapshots_are_created_listed_downloaded_and_deleted() {
+    let test = "shard_snapshots_are_created_listed_downloaded_and_deleted";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("shard-snap"));
+        client
+            .create_collection(
+                &name,
+                &json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2}),
+            )
+            .await
+            .unwrap();
+        put_points(&target, &name, 20).await;
+        // A shard with a replica on the answering peer.
+        let info = client.collection_cluster_info(&name).await.unwrap();
+        let Some(shard) = info.local_shards.first().map(|s| s.shard_id) else {
+            println!("[{test}] skipped for {who}: the answering peer holds no shard of {name}");
+            continue;
+        };
+
+        let snapshot = client
+            .create_shard_snapshot(&name, shard)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: create shard snapshot: {e}"));
+        assert!(
+            snapshot.name.starts_with(&format!("{name}-shard-{shard}-")),
+            "{who}: {snapshot:?}"
+        );
+        assert!(
+            is_sha256(snapshot.checksum.as_deref()),
+            "{who}: {snapshot:?}"
+        );
+        let listed = client.list_shard_snapshots(&name, shard).await.unwrap();
+        assert!(listed.contains(&snapshot), "{who}: {listed:?}");
+
+        let download = client
+            .download_shard_snapshot(&name, shard, &snapshot.name)
+            .await
+            .unwrap();
+        assert_eq!(download.content_length, Some(snapshot.size), "{who}");
+        let bytes = download_all(&who, download).await;
+        assert_eq!(Some(sha256_hex(&bytes)), snapshot.checksum, "{who}");
+
+        assert!(
+            client
+                .delete_shard_snapshot(&name, shard, &snapshot.name)
+                .await
+                .unwrap(),
+            "{who}"
+        );
+        assert!(
+            !client
+                .delete_shard_snapshot(&name, shard, &snapshot.name)
+                .await
+                .unwrap(),
+            "{who}: second delete"
+        );
+        let err = client
+            .download_shard_snapshot(&name, shard, &snapshot.name)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: "File not found: No such file or directory (os error 2)".into()
+            },
+            "{who}"
+        );
+
+        // A shard the collection does not have.
+        let err = client.create_shard_snapshot(&name, 99).await.unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: "Not found: shard 99 not found".into()
+            },
+            "{who}"
+        );
+        let err = client.list_shard_snapshots(&name, 99).await.unwrap_err();
+        assert!(
+            matches!(err, QdrantError::NotFound { .. }),
+            "{who}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn count_points_counts_every_shard() {
+    let test = "count_points_counts_every_shard";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("count"));
+        client
+            .create_collection(
+                &name,
+                &json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 3}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(client.count_points(&name, true).await.unwrap(), 0, "{who}");
+        put_points(&target, &name, 25).await;
+        assert_eq!(client.count_points(&name, true).await.unwrap(), 25, "{who}");
+        assert_eq!(
+            client.count_points(&name, false).await.unwrap(),
+            25,
+            "{who}"
+        );
+        if let Some(key) = target.read_only_api_key() {
+            let read_only = target.client_with_key(Some(&key));
+            assert_eq!(
+                read_only.count_points(&name, true).await.unwrap(),
+                25,
+                "{who}"
+            );
+            let err = read_only
+                .create_collection_snapshot(&name)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err,
+                QdrantError::Unauthorized {
+                    status: 403,
+                    message: READ_ONLY_DENIED_MESSAGE.into()
+                },
+                "{who}"
+            );
+        }
+        let missing = unique_name("missing");
+        let err = client.count_points(&missing, true).await.unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::NotFound {
+                message: format!("Not found: Collection `{missing}` doesn't exist!")
+            },
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn collection_snapshot_recovers_from_a_url_and_from_an_upload() {
+    let test = "collection_snapshot_recovers_from_a_url_and_from_an_upload";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let source = cleanup.track(unique_name("recover-src"));
+        client
+            .create_collection(
+                &source,
+                &json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 1}),
+            )
+            .await
+            .unwrap();
+        put_points(&target, &source, 12).await;
+        let snapshot = client.create_collection_snapshot(&source).await.unwrap();
+        let bytes = download_all(
+            &who,
+            client
+                .download_collection_snapshot(&source, &snapshot.name)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let checksum = snapshot.checksum.clone().unwrap();
+        let vectors = info(&client, &who, &source).await.config["params"]["vectors"].clone();
+
+        // From an HTTP location, checksum verified.
+        match serve_snapshot(&target, &snapshot.name, bytes.clone()).await {
+            Some((url, server)) => {
+                let restored = cleanup.track(unique_name("recover-url"));
+                let mut bad = SnapshotRecover::new(url.as_str());
+                bad.checksum = Some("0".repeat(64));
+                let err = client
+                    .recover_collection_snapshot(&restored, &bad)
+                    .await
+                    .unwrap_err();
+                let QdrantError::BadRequest { message } = &err else {
+                    panic!("{who}: expected BadRequest, got {err:?}");
+                };
+                assert_eq!(
+                    message,
+                    &format!(
+                        "Wrong input: Snapshot checksum mismatch: expected {}, got {checksum}",
+                        "0".repeat(64)
+                    ),
+                    "{who}"
+                );
+                let recover = SnapshotRecover {
+                    checksum: Some(checksum.clone()),
+                    ..SnapshotRecover::new(url.as_str())
+                };
+                client
+                    .recover_collection_snapshot(&restored, &recover)
+                    .await
+                    .unwrap_or_else(|e| panic!("{who}: recover from {url}: {e}"));
+                assert_eq!(
+                    client.count_points(&restored, true).await.unwrap(),
+                    12,
+                    "{who}"
+                );
+                assert_eq!(
+                    info(&client, &who, &restored).await.config["params"]["vectors"],
+                    vectors,
+                    "{who}"
+                );
+
+                // A location that answers 404.
+                let mut missing = url.clone();
+                missing.set_path("/no-such.snapshot");
+                let err = client
+                    .recover_collection_snapshot(&restored, &SnapshotRecover::new(missing.as_str()))
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    err,
+                    QdrantError::BadRequest {
+                        message: format!(
+                            "Wrong input: Failed to download tar from {missing}: status - 404 Not Found"
+                        )
+                    },
+                    "{who}"
+                );
+                server.abort();
+            }
+            None => println!(
+                "[{test}] URL recovery skipped for {who}: set QDRANT_CALLBACK_HOST to a host name of this machine the server can reach"
+            ),
+        }
+
+        // From an upload (streamed multipart), checksum verified.
+        let uploaded = cleanup.track(unique_name("recover-upload"));
+        let err = client
+            .upload_collection_snapshot(
+                &uploaded,
+                reqwest::Body::from(bytes.clone()),
+                Some(bytes.len() as u64),
+                None,
+                Some(&"0".repeat(64)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            QdrantError::BadRequest {
+                message: format!(
+                    "Checksum mismatch: expected {checksum}, actual {}",
+                    "0".repeat(64)
+                )
+            },
+            "{who}"
+        );
+        client
+            .upload_collection_snapshot(
+                &uploaded,
+                reqwest::Body::from(bytes.clone()),
+                Some(bytes.len() as u64),
+                Some(SnapshotPriority::Snapshot),
+                Some(&checksum),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{who}: upload: {e}"));
+        assert_eq!(
+            client.count_points(&uploaded, true).await.unwrap(),
+            12,
+            "{who}"
+        );
+        // Qdrant keeps the upload in the collection's snapshot directory, without checksum.
+        let kept = format!("{uploaded}-upload.snapshot");
+        let listed = client.list_collection_snapshots(&uploaded).await.unwrap();
+        let entry = listed.iter().find(|s| s.name == kept);
+        assert!(
+            entry.is_some_and(|s| s.size == bytes.len() as u64 && s.checksum.is_none()),
+            "{who}: {listed:?}"
+        );
+        assert!(
+            client
+                .delete_collection_snapshot(&uploaded, &kept)
+                .await
+                .unwrap(),
+            "{who}"
+        );
+        assert!(
+            client
+                .delete_collection_snapshot(&source, &snapshot.name)
+                .await
+                .unwrap(),
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn shard_snapshot_recovers_from_a_url_and_from_an_upload() {
+    let test = "shard_snapshot_recovers_from_a_url_and_from_an_upload";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let body = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 1});
+        let source = cleanup.track(unique_name("shard-src"));
+        let restored = cleanup.track(unique_name("shard-dst"));
+        for name in [&source, &restored] {
+            client.create_collection(name, &body).await.unwrap();
+        }
+        let info = client.collection_cluster_info(&source).await.unwrap();
+        if info.local_shards.is_empty() {
+            println!("[{test}] skipped for {who}: the answering peer holds no shard of {source}");
+            continue;
+        }
+        put_points(&target, &source, 9).await;
+        let snapshot = client.create_shard_snapshot(&source, 0).await.unwrap();
+        let bytes = download_all(
+            &who,
+            client
+                .download_shard_snapshot(&source, 0, &snapshot.name)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let checksum = snapshot.checksum.clone().unwrap();
+
+        match serve_snapshot(&target, &snapshot.name, bytes.clone()).await {
+            Some((url, server)) => {
+                let recover = SnapshotRecover {
+                    checksum: Some(checksum.clone()),
+                    ..SnapshotRecover::new(url.as_str())
+                };
+                client
+                    .recover_shard_snapshot(&restored, 0, &recover)
+                    .await
+                    .unwrap_or_else(|e| panic!("{who}: shard recover from {url}: {e}"));
+                assert_eq!(
+                    client.count_points(&restored, true).await.unwrap(),
+                    9,
+                    "{who}"
+                );
+                let err = client
+                    .recover_shard_snapshot(&restored, 7, &recover)
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    err,
+                    QdrantError::NotFound {
+                        message: "Not found: shard 7 not found".into()
+                    },
+                    "{who}"
+                );
+                server.abort();
+            }
+            None => println!(
+                "[{test}] URL recovery skipped for {who}: set QDRANT_CALLBACK_HOST to a host name of this machine the server can reach"
+            ),
+        }
+
+        // Upload into a third collection; a wrong checksum first.
+        let uploaded = cleanup.track(unique_name("shard-upload"));
+        client.create_collection(&uploaded, &body).await.unwrap();
+        let err = client
+            .upload_shard_snapshot(
+                &uploaded,
+                0,
+                reqwest::Body::from(bytes.clone()),
+                None,
+                None,
+                Some(&"f".repeat(64)),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, QdrantError::BadRequest { message } if message.starts_with("Checksum mismatch")),
+            "{who}: {err:?}"
+        );
+        client
+            .upload_shard_snapshot(
+                &uploaded,
+                0,
+                reqwest::Body::from(bytes.clone()),
+                Some(bytes.len() as u64),
+                Some(SnapshotPriority::NoSync),
+                Some(&checksum),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{who}: shard upload: {e}"));
+        assert_eq!(
+            client.count_points(&uploaded, true).await.unwrap(),
+            9,
+            "{who}"
+        );
+        client
+            .delete_shard_snapshot(&source, 0, &snapshot.name)
+            .await
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots and point counts: fake only (several peers, fake bytes, injected failures)
+// ---------------------------------------------------------------------------------------------
+
+/// The header line of a fake snapshot, parsed.
+fn fake_header(bytes: &[u8]) -> Value {
+    let end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .expect("a header line");
+    serde_json::from_slice(&bytes[..end]).expect("the header is JSON")
+}
+
+/// A three-peer fake (answering as 1) with views for peers 2 and 3, and clients for all.
+async fn three_peers(test: &str) -> (FakeQdrant, [FakeQdrant; 2], [QdrantClient; 3]) {
+    let (fake, one) = three_peer_fake(test).await;
+    let two = fake.peer_view(2).await;
+    let three = fake.peer_view(3).await;
+    let clients = [
+        one,
+        client_for(two.url(), None),
+        client_for(three.url(), None),
+    ];
+    (fake, [two, three], clients)
+}
+
+#[tokio::test]
+async fn fake_peer_views_answer_as_their_peer() {
+    let (fake, [two, three], [c1, c2, c3]) =
+        three_peers("fake_peer_views_answer_as_their_peer").await;
+    assert_eq!((fake.peer_id(), two.peer_id(), three.peer_id()), (1, 2, 3));
+    for (client, peer, role) in [
+        (&c1, 1, RaftRole::Leader),
+        (&c2, 2, RaftRole::Follower),
+        (&c3, 3, RaftRole::Follower),
+    ] {
+        let info = client.cluster_info().await.unwrap();
+        assert_eq!(info.peer_id, Some(peer));
+        assert_eq!(info.raft_info.unwrap().role, Some(role));
+        assert_eq!(info.peers.len(), 3);
+    }
+
+    // Shared state: created through one peer, seen by all, split by the answering peer.
+    c2.create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    for (client, peer) in [(&c1, 1), (&c2, 2), (&c3, 3)] {
+        let info = client.collection_cluster_info("c").await.unwrap();
+        assert_eq!(info.peer_id, peer);
+        let local: Vec<u32> = info.local_shards.iter().map(|s| s.shard_id).collect();
+        assert_eq!(local, [peer as u32 - 1], "peer {peer}");
+    }
+
+    // One request log, tagged with the answering peer.
+    fake.clear_requests();
+    c3.readyz().await.unwrap();
+    c1.readyz().await.unwrap();
+    let peers: Vec<u64> = fake.recorded().iter().map(|r| r.peer_id).collect();
+    assert_eq!(peers, [3, 1]);
+
+    // Faults are per listener.
+    two.fail_next("/collections", 503, 1);
+    c1.collection_info("c").await.unwrap();
+    c3.collection_info("c").await.unwrap();
+    assert_eq!(
+        c2.collection_info("c").await.unwrap_err().status(),
+        Some(503)
+    );
+    c2.collection_info("c").await.unwrap();
+
+    // A view stops when dropped; the others go on.
+    drop(three);
+    assert!(matches!(
+        c3.readyz().await.unwrap_err(),
+        QdrantError::Unreachable { .. }
+    ));
+    c2.readyz().await.unwrap();
+}
+
+#[tokio::test]
+async fn fake_points_are_kept_per_shard() {
+    let (fake, client) = three_peer_fake("fake_points_are_kept_per_shard").await;
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_points_count("c", 10);
+    assert_eq!(
+        fake.shard_points("c"),
+        [(0, 4), (1, 3), (2, 3)].into_iter().collect()
+    );
+    fake.set_shard_points("c", 1, 100);
+    assert_eq!(client.count_points("c", true).await.unwrap(), 107);
+    assert_eq!(
+        client
+            .collection_info("c")
+            .await
+            .unwrap()
+            .unwrap()
+            .points_count,
+        Some(107)
+    );
+    let info = client.collection_cluster_info("c").await.unwrap();
+    assert_eq!(info.local_shards[0].points_count, 4);
+}
+
+#[tokio::test]
+async fn fake_shard_snapshots_need_a_local_replica() {
+    let (fake, _views, [c1, c2, _c3]) =
+        three_peers("fake_shard_snapshots_need_a_local_replica").await;
+    c1.create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_points_count("c", 30);
+    // Shard 1 lives on peer 2 only.
+    let not_local = bad_request("Wrong input: Shard 1 is not a local or queue proxy shard");
+    assert_eq!(
+        c1.create_shard_snapshot("c", 1).await.unwrap_err(),
+        not_local
+    );
+    assert_eq!(
+        c1.list_shard_snapshots("c", 1).await.unwrap_err(),
+        bad_request("Wrong input: Shard 1 is not a local shard")
+    );
+    let snapshot = c2.create_shard_snapshot("c", 1).await.unwrap();
+    assert_eq!(
+        c1.download_shard_snapshot("c", 1, &snapshot.name)
+            .await
+            .unwrap_err(),
+        not_local
+    );
+    assert_eq!(
+        c1.delete_shard_snapshot("c", 1, &snapshot.name)
+            .await
+            .unwrap_err(),
+        not_local
+    );
+    assert_eq!(
+        fake.snapshot_names(2, "c", Some(1)),
+        std::slice::from_ref(&snapshot.name)
+    );
+    assert!(fake.snapshot_names(1, "c", Some(1)).is_empty());
+
+    // Its bytes describe the shard.
+    let bytes = download_all(
+        "fake",
+        c2.download_shard_snapshot("c", 1, &snapshot.name)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let header = fake_header(&bytes);
+    assert_eq!(header["fakeQdrantSnapshot"], 1);
+    assert_eq!(header["collection"], "c");
+    assert_eq!(header["peerId"], 2);
+    assert_eq!(header["shardId"], 1);
+    assert_eq!(header["shards"], json!({"1": 10}));
+    assert_eq!(header["config"], fake.collection("c").unwrap()["config"]);
+
+    // A collection snapshot holds the shards local to its peer only.
+    let snapshot = c2.create_collection_snapshot("c").await.unwrap();
+    assert!(snapshot.name.starts_with("c-2-"), "{snapshot:?}");
+    let bytes = download_all(
+        "fake",
+        c2.download_collection_snapshot("c", &snapshot.name)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let header = fake_header(&bytes);
+    assert_eq!(header["shardId"], Value::Null);
+    assert_eq!(header["shards"], json!({"1": 10}));
+    // Each peer has its own snapshot directory.
+    assert!(c1.list_collection_snapshots("c").await.unwrap().is_empty());
+    assert_eq!(c2.list_collection_snapshots("c").await.unwrap(), [snapshot]);
+}
+
+#[tokio::test]
+async fn fake_snapshot_padding_is_streamed_with_its_length() {
+    let fake = fake(
+        "fake_snapshot_padding_is_streamed_with_its_length",
+        FakeQdrantOptions::default(),
+    )
+    .await;
+    let client = client_for(fake.url(), None);
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_snapshot_padding(5 * 1024 * 1024 + 3);
+    let snapshot = client.create_collection_snapshot("c").await.unwrap();
+    let download = client
+        .download_collection_snapshot("c", &snapshot.name)
+        .await
+        .unwrap();
+    assert_eq!(download.content_length, Some(snapshot.size));
+    // Chunk by chunk, never the whole file at once.
+    use futures::StreamExt;
+    let mut stream = download.stream;
+    let (mut total, mut largest, mut hasher) = (0u64, 0usize, {
+        use sha2::Digest;
+        sha2::Sha256::new()
+    });
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        largest = largest.max(chunk.len());
+        total += chunk.len() as u64;
+        sha2::Digest::update(&mut hasher, &chunk);
+    }
+    let digest: String = sha2::Digest::finalize(hasher)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(total, snapshot.size);
+    assert!(total > 5 * 1024 * 1024);
+    assert!(largest < 1024 * 1024, "a chunk of {largest} bytes");
+    assert_eq!(Some(digest), snapshot.checksum);
+}
+
+#[tokio::test]
+async fn fake_download_cut_midway_yields_an_err_item() {
+    let fake = fake(
+        "fake_download_cut_midway_yields_an_err_item",
+        FakeQdrantOptions::default(),
+    )
+    .await;
+    let client = client_for(fake.url(), None);
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_snapshot_padding(200_000);
+    let snapshot = client.create_collection_snapshot("c").await.unwrap();
+    fake.fail_download_after(100_000);
+    let download = client
+        .download_collection_snapshot("c", &snapshot.name)
+        .await
+        .unwrap();
+    assert_eq!(download.content_length, Some(snapshot.size));
+    use futures::StreamExt;
+    let items: Vec<Result<bytes::Bytes, QdrantError>> = download.stream.collect().await;
+    let (last, chunks) = items.split_last().unwrap();
+    let received: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
+    assert!(received <= 100_000, "{received}");
+    let err = last.as_ref().unwrap_err();
+    assert!(matches!(err, QdrantError::Unreachable { .. }), "{err:?}");
+    assert!(err.is_transient());
+    println!("cut download: {err}");
+
+    // Consumed: the next download is whole.
+    let bytes = download_all(
+        "fake",
+        client
+            .download_collection_snapshot("c", &snapshot.name)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bytes.len() as u64, snapshot.size);
+}
+
+#[tokio::test]
+async fn fake_collection_recovery_creates_the_collection_and_takes_local_shards() {
+    let (fake, [two, _three], [c1, c2, _c3]) =
+        three_peers("fake_collection_recovery_creates_the_collection_and_takes_local_shards").await;
+    c1.create_collection(
+        "src",
+        &json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 32}}),
+    )
+    .await
+    .unwrap();
+    c1.create_payload_index("src", "tenant", &json!("keyword"))
+        .await
+        .unwrap();
+    fake.set_points_count("src", 30);
+    // Peer 2 holds shard 1 (10 points).
+    let snapshot = c2.create_collection_snapshot("src").await.unwrap();
+
+    // Peer 2 restores its own snapshot by file:// into a new collection: the collection is
+    // created from the snapshot (config, payload indexes), shard 1 gets its points.
+    let location = format!("file:///qdrant/snapshots/src/{}", snapshot.name);
+    c2.recover_collection_snapshot("dst", &SnapshotRecover::new(location.clone()))
+        .await
+        .unwrap();
+    let dst = fake.collection("dst").unwrap();
+    assert_eq!(dst["config"], fake.collection("src").unwrap()["config"]);
+    assert_eq!(dst["payload_schema"]["tenant"]["data_type"], "keyword");
+    assert_eq!(
+        fake.shard_points("dst"),
+        [(0, 0), (1, 10), (2, 0)].into_iter().collect()
+    );
+    assert_eq!(
+        fake.recoveries(),
+        [FakeRecovery {
+            peer_id: 2,
+            collection: "dst".into(),
+            shard_id: None,
+            location: location.clone(),
+            priority: None,
+            checksum: None,
+            size: snapshot.size,
+        }]
+    );
+    assert_eq!(fake.recovered_from(), [location]);
+
+    // The same file is not on peer 1: 400; a real file outside the directory: 403.
+    let err = c1
+        .recover_collection_snapshot(
+            "dst",
+            &SnapshotRecover::new(format!("file:///qdrant/snapshots/src/{}", snapshot.name)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        bad_request(format!(
+            "Bad request: Snapshot file \"/qdrant/snapshots/src/{}\" does not exist",
+            snapshot.name
+        ))
+    );
+    let outside = Url::from_file_path(std::env::current_exe().unwrap()).unwrap();
+    let err = c1
+        .recover_collection_snapshot("dst", &SnapshotRecover::new(outside.as_str()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        QdrantError::Unauthorized {
+            status: 403,
+            message: "Forbidden: Snapshot file path must be inside the snapshots directory \"/qdrant/snapshots\"".into()
+        }
+    );
+
+    // An existing collection with other vectors is refused.
+    c1.create_collection("other", &simple_collection(8))
+        .await
+        .unwrap();
+    let url = two
+        .url()
+        .join(&format!("collections/src/snapshots/{}", snapshot.name))
+        .unwrap();
+    let err = c1
+        .recover_collection_snapshot("other", &SnapshotRecover::new(url.as_str()))
+        .await
+        .unwrap_err();
+    let QdrantError::BadRequest { message } = err else {
+        panic!("expected BadRequest, got {err:?}");
+    };
+    assert!(
+        message.starts_with(
+            "Wrong input: Snapshot is not compatible with existing collection: Collection vectors: "
+        ),
+        "{message}"
+    );
+
+    // A shard snapshot is not a collection snapshot.
+    let shard = c2.create_shard_snapshot("src", 1).await.unwrap();
+    let err = c2
+        .recover_collection_snapshot(
+            "dst",
+            &SnapshotRecover::new(format!(
+                "file:///qdrant/snapshots/src/shards/1/{}",
+                shard.name
+            )),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        QdrantError::Server {
+            status: 500,
+            message: "Service internal error: failed to open file `config.json`: No such file or directory (os error 2)".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn fake_recovery_priorities_follow_qdrant() {
+    let (fake, [two, _three], [c1, c2, _c3]) =
+        three_peers("fake_recovery_priorities_follow_qdrant").await;
+    // One shard, replicas on peers 1 and 2.
+    c1.create_collection(
+        "c",
+        &json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1, "replication_factor": 2}),
+    )
+    .await
+    .unwrap();
+    fake.set_points_count("c", 5);
+    let snapshot = c2.create_shard_snapshot("c", 0).await.unwrap();
+    let url = two
+        .url()
+        .join(&format!(
+            "collections/c/shards/0/snapshots/{}",
+            snapshot.name
+        ))
+        .unwrap();
+    fake.set_points_count("c", 0);
+
+    // no_sync: peer 1 restored, peer 2 untouched.
+    let recover = SnapshotRecover {
+        priority: Some(SnapshotPriority::NoSync),
+        ..SnapshotRecover::new(url.as_str())
+    };
+    c1.recover_shard_snapshot("c", 0, &recover).await.unwrap();
+    assert_eq!(fake.shard_points("c")[&0], 5);
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[(0, &[(1, "Active"), (2, "Active")])])
+    );
+
+    // snapshot (default): the other replica is marked Dead.
+    c1.recover_shard_snapshot("c", 0, &SnapshotRecover::new(url.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[(0, &[(1, "Active"), (2, "Dead")])])
+    );
+
+    // replica: the restored replica is marked Dead.
+    fake.set_replica_state("c", 0, 2, "Active");
+    let recover = SnapshotRecover {
+        priority: Some(SnapshotPriority::Replica),
+        ..SnapshotRecover::new(url.as_str())
+    };
+    c1.recover_shard_snapshot("c", 0, &recover).await.unwrap();
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[(0, &[(1, "Dead"), (2, "Active")])])
+    );
+
+    // Peer 3 holds no replica: restoring adds one (as Qdrant's consensus does).
+    fake.set_replica_state("c", 0, 1, "Active");
+    let c3 = client_for(_three.url(), None);
+    let recover = SnapshotRecover {
+        priority: Some(SnapshotPriority::NoSync),
+        ..SnapshotRecover::new(url.as_str())
+    };
+    c3.recover_shard_snapshot("c", 0, &recover).await.unwrap();
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[(0, &[(1, "Active"), (2, "Active"), (3, "Active")])])
+    );
+
+    // Collection recovery with `snapshot` on a collection of replication factor 2: of the
+    // two other active replicas, one goes (beyond the factor), one is marked Dead.
+    let collection = c1.create_collection_snapshot("c").await.unwrap();
+    c1.recover_collection_snapshot(
+        "c",
+        &SnapshotRecover::new(format!("file:///qdrant/snapshots/c/{}", collection.name)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[(0, &[(1, "Active"), (3, "Dead")])])
+    );
+
+    // A shard snapshot stored on the answering peer, by name.
+    let local = c1.create_shard_snapshot("c", 0).await.unwrap();
+    c1.recover_shard_snapshot("c", 0, &SnapshotRecover::new(local.name.clone()))
+        .await
+        .unwrap();
+    let err = c1
+        .recover_shard_snapshot("c", 0, &SnapshotRecover::new("nope.snapshot"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        QdrantError::NotFound {
+            message: "Not found: Snapshot \"./snapshots/c/shards/0/nope.snapshot\" not found"
+                .into()
+        }
+    );
+    let locations = fake.recovered_from();
+    assert_eq!(locations.last(), Some(&local.name));
+}
+
+#[tokio::test]
+async fn fake_recovery_errors_are_qdrants() {
+    let fake = fake(
+        "fake_recovery_errors_are_qdrants",
+        FakeQdrantOptions::default(),
+    )
+    .await;
+    let client = client_for(fake.url(), None);
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    // No snapshot directory before the first snapshot.
+    assert_eq!(
+        client
+            .download_collection_snapshot("c", "x.snapshot")
+            .await
+            .unwrap_err(),
+        QdrantError::NotFound {
+            message: "Not found: Snapshot directory: ./snapshots/c not found".into()
+        }
+    );
+    let snapshot = client.create_collection_snapshot("c").await.unwrap();
+    let url = fake
+        .url()
+        .join(&format!("collections/c/snapshots/{}", snapshot.name))
+        .unwrap();
+
+    // Not a URL: the JSON body does not decode.
+    let err = client
+        .recover_collection_snapshot("c", &SnapshotRecover::new("nope.snapshot"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        bad_request(
+            "Format error in JSON body: invalid value: string \"nope.snapshot\", expected relative URL without a base at line 1 column 27"
+        )
+    );
+    // A malformed checksum: 422.
+    let recover = SnapshotRecover {
+        checksum: Some("xyz".into()),
+        ..SnapshotRecover::new(url.as_str())
+    };
+    let err = client
+        .recover_collection_snapshot("c", &recover)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("Validation error in JSON body: [checksum: "),
+        "{err}"
+    );
+    // Unsupported scheme.
+    let err = client
+        .recover_collection_snapshot("c", &SnapshotRecover::new("ftp://example.com/x.snapshot"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        bad_request(
+            "Bad request: URL ftp://example.com/x.snapshot with scheme ftp is not supported"
+        )
+    );
+    // Nobody listening.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let err = client
+        .recover_collection_snapshot(
+            "c",
+            &SnapshotRecover::new(format!("http://127.0.0.1:{closed}/x.snapshot")),
+        )
+        .await
+        .unwrap_err();
+    let QdrantError::Server {
+        status: 500,
+        message,
+    } = &err
+    else {
+        panic!("expected a 500, got {err:?}");
+    };
+    assert!(
+        message.starts_with("Service internal error: Http request error: "),
+        "{message}"
+    );
+    // Bytes that are not a snapshot.
+    let (junk, server) = serve_bytes(
+        "127.0.0.1:0",
+        "127.0.0.1",
+        "junk.snapshot",
+        b"not a snapshot at all".to_vec(),
+    )
+    .await;
+    let err = client
+        .recover_collection_snapshot("c", &SnapshotRecover::new(junk.as_str()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, QdrantError::Server { status: 500, message } if message.starts_with("Service internal error: Failed to unpack tar archive: ")),
+        "{err:?}"
+    );
+    server.abort();
+    // Remote URLs disabled.
+    fake.set_snapshot_url_recovery(false);
+    let err = client
+        .recover_collection_snapshot("c", &SnapshotRecover::new(url.as_str()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        QdrantError::Unauthorized {
+            status: 403,
+            message:
+                "Forbidden: Snapshot recovery from remote URLs is disabled in the configuration"
+                    .into()
+        }
+    );
+    fake.set_snapshot_url_recovery(true);
+    // Shard recovery refuses file:// URLs.
+    let err = client
+        .recover_shard_snapshot(
+            "c",
+            0,
+            &SnapshotRecover::new(format!("file:///qdrant/snapshots/c/{}", snapshot.name)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        bad_request(format!(
+            "Wrong input: Invalid snapshot URL file:///qdrant/snapshots/c/{}: URLs with file scheme are not supported",
+            snapshot.name
+        ))
+    );
+    // A collection snapshot given to shard recovery.
+    let err = client
+        .recover_shard_snapshot("c", 0, &SnapshotRecover::new(url.as_str()))
+        .await
+        .unwrap_err();
+    assert_eq!(err, bad_request("Bad request: Invalid snapshot"));
+    assert!(fake.recoveries().is_empty());
+}
+
+#[tokio::test]
+async fn fake_recovery_sends_the_api_key_to_another_peer() {
+    let fake = FakeQdrant::start(FakeQdrantOptions {
+        api_key: Some(FAKE_KEY.into()),
+        read_only_api_key: Some(FAKE_READ_ONLY_KEY.into()),
+        ..FakeQdrantOptions::default()
+    })
+    .await;
+    fake.set_peers(vec![
+        (1, "http://qdrant-0.qdrant-headless:6335/".to_owned()),
+        (2, "http://qdrant-1.qdrant-headless:6335/".to_owned()),
+    ]);
+    let two = fake.peer_view(2).await;
+    let c1 = client_for(fake.url(), Some(FAKE_KEY));
+    let c2 = client_for(two.url(), Some(FAKE_KEY));
+    c1.create_collection(
+        "c",
+        &json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2}),
+    )
+    .await
+    .unwrap();
+    fake.set_points_count("c", 8);
+    let snapshot = c2.create_shard_snapshot("c", 1).await.unwrap();
+    let url = two
+        .url()
+        .join(&format!(
+            "collections/c/shards/1/snapshots/{}",
+            snapshot.name
+        ))
+        .unwrap();
+    // Without the key, peer 2 refuses the download.
+    let err = c1
+        .recover_shard_snapshot("c", 1, &SnapshotRecover::new(url.as_str()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        bad_request(format!(
+            "Wrong input: Failed to download tar from {url}: status - 401 Unauthorized"
+        ))
+    );
+    let recover = SnapshotRecover {
+        api_key: Some(FAKE_KEY.into()),
+        checksum: snapshot.checksum.clone(),
+        ..SnapshotRecover::new(url.as_str())
+    };
+    assert!(!format!("{recover:?}").contains(FAKE_KEY));
+    fake.clear_requests();
+    c1.recover_shard_snapshot("c", 1, &recover).await.unwrap();
+    let fetch = fake
+        .recorded()
+        .into_iter()
+        .find(|r| r.method == reqwest::Method::GET)
+        .unwrap();
+    assert_eq!(
+        (fetch.peer_id, fetch.api_key.as_deref()),
+        (2, Some(FAKE_KEY))
+    );
+    assert_eq!(
+        fake.placement("c")[&1],
+        [(1, "Active".into()), (2, "Dead".into())]
+    );
+
+    // The read-only key may not recover, upload or delete.
+    let read_only = client_for(fake.url(), Some(FAKE_READ_ONLY_KEY));
+    let denied = QdrantError::Unauthorized {
+        status: 403,
+        message: READ_ONLY_DENIED_MESSAGE.into(),
+    };
+    assert_eq!(
+        read_only
+            .recover_shard_snapshot("c", 1, &recover)
+            .await
+            .unwrap_err(),
+        denied
+    );
+    assert_eq!(
+        read_only
+            .upload_shard_snapshot("c", 0, reqwest::Body::from("x"), None, None, None)
+            .await
+            .unwrap_err(),
+        denied
+    );
+    assert_eq!(
+        read_only
+            .delete_collection_snapshot("c", "x.snapshot")
+            .await
+            .unwrap_err(),
+        denied
+    );
+    assert_eq!(read_only.list_collection_snapshots("c").await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn fake_uploads_are_streamed() {
+    let (fake, [two, _three], [c1, c2, _c3]) = three_peers("fake_uploads_are_streamed").await;
+    c1.create_collection("src", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.set_points_count("src", 300);
+    fake.set_snapshot_padding(8 * 1024 * 1024);
+    let snapshot = c2.create_collection_snapshot("src").await.unwrap();
+    // Pipe a download straight into an upload to peer 2, chunk by chunk.
+    let download = c2
+        .download_collection_snapshot("src", &snapshot.name)
+        .await
+        .unwrap();
+    let body = reqwest::Body::wrap_stream(download.stream);
+    c2.upload_collection_snapshot(
+        "dst",
+        body,
+        download.content_length,
+        None,
+        snapshot.checksum.as_deref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fake.shard_points("dst"),
+        [(0, 0), (1, 100), (2, 0)].into_iter().collect()
+    );
+    let kept = "dst-upload.snapshot".to_owned();
+    assert_eq!(
+        fake.snapshot_names(2, "dst", None),
+        std::slice::from_ref(&kept)
+    );
+    let recovery = fake.recoveries().pop().unwrap();
+    assert_eq!(
+        recovery.location,
+        format!("file://{FAKE_SNAPSHOTS_PATH}/dst/{kept}")
+    );
+    assert_eq!((recovery.peer_id, recovery.size), (2, snapshot.size));
+    // The kept file is served with the same bytes.
+    let bytes = download_all(
+        "fake",
+        c2.download_collection_snapshot("dst", &kept).await.unwrap(),
+    )
+    .await;
+    assert_eq!(Some(sha256_hex(&bytes)), snapshot.checksum);
+
+    // A shard upload answers `result: null` and needs the shard.
+    let shard = c2.create_shard_snapshot("src", 1).await.unwrap();
+    let bytes = download_all(
+        "fake",
+        c2.download_shard_snapshot("src", 1, &shard.name)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let err = c1
+        .upload_shard_snapshot(
+            "src",
+            9,
+            reqwest::Body::from(bytes.clone()),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        QdrantError::NotFound {
+            message: "Not found: shard 9 not found".into()
+        }
+    );
+    fake.set_shard_points("src", 1, 0);
+    c1.upload_shard_snapshot("src", 1, reqwest::Body::from(bytes), None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(fake.shard_points("src")[&1], 100);
+    assert_eq!(
+        fake.placement("src")[&1],
+        [(1, "Active".into()), (2, "Dead".into())]
+    );
+    let _ = two;
+
+    // A malformed multipart body: 400 in plain text.
+    let resp = plain_http()
+        .post(fake.url().join("collections/src/snapshots/upload").unwrap())
+        .header("content-type", "multipart/form-data; boundary=xyz")
+        .body("--xyz\r\ncontent-disposition: form-data; name=\"snapshot\"\r\n\r\nabc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.text().await.unwrap(), "Multipart stream is incomplete");
+}
+
+#[tokio::test]
+async fn fake_snapshot_routes_take_injected_failures_and_wait_false() {
+    let fake = fake(
+        "fake_snapshot_routes_take_injected_failures_and_wait_false",
+        FakeQdrantOptions::default(),
+    )
+    .await;
+    let client = client_for(fake.url(), None);
+    client
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    fake.fail_next("/snapshots", 503, 1);
+    let err = client.create_collection_snapshot("c").await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert!(err.is_transient());
+    let snapshot = client.create_collection_snapshot("c").await.unwrap();
+    fake.fail_next("/snapshots/", 500, 1);
+    assert!(
+        client
+            .download_collection_snapshot("c", &snapshot.name)
+            .await
+            .is_err()
+    );
+
+    // `wait=false`: 202 accepted.
+    let resp = plain_http()
+        .post(
+            fake.url()
+                .join("collections/c/snapshots?wait=false")
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "accepted");
+    assert!(body.get("result").is_none(), "{body}");
+    // Other methods on `snapshots/upload` reach the snapshot named `upload`.
+    let resp = plain_http()
+        .get(fake.url().join("collections/c/snapshots/upload").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "Not found: Snapshot upload not found"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot transfers and timeouts of the client (local servers, no Qdrant needed)
+// ---------------------------------------------------------------------------------------------
+
+/// Serves one snapshot route whose body is `chunks`, each sent after `pause`, with a
+/// `Content-Length` of `length`.
+async fn slow_snapshot_server(chunks: usize, pause: Duration, length: u64) -> Url {
+    let app = axum::Router::new().route(
+        "/collections/{c}/snapshots/{s}",
+        axum::routing::get(move || async move {
+            let stream = futures::stream::unfold(0, move |sent| async move {
+                if sent == chunks {
+                    return None;
+                }
+                tokio::time::sleep(pause).await;
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[7; 10])),
+                    sent + 1,
+                ))
+            });
+            let mut response = axum::response::Response::new(axum::body::Body::from_stream(stream));
+            response
+                .headers_mut()
+                .insert("content-length", length.into());
+            response
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Url::parse(&format!("http://{addr}/")).unwrap()
+}
+
+#[tokio::test]
+async fn downloads_have_an_idle_timeout_not_a_total_one() {
+    use futures::StreamExt;
+    // 6 chunks, one every 150 ms: 900 ms in all, well over the 300 ms request timeout.
+    let url = slow_snapshot_server(6, Duration::from_millis(150), 60).await;
+    let conn = QdrantConnection::new(url)
+        .with_timeout(Duration::from_millis(300))
+        .with_transfer_idle_timeout(Duration::from_millis(600));
+    let client = QdrantClient::new(&conn).unwrap();
+    let download = client.download_collection_snapshot("c", "s").await.unwrap();
+    assert_eq!(download.content_length, Some(60));
+    let bytes = download_all("slow server", download).await;
+    assert_eq!(bytes.len(), 60);
+
+    // A chunk that takes longer than the idle timeout: an Err item.
+    let url = slow_snapshot_server(3, Duration::from_millis(400), 30).await;
+    let conn = QdrantConnection::new(url)
+        .with_timeout(Duration::from_secs(5))
+        .with_transfer_idle_timeout(Duration::from_millis(200));
+    let client = QdrantClient::new(&conn).unwrap();
+    let items: Vec<_> = client
+        .download_collection_snapshot("c", "s")
+        .await
+        .map(|d| d.stream)
+        .unwrap()
+        .collect()
+        .await;
+    let err = items.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        matches!(err, QdrantError::Unreachable { message, .. } if message.contains("no data for")),
+        "{err:?}"
+    );
+
+    // A body that ends before its Content-Length (the connection closes): an Err item.
+    let url = slow_snapshot_server(2, Duration::from_millis(1), 50).await;
+    let client = QdrantClient::new(&QdrantConnection::new(url)).unwrap();
+    let items: Vec<_> = client
+        .download_collection_snapshot("c", "s")
+        .await
+        .unwrap()
+        .stream
+        .collect()
+        .await;
+    assert!(
+        matches!(items.last(), Some(Err(QdrantError::Unreachable { .. }))),
+        "{items:?}"
+    );
+}
+
+#[tokio::test]
+async fn uploads_fail_when_the_body_stalls() {
+    let fake = fake(
+        "uploads_fail_when_the_body_stalls",
+        FakeQdrantOptions::default(),
+    )
+    .await;
+    let conn = QdrantConnection::new(fake.url())
+        .with_timeout(Duration::from_millis(300))
+        .with_transfer_idle_timeout(Duration::from_millis(300));
+    let client = QdrantClient::new(&conn).unwrap();
+    // A body that sends one chunk, then nothing for a long time.
+    let stalled = futures::stream::unfold(0, |sent| async move {
+        if sent > 0 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Some((
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{}\n")),
+            sent + 1,
+        ))
+    });
+    let started = std::time::Instant::now();
+    let err = client
+        .upload_collection_snapshot("c", reqwest::Body::wrap_stream(stalled), None, None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, QdrantError::Unreachable { message, .. } if message.contains("stalled")),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A slow but moving body is not cut by the 300 ms request timeout.
+    fake.set_snapshot_padding(0);
+    let source = client_for(fake.url(), None);
+    source
+        .create_collection("c", &simple_collection(4))
+        .await
+        .unwrap();
+    let snapshot = source.create_collection_snapshot("c").await.unwrap();
+    let bytes = download_all(
+        "fake",
+        source
+            .download_collection_snapshot("c", &snapshot.name)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let chunks: Vec<bytes::Bytes> = bytes
+        .chunks(bytes.len().div_ceil(5))
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let slow = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    use futures::StreamExt;
+    client
+        .upload_collection_snapshot("d", reqwest::Body::wrap_stream(slow), None, None, None)
+        .await
+        .unwrap();
+    assert!(fake.collection("d").is_some());
+}
+
+#[test]
+fn snapshot_types_have_qdrants_wire_shapes() {
+    let recover = SnapshotRecover {
+        priority: Some(SnapshotPriority::NoSync),
+        api_key: Some("peer-secret".into()),
+        ..SnapshotRecover::new("http://qdrant-1:6333/collections/c/snapshots/s.snapshot")
+    };
+    assert_eq!(
+        serde_json::to_value(&recover).unwrap(),
+        json!({"location": "http://qdrant-1:6333/collections/c/snapshots/s.snapshot",
+               "priority": "no_sync", "api_key": "peer-secret"})
+    );
+    let debug = format!("{recover:?}");
+    assert!(!debug.contains("peer-secret"), "{debug}");
+    assert_eq!(
+        serde_json::to_value(SnapshotRecover::new("x")).unwrap(),
+        json!({"location": "x"})
+    );
+    for (priority, wire) in [
+        (SnapshotPriority::NoSync, "no_sync"),
+        (SnapshotPriority::Snapshot, "snapshot"),
+        (SnapshotPriority::Replica, "replica"),
+    ] {
+        assert_eq!(priority.as_str(), wire);
+        assert_eq!(serde_json::to_value(priority).unwrap(), json!(wire));
+    }
+    // Qdrant's own example description, and one without checksum.
+    let described: SnapshotDescription = serde_json::from_value(json!({
+        "name": "my-collection-3766212330831337-2024-07-22-08-31-55.snapshot",
+        "creation_time": "2022-08-04T10:49:10",
+        "size": 1_000_000,
+        "checksum": "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0"
+    }))
+    .unwrap();
+    assert_eq!(described.size, 1_000_000);
+    let uploaded: SnapshotDescription =
+        serde_json::from_value(json!({"name": "u.snapshot", "creation_time": null, "size": 3}))
+            .unwrap();
+    assert_eq!((uploaded.creation_time, uploaded.checksum), (None, None));
 }

@@ -24,6 +24,17 @@
 //! | `GET /collections/{c}/cluster` | `{"peer_id", "shard_count", "local_shards", "remote_shards", "shard_transfers"}` |
 //! | `POST /collections/{c}/cluster` | `move_shard`, `replicate_shard`, `abort_transfer`, `drop_replica`: `result: true` |
 //! | `DELETE /cluster/peer/{id}` | `result: true`, or 400 while the peer holds replicas           |
+//! | `POST /collections/{c}/points/count` | `{"count": N}` (read-only key allowed)                |
+//! | `GET /collections/{c}/snapshots` | `[{"name", "creation_time", "size", "checksum"?}]` (this peer's) |
+//! | `POST /collections/{c}/snapshots` | the new snapshot's description (`?wait=false`: 202)       |
+//! | `GET /collections/{c}/snapshots/{s}` | the file, streamed, `Content-Length`; errors in plain text |
+//! | `DELETE /collections/{c}/snapshots/{s}` | `result: true`                                      |
+//! | `PUT /collections/{c}/snapshots/recover` | `result: true` once recovered                      |
+//! | `POST /collections/{c}/snapshots/upload` | multipart part `snapshot`, `result: true`          |
+//! | `GET`, `POST /collections/{c}/shards/{s}/snapshots` | as for collections, for one shard      |
+//! | `GET`, `DELETE /collections/{c}/shards/{s}/snapshots/{name}` | as for collections         |
+//! | `PUT /collections/{c}/shards/{s}/snapshots/recover` | `result: true`                          |
+//! | `POST /collections/{c}/shards/{s}/snapshots/upload` | `result: null`                          |
 //! | anything else   | 404, empty body (actix's default; also for a known path with another method) |
 //!
 //! Collections follow Qdrant 1.18 (`lib/storage/src/content_manager/toc/create_collection.rs`,
@@ -110,6 +121,99 @@
 //!   cluster does not know (Raft applies removing a non-member as a no-op). `?force=true`
 //!   skips the replica check and removes the peer's replicas and transfers.
 //!
+//! Peer views: [`FakeQdrant::peer_view`] adds a listener on another port that shares the
+//! whole state and answers as another peer, so a 3-peer cluster is one fake (peers 1, 2, 3 in
+//! [`ClusterState::peers`], answering as 1) plus views for 2 and 3. What depends on the
+//! answering peer: `GET /cluster` (`peer_id`, `role`), the local/remote split of `GET
+//! /collections/{c}/cluster`, and everything about snapshots (each peer has its own snapshot
+//! directory). Requests are recorded in one shared log ([`RecordedRequest::peer_id`]); faults
+//! are injected per listener.
+//!
+//! Points and counts: the fake keeps a point count per shard (every replica of a shard holds
+//! the same points); [`FakeQdrant::set_points_count`] spreads a total evenly,
+//! [`FakeQdrant::set_shard_points`] sets one shard. `points_count` in the collection info and
+//! `POST /collections/{c}/points/count` answer the sum (`count_api.rs`; `filter`, `shard_key`
+//! and `exact` are accepted and ignored). `local_shards[].points_count` is the shard's count.
+//!
+//! Snapshots follow Qdrant 1.18's `src/actix/api/snapshot_api.rs`, `src/common/snapshots.rs`,
+//! `src/common/collections.rs`, `lib/collection/src/collection/snapshots.rs`,
+//! `lib/collection/src/shards/shard_holder/mod.rs`,
+//! `lib/collection/src/common/{snapshots_manager,snapshot_stream}.rs`,
+//! `lib/storage/src/content_manager/snapshots/{mod,recover,download,download_tar}.rs`,
+//! `lib/storage/src/content_manager/errors.rs` and `src/actix/helpers.rs`:
+//!
+//! - A fake snapshot file is self-describing: one line of JSON, `{"fakeQdrantSnapshot": 1,
+//!   "name", "collection", "peerId", "shardId": <s>|null, "createdAt", "config": <the
+//!   collection's config>, "payloadSchema", "shards": {"<shard id>": <points>}}` and `\n`,
+//!   then padding bytes ([`FakeQdrant::set_snapshot_padding`], default
+//!   [`DEFAULT_SNAPSHOT_PADDING`]) from a repeating pseudo-random 64 KiB block, generated when
+//!   read and never stored. A collection snapshot holds the shards that have a replica on the
+//!   peer that made it (as Qdrant's holds only that peer's local shards); a shard snapshot its
+//!   one shard. Creating one computes its SHA-256 in one streaming pass (off the runtime) and
+//!   answers `{name, creation_time, size, checksum}`; names are `{c}-{peer}-{YYYY-MM-DD-hh-mm-
+//!   ss}.snapshot` and `{c}-shard-{s}-{...}.snapshot`, and a second one in the same second
+//!   replaces the first, as on disk. Snapshots outlive their collection (Qdrant keeps the
+//!   directory) and are listed again if it is recreated; listings are sorted by name (Qdrant:
+//!   directory order) and show only `*.snapshot` files.
+//! - Downloads stream the file with `Content-Type: application/octet-stream`, `Content-Length`
+//!   and `Content-Disposition: attachment`; [`FakeQdrant::fail_download_after`] breaks the
+//!   next one off. Download errors are plain text (actix's default error body): missing
+//!   collection 404 `Not found: Collection `{c}` doesn't exist!`, missing collection snapshot
+//!   404 `Not found: Snapshot {s} not found`, missing shard snapshot 404 `File not found: No
+//!   such file or directory (os error 2)`; before the peer's first snapshot of the
+//!   collection (Qdrant creates the directory then) downloading or deleting one is 404 `Not
+//!   found: Snapshot directory: ./snapshots/{c} not found`.
+//! - Shards: unknown shard 404 `Not found: shard {s} not found`; no replica on the answering
+//!   peer: 400 `Wrong input: Shard {s} is not a local or queue proxy shard` (create, download,
+//!   delete) or `Wrong input: Shard {s} is not a local shard` (list). Deleting a missing
+//!   collection snapshot: 404 `Not found: Snapshot {s} not found`; a missing shard snapshot:
+//!   404 `Not found: Snapshot "./snapshots/{c}/shards/{s}/{name}" not found`.
+//! - Collection recovery (`PUT .../snapshots/recover`, body `{location, priority?, checksum?,
+//!   api_key?}`): `location` must be an absolute URL (else 400 `Format error in JSON body:
+//!   invalid value: string ..`); a malformed checksum is 422. `http(s)`: the fake downloads it
+//!   itself (sending `api_key` as `api-key`; http only, no CA for https), streaming it (hashed
+//!   only when a checksum is asked for, as Qdrant does) and keeping only the header line: a non-2xx reply is 400 `Wrong input: Failed to
+//!   download tar from {url}: status - {status}`, no connection 500 `Service internal error:
+//!   Http request error: ..`, a broken body or a file that is not a fake snapshot 500 `Service
+//!   internal error: Failed to unpack tar archive: ..`. `file://`: a snapshot stored on the
+//!   answering peer, as `file:///qdrant/snapshots/{c}/{name}` ([`FAKE_SNAPSHOTS_PATH`]); a
+//!   missing one is 400 `Bad request: Snapshot file "{path}" does not exist`, an existing file
+//!   outside that directory 403 `Forbidden: Snapshot file path must be inside the snapshots
+//!   directory "/qdrant/snapshots"`. Other schemes: 400 `Bad request: URL {url} with scheme
+//!   {s} is not supported`. With [`FakeQdrant::set_snapshot_url_recovery`] off, `http(s)` is
+//!   403 `Forbidden: Snapshot recovery from remote URLs is disabled in the configuration`. A
+//!   checksum that differs: 400 `Wrong input: Snapshot checksum mismatch: expected {given},
+//!   got {actual}`. Then: a missing collection is created from the header's config and
+//!   payload indexes (placed as a new collection); an existing one must have the same
+//!   `params.vectors` (else 400 `Wrong input: Snapshot is not compatible with existing
+//!   collection: Collection vectors: {..} Snapshot Vectors: {..}`, values printed as JSON where
+//!   Qdrant prints Rust debug output) and `shard_number`. Each shard in the header gets its
+//!   points and a replica on the answering peer; with other active replicas, `priority`
+//!   decides: `snapshot` (default) removes the replicas beyond the replication factor and
+//!   marks the rest `Dead`, `replica` starts a transfer to the restored replica, `no_sync`
+//!   leaves them. A shard snapshot given to collection recovery: 500 `Service internal error:
+//!   failed to open file `config.json`: ..`.
+//! - Shard recovery (`PUT .../shards/{s}/snapshots/recover`): the collection (404) and shard
+//!   (404 `Not found: shard {s} not found`) must exist; `location` is an `http(s)` URL (other
+//!   schemes: 400 `Wrong input: Invalid snapshot URL {url}: URLs with {scheme} scheme are not
+//!   supported`) or the name of a shard snapshot stored on the answering peer (which must
+//!   hold a replica). The shard gets the header's points; the answering peer's replica
+//!   becomes `Active` (added if missing) and, with other active replicas, `snapshot` marks
+//!   them `Dead`, `replica` marks the restored one `Dead`. A collection snapshot: 400 `Bad
+//!   request: Invalid snapshot`.
+//! - Uploads (`multipart/form-data`, file in part `snapshot`, query `wait`, `priority`,
+//!   `checksum`) are parsed as a stream: only the header line is kept, whatever the size. A
+//!   checksum that differs: 400 `Checksum mismatch: expected {actual}, actual {given}` (sic).
+//!   A collection upload is kept in the collection's snapshot directory under the part's file
+//!   name (listed without checksum; its download regenerates the padding, so it matches only
+//!   fake-made bytes) and recovered from `file:///qdrant/snapshots/{c}/{file}`; a shard upload
+//!   is restored like a shard recovery and answers `result: null`. A malformed multipart
+//!   body: 400 plain text (`Multipart stream is incomplete`, ..). The read-only key gets a
+//!   plain-text 403 on the upload routes (their auth extractor's error).
+//! - [`FakeQdrant::recoveries`] / [`FakeQdrant::recovered_from`] list the successful
+//!   recoveries. `?wait=false` answers 202 `{"status": "accepted"}` (the fake still does the
+//!   work first).
+//!
 //! Authentication, when a key is set: the key is read from the `api-key` header, else from
 //! `Authorization: Bearer <key>`; none → 401 text `Must provide an API key or an Authorization
 //! bearer token`; unknown → 401 text `Invalid API key or JWT`; the read-only key on a write →
@@ -117,7 +221,7 @@
 //! `/livez` need no key. Errors from handlers use Qdrant's envelope
 //! `{"status": {"error": "<message>"}, "time": <seconds>}`.
 //!
-//! Extending it (shards, snapshots, transfers): add fields to the private `State`,
+//! Extending it: add fields to the private `State`,
 //! a `*_routes()` function returning a `Router<Arc<Shared>>`, merge it in `router()`, and
 //! answer with `ok()` / `error()` so the envelope stays right. Routes usable with the read-only
 //! key other than GETs (search, scroll, ...) go into `READ_ONLY_POST_SUFFIXES`.
@@ -129,16 +233,18 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, Request, State as AxumState};
-use axum::http::{Method, StatusCode, header};
+use axum::extract::{Extension, Path, RawQuery, Request, State as AxumState};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
+use futures::StreamExt;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::qdrant::RaftRole;
+use crate::qdrant::{RaftRole, SnapshotPriority};
 
 /// The Qdrant version the fake reports on `GET /`.
 pub const FAKE_QDRANT_VERSION: &str = "1.18.3";
@@ -159,8 +265,16 @@ pub const READ_ONLY_DENIED_MESSAGE: &str = "Forbidden: Global manage access is r
 pub const ALREADY_EXISTS_STATUS: StatusCode = StatusCode::BAD_REQUEST;
 
 /// Path suffixes of the POST routes the read-only key may call (reads such as
-/// `/points/search` and `/points/scroll`); none is implemented yet.
-const READ_ONLY_POST_SUFFIXES: &[&str] = &[];
+/// `/points/search` and `/points/scroll`): of those, the fake implements `/points/count`.
+const READ_ONLY_POST_SUFFIXES: &[&str] = &["/points/count"];
+
+/// Where the fake's peers keep their snapshots, as a real peer reports it: the stock
+/// `storage.snapshots_path` (`./snapshots`) in Qdrant's container image (working directory
+/// `/qdrant`). `file://` recovery locations are resolved against it.
+pub const FAKE_SNAPSHOTS_PATH: &str = "/qdrant/snapshots";
+
+/// Default number of padding bytes after a fake snapshot's header line: 1 KiB.
+pub const DEFAULT_SNAPSHOT_PADDING: u64 = 1024;
 
 /// Qdrant 1.18's replica states (`ReplicaState` in
 /// `lib/collection/src/shards/replica_set/replica_set_state.rs`), spelled as on the wire.
@@ -261,13 +375,22 @@ pub struct RecordedRequest {
     pub api_key: Option<String>,
     /// The `Authorization` header, if sent.
     pub authorization: Option<String>,
+    /// The peer the request was answered as: the main listener's [`ClusterState::peer_id`] at
+    /// that time, or a [`FakeQdrant::peer_view`]'s peer.
+    pub peer_id: u64,
 }
 
-/// A running fake Qdrant; stops when dropped. All setters take effect on the next request.
+/// A running fake Qdrant listener; stops when dropped. All setters take effect on the next
+/// request. [`FakeQdrant::start`] makes the main listener; [`FakeQdrant::peer_view`] makes
+/// others on the same state, each answering as one peer.
 pub struct FakeQdrant {
     url: Url,
     shared: Arc<Shared>,
     server: JoinHandle<()>,
+    /// This listener's id (0 for the main listener), scoping its injected faults.
+    listener: usize,
+    /// The peer this listener answers as; `None`: [`ClusterState::peer_id`].
+    peer: Option<u64>,
 }
 
 impl FakeQdrant {
@@ -287,10 +410,6 @@ impl FakeQdrant {
     /// # Errors
     /// The I/O error from binding or inspecting the listener.
     pub async fn try_start(opts: FakeQdrantOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr: SocketAddr = listener.local_addr()?;
-        let url = Url::parse(&format!("http://{addr}/"))
-            .map_err(|e| std::io::Error::other(format!("bad listener address {addr}: {e}")))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 api_key: opts.api_key,
@@ -303,19 +422,82 @@ impl FakeQdrant {
                 collections: BTreeMap::new(),
                 aliases: BTreeMap::new(),
                 transfers_complete_instantly: false,
+                next_listener: 0,
+                snapshots: BTreeMap::new(),
+                snapshot_padding: DEFAULT_SNAPSHOT_PADDING,
+                snapshot_url_recovery: true,
+                download_faults: Vec::new(),
+                recoveries: Vec::new(),
+                uploads: 0,
             }),
         });
-        let app = router(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "fake Qdrant server stopped");
-            }
+        let listener = Arc::new(Listener {
+            shared: shared.clone(),
+            id: 0,
+            peer: None,
         });
+        let (url, server) = serve(listener).await?;
         Ok(Self {
             url,
             shared,
             server,
+            listener: 0,
+            peer: None,
         })
+    }
+
+    /// Another listener on a new `127.0.0.1` port sharing this fake's state (collections,
+    /// placement, keys, snapshots, recorded requests), answering every request as peer
+    /// `peer_id`: `GET /cluster` reports it (`Leader` when it is [`ClusterState::leader`], else
+    /// `Follower`), `GET /collections/{c}/cluster` splits local and remote replicas for it,
+    /// and snapshots are created, listed, served, recovered and deleted in its own snapshot
+    /// directory. A 3-peer cluster is one fake whose [`ClusterState::peers`] are 1, 2 and 3
+    /// (answering as 1) plus views for 2 and 3. The view stops when dropped; the listeners
+    /// are independent otherwise.
+    ///
+    /// Requests are recorded in one shared log ([`RecordedRequest::peer_id`] tells which
+    /// peer answered). Faults injected through a handle ([`Self::fail_next`],
+    /// [`Self::delay_next`], [`Self::fail_download_after`]) apply to that handle's listener
+    /// only; every other setter changes the shared state.
+    ///
+    /// # Panics
+    /// When no local port can be bound; see [`Self::try_peer_view`].
+    pub async fn peer_view(&self, peer_id: u64) -> FakeQdrant {
+        match self.try_peer_view(peer_id).await {
+            Ok(view) => view,
+            Err(e) => panic!("cannot start a fake Qdrant peer view on 127.0.0.1: {e}"),
+        }
+    }
+
+    /// Like [`Self::peer_view`], returning the bind error instead of panicking.
+    ///
+    /// # Errors
+    /// The I/O error from binding or inspecting the listener.
+    pub async fn try_peer_view(&self, peer_id: u64) -> std::io::Result<FakeQdrant> {
+        let id = {
+            let mut state = self.shared.lock();
+            state.next_listener += 1;
+            state.next_listener
+        };
+        let listener = Arc::new(Listener {
+            shared: self.shared.clone(),
+            id,
+            peer: Some(peer_id),
+        });
+        let (url, server) = serve(listener).await?;
+        Ok(FakeQdrant {
+            url,
+            shared: self.shared.clone(),
+            server,
+            listener: id,
+            peer: Some(peer_id),
+        })
+    }
+
+    /// The peer this listener answers as now.
+    pub fn peer_id(&self) -> u64 {
+        self.peer
+            .unwrap_or_else(|| self.shared.lock().this_peer_id())
     }
 
     /// Base URL, `http://127.0.0.1:<port>/`.
@@ -366,8 +548,8 @@ impl FakeQdrant {
         self.shared.lock().ready = ready;
     }
 
-    /// The next `times` requests whose path contains `path_contains` (after authentication)
-    /// fail with `status` and Qdrant's error shape for it: a JSON envelope whose message is
+    /// The next `times` requests to this listener whose path contains `path_contains` (after
+    /// authentication) fail with `status` and Qdrant's error shape for it: a JSON envelope whose message is
     /// prefixed as Qdrant does (`Service internal error: ` for 500, `Not found: ` for 404,
     /// ...), or the plain-text body for 401. An invalid status code is treated as 500.
     pub fn fail_next(&self, path_contains: &str, status: u16, times: usize) {
@@ -375,8 +557,9 @@ impl FakeQdrant {
         self.add_fault(path_contains, FaultKind::Status(status), times);
     }
 
-    /// The next `times` requests whose path contains `path_contains` (after authentication)
-    /// are answered normally, but only after `delay` (to exercise client timeouts).
+    /// The next `times` requests to this listener whose path contains `path_contains` (after
+    /// authentication) are answered normally, but only after `delay` (to exercise client
+    /// timeouts).
     pub fn delay_next(&self, path_contains: &str, delay: Duration, times: usize) {
         self.add_fault(path_contains, FaultKind::Delay(delay), times);
     }
@@ -384,6 +567,7 @@ impl FakeQdrant {
     fn add_fault(&self, path_contains: &str, kind: FaultKind, times: usize) {
         if times > 0 {
             self.shared.lock().faults.push(Fault {
+                listener: self.listener,
                 path_contains: path_contains.to_owned(),
                 kind,
                 remaining: times,
@@ -391,7 +575,7 @@ impl FakeQdrant {
         }
     }
 
-    /// Every request so far as (method, path), in arrival order.
+    /// Every request so far, to every listener, as (method, path), in arrival order.
     pub fn requests(&self) -> Vec<(Method, String)> {
         self.shared
             .lock()
@@ -423,16 +607,106 @@ impl FakeQdrant {
         self.shared.lock().collections.keys().cloned().collect()
     }
 
-    /// Sets the `points_count` reported for collection `name` (as if points were written).
+    /// Sets the `points_count` reported for collection `name` (as if points were written),
+    /// spread evenly over its shards (the first shards get one more when it does not divide).
     ///
     /// # Panics
     /// When there is no collection `name` (a test bug).
     pub fn set_points_count(&self, name: &str, points: u64) {
         let mut state = self.shared.lock();
         match state.collections.get_mut(name) {
-            Some(collection) => collection.points_count = points,
+            Some(collection) => collection.set_points(points),
             None => panic!("the fake Qdrant has no collection {name:?}"),
         }
+    }
+
+    /// Sets the points of one shard of collection `name` (every replica of a shard holds the
+    /// same points in the fake).
+    ///
+    /// # Panics
+    /// When there is no collection `name` or no shard `shard_id` in it (a test bug).
+    pub fn set_shard_points(&self, name: &str, shard_id: u32, points: u64) {
+        let mut state = self.shared.lock();
+        let Some(collection) = state.collections.get_mut(name) else {
+            panic!("the fake Qdrant has no collection {name:?}");
+        };
+        if !collection.shards.contains_key(&shard_id) {
+            panic!("collection {name:?} of the fake Qdrant has no shard {shard_id}");
+        }
+        collection.shard_points.insert(shard_id, points);
+    }
+
+    /// The points of each shard of collection `name`, by shard id.
+    ///
+    /// # Panics
+    /// When there is no collection `name` (a test bug).
+    pub fn shard_points(&self, name: &str) -> BTreeMap<u32, u64> {
+        let state = self.shared.lock();
+        let Some(collection) = state.collections.get(name) else {
+            panic!("the fake Qdrant has no collection {name:?}");
+        };
+        collection
+            .shards
+            .keys()
+            .map(|shard| (*shard, collection.points_of(*shard)))
+            .collect()
+    }
+
+    /// Padding bytes after the header line of the snapshots created from now on (default
+    /// [`DEFAULT_SNAPSHOT_PADDING`]). They are generated on the fly, never stored: a snapshot
+    /// of 2 GiB costs no memory, only the time to checksum it once at creation (SHA-256 of an
+    /// unoptimised `sha2`, as in a dev-profile test, runs at about 10 MB/s).
+    pub fn set_snapshot_padding(&self, bytes: u64) {
+        self.shared.lock().snapshot_padding = bytes;
+    }
+
+    /// The next snapshot download from this listener sends its headers with the full
+    /// `Content-Length`, then `bytes` bytes of the body (use fewer than the snapshot's size),
+    /// then breaks the connection (the body ends with an error).
+    pub fn fail_download_after(&self, bytes: u64) {
+        self.shared
+            .lock()
+            .download_faults
+            .push((self.listener, bytes));
+    }
+
+    /// Qdrant's `service.enable_snapshot_url_recovery` (default `true`): when `false`,
+    /// recovering from an `http(s)` location answers 403 `Forbidden: Snapshot recovery from
+    /// remote URLs is disabled in the configuration`.
+    pub fn set_snapshot_url_recovery(&self, enabled: bool) {
+        self.shared.lock().snapshot_url_recovery = enabled;
+    }
+
+    /// Names of the snapshots peer `peer_id` stores for collection `collection` (`shard`
+    /// `None`) or for one of its shards, sorted; uploaded files are included.
+    pub fn snapshot_names(
+        &self,
+        peer_id: u64,
+        collection: &str,
+        shard: Option<u32>,
+    ) -> Vec<String> {
+        self.shared
+            .lock()
+            .snapshots
+            .get(&(peer_id, collection.to_owned(), shard))
+            .map(|dir| dir.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every successful recovery so far (recover and upload calls, collection and shard), in
+    /// order.
+    pub fn recoveries(&self) -> Vec<FakeRecovery> {
+        self.shared.lock().recoveries.clone()
+    }
+
+    /// The locations of [`Self::recoveries`], in order.
+    pub fn recovered_from(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .recoveries
+            .iter()
+            .map(|r| r.location.clone())
+            .collect()
     }
 
     /// Changes collection `name`'s stored `config` (the object `GET` returns as
@@ -535,8 +809,61 @@ impl std::fmt::Debug for FakeQdrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeQdrant")
             .field("url", &self.url.as_str())
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
+}
+
+/// One successful snapshot recovery, as [`FakeQdrant::recoveries`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeRecovery {
+    /// The peer that recovered (answered the request).
+    pub peer_id: u64,
+    /// The collection name of the request path (an alias is not resolved here).
+    pub collection: String,
+    /// The shard, for the shard routes.
+    pub shard_id: Option<u32>,
+    /// Where the snapshot came from: the request's `location`; for a collection upload, the
+    /// `file://` URL of the saved upload that Qdrant recovers from
+    /// (`file:///qdrant/snapshots/{c}/{file name}`); for a shard upload, `upload:{file name}`.
+    pub location: String,
+    /// The requested priority, if any.
+    pub priority: Option<SnapshotPriority>,
+    /// The checksum the request asked to verify, if any.
+    pub checksum: Option<String>,
+    /// Size of the snapshot in bytes.
+    pub size: u64,
+}
+
+/// One listener of the fake: the shared state and the peer it answers as.
+struct Listener {
+    shared: Arc<Shared>,
+    /// 0 for the main listener.
+    id: usize,
+    /// `None`: [`ClusterState::peer_id`] (or the standalone peer).
+    peer: Option<u64>,
+}
+
+/// Who answers a request, put into request extensions by `gate`.
+#[derive(Clone, Copy, Debug)]
+struct Answering {
+    listener: usize,
+    peer: u64,
+}
+
+/// Binds `127.0.0.1:0` and serves `listener` on it.
+async fn serve(listener: Arc<Listener>) -> std::io::Result<(Url, JoinHandle<()>)> {
+    let tcp = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr: SocketAddr = tcp.local_addr()?;
+    let url = Url::parse(&format!("http://{addr}/"))
+        .map_err(|e| std::io::Error::other(format!("bad listener address {addr}: {e}")))?;
+    let app = router(listener);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(tcp, app).await {
+            tracing::error!(error = %e, "fake Qdrant server stopped");
+        }
+    });
+    Ok((url, server))
 }
 
 /// State shared between the handle and the server.
@@ -568,15 +895,28 @@ struct State {
     collections: BTreeMap<String, FakeCollection>,
     /// Alias name → collection name.
     aliases: BTreeMap<String, String>,
+    /// The highest listener id handed out.
+    next_listener: usize,
+    /// Each peer's snapshot directories: (peer, collection directory, shard) → name → file.
+    snapshots: BTreeMap<SnapshotDir, BTreeMap<String, FakeSnapshot>>,
+    /// Padding bytes of new snapshots.
+    snapshot_padding: u64,
+    /// `service.enable_snapshot_url_recovery`.
+    snapshot_url_recovery: bool,
+    /// (listener, bytes): the next download from that listener breaks after so many bytes.
+    download_faults: Vec<(usize, u64)>,
+    /// Successful recoveries, in order.
+    recoveries: Vec<FakeRecovery>,
+    /// Uploads received without a file name so far (to name them).
+    uploads: u64,
 }
 
 impl State {
-    /// Consumes one use of the first fault matching `path`.
-    fn take_fault(&mut self, path: &str) -> Option<FaultKind> {
-        let index = self
-            .faults
-            .iter()
-            .position(|f| f.remaining > 0 && path.contains(&f.path_contains))?;
+    /// Consumes one use of the first fault of `listener` matching `path`.
+    fn take_fault(&mut self, listener: usize, path: &str) -> Option<FaultKind> {
+        let index = self.faults.iter().position(|f| {
+            f.listener == listener && f.remaining > 0 && path.contains(&f.path_contains)
+        })?;
         let fault = &mut self.faults[index];
         fault.remaining -= 1;
         let kind = fault.kind;
@@ -588,6 +928,8 @@ impl State {
 }
 
 struct Fault {
+    /// The listener whose requests it applies to.
+    listener: usize,
     path_contains: String,
     kind: FaultKind,
     remaining: usize,
@@ -608,15 +950,17 @@ enum Access {
     ReadOnly,
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+fn router(listener: Arc<Listener>) -> Router {
+    let shared = listener.shared.clone();
     Router::new()
         .merge(service_routes())
         .merge(cluster_routes())
         .merge(collection_routes())
+        .merge(snapshot_routes())
         .route_layer(middleware::from_fn(read_only_gate))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
-        .layer(middleware::from_fn_with_state(shared.clone(), gate))
+        .layer(middleware::from_fn_with_state(listener, gate))
         .with_state(shared)
 }
 
@@ -635,16 +979,28 @@ fn cluster_routes() -> Router<Arc<Shared>> {
 }
 
 /// Records the request, authenticates it as Qdrant does, then applies injected faults.
-async fn gate(AxumState(shared): AxumState<Arc<Shared>>, mut req: Request, next: Next) -> Response {
+async fn gate(
+    AxumState(listener): AxumState<Arc<Listener>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let recorded = record(&req);
+    let mut recorded = record(&req);
     let path = recorded.path.clone();
-    let decision = {
-        let mut state = shared.lock();
+    let (decision, answering) = {
+        let mut state = listener.shared.lock();
+        let peer = listener.peer.unwrap_or_else(|| state.this_peer_id());
+        recorded.peer_id = peer;
         let access = authenticate(&state, &path, &recorded);
         state.requests.push(recorded);
-        access.map(|access| (access, state.take_fault(&path)))
+        let decision = access.map(|access| (access, state.take_fault(listener.id, &path)));
+        let answering = Answering {
+            listener: listener.id,
+            peer,
+        };
+        (decision, answering)
     };
+    req.extensions_mut().insert(answering);
     let access = match decision {
         Err(message) => return (StatusCode::UNAUTHORIZED, Body::from(message)).into_response(),
         Ok((_, Some(FaultKind::Status(status)))) => return injected_failure(status, started),
@@ -671,6 +1027,7 @@ fn record(req: &Request) -> RecordedRequest {
         query: req.uri().query().map(str::to_owned),
         api_key: header_text(crate::qdrant::API_KEY_HEADER),
         authorization: header_text(header::AUTHORIZATION.as_str()),
+        peer_id: 0,
     }
 }
 
@@ -707,6 +1064,11 @@ async fn read_only_gate(req: Request, next: Next) -> Response {
                 .iter()
                 .any(|suffix| req.uri().path().ends_with(suffix)));
     if read_only && !is_read {
+        // The upload routes refuse in their first extractor (`ActixAccessManage`), whose
+        // error is actix's plain-text response.
+        if req.uri().path().ends_with("/snapshots/upload") {
+            return text(StatusCode::FORBIDDEN, READ_ONLY_DENIED_MESSAGE);
+        }
         return error(
             StatusCode::FORBIDDEN,
             READ_ONLY_DENIED_MESSAGE,
@@ -789,12 +1151,26 @@ async fn readyz(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     }
 }
 
-async fn cluster_status(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+async fn cluster_status(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+) -> Response {
     let started = Instant::now();
     let cluster = shared.lock().cluster.clone();
-    let Some(c) = cluster else {
+    let Some(mut c) = cluster else {
         return ok(json!({"status": "disabled"}), started);
     };
+    if answering.peer != c.peer_id {
+        // A peer view: its own id and role.
+        c.peer_id = answering.peer;
+        c.role = c.leader.map(|leader| {
+            if leader == answering.peer {
+                RaftRole::Leader
+            } else {
+                RaftRole::Follower
+            }
+        });
+    }
     let peers: serde_json::Map<String, Value> = c
         .peers
         .iter()
@@ -839,7 +1215,11 @@ struct FakeCollection {
     config: Value,
     /// Payload indexes by field: `{data_type, params?, points}`.
     payload_schema: BTreeMap<String, Value>,
-    points_count: u64,
+    /// Points by shard id (every replica of a shard holds the same points); a shard without
+    /// an entry has none.
+    shard_points: BTreeMap<u32, u64>,
+    /// Points set while the collection has no shard (custom sharding).
+    unplaced_points: u64,
     /// Sequence number reported by index operations.
     operation_id: u64,
     /// Shard id → replicas: peer id → replica state (one of [`REPLICA_STATES`]).
@@ -855,7 +1235,7 @@ impl FakeCollection {
             "status": "green",
             "optimizer_status": "ok",
             "indexed_vectors_count": 0,
-            "points_count": self.points_count,
+            "points_count": self.points_count(),
             "segments_count": segments_count(&self.config),
             "config": self.config,
             "payload_schema": self.payload_schema,
@@ -1055,7 +1435,8 @@ async fn create_collection(
             FakeCollection {
                 config,
                 payload_schema: BTreeMap::new(),
-                points_count: 0,
+                shard_points: BTreeMap::new(),
+                unplaced_points: 0,
                 operation_id: 0,
                 shards,
                 transfers: Vec::new(),
@@ -1354,12 +1735,12 @@ impl FakeCollection {
     fn cluster_info(&self, me: u64) -> Value {
         let mut local = Vec::new();
         let mut remote = Vec::new();
-        for (index, (shard, replicas)) in self.shards.iter().enumerate() {
+        for (shard, replicas) in &self.shards {
             for (peer, state) in replicas {
                 if *peer == me {
                     local.push(json!({
                         "shard_id": shard,
-                        "points_count": self.shard_points(index),
+                        "points_count": self.points_of(*shard),
                         "state": state,
                     }));
                 } else {
@@ -1379,11 +1760,34 @@ impl FakeCollection {
         })
     }
 
-    /// Points of the `index`-th shard: `points_count` spread evenly over the shards.
-    fn shard_points(&self, index: usize) -> u64 {
-        let shards = u64::try_from(self.shards.len()).unwrap_or(1).max(1);
-        let index = u64::try_from(index).unwrap_or(u64::MAX);
-        self.points_count / shards + u64::from(index < self.points_count % shards)
+    /// Points of shard `shard`.
+    fn points_of(&self, shard: u32) -> u64 {
+        self.shard_points.get(&shard).copied().unwrap_or(0)
+    }
+
+    /// Points of the whole collection: the sum over its shards.
+    fn points_count(&self) -> u64 {
+        self.shards
+            .keys()
+            .map(|shard| self.points_of(*shard))
+            .sum::<u64>()
+            + self.unplaced_points
+    }
+
+    /// Spreads `points` evenly over the shards, the first ones getting the remainder.
+    fn set_points(&mut self, points: u64) {
+        let shards: Vec<u32> = self.shards.keys().copied().collect();
+        self.shard_points.clear();
+        if shards.is_empty() {
+            self.unplaced_points = points;
+            return;
+        }
+        self.unplaced_points = 0;
+        let count = u64::try_from(shards.len()).unwrap_or(u64::MAX);
+        for (index, shard) in (0u64..).zip(shards) {
+            let share = points / count + u64::from(index < points % count);
+            self.shard_points.insert(shard, share);
+        }
     }
 
     /// True when any shard has a replica on `peer`, whatever its state.
@@ -1604,11 +2008,12 @@ impl FakeCollection {
 
 async fn get_collection_cluster(
     AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
     Path(name): Path<String>,
 ) -> Response {
     let started = Instant::now();
     let state = shared.lock();
-    let me = state.this_peer_id();
+    let me = answering.peer;
     let result = state
         .resolve(&name)
         .and_then(|real| {
@@ -1706,6 +2111,1678 @@ async fn remove_peer(
         collection.remove_peer(peer_id);
     }
     ok(json!(true), started)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots and point counts
+// ---------------------------------------------------------------------------------------------
+
+/// A snapshot directory of one peer: (peer, collection directory name, shard).
+type SnapshotDir = (u64, String, Option<u32>);
+
+/// One stored snapshot file. Only its header line is kept; the padding after it is generated
+/// whenever the file is read.
+#[derive(Clone)]
+struct FakeSnapshot {
+    /// The header line, `\n` included (empty for an upload that was not a fake snapshot).
+    header: Bytes,
+    /// Size of the whole file.
+    size: u64,
+    /// The SHA-256 Qdrant keeps beside a snapshot it made (`.checksum` file); `None` for an
+    /// uploaded file.
+    checksum: Option<String>,
+    /// `creation_time`, `YYYY-MM-DDThh:mm:ss` (UTC).
+    creation_time: String,
+}
+
+impl FakeSnapshot {
+    /// `{name, creation_time, size, checksum?}` (Qdrant's `SnapshotDescription`).
+    fn description(&self, name: &str) -> Value {
+        let mut description = json!({
+            "name": name,
+            "creation_time": self.creation_time,
+            "size": self.size,
+        });
+        if let (Some(checksum), Value::Object(map)) = (&self.checksum, &mut description) {
+            map.insert("checksum".to_owned(), json!(checksum));
+        }
+        description
+    }
+
+    fn padding(&self) -> u64 {
+        self.size
+            .saturating_sub(u64::try_from(self.header.len()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The first line of a fake snapshot file (JSON), followed by the padding.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotHeader {
+    /// Format version, 1.
+    fake_qdrant_snapshot: u32,
+    /// The file name it was created as.
+    name: String,
+    /// The collection it was taken of.
+    collection: String,
+    /// The peer that made it.
+    peer_id: u64,
+    /// The shard, for a shard snapshot; `null` for a collection snapshot.
+    shard_id: Option<u32>,
+    /// Creation time, `YYYY-MM-DDThh:mm:ss` (UTC).
+    created_at: String,
+    /// The collection's `config` (as `GET /collections/{c}` returns it).
+    config: Value,
+    /// The collection's payload indexes (as `payload_schema`).
+    #[serde(default)]
+    payload_schema: BTreeMap<String, Value>,
+    /// Points of each shard whose data the snapshot holds (a collection snapshot holds the
+    /// shards local to its peer; a shard snapshot holds its shard).
+    shards: BTreeMap<u32, u64>,
+}
+
+/// Format version of [`SnapshotHeader`].
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Length of the repeating pseudo-random padding block.
+const PADDING_BLOCK_LEN: usize = 64 * 1024;
+
+/// The padding block (xorshift64 output), built at compile time.
+static PADDING_BLOCK: [u8; PADDING_BLOCK_LEN] = padding_block();
+
+const fn padding_block() -> [u8; PADDING_BLOCK_LEN] {
+    let mut block = [0u8; PADDING_BLOCK_LEN];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut i = 0;
+    while i < PADDING_BLOCK_LEN {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        block[i] = (x >> 32) as u8;
+        i += 1;
+    }
+    block
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+/// SHA-256 of a fake snapshot file: the header line, then `padding` generated bytes.
+fn snapshot_checksum(header: &[u8], padding: u64) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(header);
+    let mut left = padding;
+    while left > 0 {
+        let n = usize::try_from(left).map_or(PADDING_BLOCK_LEN, |l| l.min(PADDING_BLOCK_LEN));
+        hasher.update(&PADDING_BLOCK[..n]);
+        left -= n as u64;
+    }
+    hex(&hasher.finalize())
+}
+
+/// Qdrant's `hashes_equal`: case and whitespace do not matter.
+fn hashes_equal(a: &str, b: &str) -> bool {
+    let clean = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<String>()
+    };
+    clean(a) == clean(b)
+}
+
+/// The bytes of a snapshot file, generated chunk by chunk (the header, then padding slices of
+/// at most 64 KiB borrowed from [`PADDING_BLOCK`]); with `break_after`, an error after that
+/// many bytes instead of the rest.
+fn content_stream(
+    header: Bytes,
+    padding: u64,
+    break_after: Option<u64>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    struct Content {
+        header: Bytes,
+        total: u64,
+        offset: u64,
+        break_after: Option<u64>,
+        done: bool,
+    }
+    let header_len = u64::try_from(header.len()).unwrap_or(u64::MAX);
+    let content = Content {
+        header,
+        total: header_len + padding,
+        offset: 0,
+        break_after,
+        done: false,
+    };
+    futures::stream::unfold(content, move |mut c| async move {
+        if c.done {
+            return None;
+        }
+        let limit = c.break_after.map_or(c.total, |at| at.min(c.total));
+        if c.offset >= limit {
+            c.done = true;
+            let at = c.break_after?;
+            // Let the server flush what it has (it does while the body is pending), so the
+            // client gets the headers and `at` bytes before the connection breaks.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let e = std::io::Error::other(format!("injected download failure after {at} bytes"));
+            return Some((Err(e), c));
+        }
+        let chunk = if c.offset < header_len {
+            let start = usize::try_from(c.offset).unwrap_or(usize::MAX);
+            let end = usize::try_from(limit.min(header_len)).unwrap_or(usize::MAX);
+            c.header.slice(start..end)
+        } else {
+            let at =
+                usize::try_from((c.offset - header_len) % PADDING_BLOCK_LEN as u64).unwrap_or(0);
+            let room = usize::try_from(limit - c.offset).unwrap_or(usize::MAX);
+            let n = (PADDING_BLOCK_LEN - at).min(room);
+            Bytes::from_static(&PADDING_BLOCK[at..at + n])
+        };
+        c.offset += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        Some((Ok(chunk), c))
+    })
+}
+
+/// What the fake learnt from a snapshot it read (downloaded, uploaded or stored): the header
+/// line, size and checksum; the rest was hashed and dropped.
+struct Fetched {
+    /// The header line, `\n` included, when the file has one.
+    header: Option<Vec<u8>>,
+    size: u64,
+    /// SHA-256, when computed.
+    checksum: Option<String>,
+}
+
+impl Fetched {
+    /// The parsed header, or why the file is not a fake snapshot.
+    fn parse(&self) -> Result<SnapshotHeader, String> {
+        let Some(line) = &self.header else {
+            return Err("not a fake Qdrant snapshot: no header line".to_owned());
+        };
+        let header: SnapshotHeader =
+            serde_json::from_slice(line).map_err(|e| format!("not a fake Qdrant snapshot: {e}"))?;
+        if header.fake_qdrant_snapshot != SNAPSHOT_FORMAT {
+            return Err(format!(
+                "unknown fake Qdrant snapshot format {}",
+                header.fake_qdrant_snapshot
+            ));
+        }
+        Ok(header)
+    }
+
+    /// The header of a collection snapshot, with Qdrant's errors for other files.
+    fn collection_header(&self) -> Result<SnapshotHeader, Failure> {
+        let header = self
+            .parse()
+            .map_err(|e| internal(format!("Failed to unpack tar archive: {e}")))?;
+        if header.shard_id.is_some() {
+            // A shard snapshot has no collection config at its root.
+            return Err(internal(
+                "failed to open file `config.json`: No such file or directory (os error 2)",
+            ));
+        }
+        Ok(header)
+    }
+
+    /// The points of a shard snapshot's shard, with Qdrant's errors for other files.
+    fn shard_points(&self) -> Result<u64, Failure> {
+        let header = self
+            .parse()
+            .map_err(|e| internal(format!("Failed to unpack tar archive: {e}")))?;
+        match (header.shard_id, header.shards.values().next()) {
+            (Some(_), Some(points)) => Ok(*points),
+            _ => Err(bad_request("Invalid snapshot")),
+        }
+    }
+
+    /// Qdrant's checksum check of a recovery (`expected` is the request's).
+    fn verify(&self, expected: Option<&str>) -> Result<(), Failure> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let actual = self.checksum.as_deref().unwrap_or_default();
+        if hashes_equal(actual, expected) {
+            Ok(())
+        } else {
+            Err(wrong_input(format!(
+                "Snapshot checksum mismatch: expected {expected}, got {actual}"
+            )))
+        }
+    }
+}
+
+/// Measures (and, when asked, hashes) a snapshot as it streams by, keeping only its first line.
+/// Qdrant hashes a downloaded or uploaded snapshot only when the request has a checksum.
+struct SnapshotReader {
+    hasher: Option<Sha256>,
+    size: u64,
+    header: Vec<u8>,
+    header_done: bool,
+}
+
+/// The longest header line the fake keeps.
+const MAX_HEADER_LEN: usize = 16 << 20;
+
+impl SnapshotReader {
+    fn new(hash: bool) -> Self {
+        Self {
+            hasher: hash.then(Sha256::new),
+            size: 0,
+            header: Vec::new(),
+            header_done: false,
+        }
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(data);
+        }
+        self.size += u64::try_from(data.len()).unwrap_or(u64::MAX);
+        if self.header_done || self.header.len() >= MAX_HEADER_LEN {
+            return;
+        }
+        match data.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                self.header.extend_from_slice(&data[..=end]);
+                self.header_done = true;
+            }
+            None => {
+                let room = MAX_HEADER_LEN - self.header.len();
+                self.header.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+    }
+
+    fn finish(self) -> Fetched {
+        Fetched {
+            header: self.header_done.then_some(self.header),
+            size: self.size,
+            checksum: self.hasher.map(|hasher| hex(&hasher.finalize())),
+        }
+    }
+}
+
+/// A stored snapshot as a [`Fetched`]; the checksum is computed (off the runtime) only when
+/// `need_checksum` and not stored.
+async fn from_stored(snapshot: FakeSnapshot, need_checksum: bool) -> Result<Fetched, Failure> {
+    let checksum = match (&snapshot.checksum, need_checksum) {
+        (Some(checksum), _) => Some(checksum.clone()),
+        (None, true) => {
+            let (header, padding) = (snapshot.header.clone(), snapshot.padding());
+            Some(
+                tokio::task::spawn_blocking(move || snapshot_checksum(&header, padding))
+                    .await
+                    .map_err(|e| internal(format!("Tokio task join error: {e}")))?,
+            )
+        }
+        (None, false) => None,
+    };
+    let header = snapshot
+        .header
+        .ends_with(b"\n")
+        .then(|| snapshot.header.to_vec());
+    Ok(Fetched {
+        header,
+        size: snapshot.size,
+        checksum,
+    })
+}
+
+/// Downloads `url` as Qdrant does for a recovery (`download_and_unpack_tar` in
+/// `lib/storage/src/content_manager/snapshots/download_tar.rs`): `api_key` as `api-key`
+/// header, a non-success status is `Wrong input: Failed to download tar from {url}: status -
+/// {status}`, a transport failure `Service internal error: Http request error: ...`.
+async fn fetch_http(url: &Url, api_key: Option<&str>, hash: bool) -> Result<Fetched, Failure> {
+    let tls = crate::qdrant::tls_config(rustls::RootCertStore::empty())
+        .map_err(|e| internal(format!("Http request error: {e}")))?;
+    let mut builder = reqwest::Client::builder().tls_backend_preconfigured(tls);
+    if let Some(key) = api_key {
+        let mut value = reqwest::header::HeaderValue::from_str(key)
+            .map_err(|e| internal(format!("malformed API key: {e}")))?;
+        value.set_sensitive(true);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(crate::qdrant::API_KEY_HEADER, value);
+        builder = builder.default_headers(headers);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| internal(format!("Http request error: {e}")))?;
+    let resp = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| internal(format!("Http request error: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(wrong_input(format!(
+            "Failed to download tar from {url}: status - {}",
+            resp.status()
+        )));
+    }
+    let mut reader = SnapshotReader::new(hash);
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| internal(format!("Failed to unpack tar archive: {e}")))?;
+        reader.feed(&chunk);
+    }
+    Ok(reader.finish())
+}
+
+fn internal(message: impl std::fmt::Display) -> Failure {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("Service internal error: {message}"),
+    )
+}
+
+fn shard_not_found(shard: u32) -> Failure {
+    (
+        StatusCode::NOT_FOUND,
+        format!("Not found: shard {shard} not found"),
+    )
+}
+
+fn snapshot_not_found(name: &str) -> Failure {
+    (
+        StatusCode::NOT_FOUND,
+        format!("Not found: Snapshot {name} not found"),
+    )
+}
+
+/// 404 for a missing shard snapshot file, naming its path as Qdrant does (`{:?}` of the path
+/// under the stock `./snapshots`).
+fn shard_snapshot_file_missing(collection: &str, shard: u32, name: &str) -> Failure {
+    let path = format!("./snapshots/{collection}/shards/{shard}/{name}");
+    (
+        StatusCode::NOT_FOUND,
+        format!("Not found: Snapshot {path:?} not found"),
+    )
+}
+
+/// True when `name` is a bare file name (no directory part), as Qdrant requires of a shard
+/// snapshot name.
+fn is_file_name(name: &str) -> bool {
+    !name.is_empty() && std::path::Path::new(name).file_name() == Some(std::ffi::OsStr::new(name))
+}
+
+/// A plain-text error (actix's default error response, used by the download routes).
+fn text_error((status, message): Failure) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// `202 Accepted`: `{"status": "accepted", "time"}` (`wait=false`).
+fn accepted(started: Instant) -> Response {
+    json_response(
+        StatusCode::ACCEPTED,
+        &json!({"status": "accepted", "time": started.elapsed().as_secs_f64()}),
+    )
+}
+
+/// Qdrant's `time_or_accept`: the result with `wait=true`, `202 Accepted` otherwise (the fake
+/// does the work before answering either way; Qdrant only logs a failure it accepted).
+fn finish(result: Result<Value, Failure>, wait: bool, started: Instant) -> Response {
+    if wait {
+        reply(result, started)
+    } else {
+        accepted(started)
+    }
+}
+
+/// The query's `key` parameter, decoded.
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `wait` (default `true`).
+fn wait_param(query: Option<&str>) -> bool {
+    query_param(query, "wait").is_none_or(|w| w != "false")
+}
+
+/// `Forbidden` when `url` is remote and recovery from URLs is disabled.
+fn check_url_recovery(shared: &Shared, url: &Url) -> Result<(), Failure> {
+    if matches!(url.scheme(), "http" | "https") && !shared.lock().snapshot_url_recovery {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "Forbidden: Snapshot recovery from remote URLs is disabled in the configuration"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+impl State {
+    /// The collection `name` refers to (alias resolved), with its real name.
+    fn collection_of(&self, name: &str) -> Result<(String, &FakeCollection), Failure> {
+        let real = self.resolve(name)?;
+        let collection = self
+            .collections
+            .get(&real)
+            .ok_or_else(|| collection_not_found(&real))?;
+        Ok((real, collection))
+    }
+
+    /// The stored collection snapshot `file` of `real` on peer `me`, with
+    /// `SnapshotStorageLocalFS::get_snapshot_path`'s errors: no snapshot directory yet (Qdrant
+    /// creates it with the first snapshot of the collection on that peer) or no such file.
+    fn collection_snapshot(
+        &self,
+        me: u64,
+        real: &str,
+        file: &str,
+    ) -> Result<FakeSnapshot, Failure> {
+        let start = (me, real.to_owned(), None);
+        let has_dir = self
+            .snapshots
+            .range(start..)
+            .next()
+            .is_some_and(|((peer, collection, _), _)| *peer == me && collection == real);
+        if !has_dir {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("Not found: Snapshot directory: ./snapshots/{real} not found"),
+            ));
+        }
+        self.snapshots
+            .get(&(me, real.to_owned(), None))
+            .and_then(|dir| dir.get(file))
+            .cloned()
+            .ok_or_else(|| snapshot_not_found(file))
+    }
+
+    /// The next download fault of `listener`, if any.
+    fn take_download_fault(&mut self, listener: usize) -> Option<u64> {
+        let index = self
+            .download_faults
+            .iter()
+            .position(|(l, _)| *l == listener)?;
+        Some(self.download_faults.remove(index).1)
+    }
+
+    /// The stored shard snapshot `file` of `shard` on peer `me`, with the checks of
+    /// `ShardHolder::get_shard_snapshot_path` (a local replica, a bare file name) and
+    /// `get_snapshot_file` (the file exists).
+    fn stored_shard_snapshot(
+        &self,
+        me: u64,
+        name: &str,
+        shard: u32,
+        file: &str,
+    ) -> Result<FakeSnapshot, Failure> {
+        let (real, collection) = self.collection_of(name)?;
+        let Some(replicas) = collection.shards.get(&shard) else {
+            return Err(shard_not_found(shard));
+        };
+        if !replicas.contains_key(&me) {
+            return Err(wrong_input(format!(
+                "Shard {shard} is not a local or queue proxy shard"
+            )));
+        }
+        if !is_file_name(file) {
+            return Err(snapshot_not_found(file));
+        }
+        self.snapshots
+            .get(&(me, real.clone(), Some(shard)))
+            .and_then(|dir| dir.get(file))
+            .cloned()
+            .ok_or_else(|| shard_snapshot_file_missing(&real, shard, file))
+    }
+
+    /// The stored snapshot a `file://` path names on peer `me`:
+    /// `{FAKE_SNAPSHOTS_PATH}/{collection}/{file}` or `.../{collection}/shards/{s}/{file}`.
+    fn stored_at_path(&self, me: u64, path: &std::path::Path) -> Option<FakeSnapshot> {
+        let rest = path.strip_prefix(FAKE_SNAPSHOTS_PATH).ok()?;
+        let parts: Vec<&str> = rest
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<_>>()?;
+        let (dir, file) = match parts.as_slice() {
+            [collection, file] => ((me, (*collection).to_owned(), None), *file),
+            [collection, "shards", shard, file] => (
+                (me, (*collection).to_owned(), Some(shard.parse().ok()?)),
+                *file,
+            ),
+            _ => return None,
+        };
+        self.snapshots.get(&dir)?.get(file).cloned()
+    }
+
+    /// Applies a collection snapshot on peer `me` (`_do_recover_from_snapshot` in
+    /// `lib/storage/src/content_manager/snapshots/recover.rs`): a missing collection is
+    /// created from the snapshot's config and payload indexes; an existing one must have the
+    /// same vectors and shard number; then each shard whose data the snapshot holds gets its
+    /// points and a replica on `me`, the other replicas handled by `priority`.
+    fn recover_collection(
+        &mut self,
+        name: &str,
+        header: &SnapshotHeader,
+        me: u64,
+        priority: Option<SnapshotPriority>,
+    ) -> Result<(), Failure> {
+        let real = self
+            .aliases
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned());
+        let peers = self.peer_ids();
+        let instantly = self.transfers_complete_instantly;
+        if !self.collections.contains_key(&real) {
+            let shards = initial_placement(&header.config, &peers);
+            let payload_schema = header
+                .payload_schema
+                .iter()
+                .map(|(field, info)| {
+                    let mut info = info.clone();
+                    if let Value::Object(map) = &mut info {
+                        map.insert("points".to_owned(), json!(0));
+                    }
+                    (field.clone(), info)
+                })
+                .collect();
+            self.collections.insert(
+                real.clone(),
+                FakeCollection {
+                    config: header.config.clone(),
+                    payload_schema,
+                    shard_points: BTreeMap::new(),
+                    unplaced_points: 0,
+                    operation_id: 0,
+                    shards,
+                    transfers: Vec::new(),
+                },
+            );
+        }
+        let collection = self
+            .collections
+            .get_mut(&real)
+            .ok_or_else(|| collection_not_found(&real))?;
+        let (ours, theirs) = (&collection.config["params"], &header.config["params"]);
+        if ours["vectors"] != theirs["vectors"] {
+            return Err(wrong_input(format!(
+                "Snapshot is not compatible with existing collection: Collection vectors: {} Snapshot Vectors: {}",
+                ours["vectors"], theirs["vectors"]
+            )));
+        }
+        if ours["shard_number"] != theirs["shard_number"] {
+            return Err(wrong_input(format!(
+                "Snapshot is not compatible with existing collection: Collection shard number: {} Snapshot shard number: {}",
+                ours["shard_number"], theirs["shard_number"]
+            )));
+        }
+        let replication_factor = ours["replication_factor"].as_u64().unwrap_or(1);
+        let priority = priority.unwrap_or(SnapshotPriority::Snapshot);
+        for (shard, points) in &header.shards {
+            if collection.shards.contains_key(shard) {
+                collection.shard_points.insert(*shard, *points);
+                collection.restore_replica(
+                    &real,
+                    &peers,
+                    *shard,
+                    me,
+                    priority,
+                    Some(replication_factor),
+                    instantly,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a shard snapshot of `points` points to `shard` on peer `me`
+    /// (`recover_shard_snapshot_impl` in `src/common/snapshots.rs`).
+    fn recover_shard(
+        &mut self,
+        name: &str,
+        shard: u32,
+        points: u64,
+        me: u64,
+        priority: Option<SnapshotPriority>,
+    ) -> Result<(), Failure> {
+        let real = self.resolve(name)?;
+        let peers = self.peer_ids();
+        let instantly = self.transfers_complete_instantly;
+        let collection = self.resolve_mut(&real)?;
+        if !collection.shards.contains_key(&shard) {
+            return Err(shard_not_found(shard));
+        }
+        collection.shard_points.insert(shard, points);
+        let priority = priority.unwrap_or(SnapshotPriority::Snapshot);
+        collection.restore_replica(&real, &peers, shard, me, priority, None, instantly);
+        Ok(())
+    }
+}
+
+impl FakeCollection {
+    /// The replica states after `me` restored `shard`. `collection_rf` is the collection's
+    /// replication factor for a collection recovery, `None` for a shard recovery: with other
+    /// active replicas, `no_sync` activates `me` only; `snapshot` activates `me` and, for a
+    /// collection, removes the replicas beyond the replication factor and marks the rest
+    /// `Dead` (for a shard, marks them all `Dead`); `replica` starts a transfer from another
+    /// active replica to `me` (collection) or marks `me` `Dead` (shard). Qdrant then re-syncs
+    /// `Dead` replicas on its own; the fake leaves them `Dead`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private helper of the recoveries"
+    )]
+    fn restore_replica(
+        &mut self,
+        name: &str,
+        peers: &[u64],
+        shard: u32,
+        me: u64,
+        priority: SnapshotPriority,
+        collection_rf: Option<u64>,
+        instantly: bool,
+    ) {
+        let Some(replicas) = self.shards.get_mut(&shard) else {
+            return;
+        };
+        let others: Vec<u64> = replicas
+            .iter()
+            .filter(|(peer, state)| **peer != me && is_active(state))
+            .map(|(peer, _)| *peer)
+            .collect();
+        if others.is_empty() || priority == SnapshotPriority::NoSync {
+            replicas.insert(me, "Active");
+            return;
+        }
+        match (priority, collection_rf) {
+            (SnapshotPriority::Replica, Some(_)) => {
+                replicas.insert(me, "ManualRecovery");
+                let transfer = FakeTransfer {
+                    shard_id: shard,
+                    to_shard_id: None,
+                    from: others[0],
+                    to: me,
+                    sync: true,
+                    method: model::ShardTransferMethod::Snapshot,
+                };
+                if self.start_transfer(name, peers, transfer).is_ok() && instantly {
+                    self.finish_transfer(&transfer);
+                }
+            }
+            (SnapshotPriority::Replica, None) => {
+                replicas.insert(me, "Dead");
+            }
+            (_, collection_rf) => {
+                replicas.insert(me, "Active");
+                let keep = collection_rf.map_or(usize::MAX, |rf| {
+                    usize::try_from(rf.saturating_sub(1)).unwrap_or(usize::MAX)
+                });
+                let mut remove = others.len().saturating_sub(keep);
+                for peer in others {
+                    if remove > 0 {
+                        remove -= 1;
+                        let related: Vec<FakeTransfer> = self
+                            .transfers
+                            .iter()
+                            .filter(|t| t.involves(peer, shard))
+                            .copied()
+                            .collect();
+                        for transfer in &related {
+                            self.abort_transfer(transfer);
+                        }
+                        if let Some(replicas) = self.shards.get_mut(&shard) {
+                            replicas.remove(&peer);
+                        }
+                    } else if let Some(replicas) = self.shards.get_mut(&shard) {
+                        replicas.insert(peer, "Dead");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn snapshot_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/collections/{name}/points/count", post(count_points))
+        .route(
+            "/collections/{name}/snapshots",
+            get(list_collection_snapshots).post(create_collection_snapshot),
+        )
+        // Static before `{snapshot}`: the other methods reach the snapshot of that name, as
+        // in Qdrant (actix tries each method-guarded route in turn).
+        .route(
+            "/collections/{name}/snapshots/upload",
+            post(upload_collection_snapshot)
+                .get(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path(name): Path<String>| {
+                        get_collection_snapshot(s, a, Path((name, "upload".to_owned())))
+                    },
+                )
+                .delete(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path(name): Path<String>,
+                     q: RawQuery| {
+                        delete_collection_snapshot(s, a, Path((name, "upload".to_owned())), q)
+                    },
+                ),
+        )
+        .route(
+            "/collections/{name}/snapshots/recover",
+            put(recover_collection_snapshot)
+                .get(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path(name): Path<String>| {
+                        get_collection_snapshot(s, a, Path((name, "recover".to_owned())))
+                    },
+                )
+                .delete(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path(name): Path<String>,
+                     q: RawQuery| {
+                        delete_collection_snapshot(s, a, Path((name, "recover".to_owned())), q)
+                    },
+                ),
+        )
+        .route(
+            "/collections/{name}/snapshots/{snapshot}",
+            get(get_collection_snapshot).delete(delete_collection_snapshot),
+        )
+        .route(
+            "/collections/{name}/shards/{shard}/snapshots",
+            get(list_shard_snapshots).post(create_shard_snapshot),
+        )
+        .route(
+            "/collections/{name}/shards/{shard}/snapshots/upload",
+            post(upload_shard_snapshot)
+                .get(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path((name, shard)): Path<(String, String)>| {
+                        get_shard_snapshot(s, a, Path((name, shard, "upload".to_owned())))
+                    },
+                )
+                .delete(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path((name, shard)): Path<(String, String)>,
+                     q: RawQuery| {
+                        delete_shard_snapshot(s, a, Path((name, shard, "upload".to_owned())), q)
+                    },
+                ),
+        )
+        .route(
+            "/collections/{name}/shards/{shard}/snapshots/recover",
+            put(recover_shard_snapshot)
+                .get(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path((name, shard)): Path<(String, String)>| {
+                        get_shard_snapshot(s, a, Path((name, shard, "recover".to_owned())))
+                    },
+                )
+                .delete(
+                    |s: AxumState<Arc<Shared>>,
+                     a: Extension<Answering>,
+                     Path((name, shard)): Path<(String, String)>,
+                     q: RawQuery| {
+                        delete_shard_snapshot(s, a, Path((name, shard, "recover".to_owned())), q)
+                    },
+                ),
+        )
+        .route(
+            "/collections/{name}/shards/{shard}/snapshots/{snapshot}",
+            get(get_shard_snapshot).delete(delete_shard_snapshot),
+        )
+}
+
+/// `POST /collections/{c}/points/count` (`count_points` in `src/actix/api/count_api.rs`):
+/// the collection's points over all shards; `filter` and `shard_key` are accepted and
+/// ignored (the fake has no points to filter).
+async fn count_points(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| -> Result<Value, Failure> {
+        let _request: model::CountRequest = decode(&body)?;
+        let state = shared.lock();
+        let (_, collection) = state.collection_of(&name)?;
+        Ok(json!({ "count": collection.points_count() }))
+    })();
+    reply(result, started)
+}
+
+/// Creates a snapshot on peer `me` of collection `name`, or of one of its shards
+/// (`Collection::create_snapshot`, `ShardHolder::create_shard_snapshot`), checksummed in one
+/// streaming pass off the runtime.
+async fn create_snapshot(
+    shared: &Shared,
+    me: u64,
+    name: &str,
+    shard: Option<u32>,
+) -> Result<Value, Failure> {
+    let (dir, file, header, created, padding) = {
+        let state = shared.lock();
+        let (real, collection) = state.collection_of(name)?;
+        if let Some(shard) = shard {
+            let Some(replicas) = collection.shards.get(&shard) else {
+                return Err(shard_not_found(shard));
+            };
+            if !replicas.contains_key(&me) {
+                return Err(wrong_input(format!(
+                    "Shard {shard} is not a local or queue proxy shard"
+                )));
+            }
+        }
+        let now = jiff::Timestamp::now();
+        let stamp = now.strftime("%Y-%m-%d-%H-%M-%S").to_string();
+        let created = now.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+        let file = match shard {
+            None => format!("{real}-{me}-{stamp}.snapshot"),
+            Some(shard) => format!("{real}-shard-{shard}-{stamp}.snapshot"),
+        };
+        let shards = collection
+            .shards
+            .iter()
+            .filter(|(id, replicas)| match shard {
+                None => replicas.contains_key(&me),
+                Some(shard) => **id == shard,
+            })
+            .map(|(id, _)| (*id, collection.points_of(*id)))
+            .collect();
+        let header = SnapshotHeader {
+            fake_qdrant_snapshot: SNAPSHOT_FORMAT,
+            name: file.clone(),
+            collection: real.clone(),
+            peer_id: me,
+            shard_id: shard,
+            created_at: created.clone(),
+            config: collection.config.clone(),
+            payload_schema: collection.payload_schema.clone(),
+            shards,
+        };
+        let mut line = serde_json::to_vec(&header)
+            .map_err(|e| internal(format!("json (de)serialization error: {e}")))?;
+        line.push(b'\n');
+        let padding = state.snapshot_padding;
+        ((me, real, shard), file, Bytes::from(line), created, padding)
+    };
+    let hashed = header.clone();
+    let checksum = tokio::task::spawn_blocking(move || snapshot_checksum(&hashed, padding))
+        .await
+        .map_err(|e| internal(format!("Tokio task join error: {e}")))?;
+    let snapshot = FakeSnapshot {
+        size: u64::try_from(header.len()).unwrap_or(u64::MAX) + padding,
+        header,
+        checksum: Some(checksum),
+        creation_time: created,
+    };
+    let description = snapshot.description(&file);
+    shared
+        .lock()
+        .snapshots
+        .entry(dir)
+        .or_default()
+        .insert(file, snapshot);
+    Ok(description)
+}
+
+/// The shard id of a path, or `None` (actix answers an empty 404 for a path that does not
+/// deserialize).
+fn shard_param(shard: &str) -> Option<u32> {
+    shard.parse().ok()
+}
+
+async fn create_collection_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let result = create_snapshot(&shared, answering.peer, &name, None).await;
+    finish(result, wait_param(query.as_deref()), started)
+}
+
+async fn create_shard_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, shard)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let Some(shard) = shard_param(&shard) else {
+        return not_found().await;
+    };
+    let result = create_snapshot(&shared, answering.peer, &name, Some(shard)).await;
+    finish(result, wait_param(query.as_deref()), started)
+}
+
+/// The snapshots of a directory as Qdrant lists them: files ending in `.snapshot` (the fake
+/// sorts them by name; Qdrant lists them in directory order).
+fn listing(state: &State, dir: &SnapshotDir) -> Value {
+    let list: Vec<Value> = state
+        .snapshots
+        .get(dir)
+        .map(|files| {
+            files
+                .iter()
+                .filter(|(name, _)| name.ends_with(".snapshot"))
+                .map(|(name, snapshot)| snapshot.description(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::Array(list)
+}
+
+async fn list_collection_snapshots(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path(name): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let result = state
+        .collection_of(&name)
+        .map(|(real, _)| listing(&state, &(answering.peer, real, None)));
+    reply(result, started)
+}
+
+async fn list_shard_snapshots(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, shard)): Path<(String, String)>,
+) -> Response {
+    let started = Instant::now();
+    let Some(shard) = shard_param(&shard) else {
+        return not_found().await;
+    };
+    let state = shared.lock();
+    let result = state.collection_of(&name).and_then(|(real, collection)| {
+        let Some(replicas) = collection.shards.get(&shard) else {
+            return Err(shard_not_found(shard));
+        };
+        if !replicas.contains_key(&answering.peer) {
+            return Err(wrong_input(format!("Shard {shard} is not a local shard")));
+        }
+        Ok(listing(&state, &(answering.peer, real, Some(shard))))
+    });
+    reply(result, started)
+}
+
+/// Streams a stored snapshot: `200`, `application/octet-stream`, `Content-Length`,
+/// `Content-Disposition: attachment`, the body generated chunk by chunk (and broken off when
+/// a download fault is pending for the listener).
+fn stream_snapshot(file: &str, snapshot: &FakeSnapshot, break_after: Option<u64>) -> Response {
+    let body = Body::from_stream(content_stream(
+        snapshot.header.clone(),
+        snapshot.padding(),
+        break_after,
+    ));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::CONTENT_LENGTH,
+        header::HeaderValue::from(snapshot.size),
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// `GET /collections/{c}/snapshots/{s}` (`do_get_snapshot` in
+/// `src/actix/api/snapshot_api.rs`): errors in plain text.
+async fn get_collection_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, file)): Path<(String, String)>,
+) -> Response {
+    let mut state = shared.lock();
+    let found = state
+        .collection_of(&name)
+        .and_then(|(real, _)| state.collection_snapshot(answering.peer, &real, &file));
+    match found {
+        Ok(snapshot) => {
+            let fault = state.take_download_fault(answering.listener);
+            stream_snapshot(&file, &snapshot, fault)
+        }
+        Err(failure) => text_error(failure),
+    }
+}
+
+/// `GET /collections/{c}/shards/{s}/snapshots/{name}` (`download_shard_snapshot` in
+/// `src/actix/api/snapshot_api.rs`): errors in plain text; a missing file is actix-files'
+/// `File not found: ...`.
+async fn get_shard_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, shard, file)): Path<(String, String, String)>,
+) -> Response {
+    let Some(shard) = shard_param(&shard) else {
+        return not_found().await;
+    };
+    let mut state = shared.lock();
+    let found = state
+        .stored_shard_snapshot(answering.peer, &name, shard, &file)
+        .map_err(|(status, message)| {
+            if status == StatusCode::NOT_FOUND && message.starts_with("Not found: Snapshot \"") {
+                (
+                    StatusCode::NOT_FOUND,
+                    "File not found: No such file or directory (os error 2)".to_owned(),
+                )
+            } else {
+                (status, message)
+            }
+        });
+    match found {
+        Ok(snapshot) => {
+            let fault = state.take_download_fault(answering.listener);
+            stream_snapshot(&file, &snapshot, fault)
+        }
+        Err(failure) => text_error(failure),
+    }
+}
+
+/// `DELETE /collections/{c}/snapshots/{s}` (`do_delete_collection_snapshot` in
+/// `lib/storage/src/content_manager/snapshots/mod.rs`).
+async fn delete_collection_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, file)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let result = state.resolve(&name).and_then(|real| {
+        state.collection_snapshot(answering.peer, &real, &file)?;
+        state
+            .snapshots
+            .get_mut(&(answering.peer, real, None))
+            .and_then(|dir| dir.remove(&file));
+        Ok(json!(true))
+    });
+    finish(result, wait_param(query.as_deref()), started)
+}
+
+/// `DELETE /collections/{c}/shards/{s}/snapshots/{name}` (`delete_shard_snapshot` in
+/// `src/common/snapshots.rs`).
+async fn delete_shard_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, shard, file)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let Some(shard) = shard_param(&shard) else {
+        return not_found().await;
+    };
+    let mut state = shared.lock();
+    let result = state
+        .stored_shard_snapshot(answering.peer, &name, shard, &file)
+        .and_then(|_| {
+            let real = state.resolve(&name)?;
+            state
+                .snapshots
+                .get_mut(&(answering.peer, real, Some(shard)))
+                .and_then(|dir| dir.remove(&file));
+            Ok(json!(true))
+        });
+    finish(result, wait_param(query.as_deref()), started)
+}
+
+/// `PUT /collections/{c}/snapshots/recover` (`recover_from_snapshot` in
+/// `src/actix/api/snapshot_api.rs`, `download_snapshot` in
+/// `lib/storage/src/content_manager/snapshots/download.rs`).
+async fn recover_collection_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let request = match decode::<model::SnapshotRecover>(&body)
+        .and_then(|r| validated(r.validate()).map(|()| r))
+    {
+        Ok(request) => request,
+        Err(failure) => return reply(Err(failure), started),
+    };
+    let me = answering.peer;
+    let result = async {
+        let url = &request.location.url;
+        check_url_recovery(&shared, url)?;
+        let need_checksum = request.checksum.is_some();
+        let fetched = match url.scheme() {
+            "file" => {
+                let path = url.to_file_path().map_err(|()| {
+                    bad_request("Invalid snapshot URI, file path must be absolute or on localhost")
+                })?;
+                let stored = shared.lock().stored_at_path(me, &path);
+                match stored {
+                    Some(snapshot) => from_stored(snapshot, need_checksum).await?,
+                    None if path.exists() => {
+                        return Err((
+                            StatusCode::FORBIDDEN,
+                            format!(
+                                "Forbidden: Snapshot file path must be inside the snapshots directory {FAKE_SNAPSHOTS_PATH:?}"
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(bad_request(format!(
+                            "Snapshot file {path:?} does not exist"
+                        )));
+                    }
+                }
+            }
+            "http" | "https" => {
+                fetch_http(url, request.api_key.as_deref(), need_checksum).await?
+            }
+            scheme => {
+                return Err(bad_request(format!(
+                    "URL {url} with scheme {scheme} is not supported"
+                )));
+            }
+        };
+        fetched.verify(request.checksum.as_deref())?;
+        let header = fetched.collection_header()?;
+        let mut state = shared.lock();
+        state.recover_collection(&name, &header, me, request.priority)?;
+        state.recoveries.push(FakeRecovery {
+            peer_id: me,
+            collection: name.clone(),
+            shard_id: None,
+            location: request.location.raw.clone(),
+            priority: request.priority,
+            checksum: request.checksum.clone(),
+            size: fetched.size,
+        });
+        Ok(json!(true))
+    }
+    .await;
+    finish(result, wait_param(query.as_deref()), started)
+}
+
+/// `PUT /collections/{c}/shards/{s}/snapshots/recover` (`recover_shard_snapshot` in
+/// `src/actix/api/snapshot_api.rs` and `src/common/snapshots.rs`).
+async fn recover_shard_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, shard)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let Some(shard) = shard_param(&shard) else {
+        return not_found().await;
+    };
+    let request = match decode::<model::ShardSnapshotRecover>(&body)
+        .and_then(|r| validated(r.validate()).map(|()| r))
+    {
+        Ok(request) => request,
+        Err(failure) => return reply(Err(failure), started),
+    };
+    let me = answering.peer;
+    let result = async {
+        if let model::ShardSnapshotLocation::Url(url) = &request.location {
+            check_url_recovery(&shared, &url.url)?;
+        }
+        {
+            let state = shared.lock();
+            let (_, collection) = state.collection_of(&name)?;
+            if !collection.shards.contains_key(&shard) {
+                return Err(shard_not_found(shard));
+            }
+        }
+        let (fetched, location) = match &request.location {
+            model::ShardSnapshotLocation::Url(url) => {
+                if !matches!(url.url.scheme(), "http" | "https") {
+                    return Err(wrong_input(format!(
+                        "Invalid snapshot URL {}: URLs with {} scheme are not supported",
+                        url.url,
+                        url.url.scheme()
+                    )));
+                }
+                let hash = request.checksum.is_some();
+                let fetched = fetch_http(&url.url, request.api_key.as_deref(), hash).await?;
+                (fetched, url.raw.clone())
+            }
+            model::ShardSnapshotLocation::Path(file) => {
+                let snapshot = shared
+                    .lock()
+                    .stored_shard_snapshot(me, &name, shard, file)?;
+                let fetched = from_stored(snapshot, request.checksum.is_some()).await?;
+                (fetched, file.clone())
+            }
+        };
+        fetched.verify(request.checksum.as_deref())?;
+        let points = fetched.shard_points()?;
+        let mut state = shared.lock();
+        state.recover_shard(&name, shard, points, me, request.priority)?;
+        state.recoveries.push(FakeRecovery {
+            peer_id: me,
+            collection: name.clone(),
+            shard_id: Some(shard),
+            location,
+            priority: request.priority,
+            checksum: request.checksum.clone(),
+            size: fetched.size,
+        });
+        Ok(json!(true))
+    }
+    .await;
+    finish(result, wait_param(query.as_deref()), started)
+}
+
+/// What an upload carried: the file name of its `snapshot` part and what was read of it.
+struct Upload {
+    file_name: Option<String>,
+    fetched: Fetched,
+}
+
+/// Streams a `multipart/form-data` body, hashing the `snapshot` part and keeping only its
+/// first line. Errors are actix-multipart's plain-text messages (400).
+async fn receive_upload(headers: &HeaderMap, body: Body, hash: bool) -> Result<Upload, String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("No Content-Type header found")?;
+    let boundary = multipart::boundary(content_type)
+        .ok_or("Could not find boundary in Content-Type header")?;
+    let mut parser = multipart::Parser::new(&boundary, "snapshot");
+    let mut reader = SnapshotReader::new(hash);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("Multipart stream is incomplete: {e}"))?;
+        parser.feed(&chunk, &mut |data| reader.feed(data))?;
+    }
+    let file_name = parser.finish()?;
+    Ok(Upload {
+        file_name,
+        fetched: reader.finish(),
+    })
+}
+
+/// The query of the upload routes (`SnapshotUploadingParam`).
+struct UploadParams {
+    wait: bool,
+    priority: Option<SnapshotPriority>,
+    checksum: Option<String>,
+}
+
+impl UploadParams {
+    /// Decodes the query; the error is actix's plain-text `Query deserialize error: ...`.
+    fn parse(query: Option<&str>) -> Result<Self, String> {
+        let wait = match query_param(query, "wait").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                return Err(
+                    "Query deserialize error: provided string was not `true` or `false`".to_owned(),
+                );
+            }
+        };
+        let priority = query_param(query, "priority")
+            .map(|p| serde_json::from_value::<SnapshotPriority>(Value::String(p)))
+            .transpose()
+            .map_err(|e| format!("Query deserialize error: {e}"))?;
+        Ok(Self {
+            wait,
+            priority,
+            checksum: query_param(query, "checksum"),
+        })
+    }
+}
+
+fn text_owned(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// `POST /collections/{c}/snapshots/upload` (`upload_snapshot` and `do_save_uploaded_snapshot`
+/// in `src/actix/api/snapshot_api.rs`): the checksum is checked, the file is kept in the
+/// collection's snapshot directory under the part's file name, and recovered from there.
+async fn upload_collection_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    // The body is read before the query is judged (actix's extractor order), and hashed only
+    // when a checksum is asked for.
+    let params = UploadParams::parse(query.as_deref());
+    let hash = params.as_ref().is_ok_and(|p| p.checksum.is_some());
+    let upload = match receive_upload(&headers, body, hash).await {
+        Ok(upload) => upload,
+        Err(message) => return text_owned(StatusCode::BAD_REQUEST, message),
+    };
+    let params = match params {
+        Ok(params) => params,
+        Err(message) => return text_owned(StatusCode::BAD_REQUEST, message),
+    };
+    let me = answering.peer;
+    let result = (|| -> Result<Value, Failure> {
+        let fetched = &upload.fetched;
+        let actual = fetched.checksum.clone().unwrap_or_default();
+        if let Some(given) = &params.checksum
+            && !hashes_equal(&actual, given)
+        {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("Checksum mismatch: expected {actual}, actual {given}"),
+            ));
+        }
+        let mut state = shared.lock();
+        let file = upload
+            .file_name
+            .as_deref()
+            .and_then(|f| std::path::Path::new(f).file_name())
+            .and_then(|f| f.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                state.uploads += 1;
+                format!("fake-upload-{}", state.uploads)
+            });
+        let header = fetched.header.clone().map(Bytes::from).unwrap_or_default();
+        let snapshot = FakeSnapshot {
+            header,
+            size: fetched.size,
+            checksum: None,
+            creation_time: jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%S")
+                .to_string(),
+        };
+        state
+            .snapshots
+            .entry((me, name.clone(), None))
+            .or_default()
+            .insert(file.clone(), snapshot);
+        let header = fetched.collection_header()?;
+        state.recover_collection(&name, &header, me, params.priority)?;
+        state.recoveries.push(FakeRecovery {
+            peer_id: me,
+            collection: name.clone(),
+            shard_id: None,
+            location: format!("file://{FAKE_SNAPSHOTS_PATH}/{name}/{file}"),
+            priority: params.priority,
+            checksum: params.checksum.clone(),
+            size: fetched.size,
+        });
+        Ok(json!(true))
+    })();
+    finish(result, params.wait, started)
+}
+
+/// `POST /collections/{c}/shards/{s}/snapshots/upload` (`upload_shard_snapshot` in
+/// `src/actix/api/snapshot_api.rs`): checksum, collection and shard checked, then restored
+/// into the replica on this peer; answers `result: null`.
+async fn upload_shard_snapshot(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Extension(answering): Extension<Answering>,
+    Path((name, shard)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(shard) = shard_param(&shard) else {
+        return not_found().await;
+    };
+    // The body is read before the query is judged (actix's extractor order), and hashed only
+    // when a checksum is asked for.
+    let params = UploadParams::parse(query.as_deref());
+    let hash = params.as_ref().is_ok_and(|p| p.checksum.is_some());
+    let upload = match receive_upload(&headers, body, hash).await {
+        Ok(upload) => upload,
+        Err(message) => return text_owned(StatusCode::BAD_REQUEST, message),
+    };
+    let params = match params {
+        Ok(params) => params,
+        Err(message) => return text_owned(StatusCode::BAD_REQUEST, message),
+    };
+    let me = answering.peer;
+    let result = (|| -> Result<Value, Failure> {
+        let fetched = &upload.fetched;
+        let actual = fetched.checksum.clone().unwrap_or_default();
+        if let Some(given) = &params.checksum
+            && !hashes_equal(&actual, given)
+        {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("Checksum mismatch: expected {actual}, actual {given}"),
+            ));
+        }
+        let mut state = shared.lock();
+        {
+            let (_, collection) = state.collection_of(&name)?;
+            if !collection.shards.contains_key(&shard) {
+                return Err(shard_not_found(shard));
+            }
+        }
+        let points = fetched.shard_points()?;
+        state.recover_shard(&name, shard, points, me, params.priority)?;
+        state.recoveries.push(FakeRecovery {
+            peer_id: me,
+            collection: name.clone(),
+            shard_id: Some(shard),
+            location: format!("upload:{}", upload.file_name.clone().unwrap_or_default()),
+            priority: params.priority,
+            checksum: params.checksum.clone(),
+            size: fetched.size,
+        });
+        Ok(Value::Null)
+    })();
+    finish(result, params.wait, started)
+}
+
+/// A streaming parser of `multipart/form-data` that hands the bytes of one named part to a
+/// sink as they arrive and keeps nothing but a delimiter's length of look-behind.
+mod multipart {
+    /// The `boundary` parameter of a `multipart/form-data` content type.
+    pub(super) fn boundary(content_type: &str) -> Option<String> {
+        let mut params = content_type.split(';');
+        let kind = params.next()?.trim();
+        if !kind.eq_ignore_ascii_case("multipart/form-data") {
+            return None;
+        }
+        params.find_map(|param| {
+            let (key, value) = param.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case("boundary")
+                .then(|| value.trim().trim_matches('"').to_owned())
+                .filter(|b| !b.is_empty())
+        })
+    }
+
+    enum Stage {
+        /// Before the first delimiter.
+        Preamble,
+        /// Right after a delimiter: `--` (the end) or CRLF (a part follows).
+        AfterDelimiter,
+        /// In a part's headers.
+        Headers,
+        /// In a part's body; `true` when it is the wanted part.
+        Body(bool),
+        /// After the closing delimiter.
+        Done,
+    }
+
+    pub(super) struct Parser {
+        /// `\r\n--{boundary}`.
+        delimiter: Vec<u8>,
+        wanted: String,
+        buf: Vec<u8>,
+        stage: Stage,
+        /// Whether the wanted part was seen (and its file name).
+        found: Option<Option<String>>,
+    }
+
+    const MAX_HEADERS_LEN: usize = 64 * 1024;
+
+    impl Parser {
+        pub(super) fn new(boundary: &str, wanted: &str) -> Self {
+            Self {
+                delimiter: format!("\r\n--{boundary}").into_bytes(),
+                wanted: wanted.to_owned(),
+                // The first delimiter has no CRLF before it.
+                buf: b"\r\n".to_vec(),
+                stage: Stage::Preamble,
+                found: None,
+            }
+        }
+
+        /// Position of the delimiter in the buffer, from `from`.
+        fn find_delimiter(&self) -> Option<usize> {
+            let first = self.delimiter[0];
+            let mut from = 0;
+            while let Some(offset) = self.buf[from..].iter().position(|b| *b == first) {
+                let at = from + offset;
+                if self.buf[at..].starts_with(&self.delimiter) {
+                    return Some(at);
+                }
+                from = at + 1;
+            }
+            None
+        }
+
+        /// Bytes that may be handed on: all but a possible delimiter prefix at the end.
+        fn safe_len(&self) -> usize {
+            self.buf.len().saturating_sub(self.delimiter.len() - 1)
+        }
+
+        pub(super) fn feed(
+            &mut self,
+            data: &[u8],
+            sink: &mut dyn FnMut(&[u8]),
+        ) -> Result<(), String> {
+            self.buf.extend_from_slice(data);
+            loop {
+                match self.stage {
+                    Stage::Preamble => match self.find_delimiter() {
+                        Some(at) => {
+                            self.buf.drain(..at + self.delimiter.len());
+                            self.stage = Stage::AfterDelimiter;
+                        }
+                        None => {
+                            let safe = self.safe_len();
+                            self.buf.drain(..safe);
+                            return Ok(());
+                        }
+                    },
+                    Stage::AfterDelimiter => {
+                        if self.buf.len() < 2 {
+                            return Ok(());
+                        }
+                        if self.buf.starts_with(b"--") {
+                            self.stage = Stage::Done;
+                        } else if self.buf.starts_with(b"\r\n") {
+                            self.buf.drain(..2);
+                            self.stage = Stage::Headers;
+                        } else {
+                            return Err("Multipart stream is incomplete".to_owned());
+                        }
+                    }
+                    Stage::Headers => {
+                        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n");
+                        let Some(end) = end else {
+                            if self.buf.len() > MAX_HEADERS_LEN {
+                                return Err("Multipart headers are too large".to_owned());
+                            }
+                            return Ok(());
+                        };
+                        let headers = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                        self.buf.drain(..end + 4);
+                        let (name, file_name) = disposition(&headers);
+                        let wanted =
+                            name.as_deref() == Some(self.wanted.as_str()) && self.found.is_none();
+                        if wanted {
+                            self.found = Some(file_name);
+                        }
+                        self.stage = Stage::Body(wanted);
+                    }
+                    Stage::Body(wanted) => match self.find_delimiter() {
+                        Some(at) => {
+                            if wanted {
+                                sink(&self.buf[..at]);
+                            }
+                            self.buf.drain(..at + self.delimiter.len());
+                            self.stage = Stage::AfterDelimiter;
+                        }
+                        None => {
+                            let safe = self.safe_len();
+                            if wanted {
+                                sink(&self.buf[..safe]);
+                            }
+                            self.buf.drain(..safe);
+                            return Ok(());
+                        }
+                    },
+                    Stage::Done => {
+                        self.buf.clear();
+                        return Ok(());
+                    }
+                }
+            }
+        }
+
+        /// The wanted part's file name, once the body is complete.
+        pub(super) fn finish(self) -> Result<Option<String>, String> {
+            if !matches!(self.stage, Stage::Done) {
+                return Err("Multipart stream is incomplete".to_owned());
+            }
+            self.found
+                .ok_or_else(|| "Field `snapshot` is required".to_owned())
+        }
+    }
+
+    /// `name` and `filename` of a part's `Content-Disposition` header.
+    fn disposition(headers: &str) -> (Option<String>, Option<String>) {
+        let Some(value) = headers.split("\r\n").find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case("content-disposition")
+                .then_some(value)
+        }) else {
+            return (None, None);
+        };
+        let (mut name, mut file_name) = (None, None);
+        for param in value.split(';').skip(1) {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"').to_owned();
+            match key.trim().to_ascii_lowercase().as_str() {
+                "name" => name = Some(value),
+                "filename" => file_name = Some(value),
+                _ => {}
+            }
+        }
+        (name, file_name)
+    }
 }
 
 /// Serde models of the request bodies, shaped and named like Qdrant 1.18's own request types
@@ -3071,5 +5148,120 @@ mod model {
                 "{operation}.to_peer_id: cannot transfer shard to itself, \"to_peer_id\" must be different than {from} in \"from_peer_id\""
             )]
         }
+    }
+
+    // ----- Snapshots and counts ------------------------------------------------------------------
+
+    /// A URL decoded as the `url` crate's serde support does (Qdrant's `location: Url`): a
+    /// string that does not parse fails with `invalid value: string "..", expected <parse
+    /// error>`. Keeps the text as sent.
+    #[derive(Clone, Debug)]
+    pub(super) struct UrlField {
+        pub(super) url: url::Url,
+        pub(super) raw: String,
+    }
+
+    impl<'de> Deserialize<'de> for UrlField {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl serde::de::Visitor<'_> for Visitor {
+                type Value = UrlField;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string representing an URL")
+                }
+
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<UrlField, E> {
+                    url::Url::parse(s)
+                        .map(|url| UrlField {
+                            url,
+                            raw: s.to_owned(),
+                        })
+                        .map_err(|err| {
+                            E::invalid_value(
+                                serde::de::Unexpected::Str(s),
+                                &err.to_string().as_str(),
+                            )
+                        })
+                }
+            }
+            deserializer.deserialize_str(Visitor)
+        }
+    }
+
+    /// Qdrant's `validate_sha256_hash` on an optional checksum (422 when not empty). The
+    /// length error has no message in Qdrant, which prints the validator's parameters (in
+    /// hash-map order); the fake prints them sorted.
+    fn checksum_errors(checksum: Option<&str>) -> Vec<String> {
+        match checksum {
+            Some(c) if c.len() != 64 => vec![format!(
+                "checksum: Validation error: invalid_sha256_hash [{{\"expected_length\": Number(64), \"length\": Number({})}}]",
+                c.len()
+            )],
+            Some(c) if !c.chars().all(|ch| ch.is_ascii_hexdigit()) => {
+                vec!["checksum: invalid characters, expected 0-9, a-f, A-F".to_owned()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The body of `PUT /collections/{name}/snapshots/recover`.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct SnapshotRecover {
+        pub(super) location: UrlField,
+        #[serde(default)]
+        pub(super) priority: Option<crate::qdrant::SnapshotPriority>,
+        #[serde(default)]
+        pub(super) checksum: Option<String>,
+        #[serde(default)]
+        pub(super) api_key: Option<String>,
+    }
+
+    impl SnapshotRecover {
+        pub(super) fn validate(&self) -> Vec<String> {
+            checksum_errors(self.checksum.as_deref())
+        }
+    }
+
+    /// A URL, or the name of a shard snapshot stored on the peer (Qdrant's untagged
+    /// `ShardSnapshotLocation`: any string that is not an absolute URL is a path).
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum ShardSnapshotLocation {
+        Url(UrlField),
+        Path(String),
+    }
+
+    /// The body of `PUT /collections/{name}/shards/{shard}/snapshots/recover`.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct ShardSnapshotRecover {
+        pub(super) location: ShardSnapshotLocation,
+        #[serde(default)]
+        pub(super) priority: Option<crate::qdrant::SnapshotPriority>,
+        #[serde(default)]
+        pub(super) checksum: Option<String>,
+        #[serde(default)]
+        pub(super) api_key: Option<String>,
+    }
+
+    impl ShardSnapshotRecover {
+        pub(super) fn validate(&self) -> Vec<String> {
+            checksum_errors(self.checksum.as_deref())
+        }
+    }
+
+    /// The body of `POST /collections/{name}/points/count` (`CountRequest`).
+    #[derive(Debug, Deserialize)]
+    #[allow(
+        dead_code,
+        reason = "decoded for Qdrant's format errors; the fake counts all points"
+    )]
+    pub(super) struct CountRequest {
+        #[serde(default)]
+        shard_key: Option<Value>,
+        #[serde(default)]
+        filter: Option<Value>,
+        #[serde(default)]
+        exact: Option<bool>,
     }
 }
