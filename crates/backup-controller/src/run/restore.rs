@@ -382,6 +382,14 @@ async fn recover(
                 .await
         }
     };
+    if shard.is_none() && result.is_ok() {
+        // Qdrant keeps an uploaded collection snapshot in its snapshot directory under the
+        // part's file name; remove it.
+        let name = format!("{collection}-upload.snapshot");
+        if let Err(e) = client.delete_collection_snapshot(collection, &name).await {
+            tracing::warn!(snapshot = %name, error = %e, "deleting the uploaded snapshot from Qdrant failed");
+        }
+    }
     match result {
         Ok(_) => Ok(RecoveryMethodUsed::Upload),
         Err(e) => Err(fail(
