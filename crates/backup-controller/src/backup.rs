@@ -26,10 +26,7 @@ use api_types::{
 };
 use kube::{
     Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{self, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, finalizer::Event as FinalizerEvent},
 };
 use reconcile_lib::{
     conditions::{ConditionStatus, new_condition, set_condition, types},
@@ -57,24 +54,14 @@ pub async fn reconcile(qbak: Arc<QdrantBackup>, ctx: Arc<Context>) -> Result<Act
     let _measure = ctx.shared.metrics.reconcile_started();
     let ns = qbak.namespace().unwrap_or_else(|| "default".into());
     let api: Api<QdrantBackup> = Api::namespaced(ctx.shared.applier.client().clone(), &ns);
-    let result = finalizer::finalizer(&api, BACKUP_FINALIZER, qbak.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(b) => sync(b, &ctx).await,
-            FinalizerEvent::Cleanup(b) => cleanup(&b, &ctx).await,
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => {
-            ctx.shared.on_success(&*qbak);
-            Ok(action)
-        }
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e)) => {
-            Err(Error::Kube(e))
-        }
-        Err(e) => Err(Error::InvalidSpec(e.to_string())),
-    }
+    ctx.shared
+        .reconcile_with_finalizer(&api, BACKUP_FINALIZER, qbak.clone(), |event| async {
+            match event {
+                FinalizerEvent::Apply(b) => sync(b, &ctx).await,
+                FinalizerEvent::Cleanup(b) => cleanup(&b, &ctx).await,
+            }
+        })
+        .await
 }
 
 /// The error policy: count the error and requeue after this object's next backoff delay.

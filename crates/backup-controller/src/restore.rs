@@ -22,10 +22,7 @@ use api_types::{
 };
 use kube::{
     Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{self, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, finalizer::Event as FinalizerEvent},
 };
 use reconcile_lib::{
     conditions::{ConditionStatus, new_condition, set_condition, types},
@@ -52,27 +49,17 @@ pub async fn reconcile(qrs: Arc<QdrantRestore>, ctx: Arc<Context>) -> Result<Act
     let _measure = ctx.shared.metrics.reconcile_started();
     let ns = qrs.namespace().unwrap_or_else(|| "default".into());
     let api: Api<QdrantRestore> = Api::namespaced(ctx.shared.applier.client().clone(), &ns);
-    let result = finalizer::finalizer(&api, RESTORE_FINALIZER, qrs.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(r) => sync(r, &ctx).await,
-            FinalizerEvent::Cleanup(r) => {
-                ctx.jobs.cancel(&r.uid().unwrap_or_default()).await;
-                Ok(Action::await_change())
+    ctx.shared
+        .reconcile_with_finalizer(&api, RESTORE_FINALIZER, qrs.clone(), |event| async {
+            match event {
+                FinalizerEvent::Apply(r) => sync(r, &ctx).await,
+                FinalizerEvent::Cleanup(r) => {
+                    ctx.jobs.cancel(&r.uid().unwrap_or_default()).await;
+                    Ok(Action::await_change())
+                }
             }
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => {
-            ctx.shared.on_success(&*qrs);
-            Ok(action)
-        }
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e)) => {
-            Err(Error::Kube(e))
-        }
-        Err(e) => Err(Error::InvalidSpec(e.to_string())),
-    }
+        })
+        .await
 }
 
 /// The error policy: count the error and requeue after this object's next backoff delay.

@@ -13,10 +13,7 @@ use api_types::{
 };
 use kube::{
     Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{self, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, finalizer::Event as FinalizerEvent},
 };
 use reconcile_lib::{
     context::{Shared, object_key},
@@ -75,24 +72,14 @@ pub async fn reconcile(qcol: Arc<QdrantCollection>, ctx: Arc<Context>) -> Result
     let _measure = ctx.shared.metrics.reconcile_started();
     let ns = qcol.namespace().unwrap_or_else(|| "default".into());
     let api: Api<QdrantCollection> = Api::namespaced(ctx.shared.applier.client().clone(), &ns);
-    let result = finalizer::finalizer(&api, crate::FINALIZER, qcol.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(q) => sync(&q, &ctx).await,
-            FinalizerEvent::Cleanup(q) => cleanup(&q, &ctx).await,
-        }
-    })
-    .await;
-    match result {
-        Ok(action) => {
-            ctx.shared.on_success(&*qcol);
-            Ok(action)
-        }
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e)) => {
-            Err(Error::Kube(e))
-        }
-        Err(e) => Err(Error::InvalidSpec(e.to_string())),
-    }
+    ctx.shared
+        .reconcile_with_finalizer(&api, crate::FINALIZER, qcol.clone(), |event| async {
+            match event {
+                FinalizerEvent::Apply(q) => sync(&q, &ctx).await,
+                FinalizerEvent::Cleanup(q) => cleanup(&q, &ctx).await,
+            }
+        })
+        .await
 }
 
 /// The error policy: count the error and requeue after this object's next backoff delay.

@@ -1,8 +1,15 @@
 //! What every controller's reconcile context holds, and the error policy they share.
 
-use std::sync::Arc;
+use std::{fmt::Debug, future::Future, sync::Arc};
 
-use kube::{Client, ResourceExt, runtime::controller::Action};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{
+        controller::Action,
+        finalizer::{self, Event as FinalizerEvent},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
 use tracing::warn;
 
 use crate::{
@@ -54,6 +61,36 @@ impl Shared {
     /// Forget the object's failures after a clean reconcile.
     pub fn on_success<K: ResourceExt>(&self, obj: &K) {
         self.backoff.reset(&object_key(obj));
+    }
+
+    /// Runs one reconcile of `obj` under finalizer `name` (kube's finalizer helper: adds the
+    /// finalizer first, calls `handle` with `Apply` while the object lives and with `Cleanup`
+    /// once it is being deleted, then removes the finalizer), resets the object's backoff on
+    /// success, and maps the helper's errors to [`Error`] (a failed finalizer PATCH is
+    /// [`Error::Kube`]).
+    pub async fn reconcile_with_finalizer<K, F, Fut>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        obj: Arc<K>,
+        handle: F,
+    ) -> Result<Action, Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+        F: FnOnce(FinalizerEvent<K>) -> Fut,
+        Fut: Future<Output = Result<Action, Error>>,
+    {
+        match finalizer::finalizer(api, name, obj.clone(), handle).await {
+            Ok(action) => {
+                self.on_success(&*obj);
+                Ok(action)
+            }
+            Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+            Err(finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e)) => {
+                Err(Error::Kube(e))
+            }
+            Err(e) => Err(Error::InvalidSpec(e.to_string())),
+        }
     }
 }
 
