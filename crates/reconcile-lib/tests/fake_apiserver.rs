@@ -800,6 +800,9 @@ async fn raw_watch_events_and_expired_resource_version() -> TestResult {
 
 #[tokio::test]
 async fn serves_over_http() -> TestResult {
+    // Two rustls providers are in the tree (ring, and aws-lc-rs through aws-sdk-s3): kube's
+    // HTTP connector needs the process-wide one every binary installs first.
+    reconcile_lib::runtime::install_crypto_provider();
     let fake = FakeApiServer::new();
     let addr = fake.serve("127.0.0.1:0".parse()?).await?;
     let config = kube::Config::new(format!("http://{addr}").parse()?);
