@@ -21,7 +21,6 @@ use std::sync::Arc;
 use api_types::{
     QdrantBackup,
     backup::{BackupDeletionPolicy, BackupPhase, QdrantBackupStatus, format_size},
-    cluster::ClusterPhase,
     validation::validate_backup_spec,
 };
 use kube::{
@@ -29,9 +28,8 @@ use kube::{
     runtime::{controller::Action, finalizer::Event as FinalizerEvent},
 };
 use reconcile_lib::{
-    conditions::{ConditionStatus, new_condition, set_condition, types},
     error::{Error, Result},
-    target::{self, Target, TargetRef},
+    target::TargetRef,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -40,12 +38,14 @@ use tracing::{info, warn};
 use crate::{
     context::{BACKUP_FINALIZER, Context},
     manifest::BackupIdentity,
+    phase::{fail_now, now, wait, with_phase},
     run::{
         self,
         backup::{BackupFailure, BackupJob},
     },
     s3::Bucket,
     storage::{self, Storage},
+    target::{self, Resolution},
     upload::UploadSettings,
 };
 
@@ -88,77 +88,6 @@ fn attempt_directory(qbak: &QdrantBackup, bucket: &Bucket, attempt: u32) -> Stri
     format!("{}{attempt}", attempts_prefix(qbak, bucket))
 }
 
-fn now() -> String {
-    reconcile_lib::conditions::now_seconds().to_string()
-}
-
-async fn write(qbak: &QdrantBackup, ctx: &Context, status: &QdrantBackupStatus) -> Result<()> {
-    if qbak.status.as_ref() != Some(status) {
-        ctx.shared.applier.apply_status(qbak, status).await?;
-    }
-    Ok(())
-}
-
-/// The status with `phase`, the Ready condition and `message`.
-fn with_phase(
-    qbak: &QdrantBackup,
-    mut status: QdrantBackupStatus,
-    phase: BackupPhase,
-    reason: &str,
-    message: &str,
-) -> QdrantBackupStatus {
-    status.observed_generation = qbak.metadata.generation;
-    status.phase = phase;
-    status.message = Some(message.to_string());
-    let ready = match phase {
-        BackupPhase::Succeeded => ConditionStatus::True,
-        BackupPhase::Failed => ConditionStatus::False,
-        BackupPhase::Pending | BackupPhase::Running => ConditionStatus::False,
-    };
-    set_condition(
-        &mut status.conditions,
-        new_condition(
-            types::READY,
-            ready,
-            reason,
-            message,
-            qbak.metadata.generation,
-        ),
-    );
-    if phase.is_finished() && status.completion_time.is_none() {
-        status.completion_time = Some(now());
-    }
-    status
-}
-
-async fn fail_now(
-    qbak: &QdrantBackup,
-    ctx: &Context,
-    status: QdrantBackupStatus,
-    reason: &str,
-    message: &str,
-) -> Result<Action> {
-    let status = with_phase(qbak, status, BackupPhase::Failed, reason, message);
-    write(qbak, ctx, &status).await?;
-    ctx.shared
-        .events
-        .warning(qbak, reason, "Backup", message.to_string())
-        .await;
-    Ok(Action::await_change())
-}
-
-async fn wait(
-    qbak: &QdrantBackup,
-    ctx: &Context,
-    status: QdrantBackupStatus,
-    reason: &str,
-    message: &str,
-) -> Result<Action> {
-    let status = with_phase(qbak, status, BackupPhase::Pending, reason, message);
-    write(qbak, ctx, &status).await?;
-    Ok(Action::requeue(ctx.wait_requeue))
-}
-
 /// What a run needs that the reconcile resolves first.
 struct Prepared {
     source: run::backup::Source,
@@ -175,55 +104,14 @@ async fn prepare(
     let ns = qbak.namespace().unwrap_or_else(|| "default".into());
     let client = ctx.shared.applier.client();
     let spec = &qbak.spec;
-    let target = target::resolve(
-        &ns,
-        TargetRef {
-            cluster: spec.cluster.as_ref(),
-            connection: spec.connection.as_ref(),
-        },
-        client,
-        ctx.qdrant_timeout,
-        ctx.rewrite.as_ref(),
-    )
-    .await?;
-    let resolved = match target {
-        Target::Ready(r) => r,
-        Target::Waiting {
-            reason, message, ..
-        } => return Ok(Err(wait(qbak, ctx, status.clone(), reason, &message).await?)),
+    let target = TargetRef {
+        cluster: spec.cluster.as_ref(),
+        connection: spec.connection.as_ref(),
     };
-    if let Some(qc) = &resolved.cluster
-        && let Some(phase) = qc.status.as_ref().map(|s| s.phase)
-        && matches!(phase, ClusterPhase::Scaling | ClusterPhase::Upgrading)
-    {
-        let message = format!(
-            "waiting: QdrantCluster {} is {phase:?}; backups start once it is Running",
-            qc.name_any()
-        );
-        return Ok(Err(wait(
-            qbak,
-            ctx,
-            status.clone(),
-            "ClusterBusy",
-            &message,
-        )
-        .await?));
-    }
-    let source_label = match &resolved.cluster {
-        Some(qc) => format!("QdrantCluster {ns}/{}", qc.name_any()),
-        None => resolved.connection().url.to_string(),
-    };
-    let source = match run::source(&resolved).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(Err(wait(
-                qbak,
-                ctx,
-                status.clone(),
-                "QdrantUnreachable",
-                &format!("reading the peers of the target: {e}"),
-            )
-            .await?));
+    let (source, source_label) = match target::resolve(ctx, &ns, target, "backups").await? {
+        Resolution::Ready { source, label } => (source, label),
+        Resolution::Waiting { reason, message } => {
+            return Ok(Err(wait(qbak, ctx, status.clone(), reason, &message).await?));
         }
     };
     let bucket = match storage::connect(client, &ns, &spec.storage.s3).await? {
@@ -281,7 +169,7 @@ async fn sync(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
         BackupPhase::Running => resume(qbak, ctx).await,
         BackupPhase::Pending => {
             if let Err(e) = validate_backup_spec(&qbak.spec) {
-                return fail_now(&qbak, ctx, status, "InvalidSpec", &e.to_string()).await;
+                return fail_now(&*qbak, ctx, status, "InvalidSpec", &e.to_string()).await;
             }
             match prepare(&qbak, ctx, &status).await? {
                 Ok(prepared) => start(qbak, ctx, status, prepared, 1).await,
@@ -325,7 +213,7 @@ async fn resume(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
             "interrupted {} times (the controller restarted or lost leadership during the backup); giving up",
             status.attempt
         );
-        return fail_now(&fresh, ctx, status, "Interrupted", &message).await;
+        return fail_now(&*fresh, ctx, status, "Interrupted", &message).await;
     }
     ctx.shared
         .events
@@ -372,7 +260,7 @@ async fn start(
         bucket.location().url(&directory)
     );
     let status = with_phase(
-        &qbak,
+        &*qbak,
         status,
         BackupPhase::Running,
         "BackupRunning",
@@ -440,12 +328,6 @@ async fn run_task(
             }
         }
     };
-    while let Ok(artifact) = rx.try_recv() {
-        if !status.artifacts.contains(&artifact) {
-            status.total_bytes += artifact.size_bytes;
-            status.artifacts.push(artifact);
-        }
-    }
     let final_status = match outcome {
         Ok(done) => {
             status.artifacts = done.artifacts;
@@ -470,7 +352,7 @@ async fn run_task(
                 .normal(&*qbak, "Succeeded", "Backup", message.clone())
                 .await;
             with_phase(
-                &qbak,
+                &*qbak,
                 status,
                 BackupPhase::Succeeded,
                 "BackupSucceeded",
@@ -493,7 +375,7 @@ async fn run_task(
                 .warning(&*qbak, failure.reason, "Backup", failure.message.clone())
                 .await;
             with_phase(
-                &qbak,
+                &*qbak,
                 status,
                 BackupPhase::Failed,
                 failure.reason,

@@ -10,34 +10,36 @@
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
-struct Inner {
-    running: HashMap<String, (CancellationToken, JoinHandle<()>)>,
-}
+type Running = HashMap<String, (CancellationToken, JoinHandle<()>)>;
 
 /// The registry (cheap to clone; clones share it).
 #[derive(Clone, Default)]
 pub struct Jobs {
-    inner: Arc<Mutex<Inner>>,
+    running: Arc<Mutex<Running>>,
     root: CancellationToken,
 }
 
 impl Jobs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The registry with the tasks that have ended removed.
+    fn live(&self) -> MutexGuard<'_, Running> {
+        let mut running = self.lock();
+        running.retain(|_, (_, handle)| !handle.is_finished());
+        running
     }
 
     /// True while a task for `uid` runs in this process.
     pub fn is_running(&self, uid: &str) -> bool {
-        let mut inner = self.lock();
-        inner.running.retain(|_, (_, handle)| !handle.is_finished());
-        inner.running.contains_key(uid)
+        self.live().contains_key(uid)
     }
 
     /// Starts `work(cancel)` for `uid` unless one is already running; false when it was.
@@ -46,20 +48,19 @@ impl Jobs {
         F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let mut inner = self.lock();
-        inner.running.retain(|_, (_, handle)| !handle.is_finished());
-        if inner.running.contains_key(uid) {
+        let mut running = self.live();
+        if running.contains_key(uid) {
             return false;
         }
         let cancel = self.root.child_token();
         let handle = tokio::spawn(work(cancel.clone()));
-        inner.running.insert(uid.to_string(), (cancel, handle));
+        running.insert(uid.to_string(), (cancel, handle));
         true
     }
 
     /// Cancels the task for `uid` and waits for it to finish its cleanup.
     pub async fn cancel(&self, uid: &str) {
-        let entry = self.lock().running.remove(uid);
+        let entry = self.lock().remove(uid);
         if let Some((cancel, handle)) = entry {
             cancel.cancel();
             let _ = handle.await;
@@ -69,21 +70,9 @@ impl Jobs {
     /// Cancels every task and waits for them (shutdown, lost leadership).
     pub async fn cancel_all(&self) {
         self.root.cancel();
-        let handles: Vec<_> = self.lock().running.drain().map(|(_, (_, h))| h).collect();
+        let handles: Vec<_> = self.lock().drain().map(|(_, (_, h))| h).collect();
         for handle in handles {
             let _ = handle.await;
         }
-    }
-
-    /// Number of tasks running.
-    pub fn len(&self) -> usize {
-        let mut inner = self.lock();
-        inner.running.retain(|_, (_, handle)| !handle.is_finished());
-        inner.running.len()
-    }
-
-    /// True when no task runs.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

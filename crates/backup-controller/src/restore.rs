@@ -17,7 +17,6 @@ use std::{sync::Arc, time::Duration};
 use api_types::{
     QdrantBackup, QdrantRestore,
     backup::{BackupPhase, QdrantRestoreStatus, RestoreCollectionStatus, format_size},
-    cluster::ClusterPhase,
     validation::validate_restore,
 };
 use kube::{
@@ -25,9 +24,8 @@ use kube::{
     runtime::{controller::Action, finalizer::Event as FinalizerEvent},
 };
 use reconcile_lib::{
-    conditions::{ConditionStatus, new_condition, set_condition, types},
     error::{Error, Result},
-    target::{self, Target, TargetRef},
+    target::TargetRef,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,12 +34,14 @@ use tracing::warn;
 use crate::{
     context::{Context, RESTORE_FINALIZER},
     manifest::{self, MAX_MANIFEST_BYTES, Manifest},
+    phase::{fail_now, now, wait, with_phase},
     run::{
         self,
         restore::{RestoreFailure, RestoreJob},
     },
     s3::Bucket,
     storage::{self, Storage},
+    target::{self, Resolution},
 };
 
 /// Reconciles one QdrantRestore (the function the Controller runs).
@@ -65,79 +65,6 @@ pub async fn reconcile(qrs: Arc<QdrantRestore>, ctx: Arc<Context>) -> Result<Act
 /// The error policy: count the error and requeue after this object's next backoff delay.
 pub fn error_policy(qrs: Arc<QdrantRestore>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.shared.on_error(&*qrs, error)
-}
-
-fn now() -> String {
-    reconcile_lib::conditions::now_seconds().to_string()
-}
-
-fn with_phase(
-    qrs: &QdrantRestore,
-    mut status: QdrantRestoreStatus,
-    phase: BackupPhase,
-    reason: &str,
-    message: &str,
-) -> QdrantRestoreStatus {
-    status.observed_generation = qrs.metadata.generation;
-    status.phase = phase;
-    status.message = Some(message.to_string());
-    set_condition(
-        &mut status.conditions,
-        new_condition(
-            types::READY,
-            ConditionStatus::from_bool(phase == BackupPhase::Succeeded),
-            reason,
-            message,
-            qrs.metadata.generation,
-        ),
-    );
-    if phase.is_finished() && status.completion_time.is_none() {
-        status.completion_time = Some(now());
-    }
-    status
-}
-
-async fn write(qrs: &QdrantRestore, ctx: &Context, status: &QdrantRestoreStatus) -> Result<()> {
-    if qrs.status.as_ref() != Some(status) {
-        ctx.shared.applier.apply_status(qrs, status).await?;
-    }
-    Ok(())
-}
-
-async fn fail_now(
-    qrs: &QdrantRestore,
-    ctx: &Context,
-    status: QdrantRestoreStatus,
-    reason: &str,
-    message: &str,
-) -> Result<Action> {
-    write(
-        qrs,
-        ctx,
-        &with_phase(qrs, status, BackupPhase::Failed, reason, message),
-    )
-    .await?;
-    ctx.shared
-        .events
-        .warning(qrs, reason, "Restore", message.to_string())
-        .await;
-    Ok(Action::await_change())
-}
-
-async fn wait(
-    qrs: &QdrantRestore,
-    ctx: &Context,
-    status: QdrantRestoreStatus,
-    reason: &str,
-    message: &str,
-) -> Result<Action> {
-    write(
-        qrs,
-        ctx,
-        &with_phase(qrs, status, BackupPhase::Pending, reason, message),
-    )
-    .await?;
-    Ok(Action::requeue(ctx.wait_requeue))
 }
 
 async fn sync(qrs: Arc<QdrantRestore>, ctx: &Context) -> Result<Action> {
@@ -232,58 +159,34 @@ async fn pending(
     status: QdrantRestoreStatus,
 ) -> Result<Action> {
     if let Err(e) = validate_restore(&qrs.spec) {
-        return fail_now(&qrs, ctx, status, "InvalidSpec", &e.to_string()).await;
+        return fail_now(&*qrs, ctx, status, "InvalidSpec", &e.to_string()).await;
     }
     let (storage_spec, manifest_key) = match manifest_source(&qrs, ctx).await? {
         ManifestSource::Found(s, k) => (s, k),
-        ManifestSource::Wait(reason, m) => return wait(&qrs, ctx, status, reason, &m).await,
-        ManifestSource::Fail(reason, m) => return fail_now(&qrs, ctx, status, reason, &m).await,
+        ManifestSource::Wait(reason, m) => return wait(&*qrs, ctx, status, reason, &m).await,
+        ManifestSource::Fail(reason, m) => return fail_now(&*qrs, ctx, status, reason, &m).await,
     };
     let ns = qrs.namespace().unwrap_or_else(|| "default".into());
     let client = ctx.shared.applier.client();
-    let resolved = match target::resolve(
-        &ns,
-        TargetRef {
-            cluster: qrs.spec.cluster.as_ref(),
-            connection: qrs.spec.connection.as_ref(),
-        },
-        client,
-        ctx.qdrant_timeout,
-        ctx.rewrite.as_ref(),
-    )
-    .await?
-    {
-        Target::Ready(r) => r,
-        Target::Waiting {
-            reason, message, ..
-        } => return wait(&qrs, ctx, status, reason, &message).await,
+    let target = TargetRef {
+        cluster: qrs.spec.cluster.as_ref(),
+        connection: qrs.spec.connection.as_ref(),
     };
-    if let Some(qc) = &resolved.cluster
-        && let Some(phase) = qc.status.as_ref().map(|s| s.phase)
-        && matches!(phase, ClusterPhase::Scaling | ClusterPhase::Upgrading)
-    {
-        let message = format!(
-            "waiting: QdrantCluster {} is {phase:?}; restores start once it is Running",
-            qc.name_any()
-        );
-        return wait(&qrs, ctx, status, "ClusterBusy", &message).await;
-    }
-    let source = match run::source(&resolved).await {
-        Ok(s) => s,
-        Err(e) => {
-            let m = format!("reading the peers of the target: {e}");
-            return wait(&qrs, ctx, status, "QdrantUnreachable", &m).await;
+    let source = match target::resolve(ctx, &ns, target, "restores").await? {
+        Resolution::Ready { source, .. } => source,
+        Resolution::Waiting { reason, message } => {
+            return wait(&*qrs, ctx, status, reason, &message).await;
         }
     };
     let bucket = match storage::connect(client, &ns, &storage_spec).await? {
         Storage::Ready(b) => b,
         Storage::Waiting { reason, message } => {
-            return wait(&qrs, ctx, status, reason, &message).await;
+            return wait(&*qrs, ctx, status, reason, &message).await;
         }
     };
     let manifest = match read_manifest(&bucket, &manifest_key).await {
         Ok(m) => m,
-        Err((reason, message)) => return fail_now(&qrs, ctx, status, reason, &message).await,
+        Err((reason, message)) => return fail_now(&*qrs, ctx, status, reason, &message).await,
     };
     let directory = manifest_key
         .rsplit_once('/')
@@ -303,7 +206,7 @@ async fn pending(
     };
     let selected = match run::restore::select(&job.manifest, &job.collections) {
         Ok(s) => s,
-        Err(e) => return fail_now(&qrs, ctx, status, e.reason, &e.message).await,
+        Err(e) => return fail_now(&*qrs, ctx, status, e.reason, &e.message).await,
     };
     let mut status = status;
     status.start_time = Some(now());
@@ -314,7 +217,7 @@ async fn pending(
         bucket.location().url(&manifest_key)
     );
     let status = with_phase(
-        &qrs,
+        &*qrs,
         status,
         BackupPhase::Running,
         "RestoreRunning",
@@ -407,7 +310,7 @@ async fn run_task(
                 .normal(&*qrs, "Succeeded", "Restore", message.clone())
                 .await;
             with_phase(
-                &qrs,
+                &*qrs,
                 status,
                 BackupPhase::Succeeded,
                 "RestoreSucceeded",
@@ -429,7 +332,7 @@ async fn run_task(
                 .warning(&*qrs, failure.reason, "Restore", failure.message.clone())
                 .await;
             with_phase(
-                &qrs,
+                &*qrs,
                 status,
                 BackupPhase::Failed,
                 failure.reason,

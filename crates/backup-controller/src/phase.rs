@@ -1,0 +1,162 @@
+//! The phase, `message`, `Ready` condition and completion time that QdrantBackup and
+//! QdrantRestore status share, and the status writes both reconcilers make with them.
+
+use std::fmt::Debug;
+
+use api_types::{
+    QdrantBackup, QdrantRestore,
+    backup::{BackupPhase, QdrantBackupStatus, QdrantRestoreStatus},
+    conditions::Condition,
+};
+use k8s_openapi::NamespaceResourceScope;
+use kube::{Resource, runtime::controller::Action};
+use reconcile_lib::{
+    conditions::{ConditionStatus, new_condition, now_seconds, set_condition, types},
+    error::Result,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::context::Context;
+
+/// The status fields every run kind has.
+pub struct PhaseFields<'a> {
+    /// `status.observedGeneration`.
+    pub observed_generation: &'a mut Option<i64>,
+    /// `status.phase`.
+    pub phase: &'a mut BackupPhase,
+    /// `status.message`.
+    pub message: &'a mut Option<String>,
+    /// `status.conditions`.
+    pub conditions: &'a mut Vec<Condition>,
+    /// `status.completionTime`.
+    pub completion_time: &'a mut Option<String>,
+}
+
+/// A kind whose object is one run (QdrantBackup, QdrantRestore).
+pub trait RunObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug
+{
+    /// Its status type.
+    type Status: Clone + PartialEq + Serialize;
+    /// The `action` of its events (`Backup`, `Restore`).
+    const ACTION: &'static str;
+    /// The live status, if any.
+    fn status(&self) -> Option<&Self::Status>;
+    /// The shared fields of `status`.
+    fn fields(status: &mut Self::Status) -> PhaseFields<'_>;
+}
+
+impl RunObject for QdrantBackup {
+    type Status = QdrantBackupStatus;
+    const ACTION: &'static str = "Backup";
+    fn status(&self) -> Option<&QdrantBackupStatus> {
+        self.status.as_ref()
+    }
+    fn fields(s: &mut QdrantBackupStatus) -> PhaseFields<'_> {
+        PhaseFields {
+            observed_generation: &mut s.observed_generation,
+            phase: &mut s.phase,
+            message: &mut s.message,
+            conditions: &mut s.conditions,
+            completion_time: &mut s.completion_time,
+        }
+    }
+}
+
+impl RunObject for QdrantRestore {
+    type Status = QdrantRestoreStatus;
+    const ACTION: &'static str = "Restore";
+    fn status(&self) -> Option<&QdrantRestoreStatus> {
+        self.status.as_ref()
+    }
+    fn fields(s: &mut QdrantRestoreStatus) -> PhaseFields<'_> {
+        PhaseFields {
+            observed_generation: &mut s.observed_generation,
+            phase: &mut s.phase,
+            message: &mut s.message,
+            conditions: &mut s.conditions,
+            completion_time: &mut s.completion_time,
+        }
+    }
+}
+
+/// Now, RFC 3339 to the second, for start and completion times.
+pub fn now() -> String {
+    now_seconds().to_string()
+}
+
+/// `status` with `phase`, `message` and the Ready condition (True only when Succeeded, with
+/// `reason`), for `obj`'s generation; a final phase stamps the completion time once.
+pub fn with_phase<K: RunObject>(
+    obj: &K,
+    mut status: K::Status,
+    phase: BackupPhase,
+    reason: &str,
+    message: &str,
+) -> K::Status {
+    let generation = obj.meta().generation;
+    let f = K::fields(&mut status);
+    *f.observed_generation = generation;
+    *f.phase = phase;
+    *f.message = Some(message.to_string());
+    set_condition(
+        f.conditions,
+        new_condition(
+            types::READY,
+            ConditionStatus::from_bool(phase == BackupPhase::Succeeded),
+            reason,
+            message,
+            generation,
+        ),
+    );
+    if phase.is_finished() && f.completion_time.is_none() {
+        *f.completion_time = Some(now());
+    }
+    status
+}
+
+/// Writes `status` (server-side apply of the status subresource) unless it is unchanged.
+pub async fn write<K: RunObject>(obj: &K, ctx: &Context, status: &K::Status) -> Result<()> {
+    if obj.status() != Some(status) {
+        ctx.shared.applier.apply_status(obj, status).await?;
+    }
+    Ok(())
+}
+
+/// Phase Failed for good with `reason` and `message`, and a Warning event.
+pub async fn fail_now<K: RunObject>(
+    obj: &K,
+    ctx: &Context,
+    status: K::Status,
+    reason: &str,
+    message: &str,
+) -> Result<Action> {
+    write(
+        obj,
+        ctx,
+        &with_phase(obj, status, BackupPhase::Failed, reason, message),
+    )
+    .await?;
+    ctx.shared
+        .events
+        .warning(obj, reason, K::ACTION, message.to_string())
+        .await;
+    Ok(Action::await_change())
+}
+
+/// Phase Pending with `reason` and `message`; requeued after [`Context::wait_requeue`].
+pub async fn wait<K: RunObject>(
+    obj: &K,
+    ctx: &Context,
+    status: K::Status,
+    reason: &str,
+    message: &str,
+) -> Result<Action> {
+    write(
+        obj,
+        ctx,
+        &with_phase(obj, status, BackupPhase::Pending, reason, message),
+    )
+    .await?;
+    Ok(Action::requeue(ctx.wait_requeue))
+}
