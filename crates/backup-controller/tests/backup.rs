@@ -186,29 +186,17 @@ impl Env {
     }
 
     async fn objects(&self) -> Vec<(String, u64)> {
-        let b = backup_controller::s3::Bucket::connect(
-            self.s3.location(&self.bucket, ""),
-            Some(self.s3.credentials()),
-        )
-        .await;
+        let b = self.s3.bucket(&self.bucket, "").await;
         b.list_objects("").await.unwrap()
     }
 
     async fn uploads(&self) -> Vec<(String, String)> {
-        let b = backup_controller::s3::Bucket::connect(
-            self.s3.location(&self.bucket, ""),
-            Some(self.s3.credentials()),
-        )
-        .await;
+        let b = self.s3.bucket(&self.bucket, "").await;
         b.list_multipart_uploads("").await.unwrap()
     }
 
     async fn sha_of(&self, key: &str) -> String {
-        let b = backup_controller::s3::Bucket::connect(
-            self.s3.location(&self.bucket, ""),
-            Some(self.s3.credentials()),
-        )
-        .await;
+        let b = self.s3.bucket(&self.bucket, "").await;
         let (_, mut stream) = b.get_object_stream(key).await.unwrap();
         let mut h = Sha256::new();
         while let Some(c) = stream.next().await {
@@ -285,11 +273,7 @@ async fn backup_of_a_multi_shard_collection_then_restore_into_another_cluster() 
     assert_eq!(status.qdrant_version.as_deref(), Some("1.18.3"));
 
     // The manifest's checksums are those of the objects; each shard from a distinct peer.
-    let b = backup_controller::s3::Bucket::connect(
-        env.s3.location(&env.bucket, ""),
-        Some(env.s3.credentials()),
-    )
-    .await;
+    let b = env.s3.bucket(&env.bucket, "").await;
     let m = manifest::parse(
         &b.get_small_object(&format!("{dir}/manifest.json"), 1 << 20)
             .await
@@ -589,11 +573,7 @@ async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the
     obj["metadata"]["finalizers"] = json!(["qdrant.operator.dev/backup"]);
     obj["status"] = json!({"phase": "Running", "attempt": 1});
     env.api.insert(obj);
-    let b = backup_controller::s3::Bucket::connect(
-        env.s3.location(&env.bucket, ""),
-        Some(env.s3.credentials()),
-    )
-    .await;
+    let b = env.s3.bucket(&env.bucket, "").await;
     b.put_object(
         "qdrant/db/again/uid-agai-1/docs/shard-0.snapshot",
         bytes::Bytes::from_static(b"partial"),

@@ -107,6 +107,11 @@ impl S3Server {
         }
     }
 
+    /// A [`Bucket`] client for bucket `name` (which must exist) with the server's key.
+    pub async fn bucket(&self, name: &str, prefix: &str) -> Bucket {
+        Bucket::connect(self.location(name, prefix), Some(self.credentials())).await
+    }
+
     /// A raw SDK client, for test set-up and for checking what landed.
     pub async fn raw(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::new()
@@ -139,7 +144,7 @@ impl S3Server {
             .send()
             .await
             .expect("create bucket");
-        Bucket::connect(self.location(&name, prefix), Some(self.credentials())).await
+        self.bucket(&name, prefix).await
     }
 }
 
