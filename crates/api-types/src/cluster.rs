@@ -70,6 +70,7 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.tls) && has(self.tls.p2p) && self.tls.p2p.enabled) == (has(oldSelf.tls) && has(oldSelf.tls.p2p) && oldSelf.tls.p2p.enabled)").message("spec.tls.p2p.enabled cannot change after creation: peers are registered in consensus under their http:// or https:// p2p URI"))]
 pub struct QdrantClusterSpec {
     /// Container image of Qdrant.
     #[serde(default)]
@@ -137,6 +138,112 @@ pub struct QdrantClusterSpec {
     /// init containers, extra volumes.
     #[serde(default)]
     pub pod: PodSpec,
+
+    /// TLS for client traffic (REST and gRPC) and for peer-to-peer traffic (consensus and
+    /// shard transfers). Off unless enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
+    /// Shard rebalancing after a scale-up (opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
+
+    /// How pods are restarted when the image or configuration changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+}
+
+/// TLS of a cluster. Qdrant serves one certificate on every TLS-enabled port (its `tls.cert`,
+/// `tls.key`, `tls.ca_cert` settings), so one certificate source serves both client and p2p
+/// traffic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// HTTPS for REST and TLS for gRPC (Qdrant's `service.enable_tls`). May be turned on or
+    /// off later: the pods restart one at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<TlsEndpointSpec>,
+    /// TLS between peers (Qdrant's `cluster.p2p.enable_tls`); peers verify each other against
+    /// `ca.crt`. Fixed at creation: peers are known to consensus by their p2p URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p: Option<TlsEndpointSpec>,
+    /// A `kubernetes.io/tls` Secret in the namespace with `tls.crt`, `tls.key` and `ca.crt`
+    /// (what cert-manager writes). Its certificate must name the client Service and every
+    /// pod through the headless Service (`<cluster>-<i>.<cluster>-headless.<ns>.svc`). Unset:
+    /// the operator generates a CA into `<cluster>-ca` and a server certificate into
+    /// `<cluster>-tls`, and renews the server certificate before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+}
+
+impl TlsSpec {
+    /// True when client TLS is on.
+    pub fn client_enabled(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.enabled)
+    }
+    /// True when p2p TLS is on.
+    pub fn p2p_enabled(&self) -> bool {
+        self.p2p.as_ref().is_some_and(|c| c.enabled)
+    }
+    /// True when any TLS is on (a certificate is needed).
+    pub fn any_enabled(&self) -> bool {
+        self.client_enabled() || self.p2p_enabled()
+    }
+}
+
+/// One TLS-capable kind of traffic.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsEndpointSpec {
+    /// Turn TLS on for this traffic.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// Shard rebalancing after a scale-up.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// Once every pod is Ready and no restart or scale-down runs, move shard replicas
+    /// (`move_shard`, one transfer at a time per collection) until each peer holds an even
+    /// share. Default false: new peers stay empty until collections are created or moved by
+    /// hand.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// How pods are restarted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Seconds a restarted pod may take to be Ready again with `/readyz` passing before the
+    /// rollout stops with condition Degraded (default 600). The rollout is never pushed past
+    /// a pod that did not come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub pod_ready_timeout_seconds: Option<i64>,
+}
+
+/// Default of `spec.rollout.podReadyTimeoutSeconds`.
+pub const DEFAULT_POD_READY_TIMEOUT_SECONDS: i64 = 600;
+
+impl QdrantClusterSpec {
+    /// The TLS settings, defaulted (all off).
+    pub fn tls(&self) -> TlsSpec {
+        self.tls.clone().unwrap_or_default()
+    }
+    /// `spec.rebalance.enabled`.
+    pub fn rebalance_enabled(&self) -> bool {
+        self.rebalance.as_ref().is_some_and(|r| r.enabled)
+    }
+    /// `spec.rollout.podReadyTimeoutSeconds` or its default.
+    pub fn pod_ready_timeout_seconds(&self) -> i64 {
+        self.rollout
+            .as_ref()
+            .and_then(|r| r.pod_ready_timeout_seconds)
+            .unwrap_or(DEFAULT_POD_READY_TIMEOUT_SECONDS)
+    }
 }
 
 fn default_replicas() -> i32 {
@@ -215,9 +322,10 @@ impl PullPolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistenceSpec {
-    /// Size of each peer's volume, a Kubernetes quantity such as `10Gi`. Set when the cluster
-    /// is created: the StatefulSet's claim templates are immutable, and expanding existing
-    /// PersistentVolumeClaims is not implemented yet, so later changes are not applied.
+    /// Size of each peer's volume, a Kubernetes quantity such as `10Gi`. May grow later: the
+    /// operator then patches every PersistentVolumeClaim (the StatefulSet's claim templates
+    /// are immutable), which needs a StorageClass with `allowVolumeExpansion: true`. Shrinking
+    /// is refused (condition VolumeExpansionBlocked).
     #[serde(default = "default_size")]
     #[schemars(length(max = 64))]
     #[schemars(regex(
@@ -506,6 +614,124 @@ pub struct QdrantClusterStatus {
     /// Peer id of the Raft leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_leader: Option<u64>,
+    /// A rolling restart or upgrade in progress (absent when every pod runs the current
+    /// revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    /// Shard moves of an opt-in rebalance (absent when balanced or disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
+    /// Volume expansion of the PersistentVolumeClaims (absent when every claim has the
+    /// requested size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<VolumesStatus>,
+    /// TLS in use: where the CA certificate is, for clients and the other controllers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+}
+
+/// A rolling restart or upgrade.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// The StatefulSet revision (`status.updateRevision`) every pod is being moved to.
+    pub update_revision: String,
+    /// Pods already at the update revision.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Image tag the pods run before the rollout, when the rollout is an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    /// Image tag the rollout moves to, when the rollout is an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<String>,
+    /// The pod deleted last by the operator, until it is back and healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarting_pod: Option<String>,
+    /// When the operator deleted `restartingPod` (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
+    /// What the rollout does or waits for now.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One shard replica move.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardMove {
+    /// Collection name.
+    pub collection: String,
+    /// Shard id.
+    pub shard_id: u32,
+    /// Peer id the replica leaves.
+    pub from_peer_id: u64,
+    /// Peer id the replica goes to.
+    pub to_peer_id: u64,
+}
+
+/// Progress of a rebalance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    /// Moves issued by the last reconcile (at most one per collection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<ShardMove>,
+    /// Transfers Qdrant reports as running (`shard_transfers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<ShardMove>,
+    /// What the rebalance does or waits for now.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Volume expansion progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumesStatus {
+    /// The size asked for (`spec.persistence.size`).
+    pub requested_size: String,
+    /// Claims not yet at the requested size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<VolumeClaimStatus>,
+    /// What the expansion does or waits for, or why it cannot proceed.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One PersistentVolumeClaim being expanded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeClaimStatus {
+    /// Claim name.
+    pub name: String,
+    /// `status.capacity.storage` of the claim, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
+    /// What the claim waits for (e.g. `Resizing`, `FileSystemResizePending`).
+    #[serde(default)]
+    pub state: String,
+}
+
+/// TLS in use.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsStatus {
+    /// Client traffic (REST and gRPC) is TLS.
+    #[serde(default)]
+    pub client: bool,
+    /// Peer-to-peer traffic is TLS.
+    #[serde(default)]
+    pub p2p: bool,
+    /// The CA certificate clients verify the server against (`ca.crt` of the serving Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// The Secret whose `tls.crt` and `tls.key` Qdrant serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_secret_name: Option<String>,
+    /// Expiry of the served certificate (RFC 3339), when the operator generated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
 }
 
 /// In-cluster endpoints of the client Service.

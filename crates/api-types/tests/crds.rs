@@ -296,3 +296,40 @@ fn operator_owned_config_key_is_refused_by_validation() {
     );
     assert!(err.to_string().contains("set spec.auth.apiKey instead"));
 }
+
+#[test]
+fn day2_fields_pass_schema_and_cel() {
+    let v = with(
+        good(),
+        "/spec/tls",
+        json!({"client": {"enabled": true}, "p2p": {"enabled": true}, "secretName": "demo-cert"}),
+    );
+    let v = with(v, "/spec/rebalance", json!({"enabled": true}));
+    let v = with(v, "/spec/rollout", json!({"podReadyTimeoutSeconds": 900}));
+    assert_eq!(schema_errors(&v), Vec::<String>::new());
+    assert_eq!(cel_errors(&v, Some(&v)), Vec::<String>::new());
+    let short = with(
+        good(),
+        "/spec/rollout",
+        json!({"podReadyTimeoutSeconds": 5}),
+    );
+    assert!(!schema_errors(&short).is_empty());
+}
+
+#[test]
+fn cel_refuses_turning_p2p_tls_on_or_off_after_creation() {
+    let on = with(good(), "/spec/tls", json!({"p2p": {"enabled": true}}));
+    let off = with(good(), "/spec/tls", json!({"client": {"enabled": true}}));
+    for (old, new) in [(&good(), &on), (&on, &off), (&on, &good())] {
+        let e = cel_errors(new, Some(old));
+        assert!(
+            e.iter()
+                .any(|m| m.contains("spec.tls.p2p.enabled cannot change")),
+            "{e:?}"
+        );
+    }
+    // Client TLS may change; p2p may be set at creation.
+    assert_eq!(cel_errors(&off, Some(&good())), Vec::<String>::new());
+    assert_eq!(cel_errors(&on, None), Vec::<String>::new());
+    assert_eq!(cel_errors(&on, Some(&on)), Vec::<String>::new());
+}
