@@ -18,46 +18,61 @@ pub fn in_cluster_resolver() -> PeerUrlResolver {
     Arc::new(|names: &Names, ordinal: u32| Url::parse(&names.pod_http_url(ordinal)).ok())
 }
 
-/// A REST client for pod `ordinal` (URL from `resolve`), sending `api_key` when set.
-///
-/// Errors: [`QdrantError::Config`] when the pod has no URL or the connection settings are
-/// invalid.
-pub fn client(
-    names: &Names,
-    ordinal: u32,
-    api_key: Option<String>,
-    resolve: &PeerUrlResolver,
-    timeout: Duration,
-) -> Result<QdrantClient, QdrantError> {
-    let url = resolve(names, ordinal).ok_or_else(|| QdrantError::Config {
-        message: format!("no URL for pod {}-{ordinal}", names.cluster),
-    })?;
-    QdrantClient::new(
-        &QdrantConnection::new(url)
-            .with_timeout(timeout)
-            .with_optional_api_key(api_key),
-    )
+/// How the operator reaches the pods' Qdrant REST API: where each pod is, which key to send,
+/// which CA to trust, how long to wait.
+#[derive(Clone)]
+pub struct PeerAccess {
+    /// Maps a pod ordinal to its REST URL.
+    pub resolve: PeerUrlResolver,
+    /// The cluster's read-write API key (`spec.auth.apiKey`), when it has one.
+    pub api_key: Option<String>,
+    /// PEM CA bundle to verify the pods' certificates against (client TLS on).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Timeout of each request.
+    pub timeout: Duration,
+}
+
+impl PeerAccess {
+    /// A REST client for pod `ordinal`.
+    ///
+    /// Errors: [`QdrantError::Config`] when the pod has no URL or the connection settings are
+    /// invalid.
+    pub fn client(&self, names: &Names, ordinal: u32) -> Result<QdrantClient, QdrantError> {
+        let url = (self.resolve)(names, ordinal).ok_or_else(|| QdrantError::Config {
+            message: format!("no URL for pod {}-{ordinal}", names.cluster),
+        })?;
+        let mut conn = QdrantConnection::new(url)
+            .with_timeout(self.timeout)
+            .with_optional_api_key(self.api_key.clone());
+        if let Some(pem) = &self.ca_pem {
+            conn = conn.with_ca_bundle_pem(pem.clone());
+        }
+        QdrantClient::new(&conn)
+    }
+
+    /// The REST URL of pod `ordinal`, as a string, when it has one.
+    pub fn url(&self, names: &Names, ordinal: u32) -> Option<String> {
+        (self.resolve)(names, ordinal).map(|u| u.to_string())
+    }
 }
 
 /// Asks pods `0..replicas` for `GET /cluster` and combines their answers: each pod reports its
 /// own peer id and Raft role; the URIs come from the peer map; the leader from any pod. Each
-/// peer's `url` is the REST URL `resolve` gives for its pod (the headless Service in a cluster).
+/// peer's `url` is the REST URL `access` gives for its pod (the headless Service in a cluster).
 ///
 /// Errors: a message when no pod answered (every pod's error is summarized).
 pub async fn observe(
     names: &Names,
     replicas: i32,
-    api_key: Option<String>,
-    resolve: &PeerUrlResolver,
-    timeout: Duration,
+    access: &PeerAccess,
 ) -> Result<PeersObservation, String> {
     let mut peers = vec![];
     let mut leader = None;
     let mut errors = vec![];
     for ordinal in 0..u32::try_from(replicas.max(0)).unwrap_or(0) {
         let pod = format!("{}-{ordinal}", names.cluster);
-        let url = resolve(names, ordinal).map(|u| u.to_string());
-        let info = match client(names, ordinal, api_key.clone(), resolve, timeout) {
+        let url = access.url(names, ordinal);
+        let info = match access.client(names, ordinal) {
             Ok(c) => c.cluster_info().await,
             Err(e) => Err(e),
         };

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::{
     build::{self, Names, Observed, secret},
-    peers::{self, PeerUrlResolver},
+    peers::{self, PeerAccess, PeerUrlResolver},
     scale::{self, ScaleDecision},
     status::{self, Observation},
 };
@@ -187,6 +187,14 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         }
     }
 
+    // How the operator reaches each pod's Qdrant.
+    let access = PeerAccess {
+        resolve: ctx.peer_urls.clone(),
+        api_key: api_key.clone(),
+        ca_pem: None,
+        timeout: ctx.qdrant_timeout,
+    };
+
     // Scale-down: the StatefulSet keeps its pods until Qdrant has drained the leaving peers.
     let live_replicas = live_sts
         .as_ref()
@@ -196,7 +204,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     if let Some(current) = live_replicas
         && current > qc.spec.replicas
     {
-        let (replicas, progress) = scale_down_step(qc, ctx, &names, current, api_key.clone()).await;
+        let (replicas, progress) = scale_down_step(qc, ctx, &names, current, &access).await;
         observed.replicas = Some(replicas);
         scale_down = progress;
     }
@@ -269,16 +277,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
     let peers = if ready > 0 {
-        Some(
-            peers::observe(
-                &names,
-                qc.spec.replicas,
-                api_key,
-                &ctx.peer_urls,
-                ctx.qdrant_timeout,
-            )
-            .await,
-        )
+        Some(peers::observe(&names, qc.spec.replicas, &access).await)
     } else {
         None
     };
@@ -315,9 +314,9 @@ async fn scale_down_step(
     ctx: &Context,
     names: &Names,
     current: i32,
-    api_key: Option<String>,
+    access: &PeerAccess,
 ) -> (i32, Option<status::ScaleDownProgress>) {
-    let decision = match peers::client(names, 0, api_key, &ctx.peer_urls, ctx.qdrant_timeout) {
+    let decision = match access.client(names, 0) {
         Ok(client) => scale::step(names, current, qc.spec.replicas, &client).await,
         Err(e) => Err(e),
     };

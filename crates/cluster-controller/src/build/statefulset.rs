@@ -328,8 +328,10 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
                 match_labels: Some(selector_labels(qc)),
                 match_expressions: None,
             },
+            // The controller restarts pods itself, one at a time and only while the whole
+            // cluster is healthy (`crate::rollout`); Kubernetes never replaces a pod on its own.
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
+                type_: Some("OnDelete".into()),
                 rolling_update: None,
             }),
             persistent_volume_claim_retention_policy: Some(
