@@ -28,13 +28,13 @@ pub const DEFAULT_ACCESS_KEY_ID_KEY: &str = "AWS_ACCESS_KEY_ID";
 /// Default key of the secret access key in `credentialsSecretRef`.
 pub const DEFAULT_SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 /// Default multipart upload part size, MiB.
-pub const DEFAULT_PART_SIZE_MIB: u32 = 16;
+pub const DEFAULT_PART_SIZE_MIB: u32 = 8;
 /// Smallest part size S3 accepts for every part but the last, MiB.
 pub const MIN_PART_SIZE_MIB: u32 = 5;
 /// Largest part size the operator allows, MiB (memory grows with it).
 pub const MAX_PART_SIZE_MIB: u32 = 512;
 /// Default number of parts uploaded at once.
-pub const DEFAULT_UPLOAD_CONCURRENCY: u32 = 2;
+pub const DEFAULT_UPLOAD_CONCURRENCY: u32 = 3;
 /// Largest number of parts uploaded at once.
 pub const MAX_UPLOAD_CONCURRENCY: u32 = 16;
 /// Default lifetime of a presigned URL handed to Qdrant, seconds.
@@ -157,10 +157,11 @@ fn default_secret_access_key_key() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadOptions {
-    /// Size of each multipart upload part in MiB (5-512). The controller holds about
-    /// partSizeMiB x (concurrency + 1) of snapshot data in memory per upload, whatever the
-    /// snapshot size. S3 allows 10,000 parts, so the largest snapshot is partSizeMiB x 10,000
-    /// (about 156 GiB at the default 16).
+    /// Size of each multipart upload part in MiB (5-512, default 8). The controller holds
+    /// about partSizeMiB x (concurrency + 1) of snapshot data in memory per upload, whatever
+    /// the snapshot size. S3 allows 10,000 parts: for a snapshot larger than
+    /// partSizeMiB x 10,000 (about 78 GiB at 8) the part size grows to fit, since Qdrant
+    /// announces the snapshot's size.
     #[serde(rename = "partSizeMiB", default = "default_part_size_mib")]
     #[schemars(range(min = 5, max = 512))]
     pub part_size_mib: u32,

@@ -2,7 +2,8 @@
 //! computing size and SHA-256 on the way.
 //!
 //! Memory stays flat whatever the size: at most `concurrency` parts are in flight and one part
-//! is being filled, so the peak is about `part_size × (concurrency + 1)`. An object smaller
+//! is being filled, in `concurrency + 1` part buffers reused from part to part, so the peak is
+//! about `part_size × (concurrency + 1)`. An object smaller
 //! than one part is written with a single `PutObject`. On any failure (the source stream
 //! errors or ends early, S3 refuses a part, the work is cancelled) the multipart upload is
 //! aborted, so S3 keeps no parts and no partial object, and the error says which side failed.
@@ -33,11 +34,25 @@ pub struct UploadSettings {
 
 impl Default for UploadSettings {
     fn default() -> Self {
-        UploadSettings {
-            part_size: 16 * 1024 * 1024,
-            concurrency: 2,
-        }
+        UploadSettings::from_mib(
+            api_types::backup::DEFAULT_PART_SIZE_MIB,
+            api_types::backup::DEFAULT_UPLOAD_CONCURRENCY,
+        )
     }
+}
+
+/// The part size used for a source of `expected_len` bytes: the configured size (at least
+/// [`MIN_PART_SIZE`]), grown to a whole number of MiB when the source would otherwise need
+/// more than [`MAX_PARTS`] parts.
+pub fn effective_part_size(settings: UploadSettings, expected_len: Option<u64>) -> usize {
+    const MIB: u64 = 1024 * 1024;
+    let needed = expected_len.map_or(0, |len| {
+        len.div_ceil(MAX_PARTS as u64).next_multiple_of(MIB)
+    });
+    settings
+        .part_size
+        .max(MIN_PART_SIZE)
+        .max(usize::try_from(needed).unwrap_or(usize::MAX))
 }
 
 impl UploadSettings {
@@ -165,14 +180,45 @@ impl MultipartState<'_> {
     }
 }
 
+/// Uploads one part and hands its buffer back, so the caller can reuse the allocation once
+/// S3's client has let go of it.
 async fn send_part(
     bucket: &Bucket,
     key: &str,
     upload_id: String,
     number: i32,
     body: Bytes,
-) -> Result<UploadedPart, S3Error> {
-    bucket.upload_part(key, &upload_id, number, body).await
+) -> (Result<UploadedPart, S3Error>, Bytes) {
+    let result = bucket
+        .upload_part(key, &upload_id, number, body.clone())
+        .await;
+    (result, body)
+}
+
+/// Part buffers of `part_size` bytes, reused: a fresh allocation per part (16 MiB by default)
+/// makes the allocator keep freed parts around in per-thread arenas, so resident memory grew
+/// with the snapshot size; reusing at most `concurrency + 1` buffers keeps it flat.
+struct PartBuffers {
+    part_size: usize,
+    free: Vec<BytesMut>,
+}
+
+impl PartBuffers {
+    fn take(&mut self) -> BytesMut {
+        self.free
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(self.part_size))
+    }
+
+    /// Takes back a sent part's buffer when nothing else holds it.
+    fn give_back(&mut self, body: Bytes) {
+        if let Ok(mut buf) = body.try_into_mut() {
+            buf.clear();
+            if buf.capacity() >= self.part_size {
+                self.free.push(buf);
+            }
+        }
+    }
 }
 
 async fn stream_parts<S, E>(
@@ -186,13 +232,17 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: fmt::Display,
 {
-    let part_size = settings.part_size.max(MIN_PART_SIZE);
+    let part_size = effective_part_size(settings, expected_len);
     let concurrency = settings.concurrency.max(1);
     let bucket = upload.bucket;
     let key = upload.key;
     let mut hasher = Sha256::new();
     let mut received: u64 = 0;
-    let mut buffer = BytesMut::with_capacity(part_size);
+    let mut buffers = PartBuffers {
+        part_size,
+        free: vec![],
+    };
+    let mut buffer = buffers.take();
     let mut next_part: i32 = 1;
     let mut done_parts: Vec<UploadedPart> = vec![];
     let mut in_flight = FuturesUnordered::new();
@@ -201,7 +251,8 @@ where
         let chunk = tokio::select! {
             biased;
             () = cancel.cancelled() => return Err(UploadError::Cancelled),
-            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((result, body)) = in_flight.next(), if !in_flight.is_empty() => {
+                buffers.give_back(body);
                 done_parts.push(result?);
                 continue;
             }
@@ -214,21 +265,29 @@ where
         })?;
         received += chunk.len() as u64;
         hasher.update(&chunk);
-        buffer.extend_from_slice(&chunk);
-        while buffer.len() >= part_size {
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let take = (part_size - buffer.len()).min(rest.len());
+            buffer.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if buffer.len() < part_size {
+                continue;
+            }
             if next_part as usize > MAX_PARTS {
                 return Err(UploadError::TooLarge { part_size });
             }
-            let body = buffer.split_to(part_size).freeze();
-            buffer.reserve(part_size);
             // Wait for a slot before starting another part: bounded memory.
             while in_flight.len() >= concurrency {
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => return Err(UploadError::Cancelled),
-                    Some(result) = in_flight.next() => done_parts.push(result?),
+                    Some((result, body)) = in_flight.next() => {
+                        buffers.give_back(body);
+                        done_parts.push(result?);
+                    }
                 }
             }
+            let body = std::mem::replace(&mut buffer, buffers.take()).freeze();
             let id = upload.id().await?;
             let number = next_part;
             next_part += 1;
@@ -260,7 +319,7 @@ where
             let body = buffer.split().freeze();
             in_flight.push(send_part(bucket, key, id, number, body));
         }
-        while let Some(result) = tokio::select! {
+        while let Some((result, _)) = tokio::select! {
             biased;
             () = cancel.cancelled() => return Err(UploadError::Cancelled),
             r = in_flight.next() => r,
@@ -289,4 +348,41 @@ where
         sha256,
         parts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn part_size_grows_only_when_ten_thousand_parts_are_not_enough() {
+        let s = UploadSettings::from_mib(8, 3);
+        assert_eq!(effective_part_size(s, None), 8 * MIB);
+        assert_eq!(effective_part_size(s, Some(1024 * MIB as u64)), 8 * MIB);
+        // Exactly 10,000 parts of 8 MiB still fit.
+        assert_eq!(effective_part_size(s, Some(80_000 * MIB as u64)), 8 * MIB);
+        // One byte more needs 9 MiB parts (whole MiB).
+        assert_eq!(
+            effective_part_size(s, Some(80_000 * MIB as u64 + 1)),
+            9 * MIB
+        );
+        // 200 GiB: 21 MiB parts (20.48 rounded up).
+        assert_eq!(
+            effective_part_size(s, Some(200 * 1024 * MIB as u64)),
+            21 * MIB
+        );
+        // Below S3's minimum is raised to it.
+        assert_eq!(
+            effective_part_size(
+                UploadSettings {
+                    part_size: 1,
+                    concurrency: 1
+                },
+                None
+            ),
+            MIN_PART_SIZE
+        );
+    }
 }
