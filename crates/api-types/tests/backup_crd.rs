@@ -216,8 +216,8 @@ fn list_types_and_defaults() {
             .contains("ambient AWS credentials")
     );
     let upload = &spec["upload"]["properties"];
-    assert_eq!(upload["partSizeMiB"]["default"], json!(16));
-    assert_eq!(upload["concurrency"]["default"], json!(2));
+    assert_eq!(upload["partSizeMiB"]["default"], json!(8));
+    assert_eq!(upload["concurrency"]["default"], json!(3));
     assert!(
         upload["partSizeMiB"]["description"]
             .as_str()
