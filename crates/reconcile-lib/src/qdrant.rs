@@ -26,6 +26,8 @@
 //! replicas are and which transfers run ([`CollectionClusterInfo`]),
 //! [`QdrantClient::update_collection_cluster`] moves, replicates and drops replicas and aborts
 //! transfers, and [`QdrantClient::remove_peer`] takes an emptied peer out of the cluster.
+//! [`QdrantClient::cluster_metadata`] and its siblings read and write Qdrant's cluster
+//! metadata, a key-value store replicated by consensus.
 //!
 //! Snapshots (Qdrant 1.18, `src/actix/api/snapshot_api.rs`, `src/common/snapshots.rs`,
 //! `lib/storage/src/content_manager/snapshots/`): collection and shard snapshots are created,
@@ -641,6 +643,74 @@ impl QdrantClient {
         self.request::<serde_json::Value>(Method::DELETE, &["cluster", "peer", &id], &[], None)
             .await
             .map(drop)
+    }
+
+    /// `GET /cluster/metadata/keys`: the keys of the cluster metadata, a small JSON key-value
+    /// store Qdrant keeps in Raft consensus (every peer has the same), sorted.
+    ///
+    /// # Errors
+    /// `Server` (500) `Service internal error: Qdrant is running in standalone mode` outside
+    /// cluster mode (`src/actix/api/cluster_api.rs` in Qdrant 1.18.3); any other
+    /// [`QdrantError`].
+    pub async fn cluster_metadata_keys(&self) -> Result<Vec<String>, QdrantError> {
+        self.request(Method::GET, &["cluster", "metadata", "keys"], &[], None)
+            .await
+    }
+
+    /// `GET /cluster/metadata/keys/{key}`: the JSON value stored under `key`,
+    /// `serde_json::Value::Null` when there is none (Qdrant answers `result: null`).
+    ///
+    /// # Errors
+    /// As [`Self::cluster_metadata_keys`].
+    pub async fn cluster_metadata(&self, key: &str) -> Result<serde_json::Value, QdrantError> {
+        self.request(
+            Method::GET,
+            &["cluster", "metadata", "keys", key],
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// `PUT /cluster/metadata/keys/{key}?wait=true` with `value` as the JSON body: stores it
+    /// through consensus and answers `result: true` once this peer applied it, so a following
+    /// [`Self::cluster_metadata`] on the same peer reads it back. A `null` value removes the
+    /// key. Needs the read-write key.
+    ///
+    /// # Errors
+    /// `Unauthorized` (403 `Forbidden: Global manage access is required`) with the read-only
+    /// key; `Server` (500) outside cluster mode or when consensus does not confirm it (`Service
+    /// internal error: Failed to propose and confirm metadata update operation through
+    /// consensus: ..`); any other [`QdrantError`].
+    pub async fn set_cluster_metadata(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::PUT,
+            &["cluster", "metadata", "keys", key],
+            &[("wait", "true")],
+            Some(value.clone()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /cluster/metadata/keys/{key}?wait=true`: removes the key through consensus
+    /// (`result: true`, also when there was no such key).
+    ///
+    /// # Errors
+    /// As [`Self::set_cluster_metadata`].
+    pub async fn delete_cluster_metadata(&self, key: &str) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::DELETE,
+            &["cluster", "metadata", "keys", key],
+            &[("wait", "true")],
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST /collections/{name}/points/count` with `{"exact": exact}`: the number of points in

@@ -2,10 +2,11 @@
 //! QdrantCollection, QdrantBackup and QdrantRestore share.
 //!
 //! With `cluster`, the QdrantCluster must be Ready for its current generation; its
-//! `status.endpoints.http`, `status.peers[].url` and the Secret named in
-//! `status.auth.apiKeySecretRef` are used (coordination through status only, never by calling
-//! the cluster-controller). With `connection`, the URL, the key Secret and the CA Secret come
-//! from the spec.
+//! `status.endpoints.http`, `status.peers[].url`, the Secret named in
+//! `status.auth.apiKeySecretRef` and, when `status.tls.client` is true, the CA certificate named
+//! in `status.tls.caSecretRef` are used (coordination through status only, never by calling the
+//! cluster-controller). With `connection`, the URL, the key Secret and the CA Secret come from
+//! the spec.
 
 use std::{sync::Arc, time::Duration};
 
@@ -112,9 +113,10 @@ fn parse_url(url: &str, field: &str, rewrite: Option<&EndpointRewrite>) -> Resul
 }
 
 /// Resolves `target` of an object in `namespace`. Reads the QdrantCluster (GET) and Secrets
-/// (GET); builds clients with `timeout`. Errors: Kubernetes API failures; a malformed URL is
-/// [`Error::InvalidSpec`] naming the field; neither or both of cluster and connection is
-/// [`Error::InvalidSpec`].
+/// (GET: the API key, and the CA bundle of `spec.connection.tls` or of a cluster's
+/// `status.tls.caSecretRef` when `status.tls.client` is true); builds clients with `timeout`.
+/// Errors: Kubernetes API failures; a malformed URL is [`Error::InvalidSpec`] naming the field;
+/// neither or both of cluster and connection is [`Error::InvalidSpec`].
 pub async fn resolve(
     namespace: &str,
     target: TargetRef<'_>,
@@ -164,7 +166,23 @@ pub async fn resolve(
                 rewrite,
             )?;
             let key_ref = status.auth.and_then(|a| a.api_key_secret_ref);
-            (url, key_ref, None, Some(qc))
+            // Client TLS: trust exactly the cluster's CA (`ca.crt` of its serving Secret).
+            let ca_ref = match status.tls.filter(|t| t.client) {
+                Some(tls) => match tls.ca_secret_ref {
+                    Some(r) => Some(r),
+                    None => {
+                        return Ok(waiting(
+                            "ClusterNotReady",
+                            format!(
+                                "QdrantCluster {} serves TLS but publishes no status.tls.caSecretRef yet",
+                                cluster.name
+                            ),
+                        ));
+                    }
+                },
+                None => None,
+            };
+            (url, key_ref, ca_ref, Some(qc))
         }
         (None, Some(conn)) => {
             let ca = conn.tls.as_ref().and_then(|t| t.ca_secret_ref.clone());

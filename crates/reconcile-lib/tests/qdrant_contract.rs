@@ -4852,3 +4852,344 @@ fn snapshot_types_have_qdrants_wire_shapes() {
             .unwrap();
     assert_eq!((uploaded.creation_time, uploaded.checksum), (None, None));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cluster metadata and peer replacement (peer recovery)
+// ---------------------------------------------------------------------------------------------
+
+/// Deletes a cluster metadata key of a real target when dropped (also when a test fails).
+struct MetadataCleanup {
+    conn: Option<QdrantConnection>,
+    key: String,
+}
+
+impl Drop for MetadataCleanup {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let key = std::mem::take(&mut self.key);
+        let worker = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(client) = QdrantClient::new(&conn) {
+                    let _ = client.delete_cluster_metadata(&key).await;
+                }
+            });
+        });
+        let _ = worker.join();
+    }
+}
+
+#[tokio::test]
+async fn cluster_metadata_is_stored_read_and_deleted_like_qdrant() {
+    let test = "cluster_metadata_is_stored_read_and_deleted_like_qdrant";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let key = unique_name("metadata");
+        let _cleanup = MetadataCleanup {
+            conn: match target {
+                Target::Fake(_) => None,
+                Target::Real { .. } => Some(target.connection(target.api_key().as_deref())),
+            },
+            key: key.clone(),
+        };
+        let standalone = QdrantError::Server {
+            status: 500,
+            message: "Service internal error: Qdrant is running in standalone mode".to_owned(),
+        };
+        if !client.cluster_info().await.unwrap().is_enabled() {
+            assert_eq!(
+                client.cluster_metadata_keys().await,
+                Err(standalone.clone()),
+                "{who}"
+            );
+            assert_eq!(
+                client.cluster_metadata(&key).await,
+                Err(standalone.clone()),
+                "{who}"
+            );
+            assert_eq!(
+                client.set_cluster_metadata(&key, &json!(1)).await,
+                Err(standalone.clone()),
+                "{who}"
+            );
+            assert_eq!(
+                client.delete_cluster_metadata(&key).await,
+                Err(standalone),
+                "{who}"
+            );
+            continue;
+        }
+
+        // A key never written reads as null and is not listed.
+        assert_eq!(
+            client.cluster_metadata(&key).await.unwrap(),
+            Value::Null,
+            "{who}"
+        );
+        assert!(
+            !client.cluster_metadata_keys().await.unwrap().contains(&key),
+            "{who}"
+        );
+
+        // Any JSON value is stored as sent, and the key is listed (sorted).
+        let value = json!({"ordinal": 2, "stale_peer": 123, "shards": {"c": [0, 1]}});
+        client.set_cluster_metadata(&key, &value).await.unwrap();
+        assert_eq!(client.cluster_metadata(&key).await.unwrap(), value, "{who}");
+        let keys = client.cluster_metadata_keys().await.unwrap();
+        assert!(keys.contains(&key), "{who}: {keys:?}");
+        assert!(keys.is_sorted(), "{who}: {keys:?}");
+        client
+            .set_cluster_metadata(&key, &json!("replaced"))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.cluster_metadata(&key).await.unwrap(),
+            json!("replaced"),
+            "{who}"
+        );
+
+        // The read-only key reads but may not write.
+        if let Some(read_only) = target.read_only_api_key() {
+            let reader = target.client_with_key(Some(&read_only));
+            assert_eq!(
+                reader.cluster_metadata(&key).await.unwrap(),
+                json!("replaced"),
+                "{who}"
+            );
+            let denied = QdrantError::Unauthorized {
+                status: 403,
+                message: READ_ONLY_DENIED_MESSAGE.to_owned(),
+            };
+            assert_eq!(
+                reader.set_cluster_metadata(&key, &json!(2)).await,
+                Err(denied.clone()),
+                "{who}"
+            );
+            assert_eq!(
+                reader.delete_cluster_metadata(&key).await,
+                Err(denied),
+                "{who}"
+            );
+        }
+
+        // Deleting removes it; deleting a missing key succeeds too.
+        client.delete_cluster_metadata(&key).await.unwrap();
+        assert_eq!(
+            client.cluster_metadata(&key).await.unwrap(),
+            Value::Null,
+            "{who}"
+        );
+        assert!(
+            !client.cluster_metadata_keys().await.unwrap().contains(&key),
+            "{who}"
+        );
+        client.delete_cluster_metadata(&key).await.unwrap();
+
+        // Writing null removes the key as well.
+        client.set_cluster_metadata(&key, &json!(1)).await.unwrap();
+        client
+            .set_cluster_metadata(&key, &Value::Null)
+            .await
+            .unwrap();
+        assert!(
+            !client.cluster_metadata_keys().await.unwrap().contains(&key),
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fake_cluster_metadata_refuses_bodies_like_actix_and_needs_cluster_mode() {
+    let fake = fake(
+        "fake_cluster_metadata_refuses_bodies_like_actix_and_needs_cluster_mode",
+        FakeQdrantOptions::default(),
+    )
+    .await;
+    let http = plain_http();
+    let url = fake.url().join("cluster/metadata/keys/k").unwrap();
+
+    // Not JSON: actix's plain-text errors, nothing stored.
+    let reply = http
+        .put(url.clone())
+        .header("content-type", "text/plain")
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
+    assert_eq!(reply.text().await.unwrap(), "Content type error");
+    let reply = http
+        .put(url.clone())
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
+    let body = reply.text().await.unwrap();
+    assert!(body.starts_with("Json deserialize error: "), "{body}");
+    assert!(fake.cluster_metadata().is_empty());
+
+    // Stored values are visible to the test.
+    let client = client_for(fake.url(), None);
+    client
+        .set_cluster_metadata("k", &json!({"a": [1]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.cluster_metadata(),
+        [("k".to_owned(), json!({"a": [1]}))].into()
+    );
+    // The wire shape of a read.
+    let raw: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(raw["result"], json!({"a": [1]}));
+    assert_eq!(raw["status"], json!("ok"));
+
+    // Outside cluster mode every route is a 500.
+    fake.set_cluster_disabled();
+    let standalone = Err(QdrantError::Server {
+        status: 500,
+        message: "Service internal error: Qdrant is running in standalone mode".to_owned(),
+    });
+    assert_eq!(client.cluster_metadata_keys().await.map(drop), standalone);
+    assert_eq!(client.cluster_metadata("k").await.map(drop), standalone);
+    assert_eq!(
+        client.set_cluster_metadata("k", &json!(1)).await,
+        standalone
+    );
+    assert_eq!(client.delete_cluster_metadata("k").await, standalone);
+}
+
+#[tokio::test]
+async fn fake_refuses_a_fresh_peer_on_the_uri_of_a_peer_that_holds_shards() {
+    let (fake, client) =
+        three_peer_fake("fake_refuses_a_fresh_peer_on_the_uri_of_a_peer_that_holds_shards").await;
+    client
+        .create_collection(
+            "c",
+            &json!({"vectors": {"size": 4, "distance": "Dot"},
+                    "shard_number": 2, "replication_factor": 2}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[
+            (0, &[(1, "Active"), (2, "Active")]),
+            (1, &[(1, "Active"), (3, "Active")]),
+        ])
+    );
+    let peers = |info: ClusterInfo| {
+        info.peers
+            .iter()
+            .map(|(id, p)| (*id, p.uri.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = peers(client.cluster_info().await.unwrap());
+
+    // Peer 3's volume came back empty: the new peer 7 on the same URI is refused while 3 holds
+    // a replica, whatever its state; consensus is unchanged.
+    let refusal = "peer URI http://qdrant-2.qdrant-headless:6335/ already used by peer 3 \
+                   which still has shards, remove its shards first or use a different URI";
+    assert_eq!(
+        fake.bootstrap_peer(7, "http://qdrant-2.qdrant-headless:6335"),
+        Err(refusal.to_owned())
+    );
+    fake.set_replica_state("c", 1, 3, "Dead");
+    assert_eq!(
+        fake.bootstrap_peer(7, "http://qdrant-2.qdrant-headless:6335/"),
+        Err(refusal.to_owned())
+    );
+    assert_eq!(peers(client.cluster_info().await.unwrap()), before);
+    // Nothing can be copied to a peer that is not a member yet.
+    assert_eq!(
+        client
+            .update_collection_cluster("c", &replicate_shard(1, 1, 7))
+            .await,
+        Err(bad_request("Bad request: Peer 7 does not exist"))
+    );
+    // Nor can the stale peer leave while it is listed with a (Dead) replica.
+    assert_eq!(
+        client.remove_peer(3).await,
+        Err(bad_request(
+            "Bad request: Cannot remove peer 3 as there are shards on it"
+        ))
+    );
+
+    // Its Dead replica is dropped (another Active one remains); then the peer is removed
+    // without force, and the fresh peer joins on the same URI.
+    client
+        .update_collection_cluster("c", &drop_replica(1, 3))
+        .await
+        .unwrap();
+    client.remove_peer(3).await.unwrap();
+    fake.bootstrap_peer(7, "http://qdrant-2.qdrant-headless:6335")
+        .unwrap();
+    let after = peers(client.cluster_info().await.unwrap());
+    assert_eq!(
+        after,
+        [
+            (1, "http://qdrant-0.qdrant-headless:6335/".to_owned()),
+            (2, "http://qdrant-1.qdrant-headless:6335/".to_owned()),
+            (7, "http://qdrant-2.qdrant-headless:6335/".to_owned()),
+        ]
+    );
+
+    // Now the shard is copied to it, and is Active there once the transfer ends.
+    client
+        .update_collection_cluster("c", &replicate_shard(1, 1, 7))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.placement("c")[&1],
+        [(1, "Active".to_owned()), (7, "Recovery".to_owned())]
+    );
+    assert_eq!(fake.complete_transfers(), 1);
+    assert_eq!(
+        fake.placement("c")[&1],
+        [(1, "Active".to_owned()), (7, "Active".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn fake_lets_a_fresh_peer_replace_an_empty_one_and_join_on_a_new_uri() {
+    let (fake, client) =
+        three_peer_fake("fake_lets_a_fresh_peer_replace_an_empty_one_and_join_on_a_new_uri").await;
+    // Peer 3 holds nothing: the fresh peer 9 replaces it directly (Qdrant removes 3 itself).
+    fake.bootstrap_peer(9, "http://qdrant-2.qdrant-headless:6335")
+        .unwrap();
+    let ids: Vec<u64> = client
+        .cluster_info()
+        .await
+        .unwrap()
+        .peers
+        .keys()
+        .copied()
+        .collect();
+    assert_eq!(ids, [1, 2, 9]);
+    // A URI nobody uses: added. The same id again: its URI is updated.
+    fake.bootstrap_peer(10, "http://qdrant-3.qdrant-headless:6335")
+        .unwrap();
+    fake.bootstrap_peer(10, "http://qdrant-4.qdrant-headless:6335")
+        .unwrap();
+    let info = client.cluster_info().await.unwrap();
+    assert_eq!(
+        info.peers.keys().copied().collect::<Vec<_>>(),
+        [1, 2, 9, 10]
+    );
+    assert_eq!(info.peers[&10].uri, "http://qdrant-4.qdrant-headless:6335/");
+    assert_eq!(
+        fake.bootstrap_peer(11, "not a uri"),
+        Err("Failed to parse uri: relative URL without a base".to_owned())
+    );
+    fake.set_cluster_disabled();
+    assert!(fake.bootstrap_peer(12, "http://x:6335").is_err());
+}

@@ -24,6 +24,8 @@
 //! | `GET /collections/{c}/cluster` | `{"peer_id", "shard_count", "local_shards", "remote_shards", "shard_transfers"}` |
 //! | `POST /collections/{c}/cluster` | `move_shard`, `replicate_shard`, `abort_transfer`, `drop_replica`: `result: true` |
 //! | `DELETE /cluster/peer/{id}` | `result: true`, or 400 while the peer holds replicas           |
+//! | `GET /cluster/metadata/keys` | the keys, sorted                                              |
+//! | `GET`, `PUT`, `DELETE /cluster/metadata/keys/{key}` | the value (`null` if none); `result: true` |
 //! | `POST /collections/{c}/points/count` | `{"count": N}` (read-only key allowed)                |
 //! | `GET /collections/{c}/snapshots` | `[{"name", "creation_time", "size", "checksum"?}]` (this peer's) |
 //! | `POST /collections/{c}/snapshots` | the new snapshot's description (`?wait=false`: 202)       |
@@ -120,6 +122,18 @@
 //!   peer leaves [`ClusterState::peers`] and the answer is `true` — also for a peer id the
 //!   cluster does not know (Raft applies removing a non-member as a no-op). `?force=true`
 //!   skips the replica check and removes the peer's replicas and transfers.
+//! - Joining: [`FakeQdrant::bootstrap_peer`] models a fresh peer's `--bootstrap` join
+//!   (`AddPeerToKnown` in `src/tonic/api/raft_api.rs`): refused while another peer registered
+//!   with the same URI still holds replicas, otherwise that peer is replaced.
+//!
+//! Cluster metadata (`src/actix/api/cluster_api.rs`,
+//! `lib/storage/src/content_manager/consensus/persistent.rs`): `PUT` stores any JSON value
+//! (`null` removes the key), `DELETE` removes it (`true` also for a missing key), `GET` of a
+//! missing key answers `null`, the key list is sorted. Outside cluster mode every route answers
+//! 500 `Service internal error: Qdrant is running in standalone mode`. The `PUT` body is read
+//! by actix's plain JSON extractor: a non-JSON content type is 400 text `Content type error`,
+//! a malformed body 400 text `Json deserialize error: ..`. The read-only key may read, not
+//! write (403 `Forbidden: Global manage access is required`).
 //!
 //! Peer views: [`FakeQdrant::peer_view`] adds a listener on another port that shares the
 //! whole state and answers as another peer, so a 3-peer cluster is one fake (peers 1, 2, 3 in
@@ -429,6 +443,7 @@ impl FakeQdrant {
                 download_faults: Vec::new(),
                 recoveries: Vec::new(),
                 uploads: 0,
+                cluster_metadata: BTreeMap::new(),
             }),
         });
         let listener = Arc::new(Listener {
@@ -536,6 +551,67 @@ impl FakeQdrant {
                 ..ClusterState::default()
             })
             .peers = peers;
+    }
+
+    /// A peer with fresh storage (a new `peer_id`) asks to join with p2p URI `uri`, as a Qdrant
+    /// started with `--bootstrap <a member> --uri <uri>` does through the member's gRPC
+    /// `AddPeerToKnown` (`src/tonic/api/raft_api.rs` and `src/consensus.rs` in Qdrant 1.18.3;
+    /// the REST API has no such call, so tests drive it here). When another peer is
+    /// registered with the same URI (compared as parsed URIs):
+    ///
+    /// - while any collection has a replica on that peer (any state,
+    ///   `ConsensusManager::peer_has_shards`), the join is refused with `peer URI {uri} already
+    ///   used by peer {old} which still has shards, remove its shards first or use a different
+    ///   URI` and consensus is unchanged; the real joining process then exits (`Can't
+    ///   initialize consensus`, exit code 101) and retries with the same new id on its next
+    ///   start, since its `raft_state.json` (term 0) stays on the volume;
+    /// - otherwise the old peer is removed from consensus first, then the new one added
+    ///   (Qdrant #8301: a peer with wiped storage replaces its empty predecessor).
+    ///
+    /// A URI no other peer uses is simply added; the same id again just updates its URI. The
+    /// URI is stored as Qdrant prints it (`http://host:6335/`). Collections are not touched:
+    /// the new peer holds no replica until one is transferred to it.
+    ///
+    /// # Errors
+    /// The refusal above (the gRPC status message), `Failed to parse uri: ..` for a URI that
+    /// does not parse, or a message when the fake is not in cluster mode (a standalone Qdrant
+    /// has no p2p API to join through).
+    pub fn bootstrap_peer(&self, peer_id: u64, uri: &str) -> Result<(), String> {
+        let parsed = Url::parse(uri).map_err(|e| format!("Failed to parse uri: {e}"))?;
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
+        let Some(cluster) = state.cluster.as_ref() else {
+            return Err("the fake Qdrant is not in cluster mode: no p2p API to join".to_owned());
+        };
+        let same_uri = |known: &str| Url::parse(known).map_or(known == uri, |u| u == parsed);
+        let previous = cluster
+            .peers
+            .iter()
+            .find(|(id, known)| *id != peer_id && same_uri(known))
+            .map(|(id, _)| *id);
+        if let Some(old) = previous {
+            if state.collections.values().any(|c| c.has_replica_on(old)) {
+                return Err(format!(
+                    "peer URI {parsed} already used by peer {old} which still has shards, \
+                     remove its shards first or use a different URI"
+                ));
+            }
+            for collection in state.collections.values_mut() {
+                collection.remove_peer(old);
+            }
+        }
+        if let Some(cluster) = state.cluster.as_mut() {
+            cluster
+                .peers
+                .retain(|(id, _)| Some(*id) != previous && *id != peer_id);
+            cluster.peers.push((peer_id, parsed.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The cluster metadata (`/cluster/metadata/keys`) as stored: key → value.
+    pub fn cluster_metadata(&self) -> BTreeMap<String, Value> {
+        self.shared.lock().cluster_metadata.clone()
     }
 
     /// Switches cluster mode off (`GET /cluster` answers `{"status": "disabled"}`).
@@ -909,6 +985,9 @@ struct State {
     recoveries: Vec<FakeRecovery>,
     /// Uploads received without a file name so far (to name them).
     uploads: u64,
+    /// Cluster metadata (`/cluster/metadata/keys`): key → JSON value; a `null` value is never
+    /// stored (writing `null` removes the key, as in Qdrant).
+    cluster_metadata: BTreeMap<String, Value>,
 }
 
 impl State {
@@ -976,6 +1055,13 @@ fn cluster_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/cluster", get(cluster_status))
         .route("/cluster/peer/{peer_id}", delete(remove_peer))
+        .route("/cluster/metadata/keys", get(list_metadata_keys))
+        .route(
+            "/cluster/metadata/keys/{key}",
+            get(get_metadata_key)
+                .put(put_metadata_key)
+                .delete(delete_metadata_key),
+        )
 }
 
 /// Records the request, authenticates it as Qdrant does, then applies injected faults.
@@ -2111,6 +2197,110 @@ async fn remove_peer(
         collection.remove_peer(peer_id);
     }
     ok(json!(true), started)
+}
+
+/// Qdrant's answer to the cluster metadata routes outside cluster mode (no consensus state):
+/// 500 `Service internal error: Qdrant is running in standalone mode`
+/// (`src/actix/api/cluster_api.rs`, `TableOfContent::update_cluster_metadata` in
+/// `lib/storage/src/content_manager/toc/mod.rs`).
+fn standalone_mode() -> Failure {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Service internal error: Qdrant is running in standalone mode".to_owned(),
+    )
+}
+
+/// `GET /cluster/metadata/keys` (`get_cluster_metadata_keys`): every key, sorted
+/// (`Persistent::get_cluster_metadata_keys`).
+async fn list_metadata_keys(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let result = match state.cluster {
+        Some(_) => Ok(json!(
+            state.cluster_metadata.keys().cloned().collect::<Vec<_>>()
+        )),
+        None => Err(standalone_mode()),
+    };
+    reply(result, started)
+}
+
+/// `GET /cluster/metadata/keys/{key}` (`get_cluster_metadata_key`): the value, or `null` for
+/// a key that was never written (`Persistent::get_cluster_metadata_key`).
+async fn get_metadata_key(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(key): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    let result = match state.cluster {
+        Some(_) => Ok(state
+            .cluster_metadata
+            .get(&key)
+            .cloned()
+            .unwrap_or(Value::Null)),
+        None => Err(standalone_mode()),
+    };
+    reply(result, started)
+}
+
+/// The body of `PUT /cluster/metadata/keys/{key}` as actix's plain `web::Json` extractor reads
+/// it (Qdrant configures no error handler for it); the error is the 400 plain-text body: a
+/// content type other than JSON is `Content type error`, a body that is not JSON `Json
+/// deserialize error: <serde message>`.
+fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, String> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+    if !json {
+        return Err("Content type error".to_owned());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("Json deserialize error: {e}"))
+}
+
+/// Stores `value` under `key` as consensus applies `UpdateClusterMetadata`
+/// (`Persistent::update_cluster_metadata_key`): `null` removes the key.
+fn write_metadata(state: &mut State, key: String, value: Value) -> Result<Value, Failure> {
+    if state.cluster.is_none() {
+        return Err(standalone_mode());
+    }
+    if value.is_null() {
+        state.cluster_metadata.remove(&key);
+    } else {
+        state.cluster_metadata.insert(key, value);
+    }
+    Ok(json!(true))
+}
+
+/// `PUT /cluster/metadata/keys/{key}` (`update_cluster_metadata_key`): any JSON value,
+/// `result: true`. The fake applies it at once, so `?wait=true` and `wait=false` answer alike
+/// (Qdrant answers `wait=false` once the operation is proposed).
+async fn put_metadata_key(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let value = match json_body(&headers, &body) {
+        Ok(value) => value,
+        Err(message) => return text_owned(StatusCode::BAD_REQUEST, message),
+    };
+    let result = write_metadata(&mut shared.lock(), key, value);
+    reply(result, started)
+}
+
+/// `DELETE /cluster/metadata/keys/{key}` (`delete_cluster_metadata_key`): writes `null`,
+/// which removes the key; `result: true` whether or not it existed.
+async fn delete_metadata_key(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(key): Path<String>,
+) -> Response {
+    let started = Instant::now();
+    let result = write_metadata(&mut shared.lock(), key, Value::Null);
+    reply(result, started)
 }
 
 // ---------------------------------------------------------------------------------------------
