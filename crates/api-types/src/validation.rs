@@ -92,7 +92,7 @@ pub const OPERATOR_OWNED_ENV: &[&str] = &[
 ];
 
 /// Volume names the operator uses in the pod template.
-pub const OPERATOR_OWNED_VOLUMES: &[&str] = &["storage", "config", "init", "tmp"];
+pub const OPERATOR_OWNED_VOLUMES: &[&str] = &["storage", "config", "init", "tmp", "tls"];
 
 /// Paths the operator mounts in the Qdrant container.
 pub const OPERATOR_OWNED_MOUNT_PATHS: &[&str] = &[
@@ -100,6 +100,7 @@ pub const OPERATOR_OWNED_MOUNT_PATHS: &[&str] = &[
     "/qdrant/snapshots",
     "/qdrant/config",
     "/qdrant/init",
+    "/qdrant/tls",
     "/tmp",
 ];
 

@@ -8,10 +8,15 @@ pub mod build;
 pub mod controller;
 pub mod day2;
 pub mod peers;
+pub mod rebalance;
 pub mod reconcile;
+pub mod recover;
 pub mod render;
+pub mod rollout;
 pub mod scale;
 pub mod status;
+pub mod tls;
+pub mod volumes;
 
 /// Field manager of every write this controller makes.
 pub const FIELD_MANAGER: &str = "qdrant-cluster-controller";

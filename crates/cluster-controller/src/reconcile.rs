@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::{
     build::{self, Names, Observed, secret},
     peers::{self, PeerAccess, PeerUrlResolver},
+    rebalance, rollout,
     scale::{self, ScaleDecision},
     status::{self, Observation},
 };
@@ -39,8 +40,10 @@ pub struct Context {
     pub qdrant_timeout: Duration,
     /// Periodic resync interval: drift is repaired at least this often.
     pub resync: Duration,
-    /// Requeue while a scale-down drains peers.
+    /// Requeue while a scale-down drains peers or a rolling restart runs.
     pub scale_down_requeue: Duration,
+    /// Requeue while PersistentVolumeClaims resize (claims are not watched).
+    pub volume_requeue: Duration,
 }
 
 impl Context {
@@ -57,6 +60,7 @@ impl Context {
             qdrant_timeout: Duration::from_secs(5),
             resync: Duration::from_secs(300),
             scale_down_requeue: Duration::from_secs(10),
+            volume_requeue: Duration::from_secs(15),
         }
     }
 }
@@ -136,6 +140,8 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     let live_sts = sts_api.get_opt(&names.cluster).await?;
     let mut observed = Observed {
         replicas: None,
+        image: None,
+        tls_hash: None,
         volume_claim_templates: live_sts
             .as_ref()
             .and_then(|s| s.spec.as_ref())
@@ -187,26 +193,70 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         }
     }
 
+    // TLS (spec.tls): the generated CA and server certificate, or the user's Secret. A refused
+    // p2p change applies nothing.
+    let tls = crate::tls::reconcile(qc, &ctx.shared, &names).await?;
+    if tls.refused {
+        update_status(
+            qc,
+            ctx,
+            &Observation {
+                blocked: tls.blocked,
+                ..Observation::default()
+            },
+        )
+        .await?;
+        return Ok(Action::requeue(ctx.resync));
+    }
+    if blocked.is_none() {
+        blocked = tls.blocked.clone();
+    }
+    observed.tls_hash = tls.cert_hash.clone();
+
     // How the operator reaches each pod's Qdrant.
     let access = PeerAccess {
         resolve: ctx.peer_urls.clone(),
         api_key: api_key.clone(),
-        ca_pem: None,
+        ca_pem: tls.ca_pem.clone(),
         timeout: ctx.qdrant_timeout,
     };
 
-    // Scale-down: the StatefulSet keeps its pods until Qdrant has drained the leaving peers.
+    // Backups and restores of this cluster that are Running: drains and restarts wait for
+    // them. Listed only when disruptive work may be due.
     let live_replicas = live_sts
         .as_ref()
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.replicas);
+    let shrinking = live_replicas.is_some_and(|current| current > qc.spec.replicas);
+    let busy = if shrinking
+        || qc.spec.rebalance_enabled()
+        || rollout::may_be_rolling(qc, live_sts.as_ref())
+    {
+        rollout::busy_with(&client, &names).await?
+    } else {
+        vec![]
+    };
+
+    // Scale-down: the StatefulSet keeps its pods until Qdrant has drained the leaving peers.
     let mut scale_down = None;
     if let Some(current) = live_replicas
         && current > qc.spec.replicas
     {
-        let (replicas, progress) = scale_down_step(qc, ctx, &names, current, &access).await;
+        let (replicas, progress) = scale_down_step(qc, ctx, &names, current, &access, &busy).await;
         observed.replicas = Some(replicas);
         scale_down = progress;
+    }
+
+    // Upgrade: a downgrade across minor versions is refused; the pods keep their image.
+    let downgrade = rollout::check_downgrade(qc, live_sts.as_ref());
+    if let Some(refusal) = &downgrade {
+        observed.image = Some(refusal.keep_image.clone());
+        if !status::condition_reports(qc, rollout::UPGRADE_BLOCKED, &refusal.message) {
+            ctx.shared
+                .events
+                .warning(qc, "DowngradeRefused", "Upgrade", refusal.message.clone())
+                .await;
+        }
     }
 
     // Build (pure).
@@ -270,6 +320,15 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
             .await;
     }
 
+    // Volume expansion: grow the claims of the pods the StatefulSet keeps to
+    // spec.persistence.size (its claim templates are immutable).
+    let pods = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(qc.spec.replicas);
+    let volumes = crate::volumes::expand(&ctx.shared, qc, pods).await?;
+
     // Observe Qdrant once pods are ready.
     let ready = sts
         .status
@@ -285,10 +344,58 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         warn!(cluster = %object_key(qc), error = %e, "could not read peers from Qdrant");
     }
 
-    let requeue = if scale_down.is_some() {
+    // Peer recovery: a pod whose volume came back empty rejoins with a fresh peer id and gets
+    // its shards back; never during a scale-down.
+    let recovery = if scale_down.is_none() {
+        crate::recover::step(qc, ctx, &names, &access, peers.as_ref()).await?
+    } else {
+        None
+    };
+
+    // Rolling restart: one pod at a time, only while the whole cluster is healthy; never
+    // during a scale-down or a peer recovery.
+    let rollout = if scale_down.is_none() && recovery.is_none() {
+        rollout::step(qc, ctx, &names, &sts, &access, &busy).await?
+    } else {
+        None
+    };
+
+    // Rebalance (opt-in): only a settled cluster with every peer known moves shards.
+    let all_ready = ready == qc.spec.replicas;
+    let rebalance = match &peers {
+        Some(Ok(observed))
+            if qc.spec.rebalance_enabled()
+                && all_ready
+                && scale_down.is_none()
+                && rollout.is_none()
+                && recovery.is_none()
+                && busy.is_empty()
+                && observed.peers.len() == usize::try_from(qc.spec.replicas).unwrap_or(0) =>
+        {
+            let peers = rebalance::peers_of(&names, &observed.peers);
+            match rebalance::step(&names, &access, &peers).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(cluster = %object_key(qc), error = %e, "cannot rebalance");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let moving = rebalance
+        .as_ref()
+        .is_some_and(|r| !r.planned.is_empty() || !r.active.is_empty());
+    let requeue = if scale_down.is_some() || rollout.is_some() || recovery.is_some() || moving {
         ctx.scale_down_requeue
     } else {
         ctx.resync
+    };
+    let requeue = if volumes.resizing() {
+        requeue.min(ctx.volume_requeue)
+    } else {
+        requeue
     };
     update_status(
         qc,
@@ -298,6 +405,12 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
             statefulset: Some(sts),
             peers,
             scale_down,
+            rollout,
+            downgrade,
+            rebalance,
+            recovery,
+            volumes: Some(volumes),
+            tls: Some(tls.status),
             ..Observation::default()
         },
     )
@@ -315,7 +428,22 @@ async fn scale_down_step(
     names: &Names,
     current: i32,
     access: &PeerAccess,
+    busy: &[String],
 ) -> (i32, Option<status::ScaleDownProgress>) {
+    if !busy.is_empty() {
+        let message = format!(
+            "holding {current} pods: waiting for {} to finish before draining peers (no \
+             scale-down during backups and restores)",
+            busy.join(", ")
+        );
+        return (
+            current,
+            Some(status::ScaleDownProgress {
+                message,
+                blocked: false,
+            }),
+        );
+    }
     let decision = match access.client(names, 0) {
         Ok(client) => scale::step(names, current, qc.spec.replicas, &client).await,
         Err(e) => Err(e),

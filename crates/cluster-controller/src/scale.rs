@@ -12,7 +12,7 @@ use reconcile_lib::qdrant::{QdrantClient, QdrantError};
 
 use crate::{
     build::Names,
-    day2::plan::{CollectionPlacement, Peer, ScaleDownStep, plan_scale_down},
+    day2::plan::{CollectionPlacement, Peer, PeerId, ScaleDownStep, plan_scale_down},
 };
 
 /// What the StatefulSet should do now.
@@ -47,30 +47,52 @@ pub fn ordinal_from_uri(uri: &str, names: &Names) -> Option<u32> {
         .ok()
 }
 
-/// Observes the cluster through `client` (any peer that stays: pod 0), plans, and carries out
-/// one step. Calls `GET /cluster`, `GET /collections`, `GET /collections/{c}` and
-/// `GET /collections/{c}/cluster` for each collection, then at most: one
-/// `POST /collections/{c}/cluster` per collection, or one `DELETE /cluster/peer/{id}`.
-///
-/// Errors: Qdrant's, unchanged (the caller holds the size and retries).
-pub async fn step(
+/// Qdrant's view of the cluster, as one member answers it: the consensus members and every
+/// collection's placement. Read by [`observe`]; shared by the scale-down ([`step`]) and the
+/// peer recovery ([`crate::recover`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Consensus members: peer id -> p2p URI (`peers` of `GET /cluster`).
+    pub members: BTreeMap<PeerId, String>,
+    /// Every collection's placement and running transfers, by name.
+    pub placement: BTreeMap<String, CollectionPlacement>,
+}
+
+impl ClusterView {
+    /// The members' ids.
+    pub fn consensus(&self) -> BTreeSet<PeerId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Each member whose p2p URI names a pod of this cluster, as (ordinal, peer id).
+    pub fn peers_by_uri(&self, names: &Names) -> Vec<Peer> {
+        members_by_ordinal(&self.members, names)
+            .into_iter()
+            .filter_map(|(peer_id, ordinal)| ordinal.map(|ordinal| Peer { ordinal, peer_id }))
+            .collect()
+    }
+}
+
+/// Consensus members (peer id -> p2p URI) -> the pod ordinal their URI names, if any
+/// ([`ordinal_from_uri`]).
+pub fn members_by_ordinal(
+    members: &BTreeMap<PeerId, String>,
     names: &Names,
-    current: i32,
-    target: i32,
-    client: &QdrantClient,
-) -> Result<ScaleDecision, QdrantError> {
-    let info = client.cluster_info().await?;
-    let consensus: BTreeSet<u64> = info.peers.keys().copied().collect();
-    let peers: Vec<Peer> = info
-        .peers
+) -> BTreeMap<PeerId, Option<u32>> {
+    members
         .iter()
-        .filter_map(|(id, p)| {
-            ordinal_from_uri(&p.uri, names).map(|ordinal| Peer {
-                ordinal,
-                peer_id: *id,
-            })
-        })
-        .collect();
+        .map(|(id, uri)| (*id, ordinal_from_uri(uri, names)))
+        .collect()
+}
+
+/// Every collection's placement as the member behind `client` sees it: `GET /collections`,
+/// then per collection `GET /collections/{c}` (for `config.params.replication_factor`,
+/// 1 when absent) and `GET /collections/{c}/cluster`.
+///
+/// Errors: Qdrant's, unchanged.
+pub async fn observe_placement(
+    client: &QdrantClient,
+) -> Result<BTreeMap<String, CollectionPlacement>, QdrantError> {
     let mut placement = BTreeMap::new();
     for collection in client.collections().await? {
         let rf = client
@@ -89,6 +111,41 @@ pub async fn step(
             CollectionPlacement::from_cluster_info(&cluster, rf),
         );
     }
+    Ok(placement)
+}
+
+/// [`ClusterView`] through `client`: `GET /cluster`, then [`observe_placement`].
+///
+/// Errors: Qdrant's, unchanged.
+pub async fn observe(client: &QdrantClient) -> Result<ClusterView, QdrantError> {
+    let info = client.cluster_info().await?;
+    let members = info
+        .peers
+        .iter()
+        .map(|(id, p)| (*id, p.uri.clone()))
+        .collect();
+    Ok(ClusterView {
+        members,
+        placement: observe_placement(client).await?,
+    })
+}
+
+/// Observes the cluster through `client` (any peer that stays: pod 0) with [`observe`], plans,
+/// and carries out one step. Calls `GET /cluster`, `GET /collections`, `GET /collections/{c}`
+/// and `GET /collections/{c}/cluster` for each collection, then at most: one
+/// `POST /collections/{c}/cluster` per collection, or one `DELETE /cluster/peer/{id}`.
+///
+/// Errors: Qdrant's, unchanged (the caller holds the size and retries).
+pub async fn step(
+    names: &Names,
+    current: i32,
+    target: i32,
+    client: &QdrantClient,
+) -> Result<ScaleDecision, QdrantError> {
+    let view = observe(client).await?;
+    let consensus = view.consensus();
+    let peers = view.peers_by_uri(names);
+    let placement = view.placement;
     let as_u32 = |n: i32| u32::try_from(n.max(0)).unwrap_or(0);
     let step = plan_scale_down(
         &peers,
@@ -138,6 +195,10 @@ mod tests {
             config_map: "demo-config".into(),
             api_key_secret: "demo-api-key".into(),
             read_only_api_key_secret: "demo-read-only-api-key".into(),
+            ca_secret: "demo-ca".into(),
+            tls_secret: "demo-tls".into(),
+            client_tls: false,
+            p2p_tls: false,
         };
         assert_eq!(
             ordinal_from_uri("http://demo-2.demo-headless.ns.svc:6335/", &names),

@@ -26,6 +26,12 @@ pub struct PeersObservation {
 
 /// Condition type: a scale-down is refused (the message names collections and shards).
 pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
+/// Condition type: growing the volumes to `spec.persistence.size` is refused (a shrink, a
+/// StorageClass without `allowVolumeExpansion: true`, a rejected patch); the reason is one of
+/// the refusal reasons of [`crate::volumes`] and the message names the field, the claims and the
+/// StorageClass.
+pub const VOLUME_EXPANSION_BLOCKED: &str = "VolumeExpansionBlocked";
+pub use crate::rollout::UPGRADE_BLOCKED;
 
 /// A scale-down in progress: what it does or waits for, or why it is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +44,14 @@ pub struct ScaleDownProgress {
 
 /// True when the status already reports this refusal (so the Warning event is not repeated).
 pub fn scale_down_refusal_reported(qc: &QdrantCluster, message: &str) -> bool {
+    condition_reports(qc, SCALE_DOWN_BLOCKED, message)
+}
+
+/// True when condition `type_` of the stored status is True with this message (so a Warning
+/// event for the same refusal is not repeated).
+pub fn condition_reports(qc: &QdrantCluster, type_: &str, message: &str) -> bool {
     qc.status.as_ref().is_some_and(|s| {
-        api_types::conditions::find_condition(&s.conditions, SCALE_DOWN_BLOCKED)
+        api_types::conditions::find_condition(&s.conditions, type_)
             .is_some_and(|c| c.status == ConditionStatus::True && c.message == message)
     })
 }
@@ -60,6 +72,21 @@ pub struct Observation {
     pub peers: Option<Result<PeersObservation, String>>,
     /// A scale-down holding pods above `spec.replicas`.
     pub scale_down: Option<ScaleDownProgress>,
+    /// TLS in use (`status.tls`, from [`crate::tls`]); `None` when not observed (then the
+    /// last published value is kept).
+    pub tls: Option<api_types::cluster::TlsStatus>,
+    /// Volume expansion of the claims to `spec.persistence.size`; `None` when not observed
+    /// (then `status.volumes` and condition VolumeExpansionBlocked keep their last value).
+    pub volumes: Option<crate::volumes::VolumesProgress>,
+    /// A rolling restart or upgrade in progress.
+    pub rollout: Option<crate::rollout::RolloutProgress>,
+    /// A refused downgrade (the pods keep their image).
+    pub downgrade: Option<crate::rollout::DowngradeRefusal>,
+    /// Shard moves of an opt-in rebalance.
+    pub rebalance: Option<api_types::cluster::RebalanceStatus>,
+    /// A peer recovery in progress (a pod whose volume came back empty), or its refusal:
+    /// condition Degraded True with reason `PeerRecovery` / `PeerRecoveryBlocked`.
+    pub recovery: Option<crate::recover::RecoveryProgress>,
 }
 
 /// The status for `qc` given `obs`. Conditions keep their `lastTransitionTime` unless their
@@ -79,19 +106,27 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
                 .join(","),
         ),
         endpoints: Some(Endpoints {
+            // https:// for both with `spec.tls.client` (Qdrant's service.enable_tls).
             http: format!(
-                "http://{}.{}.svc:{HTTP_PORT}",
-                names.cluster, names.namespace
+                "{}://{}.{}.svc:{HTTP_PORT}",
+                names.client_scheme(),
+                names.cluster,
+                names.namespace
             ),
             grpc: format!(
-                "http://{}.{}.svc:{GRPC_PORT}",
-                names.cluster, names.namespace
+                "{}://{}.{}.svc:{GRPC_PORT}",
+                names.client_scheme(),
+                names.cluster,
+                names.namespace
             ),
         }),
         auth: auth_status(qc),
         version: prev.version.clone(),
         peers: prev.peers.clone(),
         raft_leader: prev.raft_leader,
+        tls: obs.tls.clone().or_else(|| prev.tls.clone()),
+        // Last known expansion progress; replaced below whenever the claims were observed.
+        volumes: prev.volumes.clone(),
         // Last known counts; replaced below whenever the StatefulSet was observed.
         replicas: prev.replicas,
         ready_replicas: prev.ready_replicas,
@@ -212,10 +247,11 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
 
     let observed_current = sts_status.observed_generation.is_some()
         && sts_status.observed_generation >= sts_generation;
-    let rolling = !observed_current
-        || sts_status.update_revision.is_some()
-            && sts_status.update_revision != sts_status.current_revision
-        || sts_status.updated_replicas.unwrap_or(0) < sts_status.replicas;
+    // With the OnDelete strategy Kubernetes (before 1.36) never moves `currentRevision` to
+    // `updateRevision` (kubernetes/kubernetes#73492), so outdated pods are counted through
+    // `updatedReplicas` (pods at the update revision) instead.
+    let rolling =
+        !observed_current || sts_status.updated_replicas.unwrap_or(0) < sts_status.replicas;
     let scaling = sts_status.replicas != sts_spec_replicas;
     let all_ready = obs.statefulset.is_some()
         && !rolling
@@ -234,7 +270,13 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
         );
 
     if all_ready {
-        st.version = Some(qc.spec.image.tag.clone());
+        // A refused downgrade keeps the pods on the live image: report what runs.
+        st.version = Some(
+            obs.downgrade
+                .as_ref()
+                .and_then(|d| crate::rollout::image_tag(&d.keep_image))
+                .map_or_else(|| qc.spec.image.tag.clone(), str::to_owned),
+        );
     }
 
     if let Some((reason, message)) = &obs.blocked {
@@ -344,22 +386,112 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
             String::new(),
         ),
     }
+    if let Some(r) = &obs.rollout {
+        st.rollout = Some(r.status.clone());
+        if obs.scale_down.is_none() && obs.blocked.is_none() {
+            st.phase = ClusterPhase::Upgrading;
+            let reason = if r.status.to_version.is_some() {
+                "Upgrading"
+            } else {
+                "RollingRestart"
+            };
+            let message = format!(
+                "{} of {} pods updated: {}",
+                r.status.updated_replicas, sts_spec_replicas, r.status.message
+            );
+            set(
+                types::READY,
+                ConditionStatus::False,
+                reason,
+                message.clone(),
+            );
+            set(types::PROGRESSING, ConditionStatus::True, reason, message);
+        }
+    }
+    if let Some(r) = &obs.rebalance {
+        st.rebalance = Some(r.clone());
+        if all_ready && obs.blocked.is_none() {
+            set(
+                types::PROGRESSING,
+                ConditionStatus::True,
+                "Rebalancing",
+                r.message.clone(),
+            );
+        }
+    }
+    match &obs.downgrade {
+        Some(d) => {
+            set(
+                UPGRADE_BLOCKED,
+                ConditionStatus::True,
+                "DowngradeRefused",
+                d.message.clone(),
+            );
+            if obs.blocked.is_none() && obs.scale_down.is_none() && obs.rollout.is_none() {
+                set(
+                    types::PROGRESSING,
+                    ConditionStatus::False,
+                    "DowngradeRefused",
+                    d.message.clone(),
+                );
+            }
+        }
+        None => set(
+            UPGRADE_BLOCKED,
+            ConditionStatus::False,
+            "NotBlocked",
+            String::new(),
+        ),
+    }
+    let stuck = obs.rollout.as_ref().and_then(|r| r.stuck.clone());
     let degraded = st.phase == ClusterPhase::Degraded
+        || stuck.is_some()
         || (was_running && !all_ready && st.ready_replicas < desired.min(st.replicas));
+    let (reason, message) = match (&stuck, degraded) {
+        (Some(m), _) => ("RolloutStuck", m.clone()),
+        (None, true) => (
+            "PeersNotReady",
+            format!("{} of {desired} peers ready", st.ready_replicas),
+        ),
+        (None, false) => ("AsExpected", String::new()),
+    };
+    if stuck.is_some() {
+        st.phase = ClusterPhase::Degraded;
+    }
     set(
         types::DEGRADED,
         ConditionStatus::from_bool(degraded),
-        if degraded {
-            "PeersNotReady"
-        } else {
-            "AsExpected"
-        },
-        if degraded {
-            format!("{} of {desired} peers ready", st.ready_replicas)
-        } else {
-            String::new()
-        },
+        reason,
+        message,
     );
+    // Peer recovery: Degraded says what it does or waits for, or why it is refused.
+    if let Some(r) = &obs.recovery {
+        let reason = if r.blocked {
+            crate::recover::PEER_RECOVERY_BLOCKED
+        } else {
+            crate::recover::PEER_RECOVERY
+        };
+        set(
+            types::DEGRADED,
+            ConditionStatus::True,
+            reason,
+            r.message.clone(),
+        );
+        if st.phase == ClusterPhase::Running {
+            st.phase = ClusterPhase::Degraded;
+        }
+    }
+
+    // Volume expansion: its own condition; while claims resize, Progressing says which.
+    if let Some(v) = &obs.volumes {
+        st.volumes = v.status.clone();
+        let (status, reason, message) = match &v.blocked {
+            Some((reason, message)) => (ConditionStatus::True, reason.as_str(), message.clone()),
+            None => (ConditionStatus::False, "NotBlocked", String::new()),
+        };
+        set(VOLUME_EXPANSION_BLOCKED, status, reason, message);
+    }
+    volume_conditions(&mut st.conditions, obs.volumes.as_ref(), generation);
 
     // Peers keep their last known value when Qdrant could not be asked.
     if let Some(Ok(p)) = &obs.peers {
@@ -367,6 +499,51 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
         st.raft_leader = p.leader;
     }
     st
+}
+
+/// VolumeExpansionBlocked set on first sight (False until the claims are observed), and the
+/// Progressing condition while claims resize: True with reason `ExpandingVolumes` and the claims
+/// in its message when nothing else progresses, the claims appended to the message when
+/// something else does; left alone when Progressing is False for a blocking reason.
+fn volume_conditions(
+    conditions: &mut Vec<api_types::Condition>,
+    volumes: Option<&crate::volumes::VolumesProgress>,
+    generation: Option<i64>,
+) {
+    if api_types::conditions::find_condition(conditions, VOLUME_EXPANSION_BLOCKED).is_none() {
+        set_condition(
+            conditions,
+            new_condition(
+                VOLUME_EXPANSION_BLOCKED,
+                ConditionStatus::False,
+                "NotBlocked",
+                String::new(),
+                generation,
+            ),
+        );
+    }
+    let Some(v) = volumes.filter(|v| v.resizing()) else {
+        return;
+    };
+    let progressing =
+        api_types::conditions::find_condition(conditions, types::PROGRESSING).cloned();
+    let (reason, message) = match progressing {
+        Some(c) if c.status == ConditionStatus::True => {
+            (c.reason, format!("{}; {}", c.message, v.message()))
+        }
+        Some(c) if c.reason != "Reconciled" => return,
+        _ => ("ExpandingVolumes".to_string(), v.message()),
+    };
+    set_condition(
+        conditions,
+        new_condition(
+            types::PROGRESSING,
+            ConditionStatus::True,
+            &reason,
+            message,
+            generation,
+        ),
+    );
 }
 
 fn phase_reason(phase: ClusterPhase) -> &'static str {

@@ -61,23 +61,62 @@ fn config_yaml_snapshot() {
 fn start_script_snapshot() {
     insta::assert_snapshot!(statefulset::start_script(&Names::of(&three_node())), @r#"
     set -e
-    if [ "${POD_NAME##*-}" = "0" ]; then
-      exec ./entrypoint.sh --uri "http://${POD_NAME}.demo-headless.prod.svc:6335"
-    else
-      exec ./entrypoint.sh --bootstrap "http://demo-0.demo-headless.prod.svc:6335" --uri "http://${POD_NAME}.demo-headless.prod.svc:6335"
+    self="http://${POD_NAME}.demo-headless.prod.svc:6335"
+    fresh=1
+    if [ -f /qdrant/storage/raft_state ] || { [ -f /qdrant/storage/raft_state.json ] && ! grep -q '"hard_state":{"term":0,' /qdrant/storage/raft_state.json; }; then
+      fresh=0
     fi
+    if [ "$fresh" = 1 ]; then
+      echo "qdrant-operator: fresh storage: no Raft state of a joined peer in /qdrant/storage/raft_state.json" 2>/dev/null >/dev/termination-log || true
+    fi
+    bootstrap=""
+    if [ -s /qdrant/cluster-info/bootstrap-peers ]; then
+      candidates=$(grep -v -F "//${POD_NAME}." /qdrant/cluster-info/bootstrap-peers || true)
+      if [ -n "$candidates" ]; then
+        attempt=$(cat /qdrant/init/bootstrap-attempts 2>/dev/null || echo 0)
+        case "$attempt" in ''|*[!0-9]*) attempt=0 ;; esac
+        echo $((attempt + 1)) 2>/dev/null >/qdrant/init/bootstrap-attempts || true
+        count=$(printf '%s\n' "$candidates" | wc -l)
+        bootstrap=$(printf '%s\n' "$candidates" | sed -n "$((attempt % count + 1))p")
+      elif [ "$fresh" = 1 ]; then
+        echo "the cluster exists but /qdrant/cluster-info/bootstrap-peers lists no other peer to join through; not founding a new cluster" >&2
+        exit 1
+      fi
+    elif [ "${POD_NAME##*-}" != "0" ]; then
+      bootstrap="http://demo-0.demo-headless.prod.svc:6335"
+    fi
+    if [ -n "$bootstrap" ]; then
+      exec ./entrypoint.sh --bootstrap "$bootstrap" --uri "$self"
+    fi
+    exec ./entrypoint.sh --uri "$self"
     "#);
 }
 
 #[test]
 fn start_script_picks_uri_for_pod_zero_and_bootstrap_for_the_others() {
-    // Run the script's branch logic in a real shell, with `./entrypoint.sh` replaced by echo.
+    // Run the script in a real shell on a new cluster (no member list yet): the volume and
+    // the termination log live in a temporary directory, `./entrypoint.sh` prints its
+    // arguments. (tests/start_script.rs covers formed clusters and empty volumes.)
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
     let script = statefulset::start_script(&Names::of(&three_node()))
-        .replace("exec ./entrypoint.sh", "echo");
+        .replace("/qdrant/", &format!("{root}/"))
+        .replace(
+            statefulset::TERMINATION_LOG,
+            &format!("{root}/termination-log"),
+        );
+    let entrypoint = dir.path().join("entrypoint.sh");
+    std::fs::write(&entrypoint, "#!/bin/sh\necho \"$@\"\n").unwrap();
+    std::fs::set_permissions(
+        &entrypoint,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let run = |pod: &str| {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
+            .current_dir(dir.path())
             .env("POD_NAME", pod)
             .output()
             .unwrap();
@@ -251,6 +290,7 @@ fn qdrant_container_shape() {
             ),
             ("/qdrant/init".into(), None),
             ("/tmp".into(), None),
+            ("/qdrant/cluster-info".into(), None),
         ]
     );
 }
@@ -341,7 +381,7 @@ fn live_claim_templates_win_over_the_spec() {
     let mut qc = three_node();
     let observed = Observed {
         volume_claim_templates: Some(vec![statefulset::volume_claim_template(&qc)]),
-        replicas: None,
+        ..Observed::default()
     };
     qc.spec.persistence.size = "50Gi".into();
     let sts = build::build(&qc, &observed).unwrap().statefulset;

@@ -62,7 +62,8 @@ fn three_node_example_renders_the_guide_objects() {
     let script = sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
         .as_str()
         .unwrap();
-    assert!(script.contains("--bootstrap \"http://demo-0.demo-headless.default.svc:6335\""));
+    // A new cluster: pods other than 0 bootstrap from pod 0.
+    assert!(script.contains("bootstrap=\"http://demo-0.demo-headless.default.svc:6335\""));
     // Generated keys are announced, never printed.
     assert!(out.contains("# Secret demo-api-key (key \"api-key\") is generated"));
     assert!(out.contains("# Secret demo-read-only-api-key"));

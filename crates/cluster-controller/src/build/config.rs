@@ -1,6 +1,6 @@
-//! config.yaml: the operator's settings (cluster mode, ports, storage paths) over the user's
-//! free-form `spec.config`. API keys never go here; they reach Qdrant as environment
-//! variables from Secrets.
+//! config.yaml: the operator's settings (cluster mode, ports, storage paths, TLS) over the
+//! user's free-form `spec.config`. API keys never go here; they reach Qdrant as environment
+//! variables from Secrets. TLS settings only name the files of the mounted Secret.
 
 use api_types::{
     QdrantCluster, QdrantClusterSpec,
@@ -10,7 +10,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Names, child_meta};
+use super::{
+    Names, child_meta,
+    tls::{CA_KEY, CERT_KEY, CERT_TTL_SECONDS, PRIVATE_KEY_KEY, TLS_DIR},
+};
 
 /// Key of config.yaml in the ConfigMap; mounted as `/qdrant/config/production.yaml`, the file
 /// Qdrant's image reads over its defaults (`RUN_MODE=production`).
@@ -31,13 +34,34 @@ pub enum ConfigError {
     Serialize(String),
 }
 
-/// The settings the operator owns, as a JSON tree.
-fn operator_settings() -> Value {
-    json!({
+/// The settings the operator owns, as a JSON tree. With any of `spec.tls.client` /
+/// `spec.tls.p2p` enabled: `service.enable_tls` and `cluster.p2p.enable_tls` as the spec says,
+/// and `tls` pointing at the serving Secret's files under [`TLS_DIR`], re-read every
+/// [`CERT_TTL_SECONDS`] (HTTPS only, in Qdrant). With TLS off no TLS key is written, so
+/// config.yaml (and its hash) is what it was before TLS existed.
+fn operator_settings(spec: &QdrantClusterSpec) -> Value {
+    let mut settings = json!({
         "cluster": {"enabled": true, "p2p": {"port": P2P_PORT}},
         "service": {"host": "0.0.0.0", "http_port": HTTP_PORT, "grpc_port": GRPC_PORT},
         "storage": {"storage_path": STORAGE_PATH, "snapshots_path": SNAPSHOTS_PATH},
-    })
+    });
+    let tls = spec.tls();
+    if tls.any_enabled() {
+        merge(
+            &mut settings,
+            json!({
+                "cluster": {"p2p": {"enable_tls": tls.p2p_enabled()}},
+                "service": {"enable_tls": tls.client_enabled()},
+                "tls": {
+                    "cert": format!("{TLS_DIR}/{CERT_KEY}"),
+                    "key": format!("{TLS_DIR}/{PRIVATE_KEY_KEY}"),
+                    "ca_cert": format!("{TLS_DIR}/{CA_KEY}"),
+                    "cert_ttl": CERT_TTL_SECONDS,
+                },
+            }),
+        );
+    }
+    settings
 }
 
 /// Deep-merges `overlay` into `base` (maps merge recursively; anything else replaces).
@@ -61,7 +85,7 @@ pub fn config_yaml(spec: &QdrantClusterSpec) -> Result<String, ConfigError> {
         Some(v @ Value::Object(_)) => v.clone(),
         Some(_) => return Err(ConfigError::NotAMapping),
     };
-    merge(&mut tree, operator_settings());
+    merge(&mut tree, operator_settings(spec));
     serde_saphyr::to_string(&tree).map_err(|e| ConfigError::Serialize(e.to_string()))
 }
 
@@ -70,11 +94,55 @@ pub fn hash(config: &str) -> String {
     hex::encode(Sha256::digest(config.as_bytes()))
 }
 
-/// The ConfigMap `<cluster>-config` holding config.yaml.
+/// Key of the cluster's member list in the ConfigMap (not part of config.yaml, nor of its
+/// hash: it changes without rolling the pods). One p2p URI per line, by ordinal, of the pods
+/// that reported themselves as consensus members at the last observation (`status.peers`).
+/// The start script bootstraps from one of them, so a pod whose volume came back empty, pod 0
+/// included, joins the cluster instead of founding a new one.
+pub const BOOTSTRAP_PEERS_KEY: &str = "bootstrap-peers";
+
+/// The [`BOOTSTRAP_PEERS_KEY`] value for `qc`: `names.peer_uri(o)` and a newline for each
+/// ordinal `o < spec.replicas` named by a pod in `status.peers`, ascending; `None` before
+/// any pod reported, and for a one-pod cluster (whose only peer, if its volume is lost, can
+/// only found the cluster anew).
+pub fn bootstrap_peers(qc: &QdrantCluster) -> Option<String> {
+    if qc.spec.replicas < 2 {
+        return None;
+    }
+    let names = Names::of(qc);
+    let limit = u32::try_from(qc.spec.replicas).unwrap_or(0);
+    let ordinals: std::collections::BTreeSet<u32> = qc
+        .status
+        .as_ref()
+        .map(|s| s.peers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            p.pod
+                .strip_prefix(&format!("{}-", names.cluster))?
+                .parse()
+                .ok()
+        })
+        .filter(|o| *o < limit)
+        .collect();
+    (!ordinals.is_empty()).then(|| {
+        ordinals
+            .into_iter()
+            .map(|o| format!("{}\n", names.peer_uri(o)))
+            .collect()
+    })
+}
+
+/// The ConfigMap `<cluster>-config` holding config.yaml and, once the cluster formed, the
+/// members to bootstrap from ([`bootstrap_peers`]).
 pub fn config_map(qc: &QdrantCluster, config: String) -> ConfigMap {
+    let mut data = std::collections::BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
+    if let Some(peers) = bootstrap_peers(qc) {
+        data.insert(BOOTSTRAP_PEERS_KEY.to_string(), peers);
+    }
     ConfigMap {
         metadata: child_meta(qc, &Names::of(qc).config_map),
-        data: Some([(CONFIG_KEY.to_string(), config)].into()),
+        data: Some(data),
         ..ConfigMap::default()
     }
 }
@@ -115,6 +183,53 @@ mod tests {
         assert_eq!(v["cluster"]["enabled"], json!(true));
         // Validation refuses this key; the merge still keeps ours.
         assert_eq!(v["storage"]["storage_path"], json!("/qdrant/storage"));
+    }
+
+    #[test]
+    fn tls_settings_follow_the_spec() {
+        let yaml = |tls: Value| {
+            let y = config_yaml(&serde_json::from_value(json!({"tls": tls})).unwrap()).unwrap();
+            serde_saphyr::from_str::<Value>(&y).unwrap()
+        };
+        // Off (absent, or both disabled): no TLS key at all.
+        for off in [Value::Null, json!({"client": {"enabled": false}})] {
+            let v = yaml(off);
+            assert_eq!(v.get("tls"), None);
+            assert_eq!(v["service"].get("enable_tls"), None);
+            assert_eq!(v["cluster"]["p2p"].get("enable_tls"), None);
+        }
+        let v = yaml(json!({"client": {"enabled": true}}));
+        assert_eq!(v["service"]["enable_tls"], json!(true));
+        assert_eq!(v["cluster"]["p2p"]["enable_tls"], json!(false));
+        assert_eq!(v["cluster"]["p2p"]["port"], json!(6335));
+        assert_eq!(
+            v["tls"],
+            json!({"cert": "/qdrant/tls/tls.crt", "key": "/qdrant/tls/tls.key",
+                   "ca_cert": "/qdrant/tls/ca.crt", "cert_ttl": 3600})
+        );
+        let v = yaml(json!({"p2p": {"enabled": true}, "secretName": "mine"}));
+        assert_eq!(v["service"]["enable_tls"], json!(false));
+        assert_eq!(v["cluster"]["p2p"]["enable_tls"], json!(true));
+        assert_eq!(v["tls"]["ca_cert"], json!("/qdrant/tls/ca.crt"));
+    }
+
+    #[test]
+    fn tls_keys_in_spec_config_are_still_refused() {
+        // The owned-keys validation stays in force with TLS on.
+        let spec: QdrantClusterSpec = serde_json::from_value(json!({
+            "tls": {"client": {"enabled": true}},
+            "config": {"tls": {"cert": "/elsewhere"}, "service": {"enable_tls": false}},
+        }))
+        .unwrap();
+        let err = api_types::validation::validate_cluster(&spec)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spec.config.tls"), "{err}");
+        assert!(err.contains("spec.config.service.enable_tls"), "{err}");
+        // And the merge keeps ours regardless.
+        let v: Value = serde_saphyr::from_str(&config_yaml(&spec).unwrap()).unwrap();
+        assert_eq!(v["tls"]["cert"], json!("/qdrant/tls/tls.crt"));
+        assert_eq!(v["service"]["enable_tls"], json!(true));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod pdb;
 pub mod secret;
 pub mod service;
 pub mod statefulset;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,15 @@ pub struct Names {
     pub api_key_secret: String,
     /// Generated read-only key Secret: `<cluster>-read-only-api-key`.
     pub read_only_api_key_secret: String,
+    /// Generated CA Secret (`spec.tls` without `secretName`): `<cluster>-ca`.
+    pub ca_secret: String,
+    /// The Secret whose `tls.crt`, `tls.key` and `ca.crt` Qdrant serves:
+    /// `spec.tls.secretName`, or the generated `<cluster>-tls`.
+    pub tls_secret: String,
+    /// `spec.tls.client.enabled`: REST and gRPC are served over TLS (`https://`).
+    pub client_tls: bool,
+    /// `spec.tls.p2p.enabled`: peers talk over TLS (`https://` p2p URIs).
+    pub p2p_tls: bool,
 }
 
 impl Names {
@@ -60,21 +70,40 @@ impl Names {
     /// without one).
     pub fn of(qc: &QdrantCluster) -> Self {
         let cluster = qc.name_any();
+        let tls = qc.spec.tls();
         Self {
             namespace: qc.namespace().unwrap_or_else(|| "default".into()),
             headless: format!("{cluster}-headless"),
             config_map: format!("{cluster}-config"),
             api_key_secret: format!("{cluster}-api-key"),
             read_only_api_key_secret: format!("{cluster}-read-only-api-key"),
+            ca_secret: format!("{cluster}-ca"),
+            tls_secret: tls
+                .secret_name
+                .clone()
+                .unwrap_or_else(|| format!("{cluster}-tls")),
+            client_tls: tls.client_enabled(),
+            p2p_tls: tls.p2p_enabled(),
             cluster,
         }
     }
 
+    /// `https` when client TLS is on (`spec.tls.client.enabled`), else `http`.
+    pub fn client_scheme(&self) -> &'static str {
+        if self.client_tls { "https" } else { "http" }
+    }
+
+    /// `https` when p2p TLS is on (`spec.tls.p2p.enabled`), else `http`.
+    pub fn p2p_scheme(&self) -> &'static str {
+        if self.p2p_tls { "https" } else { "http" }
+    }
+
     /// The p2p URI of pod `ordinal` through the headless Service,
-    /// e.g. `http://demo-0.demo-headless.ns.svc:6335`.
+    /// e.g. `http://demo-0.demo-headless.ns.svc:6335` (`https://` with p2p TLS).
     pub fn peer_uri(&self, ordinal: u32) -> String {
         format!(
-            "http://{}-{ordinal}.{}.{}.svc:{}",
+            "{}://{}-{ordinal}.{}.{}.svc:{}",
+            self.p2p_scheme(),
             self.cluster,
             self.headless,
             self.namespace,
@@ -82,10 +111,12 @@ impl Names {
         )
     }
 
-    /// The REST URL of pod `ordinal` through the headless Service.
+    /// The REST URL of pod `ordinal` through the headless Service,
+    /// e.g. `http://demo-0.demo-headless.ns.svc:6333` (`https://` with client TLS).
     pub fn pod_http_url(&self, ordinal: u32) -> String {
         format!(
-            "http://{}-{ordinal}.{}.{}.svc:{}",
+            "{}://{}-{ordinal}.{}.{}.svc:{}",
+            self.client_scheme(),
             self.cluster,
             self.headless,
             self.namespace,
@@ -136,6 +167,13 @@ pub struct Observed {
     /// Pods the StatefulSet keeps while a scale-down drains the leaving peers (more than
     /// `spec.replicas` until the planner lets it shrink); `None` means `spec.replicas`.
     pub replicas: Option<i32>,
+    /// The image the pods keep instead of `spec.image` (a refused downgrade keeps the live
+    /// StatefulSet's image); `None` means `spec.image`.
+    pub image: Option<String>,
+    /// SHA-256 (hex) of the served certificate and CA ([`tls::certificate_hash`]) when TLS is
+    /// on and the serving Secret was read; goes on the pod template as
+    /// [`tls::TLS_HASH_ANNOTATION`] so a renewed certificate rolls the pods.
+    pub tls_hash: Option<String>,
 }
 
 /// Every desired child of a cluster, ready to apply.

@@ -1,9 +1,11 @@
 //! The StatefulSet of Qdrant peers.
 //!
-//! Every pod runs in cluster mode. Pod 0 starts with `--uri` (its own p2p address) and the
-//! others with `--bootstrap` pointing at pod 0 plus their own `--uri`; once a peer has Raft
-//! state on its volume, Qdrant ignores `--bootstrap` on restart. Pods start in parallel so a
-//! full restart cannot deadlock waiting for pod 0 to be Ready (it needs quorum).
+//! Every pod runs in cluster mode. In a new cluster pod 0 starts with `--uri` (its own p2p
+//! address) and the others with `--bootstrap` pointing at pod 0 plus their own `--uri`; once
+//! the cluster formed, every pod bootstraps from a listed member, so a pod whose volume came
+//! back empty never founds a second cluster ([`start_script`]). Once a peer has Raft state on
+//! its volume, Qdrant ignores `--bootstrap` on restart. Pods start in parallel so a full
+//! restart cannot deadlock waiting for pod 0 to be Ready (it needs quorum).
 
 use std::collections::BTreeMap;
 
@@ -22,7 +24,7 @@ use k8s_openapi::{
             EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
             PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
             PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-            SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+            SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
             WeightedPodAffinityTerm,
         },
     },
@@ -38,6 +40,7 @@ use super::{
     config::{CONFIG_KEY, SNAPSHOTS_PATH, STORAGE_PATH},
     secret::key_refs,
     selector_labels,
+    tls::{TLS_DIR, TLS_HASH_ANNOTATION, TLS_VOLUME},
 };
 
 /// Name of the Qdrant container.
@@ -53,30 +56,98 @@ pub const DEFAULT_GID: i64 = 2000;
 /// Default fsGroup of the volumes.
 pub const DEFAULT_FS_GROUP: i64 = 3000;
 
-/// The shell command starting Qdrant: pod 0 with `--uri`, the others with `--bootstrap` to
-/// pod 0 and their own `--uri`, both through the headless Service.
+/// First line of the Qdrant container's termination message when its start script found no
+/// Raft state of a joined peer on the volume: no `raft_state.json` (nor Qdrant's legacy
+/// `raft_state`), or one whose `hard_state.term` is still 0 (written by a start whose join was
+/// refused). The peer recovery ([`crate::recover`]) reads it from the Pod's status.
+pub const FRESH_STORAGE_MARKER: &str = "qdrant-operator: fresh storage";
+/// Qdrant's Raft state on the data volume (`storage_path/raft_state.json`, Qdrant's
+/// `Persistent::load_or_init`).
+pub const RAFT_STATE_FILE: &str = "/qdrant/storage/raft_state.json";
+/// Where the cluster ConfigMap is mounted as a directory (no subPath, so the kubelet refreshes
+/// its files when the ConfigMap changes).
+pub const CLUSTER_INFO_DIR: &str = "/qdrant/cluster-info";
+/// The ConfigMap's [`super::config::BOOTSTRAP_PEERS_KEY`] as the start script reads it.
+pub const BOOTSTRAP_PEERS_FILE: &str = "/qdrant/cluster-info/bootstrap-peers";
+/// How many starts of this pod picked a bootstrap peer (in the `init` emptyDir, which survives
+/// container restarts), so each restart tries the next listed peer.
+pub const BOOTSTRAP_ATTEMPTS_FILE: &str = "/qdrant/init/bootstrap-attempts";
+/// The container's termination message file (Kubernetes' default `terminationMessagePath`).
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// The shell command starting Qdrant (`/bin/sh` of Qdrant's Debian image).
+///
+/// - Storage without the Raft state of a joined peer (see [`FRESH_STORAGE_MARKER`]): the
+///   marker goes to the termination message, so the operator can tell a volume that came
+///   back empty from a pod that is merely down.
+/// - Once the cluster formed, the ConfigMap lists its members' p2p URIs
+///   ([`BOOTSTRAP_PEERS_FILE`]): every pod, pod 0 included, bootstraps from one of them other
+///   than itself, the next one on each restart. Pod 0 on an empty volume therefore joins the
+///   existing cluster instead of founding a second one (Qdrant treats a start without
+///   `--bootstrap` as the first peer of a new deployment). When the list names no other peer
+///   and the volume is fresh, the script exits and the pod retries later.
+/// - Before that (a new cluster): pod 0 starts with `--uri` only and founds it, the others
+///   bootstrap from pod 0.
+///
+/// Every pod passes its own `--uri` through the headless Service (`https://` when
+/// `spec.tls.p2p` is enabled). Qdrant ignores `--bootstrap` once its volume holds the Raft
+/// state of a joined peer (it only asks that peer for unknown peer addresses).
 pub fn start_script(names: &Names) -> String {
     let self_uri = format!(
-        "http://${{POD_NAME}}.{}.{}.svc:{P2P_PORT}",
-        names.headless, names.namespace
+        "{}://${{POD_NAME}}.{}.{}.svc:{P2P_PORT}",
+        names.p2p_scheme(),
+        names.headless,
+        names.namespace
     );
-    format!(
-        "set -e\n\
-         if [ \"${{POD_NAME##*-}}\" = \"0\" ]; then\n  \
-           exec ./entrypoint.sh --uri \"{self_uri}\"\n\
-         else\n  \
-           exec ./entrypoint.sh --bootstrap \"{}\" --uri \"{self_uri}\"\n\
-         fi\n",
-        names.peer_uri(0)
-    )
+    let legacy_state = RAFT_STATE_FILE.trim_end_matches(".json");
+    r#"set -e
+self="__SELF__"
+fresh=1
+if [ -f __LEGACY__ ] || { [ -f __STATE__ ] && ! grep -q '"hard_state":{"term":0,' __STATE__; }; then
+  fresh=0
+fi
+if [ "$fresh" = 1 ]; then
+  echo "__MARKER__: no Raft state of a joined peer in __STATE__" 2>/dev/null >__TERMLOG__ || true
+fi
+bootstrap=""
+if [ -s __PEERS__ ]; then
+  candidates=$(grep -v -F "//${POD_NAME}." __PEERS__ || true)
+  if [ -n "$candidates" ]; then
+    attempt=$(cat __ATTEMPTS__ 2>/dev/null || echo 0)
+    case "$attempt" in ''|*[!0-9]*) attempt=0 ;; esac
+    echo $((attempt + 1)) 2>/dev/null >__ATTEMPTS__ || true
+    count=$(printf '%s\n' "$candidates" | wc -l)
+    bootstrap=$(printf '%s\n' "$candidates" | sed -n "$((attempt % count + 1))p")
+  elif [ "$fresh" = 1 ]; then
+    echo "the cluster exists but __PEERS__ lists no other peer to join through; not founding a new cluster" >&2
+    exit 1
+  fi
+elif [ "${POD_NAME##*-}" != "0" ]; then
+  bootstrap="__POD0__"
+fi
+if [ -n "$bootstrap" ]; then
+  exec ./entrypoint.sh --bootstrap "$bootstrap" --uri "$self"
+fi
+exec ./entrypoint.sh --uri "$self"
+"#
+    .replace("__SELF__", &self_uri)
+    .replace("__LEGACY__", legacy_state)
+    .replace("__STATE__", RAFT_STATE_FILE)
+    .replace("__MARKER__", FRESH_STORAGE_MARKER)
+    .replace("__TERMLOG__", TERMINATION_LOG)
+    .replace("__PEERS__", BOOTSTRAP_PEERS_FILE)
+    .replace("__ATTEMPTS__", BOOTSTRAP_ATTEMPTS_FILE)
+    .replace("__POD0__", &names.peer_uri(0))
 }
 
-fn http_probe(path: &str, period: i32, failure: i32) -> Probe {
+/// A probe of `path` on the REST port; HTTPS when client TLS is on (the kubelet does not
+/// verify the certificate).
+fn http_probe(path: &str, period: i32, failure: i32, https: bool) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_string()),
             port: IntOrString::String("http".into()),
-            scheme: Some("HTTP".into()),
+            scheme: Some(if https { "HTTPS" } else { "HTTP" }.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -194,7 +265,7 @@ fn mount(name: &str, path: &str, sub_path: Option<&str>, read_only: bool) -> Vol
     }
 }
 
-fn qdrant_container(qc: &QdrantCluster, names: &Names) -> Container {
+fn qdrant_container(qc: &QdrantCluster, names: &Names, observed: &Observed) -> Container {
     let spec = &qc.spec;
     let mut mounts = vec![
         mount(STORAGE_VOLUME, STORAGE_PATH, Some("storage"), false),
@@ -207,7 +278,13 @@ fn qdrant_container(qc: &QdrantCluster, names: &Names) -> Container {
         ),
         mount("init", "/qdrant/init", None, false),
         mount("tmp", "/tmp", None, false),
+        // The whole ConfigMap as files, for the start script's bootstrap peers.
+        mount("config", CLUSTER_INFO_DIR, None, true),
     ];
+    if names.client_tls || names.p2p_tls {
+        // The whole Secret, no subPath: the kubelet refreshes the files when it changes.
+        mounts.push(mount(TLS_VOLUME, TLS_DIR, None, true));
+    }
     mounts.extend(spec.pod.extra_volume_mounts.iter().cloned());
     let port = |name: &str, p: i32| ContainerPort {
         name: Some(name.into()),
@@ -217,7 +294,12 @@ fn qdrant_container(qc: &QdrantCluster, names: &Names) -> Container {
     };
     Container {
         name: CONTAINER.into(),
-        image: Some(spec.image.reference()),
+        image: Some(
+            observed
+                .image
+                .clone()
+                .unwrap_or_else(|| spec.image.reference()),
+        ),
         image_pull_policy: spec.image.pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec!["/bin/sh".into(), "-c".into()]),
         args: Some(vec![start_script(names)]),
@@ -228,9 +310,9 @@ fn qdrant_container(qc: &QdrantCluster, names: &Names) -> Container {
             port("p2p", P2P_PORT),
         ]),
         // Up to 10 minutes to load collections from disk on start.
-        startup_probe: Some(http_probe("/healthz", 5, 120)),
+        startup_probe: Some(http_probe("/healthz", 5, 120, names.client_tls)),
         // Ready once the peer joined consensus and its shards are loaded.
-        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        readiness_probe: Some(http_probe("/readyz", 5, 3, names.client_tls)),
         resources: spec.resources.clone(),
         security_context: Some(
             spec.pod
@@ -276,7 +358,9 @@ pub fn volume_claim_template(qc: &QdrantCluster) -> PersistentVolumeClaim {
 /// The StatefulSet `<cluster>`: `spec.replicas` peers with the config mounted, keys from
 /// Secrets in env, probes on `/healthz` (startup) and `/readyz` (readiness), the scheduling
 /// fields of the spec, and one claim per pod. `config_hash` goes on the pod template.
-/// `observed.volume_claim_templates` (immutable once created) win over the spec's.
+/// `observed.volume_claim_templates` (immutable once created) win over the spec's. With
+/// `spec.tls` on: the serving Secret mounted read-only at `/qdrant/tls`, HTTPS probes when
+/// client TLS is on, and `observed.tls_hash` on the pod template.
 pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -> StatefulSet {
     let spec = &qc.spec;
     let names = Names::of(qc);
@@ -285,8 +369,11 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
     pod_labels.extend(common_labels(qc));
     let mut pod_annotations = spec.pod.annotations.clone();
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.into());
+    if let Some(hash) = &observed.tls_hash {
+        pod_annotations.insert(TLS_HASH_ANNOTATION.into(), hash.clone());
+    }
 
-    let mut containers = vec![qdrant_container(qc, &names)];
+    let mut containers = vec![qdrant_container(qc, &names, observed)];
     containers.extend(spec.pod.sidecars.iter().cloned());
 
     let mut volumes = vec![
@@ -310,6 +397,20 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
             ..Volume::default()
         },
     ];
+    if names.client_tls || names.p2p_tls {
+        volumes.push(Volume {
+            name: TLS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names.tls_secret.clone()),
+                // Readable by the container's user whatever its uid and fsGroup; only the
+                // Qdrant container mounts it.
+                default_mode: Some(0o444),
+                optional: Some(false),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     volumes.extend(spec.pod.extra_volumes.iter().cloned());
 
     let retention = if spec.persistence.retain_on_delete {

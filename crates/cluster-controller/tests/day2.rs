@@ -1,0 +1,554 @@
+//! Health-gated rolling restarts and upgrades, and opt-in rebalancing, end to end in-process:
+//! the real reconcile against the fake API server (playing the StatefulSet controller by hand:
+//! pods, revisions, recreation after a delete) and a fake Qdrant answering as three peers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use api_types::{
+    QdrantCluster,
+    cluster::ClusterPhase,
+    conditions::{ConditionStatus, find_condition},
+};
+use cluster_controller::{
+    reconcile::{Context, reconcile},
+    rollout::UPGRADE_BLOCKED,
+};
+use reconcile_lib::{
+    metrics::Metrics,
+    qdrant::{QdrantClient, QdrantConnection, RaftRole},
+    testing::{
+        apiserver::FakeApiServer,
+        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+    },
+};
+use serde_json::{Value, json};
+
+const NS: &str = "qdrant";
+const QC: &str = "qdrant.operator.dev/v1alpha1";
+
+struct Env {
+    fake: FakeApiServer,
+    qdrant: FakeQdrant,
+    _views: Vec<FakeQdrant>,
+    urls: Vec<url::Url>,
+    ctx: Arc<Context>,
+}
+
+fn peer_uri(i: u64) -> String {
+    format!("http://demo-{i}.demo-headless.{NS}.svc:6335/")
+}
+
+async fn env() -> Env {
+    let fake = FakeApiServer::new();
+    let peers: Vec<(u64, String)> = (0..3).map(|i| (100 + i, peer_uri(i))).collect();
+    let qdrant = FakeQdrant::start(FakeQdrantOptions {
+        cluster: Some(ClusterState {
+            peer_id: 100,
+            peers,
+            leader: Some(100),
+            role: Some(RaftRole::Leader),
+            term: 1,
+            commit: 1,
+            pending_operations: 0,
+        }),
+        ..FakeQdrantOptions::default()
+    })
+    .await;
+    let mut views = vec![];
+    let mut urls = vec![qdrant.url()];
+    for id in [101, 102] {
+        let v = qdrant.peer_view(id).await;
+        urls.push(v.url());
+        views.push(v);
+    }
+    let ctx = ctx(&fake, &urls);
+    Env {
+        ctx,
+        fake,
+        qdrant,
+        _views: views,
+        urls,
+    }
+}
+
+/// A fresh controller (as after a restart or a new leader): no memory but what it observes.
+fn ctx(fake: &FakeApiServer, urls: &[url::Url]) -> Arc<Context> {
+    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+    let urls = urls.to_vec();
+    ctx.peer_urls = Arc::new(move |_, ordinal| urls.get(ordinal as usize).cloned());
+    Arc::new(ctx)
+}
+
+impl Env {
+    fn current(&self) -> QdrantCluster {
+        serde_json::from_value(
+            self.fake
+                .get(QC, "qdrantclusters", Some(NS), "demo")
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    async fn reconcile_with(&self, ctx: &Arc<Context>) {
+        reconcile(Arc::new(self.current()), ctx.clone())
+            .await
+            .unwrap();
+    }
+
+    async fn reconcile(&self) {
+        self.reconcile_with(&self.ctx).await;
+    }
+
+    fn sts(&self) -> Value {
+        self.fake
+            .get("apps/v1", "statefulsets", Some(NS), "demo")
+            .unwrap()
+    }
+
+    fn sts_image(&self) -> String {
+        self.sts()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Plays the StatefulSet controller's status: `updateRevision` is `update`;
+    /// `currentRevision` stays `r1`, as Kubernetes leaves it with `OnDelete`
+    /// (kubernetes/kubernetes#73492).
+    fn sts_status(&self, update: &str) {
+        let pods = self.pods();
+        let updated = pods
+            .iter()
+            .filter(|(_, rev, _)| rev.as_str() == update)
+            .count();
+        let ready = pods.iter().filter(|(_, _, r)| *r).count();
+        self.fake.edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
+            let generation = s["metadata"]["generation"].clone();
+            s["status"] = json!({"replicas": 3, "readyReplicas": ready, "updatedReplicas": updated,
+                "currentRevision": "r1", "updateRevision": update, "observedGeneration": generation});
+        });
+    }
+
+    /// Creates (or replaces) pod `ordinal` at `revision`, running the StatefulSet's image.
+    fn pod(&self, ordinal: u32, revision: &str, ready: bool) {
+        let _ = self
+            .fake
+            .remove("v1", "pods", Some(NS), &format!("demo-{ordinal}"));
+        let image = self.sts_image();
+        self.fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("demo-{ordinal}"), "namespace": NS,
+                "labels": {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo",
+                    "app.kubernetes.io/component": "database",
+                    "controller-revision-hash": revision}},
+            "spec": {"containers": [{"name": "qdrant", "image": image}]},
+            "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}}));
+    }
+
+    /// Pods as (ordinal, revision, ready), sorted by ordinal.
+    fn pods(&self) -> Vec<(u32, String, bool)> {
+        let mut out: Vec<_> = self
+            .fake
+            .list("v1", "pods", Some(NS))
+            .into_iter()
+            .map(|p| {
+                let name = p["metadata"]["name"].as_str().unwrap();
+                let ordinal = name.strip_prefix("demo-").unwrap().parse().unwrap();
+                let rev = p["metadata"]["labels"]["controller-revision-hash"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let ready = p["status"]["conditions"][0]["status"] == "True";
+                (ordinal, rev, ready)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn pod_deletes(&self) -> Vec<String> {
+        self.fake
+            .writes()
+            .into_iter()
+            .filter(|r| r.method == http::Method::DELETE && r.path.contains("/pods/"))
+            .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
+            .collect()
+    }
+
+    fn qdrant_writes(&self) -> Vec<String> {
+        self.qdrant
+            .requests()
+            .into_iter()
+            .filter(|(m, _)| m != http::Method::GET)
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect()
+    }
+
+    fn condition(&self, t: &str) -> api_types::Condition {
+        find_condition(&self.current().status.unwrap().conditions, t)
+            .cloned()
+            .unwrap()
+    }
+
+    fn rollout(&self) -> Option<api_types::cluster::RolloutStatus> {
+        self.current().status.unwrap().rollout
+    }
+
+    /// A running 3-peer cluster at revision r1 with one collection (3 shards, RF 2).
+    async fn running(&self) {
+        self.fake.insert(json!({"apiVersion": QC, "kind": "QdrantCluster", "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"replicas": 3, "auth": {}, "image": {"tag": "v1.18.0"}}}));
+        self.reconcile().await;
+        for i in 0..3 {
+            self.pod(i, "r1", true);
+        }
+        self.sts_status("r1");
+        self.reconcile().await;
+        assert_eq!(self.current().status.unwrap().phase, ClusterPhase::Running);
+        let client = QdrantClient::new(&QdrantConnection::new(self.urls[0].clone())).unwrap();
+        client
+            .create_collection("docs", &json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 2}))
+            .await
+            .unwrap();
+        self.fake.clear_requests();
+    }
+
+    fn set_tag(&self, tag: &str) {
+        self.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+            q["spec"]["image"]["tag"] = json!(tag);
+            let g = q["metadata"]["generation"].as_i64().unwrap_or(1);
+            q["metadata"]["generation"] = json!(g + 1);
+        });
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_restarts_one_pod_at_a_time_highest_ordinal_first() {
+    let env = env().await;
+    env.running().await;
+
+    env.set_tag("v1.18.2");
+    env.reconcile().await;
+    assert_eq!(env.sts_image(), "qdrant/qdrant:v1.18.2");
+    assert_eq!(
+        env.sts()["spec"]["updateStrategy"]["type"],
+        "OnDelete",
+        "Kubernetes must never replace pods on its own"
+    );
+    assert!(env.pod_deletes().is_empty());
+
+    let mut order = vec![];
+    for round in 0..3 {
+        // The StatefulSet controller has seen the new template.
+        env.sts_status("r2");
+        env.reconcile().await;
+        let deleted = env.pod_deletes();
+        assert_eq!(
+            deleted.len(),
+            1,
+            "round {round}: exactly one pod at a time: {deleted:?}"
+        );
+        order.push(deleted[0].clone());
+        let st = env.current().status.unwrap();
+        assert_eq!(st.phase, ClusterPhase::Upgrading);
+        let r = st.rollout.unwrap();
+        assert_eq!(r.restarting_pod.as_deref(), Some(deleted[0].as_str()));
+        assert_eq!(r.to_version.as_deref(), Some("v1.18.2"));
+        assert_eq!(r.from_version.as_deref(), Some("v1.18.0"));
+        assert_eq!(env.condition("Progressing").reason, "Upgrading");
+        let ordinal: u32 = deleted[0].strip_prefix("demo-").unwrap().parse().unwrap();
+        env.fake.clear_requests();
+
+        // The pod is gone: nothing else moves, and a fresh controller knows what it awaits.
+        assert!(env.fake.get("v1", "pods", Some(NS), &deleted[0]).is_none());
+        env.sts_status("r2");
+        env.reconcile_with(&ctx(&env.fake, &env.urls)).await;
+        assert!(env.pod_deletes().is_empty());
+        let r = env.rollout().unwrap();
+        assert!(
+            r.message
+                .contains(&format!("waiting for pod {} to exist", deleted[0])),
+            "{}",
+            r.message
+        );
+
+        // Back but not Ready yet: still waiting.
+        env.pod(ordinal, "r2", false);
+        env.sts_status("r2");
+        env.reconcile().await;
+        assert!(env.pod_deletes().is_empty());
+        assert!(env.rollout().unwrap().message.contains("to be Ready"));
+
+        env.pod(ordinal, "r2", true);
+    }
+    assert_eq!(order, ["demo-2", "demo-1", "demo-0"]);
+
+    env.sts_status("r2");
+    env.reconcile().await;
+    let st = env.current().status.unwrap();
+    assert_eq!(st.rollout, None);
+    assert_eq!(st.phase, ClusterPhase::Running);
+    assert_eq!(st.version.as_deref(), Some("v1.18.2"));
+    assert!(env.pod_deletes().is_empty());
+}
+
+#[tokio::test]
+async fn no_pod_is_restarted_while_a_shard_replica_is_not_active() {
+    let env = env().await;
+    env.running().await;
+    env.set_tag("v1.18.1");
+    env.reconcile().await;
+    env.qdrant.set_replica_state("docs", 1, 101, "Partial");
+    env.sts_status("r2");
+    env.reconcile().await;
+    assert!(env.pod_deletes().is_empty());
+    let msg = env.rollout().unwrap().message;
+    assert!(
+        msg.contains("shard 1 of collection docs to be Active on peer 101"),
+        "{msg}"
+    );
+    assert_eq!(env.current().status.unwrap().phase, ClusterPhase::Upgrading);
+
+    env.qdrant.set_replica_state("docs", 1, 101, "Active");
+    env.reconcile().await;
+    assert_eq!(env.pod_deletes(), ["demo-2"]);
+}
+
+#[tokio::test]
+async fn an_unanswering_peer_holds_the_rollout() {
+    let env = env().await;
+    env.running().await;
+    env.set_tag("v1.18.1");
+    env.reconcile().await;
+    env.sts_status("r2");
+    // Pod 1's Qdrant does not answer (/readyz and GET /cluster).
+    let mut urls = env.urls.clone();
+    urls[1] = url::Url::parse("http://127.0.0.1:9/").unwrap();
+    let ctx = ctx(&env.fake, &urls);
+    env.reconcile_with(&ctx).await;
+    assert!(env.pod_deletes().is_empty());
+    let msg = env.rollout().unwrap().message;
+    assert!(msg.contains("/readyz on pod demo-1"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_running_backup_defers_restarts() {
+    let env = env().await;
+    env.running().await;
+    env.fake.insert(json!({"apiVersion": QC, "kind": "QdrantBackup",
+        "metadata": {"name": "nightly-1", "namespace": NS},
+        "spec": {"cluster": {"name": "demo"}, "storage": {"s3": {"bucket": "b", "credentialsSecretRef": {"name": "s3"}}}},
+        "status": {"phase": "Running"}}));
+    // A backup of another cluster does not count.
+    env.fake.insert(json!({"apiVersion": QC, "kind": "QdrantBackup",
+        "metadata": {"name": "other-1", "namespace": NS},
+        "spec": {"cluster": {"name": "other"}, "storage": {"s3": {"bucket": "b", "credentialsSecretRef": {"name": "s3"}}}},
+        "status": {"phase": "Running"}}));
+    env.set_tag("v1.18.1");
+    env.reconcile().await;
+    env.sts_status("r2");
+    env.reconcile().await;
+    assert!(env.pod_deletes().is_empty());
+    let msg = env.rollout().unwrap().message;
+    assert!(msg.contains("QdrantBackup nightly-1"), "{msg}");
+    assert!(!msg.contains("other-1"), "{msg}");
+
+    env.fake
+        .edit(QC, "qdrantbackups", Some(NS), "nightly-1", |b| {
+            b["status"]["phase"] = json!("Succeeded");
+        });
+    env.reconcile().await;
+    assert_eq!(env.pod_deletes(), ["demo-2"]);
+}
+
+#[tokio::test]
+async fn a_pod_that_does_not_come_back_stops_the_rollout() {
+    let env = env().await;
+    env.running().await;
+    env.set_tag("v1.18.1");
+    env.reconcile().await;
+    env.sts_status("r2");
+    env.reconcile().await;
+    assert_eq!(env.pod_deletes(), ["demo-2"]);
+    env.fake.clear_requests();
+    assert!(env.fake.get("v1", "pods", Some(NS), "demo-2").is_none());
+    env.pod(2, "r2", false);
+
+    // Pretend the restart happened 11 minutes ago (timeout 600 s by default).
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(660);
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["status"]["rollout"]["restartedAt"] = json!(long_ago.to_string());
+    });
+    env.reconcile().await;
+    env.reconcile().await;
+    assert!(
+        env.pod_deletes().is_empty(),
+        "never pushed past a stuck pod"
+    );
+    let st = env.current().status.unwrap();
+    assert_eq!(st.phase, ClusterPhase::Degraded);
+    let degraded = env.condition("Degraded");
+    assert_eq!(degraded.status, ConditionStatus::True);
+    assert_eq!(degraded.reason, "RolloutStuck");
+    assert!(
+        degraded.message.contains("pod demo-2 is not back"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(
+        st.rollout.unwrap().restarting_pod.as_deref(),
+        Some("demo-2")
+    );
+
+    // Once the pod is back, the rollout goes on.
+    env.pod(2, "r2", true);
+    env.reconcile().await;
+    assert_eq!(env.pod_deletes(), ["demo-1"]);
+    assert_eq!(env.condition("Degraded").status, ConditionStatus::False);
+}
+
+#[tokio::test]
+async fn a_downgrade_across_minor_versions_is_refused() {
+    let env = env().await;
+    env.running().await;
+    env.set_tag("v1.17.4");
+    env.reconcile().await;
+    assert_eq!(env.sts_image(), "qdrant/qdrant:v1.18.0");
+    let c = env.condition(UPGRADE_BLOCKED);
+    assert_eq!(c.status, ConditionStatus::True);
+    assert_eq!(c.reason, "DowngradeRefused");
+    assert!(
+        c.message.contains("spec.image.tag v1.17.4"),
+        "{}",
+        c.message
+    );
+    let st = env.current().status.unwrap();
+    assert_eq!(st.version.as_deref(), Some("v1.18.0"));
+    assert_eq!(env.condition("Progressing").reason, "DowngradeRefused");
+    assert!(env.pod_deletes().is_empty());
+    let events: Vec<Value> = env.fake.list("events.k8s.io/v1", "events", Some(NS));
+    assert!(
+        events.iter().any(|e| e["reason"] == "DowngradeRefused"),
+        "{events:?}"
+    );
+
+    // A second reconcile writes nothing new.
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.fake.writes().len(), 0, "{:?}", env.fake.writes());
+
+    // A patch-level downgrade within the same minor is allowed.
+    env.set_tag("v1.18.0-unprivileged");
+    env.reconcile().await;
+    assert_eq!(env.sts_image(), "qdrant/qdrant:v1.18.0-unprivileged");
+    assert_eq!(
+        env.condition(UPGRADE_BLOCKED).status,
+        ConditionStatus::False
+    );
+}
+
+#[tokio::test]
+async fn rebalance_moves_shards_onto_a_new_peer_one_transfer_at_a_time() {
+    let env = env().await;
+    // The collection was created while the cluster had two peers.
+    env.qdrant
+        .set_peers((0..2).map(|i| (100 + i, peer_uri(i))).collect());
+    env.running().await;
+    env.qdrant
+        .set_peers((0..3).map(|i| (100 + i, peer_uri(i))).collect());
+    let count_on = |peer: u64| {
+        env.qdrant
+            .placement("docs")
+            .values()
+            .flatten()
+            .filter(|(p, _)| *p == peer)
+            .count()
+    };
+    assert_eq!(count_on(102), 0);
+
+    // Off by default: nothing moves.
+    env.qdrant.clear_requests();
+    env.reconcile().await;
+    assert!(env.current().status.unwrap().rebalance.is_none());
+    assert!(env.qdrant_writes().is_empty());
+
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["rebalance"] = json!({"enabled": true});
+    });
+    let mut moves = 0;
+    for _ in 0..10 {
+        env.qdrant.clear_requests();
+        env.reconcile().await;
+        let writes = env.qdrant_writes();
+        let st = env.current().status.unwrap();
+        let Some(r) = st.rebalance else {
+            assert!(writes.is_empty());
+            break;
+        };
+        assert!(
+            writes.len() <= 1,
+            "one transfer at a time per collection: {writes:?}"
+        );
+        if let Some(w) = writes.first() {
+            assert_eq!(w, "POST /collections/docs/cluster");
+            assert_eq!(r.planned.len(), 1);
+            assert_eq!(r.planned[0].to_peer_id, 102);
+            assert_eq!(env.condition("Progressing").reason, "Rebalancing");
+            moves += 1;
+            // While the transfer runs, nothing new is issued.
+            env.qdrant.clear_requests();
+            env.reconcile().await;
+            assert!(env.qdrant_writes().is_empty());
+            let r = env.current().status.unwrap().rebalance.unwrap();
+            assert_eq!(r.active.len(), 1, "{r:?}");
+            assert!(r.planned.is_empty());
+            env.qdrant.complete_transfers();
+        }
+    }
+    // 3 shards with 2 replicas each over 3 peers: 2 each.
+    assert_eq!(moves, 2);
+    for peer in [100, 101, 102] {
+        assert_eq!(count_on(peer), 2, "{:?}", env.qdrant.placement("docs"));
+    }
+    let st = env.current().status.unwrap();
+    assert_eq!(st.rebalance, None);
+    assert_eq!(st.phase, ClusterPhase::Running);
+}
+
+#[tokio::test]
+async fn a_running_restore_defers_a_scale_down() {
+    let env = env().await;
+    env.running().await;
+    env.fake
+        .insert(json!({"apiVersion": QC, "kind": "QdrantRestore",
+        "metadata": {"name": "restore-1", "namespace": NS},
+        "spec": {"cluster": {"name": "demo"}, "source": {"backup": {"name": "b"}}},
+        "status": {"phase": "Running"}}));
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["replicas"] = json!(2);
+    });
+    env.qdrant.clear_requests();
+    env.reconcile().await;
+    assert!(
+        env.qdrant_writes().is_empty(),
+        "no drain while a restore runs"
+    );
+    assert_eq!(env.sts()["spec"]["replicas"], 3);
+    let st = env.current().status.unwrap();
+    assert_eq!(st.phase, ClusterPhase::Scaling);
+    let msg = env.condition("Progressing").message;
+    assert!(msg.contains("waiting for QdrantRestore restore-1"), "{msg}");
+
+    env.fake
+        .edit(QC, "qdrantrestores", Some(NS), "restore-1", |r| {
+            r["status"]["phase"] = json!("Succeeded");
+        });
+    env.reconcile().await;
+    assert!(
+        env.qdrant_writes()
+            .iter()
+            .any(|w| w == "POST /collections/docs/cluster"),
+        "the drain starts once the restore is over: {:?}",
+        env.qdrant_writes()
+    );
+}

@@ -1,0 +1,705 @@
+//! Volume expansion end to end in-process: the real reconcile against the fake API server
+//! (PersistentVolumeClaims and StorageClasses seeded as the StatefulSet controller and the
+//! cluster admin would create them) and a fake Qdrant for the peers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use api_types::{
+    QdrantCluster,
+    cluster::ClusterPhase,
+    conditions::{ConditionStatus, find_condition, types},
+};
+use cluster_controller::{
+    reconcile::{Context, reconcile},
+    volumes::{
+        EXPANSION_NOT_SUPPORTED, EXPANSION_REJECTED, SHRINK_REFUSED, VOLUME_EXPANSION_BLOCKED,
+    },
+};
+use kube::runtime::controller::Action;
+use reconcile_lib::{
+    metrics::Metrics,
+    qdrant::RaftRole,
+    testing::{
+        apiserver::{Failure, FakeApiServer},
+        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+    },
+};
+use serde_json::{Value, json};
+
+const NS: &str = "qdrant";
+const QC: &str = "qdrant.operator.dev/v1alpha1";
+const PVCS: &str = "persistentvolumeclaims";
+
+struct Env {
+    fake: FakeApiServer,
+    _qdrant: FakeQdrant,
+    ctx: Arc<Context>,
+}
+
+async fn env() -> Env {
+    let fake = FakeApiServer::new();
+    let peers = (0..3)
+        .map(|i| {
+            (
+                100 + i,
+                format!("http://demo-{i}.demo-headless.{NS}.svc:6335/"),
+            )
+        })
+        .collect();
+    let qdrant = FakeQdrant::start(FakeQdrantOptions {
+        cluster: Some(ClusterState {
+            peer_id: 100,
+            peers,
+            leader: Some(100),
+            role: Some(RaftRole::Leader),
+            term: 1,
+            commit: 1,
+            pending_operations: 0,
+        }),
+        ..FakeQdrantOptions::default()
+    })
+    .await;
+    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+    let url = qdrant.url();
+    ctx.peer_urls = Arc::new(move |_, _| Some(url.clone()));
+    Env {
+        fake,
+        _qdrant: qdrant,
+        ctx: Arc::new(ctx),
+    }
+}
+
+fn storage_class(name: &str, allow: Option<bool>) -> Value {
+    let mut sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name}, "provisioner": "ebs.csi.aws.com"});
+    if let Some(a) = allow {
+        sc["allowVolumeExpansion"] = json!(a);
+    }
+    sc
+}
+
+impl Env {
+    fn current(&self) -> QdrantCluster {
+        serde_json::from_value(
+            self.fake
+                .get(QC, "qdrantclusters", Some(NS), "demo")
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    async fn reconcile(&self) -> Action {
+        reconcile(Arc::new(self.current()), self.ctx.clone())
+            .await
+            .unwrap()
+    }
+
+    fn mark_ready(&self) {
+        self.fake.edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
+            let replicas = s["spec"]["replicas"].clone();
+            let generation = s["metadata"]["generation"].clone();
+            s["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas,
+                "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": generation});
+        });
+    }
+
+    /// The claim of pod `i` as the StatefulSet controller creates it from the claim template,
+    /// bound with `size`.
+    fn insert_claim(&self, i: i32, size: &str) {
+        self.fake.insert(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": format!("storage-demo-{i}"), "namespace": NS,
+                "labels": {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+                "resources": {"requests": {"storage": size}}, "volumeName": format!("pv-{i}")},
+            "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}}}));
+    }
+
+    fn claim(&self, i: i32) -> Value {
+        self.fake
+            .get("v1", PVCS, Some(NS), &format!("storage-demo-{i}"))
+            .unwrap()
+    }
+
+    fn requested(&self, i: i32) -> String {
+        self.claim(i)["spec"]["resources"]["requests"]["storage"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// What the external resizer and the kubelet do once they are done.
+    fn finish_resize(&self, i: i32, size: &str) {
+        self.fake
+            .edit("v1", PVCS, Some(NS), &format!("storage-demo-{i}"), |c| {
+                c["status"]["capacity"]["storage"] = json!(size);
+                c["status"].as_object_mut().unwrap().remove("conditions");
+            });
+    }
+
+    fn set_size(&self, size: &str) {
+        self.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+            q["spec"]["persistence"]["size"] = json!(size)
+        });
+    }
+
+    fn claim_patches(&self) -> Vec<(String, Option<String>)> {
+        self.fake
+            .writes()
+            .into_iter()
+            .filter(|r| r.path.contains("/persistentvolumeclaims"))
+            .map(|r| (format!("{} {}", r.method, r.path), r.content_type))
+            .collect()
+    }
+
+    fn events(&self, reason: &str) -> Vec<Value> {
+        self.fake
+            .list("events.k8s.io/v1", "events", Some(NS))
+            .into_iter()
+            .filter(|e| e["reason"] == json!(reason))
+            .collect()
+    }
+
+    fn condition(&self, t: &str) -> api_types::Condition {
+        find_condition(&self.current().status.unwrap().conditions, t)
+            .cloned()
+            .unwrap_or_else(|| panic!("condition {t} missing"))
+    }
+
+    /// A running cluster of `replicas` peers at 10Gi, each with its bound claim, and the
+    /// StorageClass `standard` (`allowVolumeExpansion` as given).
+    async fn running(&self, replicas: i32, allow: Option<bool>) {
+        self.fake.insert(storage_class("standard", allow));
+        self.fake
+            .insert(json!({"apiVersion": QC, "kind": "QdrantCluster",
+            "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"replicas": replicas, "persistence": {"size": "10Gi"}}}));
+        self.reconcile().await;
+        for i in 0..replicas {
+            self.insert_claim(i, "10Gi");
+        }
+        self.mark_ready();
+        self.reconcile().await;
+        let st = self.current().status.unwrap();
+        assert_eq!(st.phase, ClusterPhase::Running);
+        assert_eq!(st.volumes, None);
+        let blocked = self.condition(VOLUME_EXPANSION_BLOCKED);
+        assert_eq!(
+            (blocked.status, blocked.reason.as_str()),
+            (ConditionStatus::False, "NotBlocked"),
+            "set on first sight"
+        );
+    }
+}
+
+fn patch_of(i: i32) -> (String, Option<String>) {
+    (
+        format!("PATCH /api/v1/namespaces/{NS}/persistentvolumeclaims/storage-demo-{i}"),
+        Some("application/merge-patch+json".to_string()),
+    )
+}
+
+#[tokio::test]
+async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles() {
+    let env = env().await;
+    env.running(3, Some(true)).await;
+
+    env.set_size("20Gi");
+    env.fake.clear_requests();
+    let action = env.reconcile().await;
+    assert_eq!(
+        env.claim_patches(),
+        (0..3).map(patch_of).collect::<Vec<_>>(),
+        "one merge patch per claim"
+    );
+    for i in 0..3 {
+        assert_eq!(env.requested(i), "20Gi");
+        // Only the request changed: the rest of the claim is as the StatefulSet made it.
+        assert_eq!(env.claim(i)["spec"]["storageClassName"], json!("standard"));
+        assert_eq!(env.claim(i)["spec"]["volumeName"], json!(format!("pv-{i}")));
+    }
+    let sts = env
+        .fake
+        .get("apps/v1", "statefulsets", Some(NS), "demo")
+        .unwrap();
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        json!("10Gi"),
+        "the StatefulSet keeps its immutable claim template"
+    );
+    let st = env.current().status.unwrap();
+    let volumes = st.volumes.clone().unwrap();
+    assert_eq!(volumes.requested_size, "20Gi");
+    let pending: Vec<_> = volumes
+        .pending
+        .iter()
+        .map(|c| (c.name.as_str(), c.capacity.as_deref(), c.state.as_str()))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("storage-demo-0", Some("10Gi"), "ResizeRequested"),
+            ("storage-demo-1", Some("10Gi"), "ResizeRequested"),
+            ("storage-demo-2", Some("10Gi"), "ResizeRequested"),
+        ]
+    );
+    assert_eq!(st.phase, ClusterPhase::Running, "the phase is not changed");
+    assert_eq!(env.condition(types::READY).status, ConditionStatus::True);
+    let progressing = env.condition(types::PROGRESSING);
+    assert_eq!(
+        (progressing.status, progressing.reason.as_str()),
+        (ConditionStatus::True, "ExpandingVolumes")
+    );
+    assert!(
+        progressing
+            .message
+            .contains("storage-demo-0 (ResizeRequested)"),
+        "{}",
+        progressing.message
+    );
+    assert_eq!(
+        env.condition(VOLUME_EXPANSION_BLOCKED).status,
+        ConditionStatus::False
+    );
+    let started = env.events("VolumeExpansionStarted");
+    assert_eq!(
+        started.len(),
+        1,
+        "one event for the claims patched together"
+    );
+    assert_eq!(
+        started[0]["note"],
+        json!(
+            "PersistentVolumeClaim storage-demo-0 from 10Gi, storage-demo-1 from 10Gi, \
+             storage-demo-2 from 10Gi grows to 20Gi (spec.persistence.size)"
+        )
+    );
+    assert_eq!(started[0]["type"], json!("Normal"));
+    assert_eq!(
+        action,
+        Action::requeue(env.ctx.volume_requeue),
+        "claims are not watched: requeue sooner while they resize"
+    );
+
+    // The resizer is at work on one claim, done with another: nothing is patched again.
+    env.fake.edit("v1", PVCS, Some(NS), "storage-demo-1", |c| {
+        c["status"]["conditions"] = json!([{"type": "FileSystemResizePending", "status": "True"}]);
+        c["status"]["allocatedResourceStatuses"] = json!({"storage": "NodeResizePending"});
+    });
+    env.finish_resize(2, "20Gi");
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.claim_patches(), [], "a claim is patched once");
+    let volumes = env.current().status.unwrap().volumes.unwrap();
+    let pending: Vec<_> = volumes
+        .pending
+        .iter()
+        .map(|c| (c.name.as_str(), c.state.as_str()))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("storage-demo-0", "ResizeRequested"),
+            ("storage-demo-1", "FileSystemResizePending")
+        ]
+    );
+    assert!(
+        env.condition(types::PROGRESSING)
+            .message
+            .contains("storage-demo-1 (FileSystemResizePending"),
+        "{}",
+        env.condition(types::PROGRESSING).message
+    );
+    assert_eq!(
+        env.events("VolumeExpansionStarted")[0]["series"],
+        Value::Null,
+        "no new event"
+    );
+
+    // Every claim reports the new capacity (in bytes for one: compared by value).
+    env.finish_resize(0, "21474836480");
+    env.finish_resize(1, "20Gi");
+    let action = env.reconcile().await;
+    let st = env.current().status.unwrap();
+    assert_eq!(st.volumes, None, "status.volumes goes away");
+    let progressing = env.condition(types::PROGRESSING);
+    assert_eq!(
+        (progressing.status, progressing.reason.as_str()),
+        (ConditionStatus::False, "Reconciled")
+    );
+    assert_eq!(env.events("VolumeExpansionCompleted").len(), 1);
+    assert_eq!(action, Action::requeue(env.ctx.resync));
+
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(
+        env.fake
+            .writes()
+            .into_iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>(),
+        Vec::<String>::new(),
+        "a settled cluster sees no write, not even an event"
+    );
+}
+
+#[tokio::test]
+async fn shrinking_is_refused_with_a_condition_and_no_claim_is_touched() {
+    let env = env().await;
+    env.running(3, Some(true)).await;
+    let before: Vec<Value> = (0..3).map(|i| env.claim(i)).collect();
+
+    env.set_size("5Gi");
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.claim_patches(), [], "no claim is written");
+    assert_eq!((0..3).map(|i| env.claim(i)).collect::<Vec<_>>(), before);
+    let blocked = env.condition(VOLUME_EXPANSION_BLOCKED);
+    assert_eq!(blocked.status, ConditionStatus::True);
+    assert_eq!(blocked.reason, SHRINK_REFUSED);
+    for part in [
+        "spec.persistence.size 5Gi",
+        "storage-demo-0 requests 10Gi",
+        "at least 10Gi",
+    ] {
+        assert!(
+            blocked.message.contains(part),
+            "{part}: {}",
+            blocked.message
+        );
+    }
+    let volumes = env.current().status.unwrap().volumes.unwrap();
+    assert_eq!(volumes.message, blocked.message);
+    assert!(volumes.pending.iter().all(|c| c.state == SHRINK_REFUSED));
+    // The cluster keeps serving: a refused expansion does not make it unready.
+    assert_eq!(env.condition(types::READY).status, ConditionStatus::True);
+    assert_eq!(env.events(VOLUME_EXPANSION_BLOCKED).len(), 1);
+
+    // The refusal is reported once: a second reconcile writes nothing.
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.fake.writes(), []);
+    assert_eq!(env.events(VOLUME_EXPANSION_BLOCKED).len(), 1);
+
+    // Back to the claims' size: the refusal clears, nothing is patched.
+    env.set_size("10737418240");
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.claim_patches(), []);
+    let blocked = env.condition(VOLUME_EXPANSION_BLOCKED);
+    assert_eq!(
+        (blocked.status, blocked.reason.as_str()),
+        (ConditionStatus::False, "NotBlocked")
+    );
+    assert_eq!(env.current().status.unwrap().volumes, None);
+    assert_eq!(
+        env.events("VolumeExpansionCompleted"),
+        Vec::<Value>::new(),
+        "nothing was expanded"
+    );
+}
+
+#[tokio::test]
+async fn a_storage_class_without_allow_volume_expansion_is_reported_and_nothing_is_patched() {
+    let env = env().await;
+    env.running(3, None).await;
+
+    env.set_size("20Gi");
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.claim_patches(), []);
+    let blocked = env.condition(VOLUME_EXPANSION_BLOCKED);
+    assert_eq!(blocked.status, ConditionStatus::True);
+    assert_eq!(blocked.reason, EXPANSION_NOT_SUPPORTED);
+    assert!(
+        blocked
+            .message
+            .contains("StorageClass standard does not set allowVolumeExpansion: true"),
+        "{}",
+        blocked.message
+    );
+    assert_eq!(env.events(VOLUME_EXPANSION_BLOCKED).len(), 1);
+    assert!(
+        env.fake
+            .requests()
+            .iter()
+            .any(|r| r.path == "/apis/storage.k8s.io/v1/storageclasses/standard"),
+        "the claim's StorageClass is read by name"
+    );
+
+    // The admin allows expansion: the next reconcile grows the claims.
+    env.fake.edit(
+        "storage.k8s.io/v1",
+        "storageclasses",
+        None,
+        "standard",
+        |sc| sc["allowVolumeExpansion"] = json!(true),
+    );
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(
+        env.claim_patches(),
+        (0..3).map(patch_of).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        env.condition(VOLUME_EXPANSION_BLOCKED).status,
+        ConditionStatus::False
+    );
+}
+
+#[tokio::test]
+async fn a_claim_created_later_by_a_scale_up_is_grown_too() {
+    let env = env().await;
+    env.running(2, Some(true)).await;
+    env.set_size("20Gi");
+    env.reconcile().await;
+    env.finish_resize(0, "20Gi");
+    env.finish_resize(1, "20Gi");
+    env.reconcile().await;
+    assert_eq!(env.current().status.unwrap().volumes, None);
+
+    // Scale up: the StatefulSet grows; its pod and claim do not exist yet.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["replicas"] = json!(3)
+    });
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.claim_patches(), []);
+    assert!(
+        env.fake
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/persistentvolumeclaims/storage-demo-2")),
+        "the new pod's claim is looked for"
+    );
+
+    // The StatefulSet controller creates it from the immutable template: at 10Gi.
+    env.insert_claim(2, "10Gi");
+    env.mark_ready();
+    env.fake.clear_requests();
+    env.reconcile().await;
+    assert_eq!(env.claim_patches(), [patch_of(2)]);
+    assert_eq!(env.requested(2), "20Gi");
+    let volumes = env.current().status.unwrap().volumes.unwrap();
+    assert_eq!(
+        volumes
+            .pending
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["storage-demo-2"]
+    );
+}
+
+#[tokio::test]
+async fn refused_reads_and_patches_become_a_condition_and_server_errors_are_retried() {
+    let env = env().await;
+    env.running(1, Some(true)).await;
+    env.set_size("20Gi");
+
+    // 5xx: transient, the reconcile fails for the error policy to retry with backoff.
+    env.fake.fail_next(Failure {
+        method: Some(http::Method::PATCH),
+        path_contains: Some("/persistentvolumeclaims/".into()),
+        status: 503,
+        times: 1,
+    });
+    let err = reconcile(Arc::new(env.current()), env.ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(env.requested(0), "10Gi");
+
+    // 403 from admission: permanent, reported, and the rest of the reconcile goes on.
+    env.fake.fail_next(Failure {
+        method: Some(http::Method::PATCH),
+        path_contains: Some("/persistentvolumeclaims/".into()),
+        status: 403,
+        times: 1,
+    });
+    env.reconcile().await;
+    let blocked = env.condition(VOLUME_EXPANSION_BLOCKED);
+    assert_eq!(blocked.status, ConditionStatus::True);
+    assert_eq!(blocked.reason, EXPANSION_REJECTED);
+    assert!(
+        blocked.message.contains("storage-demo-0 from 10Gi to 20Gi"),
+        "{}",
+        blocked.message
+    );
+    let volumes = env.current().status.unwrap().volumes.unwrap();
+    assert_eq!(volumes.pending[0].state, EXPANSION_REJECTED);
+    assert_eq!(volumes.message, blocked.message);
+    assert_eq!(env.current().status.unwrap().phase, ClusterPhase::Running);
+
+    // A claim the controller may not read (RBAC): reported, the reconcile goes on.
+    env.fake.fail_next(Failure {
+        method: Some(http::Method::GET),
+        path_contains: Some("/persistentvolumeclaims/".into()),
+        status: 403,
+        times: 1,
+    });
+    env.reconcile().await;
+    let blocked = env.condition(VOLUME_EXPANSION_BLOCKED);
+    assert_eq!(
+        (blocked.status, blocked.reason.as_str()),
+        (ConditionStatus::True, "CannotReadVolumes")
+    );
+    assert_eq!(
+        env.current().status.unwrap().volumes.unwrap().pending[0].state,
+        EXPANSION_REJECTED,
+        "the last known progress is kept"
+    );
+
+    // Once the API server accepts it, the claim grows and the refusal clears.
+    env.reconcile().await;
+    assert_eq!(env.requested(0), "20Gi");
+    assert_eq!(
+        env.condition(VOLUME_EXPANSION_BLOCKED).status,
+        ConditionStatus::False
+    );
+}
+
+/// The status as a pure function: how expansion progress meets the other conditions.
+mod status {
+    use api_types::{
+        QdrantCluster,
+        cluster::{VolumeClaimStatus, VolumesStatus},
+        conditions::{ConditionStatus, find_condition, types},
+    };
+    use cluster_controller::{
+        status::{Observation, compute},
+        volumes::{VOLUME_EXPANSION_BLOCKED, VolumesProgress},
+    };
+    use serde_json::json;
+
+    fn cluster() -> QdrantCluster {
+        serde_json::from_value(json!({"apiVersion": "qdrant.operator.dev/v1alpha1",
+            "kind": "QdrantCluster", "metadata": {"name": "demo", "namespace": "qdrant",
+            "generation": 2}, "spec": {"replicas": 3}}))
+        .unwrap()
+    }
+
+    fn statefulset(updated: i32) -> k8s_openapi::api::apps::v1::StatefulSet {
+        serde_json::from_value(json!({"metadata": {"name": "demo", "generation": 1},
+            "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "demo-headless"},
+            "status": {"replicas": 3, "readyReplicas": 3, "updatedReplicas": updated,
+                "currentRevision": "r1", "updateRevision": if updated == 3 { "r1" } else { "r2" },
+                "observedGeneration": 1}}))
+        .unwrap()
+    }
+
+    fn resizing() -> VolumesProgress {
+        VolumesProgress {
+            status: Some(VolumesStatus {
+                requested_size: "20Gi".into(),
+                pending: vec![VolumeClaimStatus {
+                    name: "storage-demo-0".into(),
+                    capacity: Some("10Gi".into()),
+                    state: "Resizing".into(),
+                }],
+                message:
+                    "expanding volumes to 20Gi (spec.persistence.size): storage-demo-0 (Resizing)"
+                        .into(),
+            }),
+            blocked: None,
+        }
+    }
+
+    fn condition(st: &api_types::QdrantClusterStatus, t: &str) -> api_types::Condition {
+        find_condition(&st.conditions, t).cloned().unwrap()
+    }
+
+    #[test]
+    fn resizing_is_appended_to_another_progress_and_never_hides_a_blocker() {
+        // A running cluster in a rolling update: Progressing keeps its reason, and names the
+        // claims.
+        let mut qc = cluster();
+        qc.status = Some(api_types::QdrantClusterStatus {
+            version: Some("v1.16.0".into()),
+            ..Default::default()
+        });
+        let st = compute(
+            &qc,
+            &Observation {
+                statefulset: Some(statefulset(1)),
+                volumes: Some(resizing()),
+                ..Observation::default()
+            },
+        );
+        let p = condition(&st, types::PROGRESSING);
+        assert_eq!(p.status, ConditionStatus::True);
+        assert_eq!(p.reason, "RollingUpdate");
+        assert!(
+            p.message.ends_with(
+                "; expanding volumes to 20Gi (spec.persistence.size): storage-demo-0 (Resizing)"
+            ),
+            "{}",
+            p.message
+        );
+
+        // A blocker (a missing Secret) stays what Progressing reports.
+        let st = compute(
+            &cluster(),
+            &Observation {
+                blocked: Some(("SecretNotFound".into(), "Secret x not found".into())),
+                statefulset: Some(statefulset(3)),
+                volumes: Some(resizing()),
+                ..Observation::default()
+            },
+        );
+        let p = condition(&st, types::PROGRESSING);
+        assert_eq!(
+            (p.status, p.reason.as_str()),
+            (ConditionStatus::False, "SecretNotFound")
+        );
+        assert_eq!(st.volumes, resizing().status, "progress is still reported");
+    }
+
+    #[test]
+    fn volumes_keep_their_last_value_when_not_observed() {
+        let mut qc = cluster();
+        let first = compute(
+            &qc,
+            &Observation {
+                statefulset: Some(statefulset(3)),
+                volumes: Some(VolumesProgress {
+                    status: resizing().status,
+                    blocked: Some(("ShrinkRefused".into(), "spec.persistence.size ...".into())),
+                }),
+                ..Observation::default()
+            },
+        );
+        let blocked = condition(&first, VOLUME_EXPANSION_BLOCKED);
+        assert_eq!(
+            (blocked.status, blocked.reason.as_str()),
+            (ConditionStatus::True, "ShrinkRefused")
+        );
+        qc.status = Some(first.clone());
+        // Paused: nothing observed, the last known expansion and its condition stay.
+        let paused = compute(
+            &qc,
+            &Observation {
+                paused: true,
+                ..Observation::default()
+            },
+        );
+        assert_eq!(paused.volumes, first.volumes);
+        assert_eq!(
+            condition(&paused, VOLUME_EXPANSION_BLOCKED).status,
+            ConditionStatus::True
+        );
+        // Never observed at all: the condition is set False on first sight.
+        let fresh = compute(
+            &cluster(),
+            &Observation {
+                statefulset: Some(statefulset(3)),
+                ..Observation::default()
+            },
+        );
+        assert_eq!(
+            condition(&fresh, VOLUME_EXPANSION_BLOCKED).status,
+            ConditionStatus::False
+        );
+        assert_eq!(fresh.volumes, None);
+    }
+}
