@@ -55,6 +55,10 @@ pub const OPERATOR_OWNED_CONFIG_KEYS: &[(&str, &str)] = &[
         "the operator always runs Qdrant in cluster mode",
     ),
     ("cluster.p2p.port", "the p2p port is fixed at 6335"),
+    (
+        "cluster.peer_id",
+        "every pod would get the same peer id; Qdrant picks a unique one per peer",
+    ),
     ("cluster.p2p.enable_tls", "set spec.tls.p2p instead"),
     ("service.http_port", "the REST port is fixed at 6333"),
     ("service.grpc_port", "the gRPC port is fixed at 6334"),

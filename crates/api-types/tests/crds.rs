@@ -333,3 +333,12 @@ fn cel_refuses_turning_p2p_tls_on_or_off_after_creation() {
     assert_eq!(cel_errors(&on, None), Vec::<String>::new());
     assert_eq!(cel_errors(&on, Some(&on)), Vec::<String>::new());
 }
+
+#[test]
+fn a_fixed_peer_id_is_refused() {
+    let v = with(good(), "/spec/config", json!({"cluster": {"peer_id": 7}}));
+    let cluster: api_types::QdrantCluster = serde_json::from_value(v).unwrap();
+    let err = api_types::validation::validate_cluster(&cluster.spec).unwrap_err();
+    assert_eq!(err.0[0].field, "spec.config.cluster.peer_id");
+    assert!(err.to_string().contains("same peer id"), "{err}");
+}
