@@ -75,14 +75,14 @@ e2e:
 bench: s3-deps
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo run --release -q -p cluster-controller --example bench
-    cargo run --release -q -p collection-controller --example bench
+    cargo run --release -q -p cluster-controller --example cluster_bench
+    cargo run --release -q -p collection-controller --example collection_bench
     # The backup bench's baseline needs aws-cli (PyPI); without it the bench says it skipped it.
     command -v aws >/dev/null || python3 -m pip install --quiet --disable-pip-version-check awscli || true
     # pip's scripts directory may not be on PATH (pyenv shims are not rehashed by `-m pip`).
     PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     export PATH
-    cargo run --release -q -p backup-controller --example bench
+    cargo run --release -q -p backup-controller --example backup_bench
 
 # What CI runs: lint, CRD freshness, all tests.
 ci: lint crds-check test
