@@ -5,27 +5,16 @@
 
 use std::sync::Arc;
 
-use api_types::{
-    QdrantCluster,
-    cluster::ClusterPhase,
-    conditions::{ConditionStatus, find_condition},
-};
-use cluster_controller::{
-    reconcile::{Context, reconcile},
-    rollout::UPGRADE_BLOCKED,
-};
+use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::ConditionStatus};
+use cluster_controller::{reconcile::Context, rollout::UPGRADE_BLOCKED};
+use common::{NS, QC, peer_uri};
 use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::{QdrantClient, QdrantConnection, RaftRole},
-    testing::{
-        apiserver::FakeApiServer,
-        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-    },
+    qdrant::{QdrantClient, QdrantConnection},
+    testing::{apiserver::FakeApiServer, qdrant::FakeQdrant},
 };
 use serde_json::{Value, json};
 
-const NS: &str = "qdrant";
-const QC: &str = "qdrant.operator.dev/v1alpha1";
+mod common;
 
 struct Env {
     fake: FakeApiServer,
@@ -35,26 +24,9 @@ struct Env {
     ctx: Arc<Context>,
 }
 
-fn peer_uri(i: u64) -> String {
-    format!("http://demo-{i}.demo-headless.{NS}.svc:6335/")
-}
-
 async fn env() -> Env {
     let fake = FakeApiServer::new();
-    let peers: Vec<(u64, String)> = (0..3).map(|i| (100 + i, peer_uri(i))).collect();
-    let qdrant = FakeQdrant::start(FakeQdrantOptions {
-        cluster: Some(ClusterState {
-            peer_id: 100,
-            peers,
-            leader: Some(100),
-            role: Some(RaftRole::Leader),
-            term: 1,
-            commit: 1,
-            pending_operations: 0,
-        }),
-        ..FakeQdrantOptions::default()
-    })
-    .await;
+    let qdrant = common::three_peer_qdrant().await;
     let mut views = vec![];
     let mut urls = vec![qdrant.url()];
     for id in [101, 102] {
@@ -72,28 +44,22 @@ async fn env() -> Env {
     }
 }
 
-/// A fresh controller (as after a restart or a new leader): no memory but what it observes.
+/// A fresh controller reaching pod `i` at `urls[i]`.
 fn ctx(fake: &FakeApiServer, urls: &[url::Url]) -> Arc<Context> {
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
     let urls = urls.to_vec();
-    ctx.peer_urls = Arc::new(move |_, ordinal| urls.get(ordinal as usize).cloned());
-    Arc::new(ctx)
+    common::context(
+        fake,
+        Arc::new(move |_, ordinal| urls.get(ordinal as usize).cloned()),
+    )
 }
 
 impl Env {
     fn current(&self) -> QdrantCluster {
-        serde_json::from_value(
-            self.fake
-                .get(QC, "qdrantclusters", Some(NS), "demo")
-                .unwrap(),
-        )
-        .unwrap()
+        common::current(&self.fake)
     }
 
     async fn reconcile_with(&self, ctx: &Arc<Context>) {
-        reconcile(Arc::new(self.current()), ctx.clone())
-            .await
-            .unwrap();
+        common::reconcile_demo(&self.fake, ctx).await;
     }
 
     async fn reconcile(&self) {
@@ -176,18 +142,11 @@ impl Env {
     }
 
     fn qdrant_writes(&self) -> Vec<String> {
-        self.qdrant
-            .requests()
-            .into_iter()
-            .filter(|(m, _)| m != http::Method::GET)
-            .map(|(m, p)| format!("{m} {p}"))
-            .collect()
+        common::qdrant_writes(&self.qdrant)
     }
 
     fn condition(&self, t: &str) -> api_types::Condition {
-        find_condition(&self.current().status.unwrap().conditions, t)
-            .cloned()
-            .unwrap()
+        common::condition(&self.fake, t)
     }
 
     fn rollout(&self) -> Option<api_types::cluster::RolloutStatus> {

@@ -10,34 +10,27 @@ use std::{
 use api_types::{
     QdrantCluster,
     cluster::ClusterPhase,
-    conditions::{Condition, ConditionStatus, find_condition},
+    conditions::{Condition, ConditionStatus},
 };
 use cluster_controller::{
     build::statefulset::FRESH_STORAGE_MARKER,
     day2::recover::RECORD_KEY_PREFIX,
-    reconcile::{Context, reconcile},
+    reconcile::Context,
     recover::{PEER_RECOVERY, PEER_RECOVERY_BLOCKED},
 };
+use common::{NS, QC, peer_uri};
 use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::{QdrantClient, QdrantConnection, RaftRole},
-    testing::{
-        apiserver::FakeApiServer,
-        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-    },
+    qdrant::{QdrantClient, QdrantConnection},
+    testing::{apiserver::FakeApiServer, qdrant::FakeQdrant},
 };
 use serde_json::json;
 use url::Url;
 
-const NS: &str = "qdrant";
-const QC: &str = "qdrant.operator.dev/v1alpha1";
+mod common;
+
 /// The stale peer of pod 2 and the fresh one its empty volume gets.
 const STALE: u64 = 102;
 const FRESH: u64 = 103;
-
-fn peer_uri(i: u64) -> String {
-    format!("http://demo-{i}.demo-headless.{NS}.svc:6335/")
-}
 
 /// A URL where nothing listens (a crash-looping pod: connection refused).
 fn closed_port() -> Url {
@@ -59,20 +52,7 @@ struct Env {
 
 async fn env() -> Env {
     let fake = FakeApiServer::new();
-    let peers: Vec<(u64, String)> = (0..3).map(|i| (100 + i, peer_uri(i))).collect();
-    let qdrant = FakeQdrant::start(FakeQdrantOptions {
-        cluster: Some(ClusterState {
-            peer_id: 100,
-            peers,
-            leader: Some(100),
-            role: Some(RaftRole::Leader),
-            term: 1,
-            commit: 1,
-            pending_operations: 0,
-        }),
-        ..FakeQdrantOptions::default()
-    })
-    .await;
+    let qdrant = common::three_peer_qdrant().await;
     let v1 = qdrant.peer_view(101).await;
     let v2 = qdrant.peer_view(STALE).await;
     let urls = Arc::new(Mutex::new(BTreeMap::from([
@@ -91,26 +71,20 @@ async fn env() -> Env {
 
 /// A fresh controller (as after a restart or a new leader): no memory but what it observes.
 fn ctx(fake: &FakeApiServer, urls: &Arc<Mutex<BTreeMap<u32, Url>>>) -> Arc<Context> {
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
     let urls = urls.clone();
-    ctx.peer_urls = Arc::new(move |_, ordinal| urls.lock().unwrap().get(&ordinal).cloned());
-    Arc::new(ctx)
+    common::context(
+        fake,
+        Arc::new(move |_, ordinal| urls.lock().unwrap().get(&ordinal).cloned()),
+    )
 }
 
 impl Env {
     fn current(&self) -> QdrantCluster {
-        serde_json::from_value(
-            self.fake
-                .get(QC, "qdrantclusters", Some(NS), "demo")
-                .unwrap(),
-        )
-        .unwrap()
+        common::current(&self.fake)
     }
 
     async fn reconcile_with(&self, ctx: &Arc<Context>) {
-        reconcile(Arc::new(self.current()), ctx.clone())
-            .await
-            .unwrap();
+        common::reconcile_demo(&self.fake, ctx).await;
     }
 
     async fn reconcile(&self) {
@@ -145,9 +119,7 @@ impl Env {
     }
 
     fn condition(&self, t: &str) -> Condition {
-        find_condition(&self.current().status.unwrap().conditions, t)
-            .cloned()
-            .unwrap()
+        common::condition(&self.fake, t)
     }
 
     fn degraded(&self) -> (ConditionStatus, String, String) {
