@@ -281,6 +281,17 @@ impl CollectionPlacement {
         self.count_on(peer) > 0 || self.transfers.iter().any(|t| t.involves(peer))
     }
 
+    /// One "waiting for ... to finish" line per running transfer of this collection (named
+    /// `name`), in (shard, source, destination) order.
+    pub fn transfer_waits(&self, name: &str) -> Vec<String> {
+        let mut running: Vec<&Transfer> = self.transfers.iter().collect();
+        running.sort_by_key(|t| (t.shard_id, t.from, t.to));
+        running
+            .iter()
+            .map(|t| format!("waiting for {} to finish", t.describe(name)))
+            .collect()
+    }
+
     /// Number of replicas (any state) of this collection on `peer`.
     pub fn count_on(&self, peer: PeerId) -> usize {
         self.shards
@@ -909,13 +920,7 @@ pub fn plan_scale_down(
                 continue;
             }
             if !c.transfers.is_empty() {
-                let mut running: Vec<&Transfer> = c.transfers.iter().collect();
-                running.sort_by_key(|t| (t.shard_id, t.from, t.to));
-                waits.extend(
-                    running
-                        .iter()
-                        .map(|t| format!("waiting for {} to finish", t.describe(name))),
-                );
+                waits.extend(c.transfer_waits(name));
                 continue;
             }
             for (&shard_id, replicas) in &c.shards {
@@ -1024,13 +1029,7 @@ pub fn plan_rebalance(
     let mut plan = RebalancePlan::default();
     for (name, c) in placement {
         if !c.transfers.is_empty() {
-            let mut running: Vec<&Transfer> = c.transfers.iter().collect();
-            running.sort_by_key(|t| (t.shard_id, t.from, t.to));
-            plan.deferred.extend(
-                running
-                    .iter()
-                    .map(|t| format!("waiting for {} to finish", t.describe(name))),
-            );
+            plan.deferred.extend(c.transfer_waits(name));
             continue;
         }
         let unsettled = c

@@ -402,13 +402,7 @@ pub fn plan_recovery(input: &RecoveryInput<'_>) -> RecoveryStep {
             continue;
         }
         if !c.transfers.is_empty() {
-            let mut running: Vec<&Transfer> = c.transfers.iter().collect();
-            running.sort_by_key(|t| (t.shard_id, t.from, t.to));
-            waits.extend(
-                running
-                    .iter()
-                    .map(|t| format!("waiting for {} to finish", t.describe(name))),
-            );
+            waits.extend(c.transfer_waits(name));
             continue;
         }
         if let Some(op) = drop.or(copy) {
