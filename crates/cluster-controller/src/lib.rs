@@ -8,6 +8,7 @@ pub mod build;
 pub mod controller;
 pub mod day2;
 pub mod peers;
+pub mod pods;
 pub mod rebalance;
 pub mod reconcile;
 pub mod recover;

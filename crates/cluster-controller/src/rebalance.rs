@@ -50,11 +50,7 @@ pub fn peers_of(names: &Names, observed: &[PeerStatus]) -> Vec<Peer> {
     observed
         .iter()
         .filter_map(|p| {
-            let ordinal = p
-                .pod
-                .strip_prefix(&format!("{}-", names.cluster))?
-                .parse()
-                .ok()?;
+            let ordinal = names.pod_ordinal(&p.pod)?;
             Some(Peer {
                 ordinal,
                 peer_id: p.peer_id,

@@ -29,13 +29,12 @@ use api_types::{
     conditions::{ConditionStatus, find_condition, types},
 };
 use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, api::ListParams};
 use reconcile_lib::{context::object_key, error::Error, qdrant::QdrantClient};
 use tracing::{info, warn};
 
 use crate::{
     build::{
-        Names, selector_labels,
+        Names,
         statefulset::{CONTAINER, FRESH_STORAGE_MARKER},
     },
     day2::{
@@ -92,13 +91,6 @@ pub fn shows_fresh_storage(pod: &Pod) -> bool {
     .any(|m| m.lines().any(|l| l.starts_with(FRESH_STORAGE_MARKER)))
 }
 
-/// The ordinal of pod `<cluster>-<ordinal>`.
-fn pod_ordinal(pod: &str, names: &Names) -> Option<u32> {
-    pod.strip_prefix(&format!("{}-", names.cluster))?
-        .parse()
-        .ok()
-}
-
 /// True when the stored status reports a recovery (so an interruption keeps it visible).
 fn recovery_reported(qc: &QdrantCluster) -> bool {
     qc.status.as_ref().is_some_and(|s| {
@@ -149,7 +141,7 @@ pub async fn step(
     };
     let mut pods: BTreeMap<u32, PodState> = BTreeMap::new();
     for p in &observed.peers {
-        if let Some(ordinal) = pod_ordinal(&p.pod, names) {
+        if let Some(ordinal) = names.pod_ordinal(&p.pod) {
             pods.entry(ordinal).or_insert(PodState::Reports(p.peer_id));
         }
     }
@@ -208,15 +200,7 @@ async fn observe_and_act(
     let listed = if suspects.is_empty() {
         vec![]
     } else {
-        let selector = selector_labels(qc)
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        Api::<Pod>::namespaced(ctx.shared.applier.client().clone(), &names.namespace)
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
+        crate::pods::list(ctx.shared.applier.client(), qc, names).await?
     };
     for ordinal in suspects {
         let name = format!("{}-{ordinal}", names.cluster);

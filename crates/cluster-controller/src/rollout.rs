@@ -25,7 +25,10 @@ use api_types::{
     backup::{BackupPhase, RestorePhase},
     cluster::RolloutStatus,
 };
-use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{Pod, PodSpec},
+};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Preconditions},
@@ -34,7 +37,7 @@ use reconcile_lib::{error::Result, qdrant::QdrantError};
 use tracing::info;
 
 use crate::{
-    build::{Names, selector_labels},
+    build::Names,
     day2::gate::{ClusterObservation, PodObservation, RestartDecision, Restarting, decide_restart},
     peers::PeerAccess,
     reconcile::Context,
@@ -82,15 +85,7 @@ pub fn image_tag(image: &str) -> Option<&str> {
 /// version (`1.18.x` -> `1.17.x`); patch downgrades and tags that are not versions pass.
 /// Reads `spec.template.spec.containers[qdrant].image` of `live`.
 pub fn check_downgrade(qc: &QdrantCluster, live: Option<&StatefulSet>) -> Option<DowngradeRefusal> {
-    let live_image = live?
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .find(|c| c.name == crate::build::statefulset::CONTAINER)?
+    let live_image = crate::pods::qdrant_container(live?.spec.as_ref()?.template.spec.as_ref())?
         .image
         .clone()?;
     let from = tag_version(image_tag(&live_image)?)?;
@@ -170,20 +165,6 @@ fn not_installed_is_empty<K: Clone>(
     }
 }
 
-fn ordinal_of(pod: &Pod, names: &Names) -> Option<u32> {
-    pod.name_any()
-        .strip_prefix(&format!("{}-", names.cluster))?
-        .parse()
-        .ok()
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// One step of a rolling restart (see the module documentation). `sts` is the StatefulSet
 /// as applied; `busy` the running backups and restores of the cluster ([`busy_with`]).
 ///
@@ -212,30 +193,17 @@ pub async fn step(
         .and_then(|s| s.replicas)
         .map_or(0, |r| u32::try_from(r.max(0)).unwrap_or(0));
     let client = ctx.shared.applier.client().clone();
-    let pods_api: Api<Pod> = Api::namespaced(client, &names.namespace);
-    let selector = selector_labels(qc)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: BTreeMap<u32, Pod> = pods_api
-        .list(&ListParams::default().labels(&selector))
+    let pods: BTreeMap<u32, Pod> = crate::pods::list(&client, qc, names)
         .await?
-        .items
         .into_iter()
-        .filter_map(|p| ordinal_of(&p, names).map(|o| (o, p)))
+        .filter_map(|p| names.pod_ordinal(&p.name_any()).map(|o| (o, p)))
         .filter(|(o, _)| *o < replicas)
         .collect();
     let revision = |p: &Pod| p.labels().get(REVISION_LABEL).cloned();
 
     let prev = qc.status.as_ref().and_then(|s| s.rollout.clone());
     let restarting = prev.as_ref().and_then(|r| {
-        let ordinal = r
-            .restarting_pod
-            .as_deref()?
-            .strip_prefix(&format!("{}-", names.cluster))?
-            .parse()
-            .ok()?;
+        let ordinal = names.pod_ordinal(r.restarting_pod.as_deref()?)?;
         let at = r.restarted_at.as_deref()?.parse::<jiff::Timestamp>().ok()?;
         let elapsed = jiff::Timestamp::now().duration_since(at);
         Some(Restarting {
@@ -243,11 +211,11 @@ pub async fn step(
             elapsed: Duration::try_from(elapsed).unwrap_or_default(),
         })
     });
-    let outdated = pods
+    let updated = pods
         .values()
-        .filter(|p| revision(p).as_deref() != Some(update_revision.as_str()))
+        .filter(|p| revision(p).as_deref() == Some(update_revision.as_str()))
         .count();
-    if outdated == 0 && restarting.is_none() {
+    if updated == pods.len() && restarting.is_none() {
         return Ok(None);
     }
 
@@ -281,7 +249,7 @@ pub async fn step(
         }
         observed.push(PodObservation {
             ordinal,
-            ready: pod_ready(pod),
+            ready: crate::pods::is_ready(pod),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             revision: revision(pod),
             readyz,
@@ -290,13 +258,9 @@ pub async fn step(
     }
     let placement_known = placement_map.is_some();
     let restarted_back = restarting.is_some_and(|r| {
-        observed.iter().any(|p| {
-            p.ordinal == r.ordinal
-                && p.ready
-                && !p.terminating
-                && p.readyz == Some(true)
-                && p.revision.as_deref() == Some(update_revision.as_str())
-        })
+        observed
+            .iter()
+            .any(|p| p.ordinal == r.ordinal && p.is_back_at(&update_revision))
     });
     let restarting = restarting.filter(|_| !restarted_back);
     let timeout =
@@ -322,11 +286,6 @@ pub async fn step(
         };
     }
 
-    let updated = obs
-        .pods
-        .iter()
-        .filter(|p| p.revision.as_deref() == Some(update_revision.as_str()))
-        .count();
     let (from_version, to_version) = versions(qc, &pods, sts, &update_revision);
     let mut status = RolloutStatus {
         update_revision: update_revision.clone(),
@@ -366,7 +325,9 @@ pub async fn step(
                 }),
                 ..DeleteParams::default()
             };
-            pods_api.delete(&pod_name, &params).await?;
+            Api::<Pod>::namespaced(client, &names.namespace)
+                .delete(&pod_name, &params)
+                .await?;
             info!(cluster = %names.cluster, pod = %pod_name, "restarted pod for the rollout");
             ctx.shared
                 .events
@@ -393,34 +354,19 @@ fn versions(
     sts: &StatefulSet,
     update_revision: &str,
 ) -> (Option<String>, Option<String>) {
-    let container_tag = |p: &Pod| {
-        p.spec
-            .as_ref()?
-            .containers
-            .iter()
-            .find(|c| c.name == crate::build::statefulset::CONTAINER)?
+    let container_tag = |spec: Option<&PodSpec>| {
+        crate::pods::qdrant_container(spec)?
             .image
             .as_deref()
             .and_then(image_tag)
             .map(str::to_owned)
     };
-    let to = sts
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| {
-            s.containers
-                .iter()
-                .find(|c| c.name == crate::build::statefulset::CONTAINER)
-        })
-        .and_then(|c| c.image.as_deref())
-        .and_then(image_tag)
-        .map(str::to_owned)
+    let to = container_tag(sts.spec.as_ref().and_then(|s| s.template.spec.as_ref()))
         .unwrap_or_else(|| qc.spec.image.tag.clone());
     let from = pods
         .values()
         .filter(|p| p.labels().get(REVISION_LABEL).map(String::as_str) != Some(update_revision))
-        .filter_map(container_tag)
+        .filter_map(|p| container_tag(p.spec.as_ref()))
         .find(|t| *t != to);
     match from {
         Some(from) => (Some(from), Some(to)),

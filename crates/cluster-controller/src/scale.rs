@@ -42,9 +42,7 @@ pub fn ordinal_from_uri(uri: &str, names: &Names) -> Option<u32> {
     let url = url::Url::parse(uri).ok()?;
     let host = url.host_str()?;
     let pod = host.split('.').next()?;
-    pod.strip_prefix(&format!("{}-", names.cluster))?
-        .parse()
-        .ok()
+    names.pod_ordinal(pod)
 }
 
 /// Qdrant's view of the cluster, as one member answers it: the consensus members and every

@@ -12,7 +12,7 @@ use reconcile_lib::conditions::new_condition;
 use crate::build::{
     Names,
     secret::{KeyKind, key_refs},
-    selector_labels,
+    selector_string,
 };
 
 /// What the Qdrant peers reported (`GET /cluster` on each pod).
@@ -98,13 +98,7 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
     let mut st = QdrantClusterStatus {
         observed_generation: generation,
         conditions: prev.conditions.clone(),
-        selector: Some(
-            selector_labels(qc)
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        selector: Some(selector_string(qc)),
         endpoints: Some(Endpoints {
             // https:// for both with `spec.tls.client` (Qdrant's service.enable_tls).
             http: format!(

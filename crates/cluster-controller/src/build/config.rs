@@ -117,12 +117,7 @@ pub fn bootstrap_peers(qc: &QdrantCluster) -> Option<String> {
         .map(|s| s.peers.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter_map(|p| {
-            p.pod
-                .strip_prefix(&format!("{}-", names.cluster))?
-                .parse()
-                .ok()
-        })
+        .filter_map(|p| names.pod_ordinal(&p.pod))
         .filter(|o| *o < limit)
         .collect();
     (!ordinals.is_empty()).then(|| {

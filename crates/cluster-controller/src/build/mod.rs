@@ -111,6 +111,14 @@ impl Names {
         )
     }
 
+    /// The ordinal of pod `<cluster>-<ordinal>` from its name; `None` for another name.
+    pub fn pod_ordinal(&self, pod: &str) -> Option<u32> {
+        pod.strip_prefix(&self.cluster)?
+            .strip_prefix('-')?
+            .parse()
+            .ok()
+    }
+
     /// The REST URL of pod `ordinal` through the headless Service,
     /// e.g. `http://demo-0.demo-headless.ns.svc:6333` (`https://` with client TLS).
     pub fn pod_http_url(&self, ordinal: u32) -> String {
@@ -131,6 +139,16 @@ pub fn selector_labels(qc: &QdrantCluster) -> BTreeMap<String, String> {
         (labels::NAME.to_string(), "qdrant".to_string()),
         (labels::INSTANCE.to_string(), qc.name_any()),
     ])
+}
+
+/// [`selector_labels`] as a label selector string, `k1=v1,k2=v2`: for listing the pods and
+/// for `status.selector` (the scale subresource).
+pub fn selector_string(qc: &QdrantCluster) -> String {
+    selector_labels(qc)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Labels of every child: the selector labels plus component and managed-by.

@@ -42,6 +42,14 @@ pub struct PodObservation {
     pub pending_operations: Option<u64>,
 }
 
+impl PodObservation {
+    /// The pod counts as back after a restart: not terminating, Ready, `/readyz` passing, and
+    /// at `update_revision` (what [`decide_restart`] waits for before going on).
+    pub fn is_back_at(&self, update_revision: &str) -> bool {
+        pod_problems("", Some(self)).is_empty() && self.revision.as_deref() == Some(update_revision)
+    }
+}
+
 /// The pod the controller restarted last (recorded in its status) and the time since.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Restarting {
