@@ -105,6 +105,12 @@ pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'
     conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// True when the condition of `type_` already says `reason` with `message`: a controller
+/// uses it to publish a Warning event only when a refusal first appears or changes.
+pub fn condition_says(conditions: &[Condition], type_: &str, reason: &str, message: &str) -> bool {
+    find_condition(conditions, type_).is_some_and(|c| c.reason == reason && c.message == message)
+}
+
 /// True when the condition of `type_` is `True` and was computed for `generation`.
 pub fn is_true_for_generation(
     conditions: &[Condition],

@@ -345,8 +345,12 @@ pub fn backup_info(b: &QdrantBackup, now: Timestamp) -> BackupInfo {
 
 fn status_says_invalid(qbs: &QdrantBackupSchedule, message: &str) -> bool {
     qbs.status.as_ref().is_some_and(|s| {
-        find_condition(&s.conditions, types::READY)
-            .is_some_and(|c| c.reason == reasons::INVALID_SPEC && c.message == message)
+        api_types::conditions::condition_says(
+            &s.conditions,
+            types::READY,
+            reasons::INVALID_SPEC,
+            message,
+        )
     })
 }
 

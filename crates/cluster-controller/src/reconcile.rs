@@ -114,7 +114,12 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     // Validate (pure).
     if let Err(errs) = validate_cluster(&qc.spec).and(validate_name(qc)) {
         let message = errs.to_string();
-        let first_time = !status_says_invalid(qc, &message);
+        let first_time = !status::reported(
+            qc,
+            api_types::conditions::types::READY,
+            "InvalidSpec",
+            &message,
+        );
         update_status(
             qc,
             ctx,
@@ -251,7 +256,12 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     let downgrade = rollout::check_downgrade(qc, live_sts.as_ref());
     if let Some(refusal) = &downgrade {
         observed.image = Some(refusal.keep_image.clone());
-        if !status::condition_reports(qc, rollout::UPGRADE_BLOCKED, &refusal.message) {
+        if !status::reported(
+            qc,
+            rollout::UPGRADE_BLOCKED,
+            rollout::DOWNGRADE_REFUSED,
+            &refusal.message,
+        ) {
             ctx.shared
                 .events
                 .warning(qc, "DowngradeRefused", "Upgrade", refusal.message.clone())
@@ -504,13 +514,6 @@ async fn update_status(qc: &QdrantCluster, ctx: &Context, obs: &Observation) -> 
         ctx.shared.applier.apply_status(qc, &new).await?;
     }
     Ok(())
-}
-
-fn status_says_invalid(qc: &QdrantCluster, message: &str) -> bool {
-    qc.status.as_ref().is_some_and(|s| {
-        api_types::conditions::find_condition(&s.conditions, api_types::conditions::types::READY)
-            .is_some_and(|c| c.reason == "InvalidSpec" && c.message == message)
-    })
 }
 
 /// `metadata.name` must leave room for the children's names: the StatefulSet's pods and

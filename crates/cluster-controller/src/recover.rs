@@ -101,15 +101,6 @@ fn recovery_reported(qc: &QdrantCluster) -> bool {
     })
 }
 
-/// True when the stored status already reports this refusal (the Warning event is not
-/// repeated).
-fn refusal_reported(qc: &QdrantCluster, message: &str) -> bool {
-    qc.status.as_ref().is_some_and(|s| {
-        find_condition(&s.conditions, types::DEGRADED)
-            .is_some_and(|c| c.reason == PEER_RECOVERY_BLOCKED && c.message == message)
-    })
-}
-
 /// While a recovery was reported, a step that could not observe keeps it visible with `why`.
 fn interrupted(qc: &QdrantCluster, why: String) -> Option<RecoveryProgress> {
     recovery_reported(qc).then_some(RecoveryProgress {
@@ -260,7 +251,7 @@ async fn observe_and_act(
             }
         }
         RecoveryStep::Refuse(_) => {
-            if !refusal_reported(qc, &message) {
+            if !crate::status::reported(qc, types::DEGRADED, PEER_RECOVERY_BLOCKED, &message) {
                 ctx.shared
                     .events
                     .warning(qc, "PeerRecoveryBlocked", "Recover", message.clone())

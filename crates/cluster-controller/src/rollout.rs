@@ -48,6 +48,8 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// Condition type: an image change is refused (a downgrade across minor versions).
 pub const UPGRADE_BLOCKED: &str = "UpgradeBlocked";
+/// Reason of [`UPGRADE_BLOCKED`] (and of Progressing) for a refused downgrade.
+pub const DOWNGRADE_REFUSED: &str = "DowngradeRefused";
 
 /// A rollout in progress, for status.
 #[derive(Debug, Clone, PartialEq, Eq)]

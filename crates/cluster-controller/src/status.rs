@@ -26,6 +26,8 @@ pub struct PeersObservation {
 
 /// Condition type: a scale-down is refused (the message names collections and shards).
 pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
+/// Reason of [`SCALE_DOWN_BLOCKED`] when True.
+pub const SCALE_DOWN_REFUSED: &str = "ScaleDownRefused";
 /// Condition type: growing the volumes to `spec.persistence.size` is refused (a shrink, a
 /// StorageClass without `allowVolumeExpansion: true`, a rejected patch); the reason is one of
 /// the refusal reasons of [`crate::volumes`] and the message names the field, the claims and the
@@ -44,15 +46,14 @@ pub struct ScaleDownProgress {
 
 /// True when the status already reports this refusal (so the Warning event is not repeated).
 pub fn scale_down_refusal_reported(qc: &QdrantCluster, message: &str) -> bool {
-    condition_reports(qc, SCALE_DOWN_BLOCKED, message)
+    reported(qc, SCALE_DOWN_BLOCKED, SCALE_DOWN_REFUSED, message)
 }
 
-/// True when condition `type_` of the stored status is True with this message (so a Warning
-/// event for the same refusal is not repeated).
-pub fn condition_reports(qc: &QdrantCluster, type_: &str, message: &str) -> bool {
+/// True when condition `type_` of the stored status already says `reason` with `message` (so
+/// a Warning event for the same refusal is not repeated).
+pub fn reported(qc: &QdrantCluster, type_: &str, reason: &str, message: &str) -> bool {
     qc.status.as_ref().is_some_and(|s| {
-        api_types::conditions::find_condition(&s.conditions, type_)
-            .is_some_and(|c| c.status == ConditionStatus::True && c.message == message)
+        api_types::conditions::condition_says(&s.conditions, type_, reason, message)
     })
 }
 
@@ -336,7 +337,7 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
             set(
                 SCALE_DOWN_BLOCKED,
                 ConditionStatus::True,
-                "ScaleDownRefused",
+                SCALE_DOWN_REFUSED,
                 p.message.clone(),
             );
             set(
@@ -418,14 +419,14 @@ pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
             set(
                 UPGRADE_BLOCKED,
                 ConditionStatus::True,
-                "DowngradeRefused",
+                crate::rollout::DOWNGRADE_REFUSED,
                 d.message.clone(),
             );
             if obs.blocked.is_none() && obs.scale_down.is_none() && obs.rollout.is_none() {
                 set(
                     types::PROGRESSING,
                     ConditionStatus::False,
-                    "DowngradeRefused",
+                    crate::rollout::DOWNGRADE_REFUSED,
                     d.message.clone(),
                 );
             }

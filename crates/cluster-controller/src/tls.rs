@@ -19,11 +19,7 @@
 //! (server-side apply) the serving Secret on renewal, and events. Key material is never logged
 //! nor put in a message.
 
-use api_types::{
-    QdrantCluster,
-    cluster::TlsStatus,
-    conditions::{find_condition, types},
-};
+use api_types::{QdrantCluster, cluster::TlsStatus, conditions::types};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
@@ -127,7 +123,7 @@ pub async fn reconcile_at(
             scheme(prev.p2p),
             prev.p2p
         );
-        if !ready_reports(qc, TLS_P2P_IMMUTABLE, &message) {
+        if !crate::status::reported(qc, types::READY, TLS_P2P_IMMUTABLE, &message) {
             shared
                 .events
                 .warning(qc, TLS_P2P_IMMUTABLE, "Validate", message.clone())
@@ -160,14 +156,6 @@ pub async fn reconcile_at(
         }
     }
     Ok(out)
-}
-
-/// True when the stored Ready condition already says `reason` with `message`.
-fn ready_reports(qc: &QdrantCluster, reason: &str, message: &str) -> bool {
-    qc.status.as_ref().is_some_and(|s| {
-        find_condition(&s.conditions, types::READY)
-            .is_some_and(|c| c.reason == reason && c.message == message)
-    })
 }
 
 /// The user's Secret `name` (`spec.tls.secretName`): read and checked, never written.

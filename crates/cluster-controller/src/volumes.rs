@@ -611,17 +611,6 @@ pub fn plan(size: &str, claims: &[ObservedClaim], classes: &[StorageClass]) -> V
     out
 }
 
-/// True when the status already reports this refusal (condition
-/// [`VOLUME_EXPANSION_BLOCKED`] True with the same reason and message), so the Warning event is
-/// not repeated on every reconcile.
-pub fn refusal_reported(qc: &QdrantCluster, reason: &str, message: &str) -> bool {
-    qc.status.as_ref().is_some_and(|s| {
-        find_condition(&s.conditions, VOLUME_EXPANSION_BLOCKED).is_some_and(|c| {
-            c.status == ConditionStatus::True && c.reason == reason && c.message == message
-        })
-    })
-}
-
 /// One step of the volume expansion of `qc` over the claims of pods `0..pods` (the pods the
 /// StatefulSet keeps). Reads each claim (`GET` PersistentVolumeClaim `storage-<cluster>-<i>`
 /// in the cluster's namespace) and, only when a claim must grow, its StorageClass (`GET`
@@ -798,7 +787,7 @@ async fn refused(
     reason: &str,
     message: String,
 ) -> VolumesProgress {
-    if !refusal_reported(qc, reason, &message) {
+    if !crate::status::reported(qc, VOLUME_EXPANSION_BLOCKED, reason, &message) {
         shared
             .events
             .warning(
