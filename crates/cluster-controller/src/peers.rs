@@ -68,6 +68,7 @@ pub async fn observe(
 ) -> Result<PeersObservation, String> {
     let mut peers = vec![];
     let mut leader = None;
+    let mut pending_operations = std::collections::BTreeMap::new();
     let mut errors = vec![];
     for ordinal in 0..u32::try_from(replicas.max(0)).unwrap_or(0) {
         let pod = format!("{}-{ordinal}", names.cluster);
@@ -84,6 +85,9 @@ pub async fn observe(
                 };
                 let raft = info.raft_info.as_ref();
                 leader = leader.or(raft.and_then(|r| r.leader));
+                if let Some(r) = raft {
+                    pending_operations.insert(ordinal, r.pending_operations);
+                }
                 peers.push(PeerStatus {
                     pod,
                     peer_id,
@@ -102,5 +106,9 @@ pub async fn observe(
     if peers.is_empty() && !errors.is_empty() {
         return Err(errors.join("; "));
     }
-    Ok(PeersObservation { peers, leader })
+    Ok(PeersObservation {
+        peers,
+        leader,
+        pending_operations,
+    })
 }

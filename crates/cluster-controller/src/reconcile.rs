@@ -365,7 +365,8 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     // Rolling restart: one pod at a time, only while the whole cluster is healthy; never
     // during a scale-down or a peer recovery.
     let rollout = if scale_down.is_none() && recovery.is_none() {
-        rollout::step(qc, ctx, &names, &sts, &access, &busy).await?
+        let observed = peers.as_ref().and_then(|p| p.as_ref().ok());
+        rollout::step(qc, ctx, &names, &sts, &access, observed, &busy).await?
     } else {
         None
     };

@@ -41,6 +41,7 @@ use crate::{
     day2::gate::{ClusterObservation, PodObservation, RestartDecision, Restarting, decide_restart},
     peers::PeerAccess,
     reconcile::Context,
+    status::PeersObservation,
 };
 
 /// Label the StatefulSet controller puts on each pod: the revision the pod was created from.
@@ -170,9 +171,11 @@ fn not_installed_is_empty<K: Clone>(
 /// One step of a rolling restart (see the module documentation). `sts` is the StatefulSet
 /// as applied; `busy` the running backups and restores of the cluster ([`busy_with`]).
 ///
-/// Reads the pods (`GET pods` by the cluster's selector) and, only while some pod is
-/// outdated or a restarted pod is awaited, asks every pod `GET /readyz` and `GET /cluster`,
-/// and pod 0 (or the first that answers) `GET /collections/{c}/cluster`. Deletes at most one
+/// `peers` is this reconcile's `GET /cluster` round ([`crate::peers::observe`]): the leader and
+/// each pod's pending consensus operations. Reads the pods (`GET pods` by the cluster's
+/// selector) and, only while some pod is outdated or a restarted pod is awaited, asks every
+/// pod `GET /readyz`, and the first pod with a client the shard placement
+/// ([`crate::scale::observe_placement`]). Deletes at most one
 /// pod, with a UID precondition so a pod recreated meanwhile is never deleted by mistake.
 ///
 /// Returns `None` when every pod runs the update revision and no restarted pod is awaited.
@@ -184,6 +187,7 @@ pub async fn step(
     names: &Names,
     sts: &StatefulSet,
     access: &PeerAccess,
+    peers: Option<&PeersObservation>,
     busy: &[String],
 ) -> Result<Option<RolloutProgress>> {
     let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else {
@@ -221,29 +225,24 @@ pub async fn step(
         return Ok(None);
     }
 
-    // Observe Qdrant on every pod.
+    // Observe Qdrant on every pod: `/readyz` here, consensus from this reconcile's
+    // `GET /cluster` round (`peers`).
     let mut observed = vec![];
-    let mut leader = None;
     let mut placement_map = None;
     for (&ordinal, pod) in &pods {
         let client = access.client(names, ordinal).ok();
-        let (readyz, pending) = match &client {
-            Some(c) => {
-                let readyz = match c.readyz().await {
-                    Ok(()) => Some(true),
-                    // An HTTP answer other than 200 (503 `some shards are not ready`).
-                    Err(QdrantError::Server { .. } | QdrantError::UnexpectedResponse { .. }) => {
-                        Some(false)
-                    }
-                    Err(_) => None,
-                };
-                let info = c.cluster_info().await.ok();
-                let raft = info.as_ref().and_then(|i| i.raft_info.as_ref());
-                leader = leader.or(raft.and_then(|r| r.leader));
-                (readyz, raft.map(|r| r.pending_operations))
-            }
-            None => (None, None),
+        let readyz = match &client {
+            Some(c) => match c.readyz().await {
+                Ok(()) => Some(true),
+                // An HTTP answer other than 200 (503 `some shards are not ready`).
+                Err(QdrantError::Server { .. } | QdrantError::UnexpectedResponse { .. }) => {
+                    Some(false)
+                }
+                Err(_) => None,
+            },
+            None => None,
         };
+        let pending = peers.and_then(|p| p.pending_operations.get(&ordinal).copied());
         if placement_map.is_none()
             && let Some(c) = &client
         {
@@ -272,7 +271,7 @@ pub async fn step(
         replicas,
         update_revision: update_revision.clone(),
         pods: observed,
-        leader,
+        leader: peers.and_then(|p| p.leader),
         placement: placement_map.unwrap_or_default(),
         busy: busy.to_vec(),
         restarting,

@@ -1,6 +1,8 @@
 //! Update status: the QdrantCluster status as a pure function of what was observed, so it is
 //! tested without a cluster; the reconcile patches it only when it differs.
 
+use std::collections::BTreeMap;
+
 use api_types::{
     QdrantCluster, QdrantClusterStatus,
     cluster::{AuthStatus, ClusterPhase, Endpoints, GRPC_PORT, HTTP_PORT, PeerStatus},
@@ -22,6 +24,9 @@ pub struct PeersObservation {
     pub peers: Vec<PeerStatus>,
     /// Raft leader peer id, if any peer reported one.
     pub leader: Option<u64>,
+    /// `raft_info.pending_operations` each pod reported, by pod ordinal (pods that did not
+    /// answer are absent).
+    pub pending_operations: BTreeMap<u32, u64>,
 }
 
 /// Condition type: a scale-down is refused (the message names collections and shards).
