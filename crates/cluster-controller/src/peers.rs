@@ -57,7 +57,8 @@ impl PeerAccess {
 }
 
 /// Asks pods `0..replicas` for `GET /cluster` and combines their answers: each pod reports its
-/// own peer id and Raft role; the URIs come from the peer map; the leader from any pod. Each
+/// own peer id, Raft role and pending operations; the URIs and the consensus members come from
+/// the lowest-ordinal answer's peer map; the leader from any pod. Each
 /// peer's `url` is the REST URL `access` gives for its pod (the headless Service in a cluster).
 ///
 /// Errors: a message when no pod answered (every pod's error is summarized).
@@ -69,6 +70,7 @@ pub async fn observe(
     let mut peers = vec![];
     let mut leader = None;
     let mut pending_operations = std::collections::BTreeMap::new();
+    let mut members = None;
     let mut errors = vec![];
     for ordinal in 0..u32::try_from(replicas.max(0)).unwrap_or(0) {
         let pod = format!("{}-{ordinal}", names.cluster);
@@ -88,6 +90,12 @@ pub async fn observe(
                 if let Some(r) = raft {
                     pending_operations.insert(ordinal, r.pending_operations);
                 }
+                members.get_or_insert_with(|| {
+                    info.peers
+                        .iter()
+                        .map(|(id, p)| (*id, p.uri.clone()))
+                        .collect()
+                });
                 peers.push(PeerStatus {
                     pod,
                     peer_id,
@@ -110,5 +118,6 @@ pub async fn observe(
         peers,
         leader,
         pending_operations,
+        members: members.unwrap_or_default(),
     })
 }

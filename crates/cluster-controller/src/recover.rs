@@ -142,7 +142,7 @@ pub async fn step(
             "cannot continue the peer recovery: no pod answered GET /cluster".to_owned(),
         ));
     };
-    match observe_and_act(qc, ctx, names, access, member, pods).await {
+    match observe_and_act(qc, ctx, names, access, member, &observed.members, pods).await {
         Ok(progress) => Ok(progress),
         Err(Error::Qdrant(e)) => {
             warn!(cluster = %object_key(qc), error = %e, "peer recovery: Qdrant failed");
@@ -161,16 +161,11 @@ async fn observe_and_act(
     names: &Names,
     access: &PeerAccess,
     member: u32,
+    uris: &BTreeMap<u64, String>,
     mut pods: BTreeMap<u32, PodState>,
 ) -> Result<Option<RecoveryProgress>, Error> {
     let client = access.client(names, member)?;
-    let info = client.cluster_info().await?;
-    let uris: BTreeMap<u64, String> = info
-        .peers
-        .iter()
-        .map(|(id, p)| (*id, p.uri.clone()))
-        .collect();
-    let members = scale::members_by_ordinal(&uris, names);
+    let members = scale::members_by_ordinal(uris, names);
     let replicas = u32::try_from(qc.spec.replicas.max(0)).unwrap_or(0);
     let records = read_records(qc, &client).await?;
 

@@ -27,6 +27,9 @@ pub struct PeersObservation {
     /// `raft_info.pending_operations` each pod reported, by pod ordinal (pods that did not
     /// answer are absent).
     pub pending_operations: BTreeMap<u32, u64>,
+    /// Consensus members, peer id -> p2p URI (`peers` of `GET /cluster`), as the
+    /// lowest-ordinal pod that answered sees them.
+    pub members: BTreeMap<u64, String>,
 }
 
 /// Condition type: a scale-down is refused (the message names collections and shards).
