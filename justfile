@@ -11,7 +11,8 @@ build:
     cargo build --workspace --all-targets
 
 # The whole test suite (fake API server, fake Qdrant, a real local S3 server: moto, started
-# here once for every test process; a real Qdrant too when QDRANT_URL is set).
+# here once for every test process; a real single-node Qdrant from ../shared/qdrant/qdrant or
+# $QDRANT_BIN, started here too, unless QDRANT_URL names one already).
 test: s3-deps
     #!/usr/bin/env bash
     set -euo pipefail
@@ -22,6 +23,57 @@ test: s3-deps
     [ -s "$tmp/s3.json" ] || { cat "$tmp/s3.log" >&2; echo "the S3 test server did not start" >&2; exit 1; }
     eval "$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print("export S3_ENDPOINT=%s S3_ACCESS_KEY_ID=%s S3_SECRET_ACCESS_KEY=%s S3_REGION=%s" % (c["endpoint"], c["accessKeyId"], c["secretAccessKey"], c["region"]))' "$tmp/s3.json")"
     echo "S3 test server: $S3_ENDPOINT"
+    # A real single-node Qdrant for the Qdrant contract suite (cluster mode, so the
+    # shard-placement cases see a cluster; a read-write and a read-only key, so the auth cases
+    # run), on free ports of 127.0.0.1 with its storage under $tmp, stopped when this recipe
+    # exits. Unless QDRANT_URL already names a server.
+    qdrant_bin="${QDRANT_BIN:-../shared/qdrant/qdrant}"
+    if [ -n "${QDRANT_URL:-}" ]; then
+        echo "Qdrant contract suite: against QDRANT_URL=$QDRANT_URL"
+    elif [ -n "${QDRANT_BIN:-}" ] && [ ! -x "$QDRANT_BIN" ]; then
+        echo "QDRANT_BIN=$QDRANT_BIN is not an executable file" >&2
+        exit 1
+    elif [ -x "$qdrant_bin" ]; then
+        QDRANT_BIN="$(cd "$(dirname "$qdrant_bin")" && pwd)/$(basename "$qdrant_bin")"
+        export QDRANT_BIN
+        mkdir -p "$tmp/qdrant"
+        read -r qdrant_http qdrant_grpc qdrant_p2p < <(python3 -c 'import socket; ss=[socket.socket() for _ in range(3)]; [s.bind(("127.0.0.1", 0)) for s in ss]; print(*[s.getsockname()[1] for s in ss])')
+        qdrant_key="test-key-$RANDOM$RANDOM$RANDOM"
+        qdrant_ro_key="test-read-only-key-$RANDOM$RANDOM$RANDOM"
+        (cd "$tmp/qdrant" && exec env \
+            QDRANT__SERVICE__HOST=127.0.0.1 QDRANT__SERVICE__HTTP_PORT="$qdrant_http" \
+            QDRANT__SERVICE__GRPC_PORT="$qdrant_grpc" QDRANT__CLUSTER__ENABLED=true \
+            QDRANT__CLUSTER__P2P__PORT="$qdrant_p2p" QDRANT__TELEMETRY_DISABLED=true \
+            QDRANT__STORAGE__STORAGE_PATH="$tmp/qdrant/storage" \
+            QDRANT__STORAGE__SNAPSHOTS_PATH="$tmp/qdrant/snapshots" \
+            QDRANT__SERVICE__API_KEY="$qdrant_key" QDRANT__SERVICE__READ_ONLY_API_KEY="$qdrant_ro_key" \
+            "$QDRANT_BIN" --uri "http://127.0.0.1:$qdrant_p2p" </dev/null >"$tmp/qdrant/qdrant.log" 2>&1) &
+        qdrant_pid=$!
+        # Stop it (SIGTERM, then SIGKILL after 10 s) and remove its storage; the log stays.
+        stop_qdrant() {
+            kill "$qdrant_pid" 2>/dev/null || return 0
+            for _ in $(seq 1 50); do kill -0 "$qdrant_pid" 2>/dev/null || break; sleep 0.2; done
+            kill -9 "$qdrant_pid" 2>/dev/null || true
+            wait "$qdrant_pid" 2>/dev/null || true
+            rm -rf "$tmp/qdrant/storage" "$tmp/qdrant/snapshots"
+        }
+        trap stop_qdrant EXIT
+        for _ in $(seq 1 300); do
+            curl -fsS -o /dev/null "http://127.0.0.1:$qdrant_http/readyz" 2>/dev/null && break
+            kill -0 "$qdrant_pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        curl -fsS -o /dev/null "http://127.0.0.1:$qdrant_http/readyz" 2>/dev/null || {
+            tail -n 50 "$tmp/qdrant/qdrant.log" >&2
+            echo "the Qdrant test server ($QDRANT_BIN) did not become ready; log: $tmp/qdrant/qdrant.log" >&2
+            exit 1
+        }
+        export QDRANT_URL="http://127.0.0.1:$qdrant_http/" QDRANT_API_KEY="$qdrant_key" \
+            QDRANT_READ_ONLY_API_KEY="$qdrant_ro_key" QDRANT_CALLBACK_HOST=127.0.0.1
+        echo "Qdrant test server: $QDRANT_URL ($("$QDRANT_BIN" --version 2>/dev/null || echo "$QDRANT_BIN"), log $tmp/qdrant/qdrant.log)"
+    else
+        echo "SKIP: no Qdrant server binary at $(realpath -m "$qdrant_bin") (set QDRANT_BIN or QDRANT_URL): the Qdrant contract suite runs against the fake only"
+    fi
     if command -v cargo-nextest >/dev/null; then
         cargo nextest run --workspace --all-features --no-fail-fast
     else

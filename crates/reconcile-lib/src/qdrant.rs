@@ -377,9 +377,9 @@ impl QdrantClient {
     /// answers `result: true` and fills every omitted setting from its own defaults.
     ///
     /// # Errors
-    /// An existing collection: `Wrong input: Collection `{name}` already exists!` — see
-    /// [`QdrantError::is_already_exists`], which recognises it whether the server sends it as
-    /// 400 or 409. A name used by an alias: `BadRequest` (`Wrong input: Can't create collection
+    /// An existing collection: `Conflict` (409, `Wrong input: Collection `{name}` already
+    /// exists!`) — see [`QdrantError::is_already_exists`], which also recognises it as 400. A
+    /// name used by an alias: `BadRequest` (`Wrong input: Can't create collection
     /// with name {name}. Alias with the same name already exists`). A body that does not
     /// deserialize (e.g. `vectors.size: 0`): `BadRequest` (400, `Format error in JSON body:
     /// ...`); one that fails validation (e.g. `size` above 65536): `BadRequest` (422,
@@ -528,7 +528,7 @@ impl QdrantClient {
     /// `NotFound` when `create_alias` names a missing collection (`Not found: Collection `{c}`
     /// doesn't exist!`) or `rename_alias` a missing alias (`Not found: Alias {a} does not
     /// exists!`); an alias named like an existing collection is refused like creating an
-    /// existing collection ([`QdrantError::is_already_exists`]); an unknown action:
+    /// existing collection (`Conflict`, [`QdrantError::is_already_exists`]); an unknown action:
     /// `BadRequest` (`Format error in JSON body: ...`); `Unauthorized` (403) with the
     /// read-only key.
     pub async fn update_aliases(&self, actions: &[serde_json::Value]) -> Result<(), QdrantError> {
@@ -1937,13 +1937,13 @@ pub enum QdrantError {
         /// Qdrant's message.
         message: String,
     },
-    /// 400 or 422, e.g. `Wrong input: Collection `c` already exists!`.
+    /// 400 or 422, e.g. `Format error in JSON body: ...`.
     #[error("Qdrant rejected the request: {message}")]
     BadRequest {
         /// Qdrant's message.
         message: String,
     },
-    /// 409 (Qdrant's `AlreadyExists` for some operations).
+    /// 409 (Qdrant's `AlreadyExists`: `Wrong input: Collection `c` already exists!`).
     #[error("Qdrant answered HTTP 409: {message}")]
     Conflict {
         /// Qdrant's message.
@@ -2010,9 +2010,9 @@ impl QdrantError {
 
     /// True when Qdrant refused to create something that already exists: its message
     /// `Wrong input: Collection `{name}` already exists!` (creating a collection, or an alias
-    /// named like a collection), whether it came as 400 or as 409. Qdrant 1.18's source maps
-    /// this error to 409 (`src/actix/helpers.rs`), while a 1.18 server was observed answering
-    /// 400; callers that want "create if missing" should test this instead of a status.
+    /// named like a collection), whether it came as 409 (what Qdrant 1.18.3 answers,
+    /// `src/actix/helpers.rs`) or as 400; callers that want "create if missing" should test
+    /// this instead of a status.
     pub fn is_already_exists(&self) -> bool {
         match self {
             Self::BadRequest { message } | Self::Conflict { message } => {

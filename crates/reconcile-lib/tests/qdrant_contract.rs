@@ -1,11 +1,20 @@
 //! Qdrant contract tests (TESTING.md, layer 4).
 //!
-//! Every test in the shared part runs against the in-process fake Qdrant, and also against a
-//! real Qdrant when `QDRANT_URL` is set (`QDRANT_API_KEY` when the server has a key,
-//! `QDRANT_READ_ONLY_API_KEY` for its read-only key, `QDRANT_CA_BUNDLE` = path of a PEM CA
-//! bundle for an https server with a private CA). When the real server and the fake disagree,
-//! the fake is wrong. Each test prints the targets it ran against (`cargo test ... --
-//! --nocapture` shows it).
+//! Every test in the shared part runs against the in-process fake Qdrant and against a real
+//! Qdrant, which is, in this order:
+//! - the server at `QDRANT_URL` when it is set (`QDRANT_API_KEY` when the server has a key,
+//!   `QDRANT_READ_ONLY_API_KEY` for its read-only key, `QDRANT_CA_BUNDLE` = path of a PEM CA
+//!   bundle for an https server with a private CA, `QDRANT_CALLBACK_HOST` below). `just test`
+//!   starts one single-node server from `../shared/qdrant/qdrant` (or `$QDRANT_BIN`) in cluster
+//!   mode with both keys for the whole suite and sets all of these;
+//! - else a single-node server the test starts itself from that binary
+//!   (`reconcile_lib::testing::real_qdrant`: cluster mode, both keys, free ports of 127.0.0.1,
+//!   its own storage directory, stopped when the test ends), so a plain `cargo test` runs the
+//!   real cases too;
+//! - else none: the test prints a `SKIP [<test>]: no Qdrant server binary ...` line.
+//!
+//! When the real server and the fake disagree, the fake is wrong. Each test prints the
+//! targets it ran against (`cargo test ... -- --nocapture` shows it).
 //!
 //! The collection tests create collections named `op-contract-<test>-<random>` and delete them
 //! (also when the test fails); they assume the server runs Qdrant 1.18's stock `config.yaml`
@@ -21,10 +30,12 @@
 //! The snapshot tests create, list, download (checking size and SHA-256) and delete collection
 //! and shard snapshots, count points, and recover snapshots from an upload on both targets.
 //! Recovering from an HTTP location needs the server to fetch from this process: always so for
-//! the fake (127.0.0.1); for a real server only when `QDRANT_CALLBACK_HOST` names a host or IP
-//! of this machine the server can reach (the test then serves on all interfaces), else that
-//! part is skipped with a message. On a real server the points are written with `PUT
-//! /collections/{c}/points`, and the snapshots and uploaded files the tests make are deleted.
+//! the fake and for a server the test started (127.0.0.1); for the server at `QDRANT_URL` only
+//! when `QDRANT_CALLBACK_HOST` names a host or IP of this machine the server can reach (the
+//! test then serves on all interfaces, or on 127.0.0.1 for a loopback name; `just test` sets
+//! 127.0.0.1), else that part is skipped with a message. On a real server the points are
+//! written with `PUT /collections/{c}/points`, and the snapshots and uploaded files the tests
+//! make are deleted.
 //!
 //! The fake-only part covers what cannot be arranged on a real server from outside: exact
 //! cluster states, several peers (peer views), readiness flips, injected failures (including
@@ -47,6 +58,7 @@ use reconcile_lib::testing::qdrant::{
     ClusterState, FAKE_SNAPSHOTS_PATH, FakeQdrant, FakeQdrantOptions, FakeRecovery,
     MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE, WRONG_KEY_MESSAGE,
 };
+use reconcile_lib::testing::real_qdrant::{self, SingleNode, SingleNodeOptions};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -54,6 +66,10 @@ use url::Url;
 const FAKE_KEY: &str = "fake-read-write-key";
 /// The read-only key the fake target is started with.
 const FAKE_READ_ONLY_KEY: &str = "fake-read-only-key";
+/// The read-write key of the real server a test starts itself (when `QDRANT_URL` is unset).
+const REAL_KEY: &str = "real-read-write-key";
+/// The read-only key of the real server a test starts itself.
+const REAL_READ_ONLY_KEY: &str = "real-read-only-key";
 
 /// A self-signed test CA (EC P-256, valid 2020-2100) and a server certificate it signed for
 /// `localhost` and `127.0.0.1`, with the server's key. Test fixtures only.
@@ -100,6 +116,11 @@ enum Target {
         api_key: Option<String>,
         read_only_api_key: Option<String>,
         ca_bundle_pem: Option<Vec<u8>>,
+        /// A host (or IP) of this machine the server can reach, for URL recoveries.
+        callback_host: Option<String>,
+        /// The server this test started itself (when `QDRANT_URL` is unset), stopped when the
+        /// target is dropped.
+        node: Option<Box<SingleNode>>,
     },
 }
 
@@ -107,10 +128,17 @@ impl Target {
     fn describe(&self) -> String {
         match self {
             Target::Fake(fake) => format!("the in-process fake Qdrant at {}", fake.url()),
-            Target::Real { url, api_key, .. } => format!(
-                "the REAL Qdrant at {url} ({})",
+            Target::Real {
+                url, api_key, node, ..
+            } => format!(
+                "the REAL Qdrant at {url} ({}, {})",
+                if node.is_some() {
+                    "started by this test"
+                } else {
+                    "QDRANT_URL"
+                },
                 if api_key.is_some() {
-                    "with QDRANT_API_KEY"
+                    "with an API key"
                 } else {
                     "without API key"
                 }
@@ -187,8 +215,11 @@ impl Target {
     }
 }
 
-/// The fake (always, with [`FAKE_KEY`]) and the real Qdrant when `QDRANT_URL` is set. Prints
-/// which targets `test` runs against.
+/// The fake (always, with [`FAKE_KEY`]) and a real Qdrant: the one at `QDRANT_URL` when set
+/// (`just test` starts one for the whole suite), else a single-node server this test starts
+/// itself from [`real_qdrant::binary`] (cluster mode, with [`REAL_KEY`] and
+/// [`REAL_READ_ONLY_KEY`]), else none, with [`real_qdrant::skip_line`] printed. Prints which
+/// targets `test` runs against.
 async fn targets(test: &str) -> Vec<Target> {
     let fake = FakeQdrant::start(FakeQdrantOptions {
         api_key: Some(FAKE_KEY.to_owned()),
@@ -197,34 +228,43 @@ async fn targets(test: &str) -> Vec<Target> {
     })
     .await;
     let mut targets = vec![Target::Fake(fake)];
-    match std::env::var("QDRANT_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    {
-        Some(url) => {
-            let url = Url::parse(url.trim())
-                .unwrap_or_else(|e| panic!("QDRANT_URL={url:?} is not a URL: {e}"));
-            let api_key = std::env::var("QDRANT_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty());
-            let read_only_api_key = std::env::var("QDRANT_READ_ONLY_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty());
-            let ca_bundle_pem = std::env::var("QDRANT_CA_BUNDLE")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .map(|path| {
-                    std::fs::read(&path)
-                        .unwrap_or_else(|e| panic!("QDRANT_CA_BUNDLE={path:?}: {e}"))
-                });
-            targets.push(Target::Real {
-                url,
-                api_key,
-                read_only_api_key,
-                ca_bundle_pem,
-            });
-        }
-        None => println!("[{test}] QDRANT_URL is not set: the real-Qdrant target is skipped"),
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(url) = env("QDRANT_URL") {
+        let url = Url::parse(url.trim())
+            .unwrap_or_else(|e| panic!("QDRANT_URL={url:?} is not a URL: {e}"));
+        let ca_bundle_pem = env("QDRANT_CA_BUNDLE").map(|path| {
+            std::fs::read(&path).unwrap_or_else(|e| panic!("QDRANT_CA_BUNDLE={path:?}: {e}"))
+        });
+        targets.push(Target::Real {
+            url,
+            api_key: env("QDRANT_API_KEY"),
+            read_only_api_key: env("QDRANT_READ_ONLY_API_KEY"),
+            ca_bundle_pem,
+            callback_host: env("QDRANT_CALLBACK_HOST").map(|h| h.trim().to_owned()),
+            node: None,
+        });
+    } else if let Some(binary) = real_qdrant::binary() {
+        let node = SingleNode::start(
+            &binary,
+            SingleNodeOptions {
+                api_key: Some(REAL_KEY.to_owned()),
+                read_only_api_key: Some(REAL_READ_ONLY_KEY.to_owned()),
+                cluster: true,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("[{test}] starting {}: {e}", binary.display()));
+        targets.push(Target::Real {
+            url: node.url.clone(),
+            api_key: node.options.api_key.clone(),
+            read_only_api_key: node.options.read_only_api_key.clone(),
+            ca_bundle_pem: None,
+            // The node runs on this machine's loopback.
+            callback_host: Some("127.0.0.1".to_owned()),
+            node: Some(Box::new(node)),
+        });
+    } else {
+        println!("{}", real_qdrant::skip_line(test));
     }
     for target in &targets {
         println!("[{test}] running against {}", target.describe());
@@ -776,12 +816,11 @@ async fn creating_an_existing_collection_is_refused_with_qdrants_message() {
             .unwrap_err();
         assert!(err.is_already_exists(), "{who}: {err:?}");
         assert!(!err.is_transient(), "{who}");
-        // 400 as observed on a real 1.18 server (TESTING.md). Qdrant's source maps this error
-        // to 409; if this fails against a real server with Conflict, fix the fake's
-        // ALREADY_EXISTS_STATUS (and this assertion).
+        // 409, as Qdrant 1.18.3 answers (the fake answered 400 until the suite ran against the
+        // real server).
         assert_eq!(
             err,
-            QdrantError::BadRequest {
+            QdrantError::Conflict {
                 message: format!("Wrong input: Collection `{name}` already exists!")
             },
             "{who}"
@@ -1346,13 +1385,14 @@ async fn alias_errors_stop_the_request_without_rollback() {
             ])
             .await
             .unwrap_err();
-        assert!(err.is_already_exists(), "{who}: {err:?}");
-        assert!(
-            err.to_string().contains(&format!(
-                "Wrong input: Collection `{other}` already exists!"
-            )),
-            "{who}: {err}"
+        assert_eq!(
+            err,
+            QdrantError::Conflict {
+                message: format!("Wrong input: Collection `{other}` already exists!")
+            },
+            "{who}"
         );
+        assert!(err.is_already_exists(), "{who}: {err:?}");
 
         // A collection cannot be created under an alias's name.
         let message = bad_request_message(
@@ -1667,6 +1707,12 @@ async fn removing_peers_is_refused_or_accepted_like_qdrant() {
         let client = target.client();
         let cluster = client.cluster_info().await.unwrap();
         let unknown = unknown_peer(&cluster);
+
+        // A peer id that is not a u64: 404 with the path extractor's message in plain text.
+        let (status, body) =
+            raw_json(&target, reqwest::Method::DELETE, "cluster/peer/three", None).await;
+        assert_eq!(status, 404, "{who}: {body}");
+        assert_eq!(body, "can not parse \"three\" to a u64", "{who}");
 
         // An unknown peer: a no-op that succeeds in cluster mode.
         let result = client.remove_peer(unknown).await;
@@ -2975,14 +3021,6 @@ async fn fake_remove_peer_routes_like_qdrant() {
         .await
         .unwrap();
     let http = plain_http();
-    // Not a u64: actix's empty 404.
-    let resp = http
-        .delete(fake.url().join("cluster/peer/three").unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(resp.text().await.unwrap(), "");
     // `force=true` removes the peer with its replicas (the client never sends it).
     let resp = http
         .delete(fake.url().join("cluster/peer/3?force=true").unwrap())
@@ -3222,8 +3260,9 @@ async fn put_points(target: &Target, name: &str, n: u64) {
 
 /// Serves `bytes` at `http://<host>:<port>/<file>` for Qdrant to fetch, or `None` when the
 /// target cannot reach this process: the fake always can (127.0.0.1); a real server only when
-/// `QDRANT_CALLBACK_HOST` names a host (or IP) of this machine it can reach (then the server
-/// listens on all interfaces).
+/// it has a callback host: `QDRANT_CALLBACK_HOST` (a host or IP of this machine it can reach;
+/// then this listens on all interfaces unless it is loopback), or 127.0.0.1 for the server a
+/// test started itself.
 async fn serve_snapshot(
     target: &Target,
     file: &str,
@@ -3231,12 +3270,11 @@ async fn serve_snapshot(
 ) -> Option<(Url, tokio::task::JoinHandle<()>)> {
     let (bind, host) = match target {
         Target::Fake(_) => ("127.0.0.1:0", "127.0.0.1".to_owned()),
-        Target::Real { .. } => (
-            "0.0.0.0:0",
-            std::env::var("QDRANT_CALLBACK_HOST")
-                .ok()
-                .filter(|h| !h.trim().is_empty())?,
-        ),
+        Target::Real { callback_host, .. } => {
+            let host = callback_host.clone()?;
+            let loopback = host == "127.0.0.1" || host == "localhost";
+            (if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" }, host)
+        }
     };
     Some(serve_bytes(bind, &host, file, bytes).await)
 }
@@ -3484,6 +3522,23 @@ async fn shard_snapshots_are_created_listed_downloaded_and_deleted() {
             matches!(err, QdrantError::NotFound { .. }),
             "{who}: {err:?}"
         );
+        // A shard id that is not a u32: 400 from the path extractor, on every shard route.
+        for (method, path) in [
+            (reqwest::Method::GET, "shards/one/snapshots"),
+            (reqwest::Method::POST, "shards/-1/snapshots"),
+            (reqwest::Method::GET, "shards/one/snapshots/x.snapshot"),
+            (reqwest::Method::DELETE, "shards/one/snapshots/x.snapshot"),
+        ] {
+            let (status, body) =
+                raw_json(&target, method, &format!("collections/{name}/{path}"), None).await;
+            let shard = path.split('/').nth(1).unwrap();
+            assert_eq!(status, 400, "{who}: {path}: {body}");
+            assert_eq!(
+                body["status"]["error"],
+                format!("Deserialize error in path parameters: can not parse \"{shard}\" to a u32"),
+                "{who}: {path}: {body}"
+            );
+        }
     }
 }
 

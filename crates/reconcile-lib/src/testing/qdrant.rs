@@ -271,12 +271,10 @@ pub const WRONG_KEY_MESSAGE: &str = "Invalid API key or JWT";
 pub const READ_ONLY_DENIED_MESSAGE: &str = "Forbidden: Global manage access is required";
 
 /// HTTP status the fake answers `Wrong input: Collection `{c}` already exists!` with (creating
-/// an existing collection, or an alias named like a collection): 400, as observed on a real
-/// Qdrant 1.18 server (`TESTING.md`). Note: Qdrant 1.18's source maps this error
-/// (`StorageError::AlreadyExists`) to 409 in `src/actix/helpers.rs`, and clients report 409
-/// since Qdrant 1.8; if a real server answers 409, this constant is what to change.
-/// [`crate::qdrant::QdrantError::is_already_exists`] accepts both.
-pub const ALREADY_EXISTS_STATUS: StatusCode = StatusCode::BAD_REQUEST;
+/// an existing collection, or an alias named like a collection): 409, as a real Qdrant 1.18.3
+/// answers (`StorageError::AlreadyExists` in `src/actix/helpers.rs`; the contract suite checks
+/// it against the server). [`crate::qdrant::QdrantError::is_already_exists`] also accepts 400.
+pub const ALREADY_EXISTS_STATUS: StatusCode = StatusCode::CONFLICT;
 
 /// Path suffixes of the POST routes the read-only key may call (reads such as
 /// `/points/search` and `/points/scroll`): of those, the fake implements `/points/count`.
@@ -2162,8 +2160,8 @@ async fn update_collection_cluster(
 /// `DELETE /cluster/peer/{peer_id}` (`remove_peer` in `src/actix/api/cluster_api.rs`): refused
 /// while any collection has a replica on the peer (unless `force=true`), refused outside
 /// cluster mode, else the peer leaves the cluster. An unknown peer is removed as a no-op (Raft
-/// ignores removing a non-member) and answers `true` too. An id that is not a `u64`: actix's
-/// empty 404.
+/// ignores removing a non-member) and answers `true` too. An id that is not a `u64`: 404,
+/// plain text `can not parse "{id}" to a u64`.
 async fn remove_peer(
     AxumState(shared): AxumState<Arc<Shared>>,
     Path(peer): Path<String>,
@@ -2171,7 +2169,10 @@ async fn remove_peer(
 ) -> Response {
     let started = Instant::now();
     let Ok(peer_id) = peer.parse::<u64>() else {
-        return not_found().await;
+        return text_error((
+            StatusCode::NOT_FOUND,
+            format!("can not parse {peer:?} to a u64"),
+        ));
     };
     let force = query
         .as_deref()
@@ -3228,10 +3229,21 @@ async fn create_snapshot(
     Ok(description)
 }
 
-/// The shard id of a path, or `None` (actix answers an empty 404 for a path that does not
-/// deserialize).
-fn shard_param(shard: &str) -> Option<u32> {
-    shard.parse().ok()
+/// The shard id of a path, or Qdrant's refusal of one that is not a `u32`: 400 `Deserialize
+/// error in path parameters: can not parse "{shard}" to a u32` (answer it with
+/// [`path_error`]).
+fn shard_param(shard: &str) -> Result<u32, Failure> {
+    shard.parse().map_err(|_| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Deserialize error in path parameters: can not parse {shard:?} to a u32"),
+        )
+    })
+}
+
+/// The JSON error reply to a path that does not deserialize.
+fn path_error((status, message): Failure) -> Response {
+    error(status, &message, Instant::now())
 }
 
 async fn create_collection_snapshot(
@@ -3252,8 +3264,9 @@ async fn create_shard_snapshot(
     RawQuery(query): RawQuery,
 ) -> Response {
     let started = Instant::now();
-    let Some(shard) = shard_param(&shard) else {
-        return not_found().await;
+    let shard = match shard_param(&shard) {
+        Ok(shard) => shard,
+        Err(failure) => return path_error(failure),
     };
     let result = create_snapshot(&shared, answering.peer, &name, Some(shard)).await;
     finish(result, wait_param(query.as_deref()), started)
@@ -3295,8 +3308,9 @@ async fn list_shard_snapshots(
     Path((name, shard)): Path<(String, String)>,
 ) -> Response {
     let started = Instant::now();
-    let Some(shard) = shard_param(&shard) else {
-        return not_found().await;
+    let shard = match shard_param(&shard) {
+        Ok(shard) => shard,
+        Err(failure) => return path_error(failure),
     };
     let state = shared.lock();
     let result = state.collection_of(&name).and_then(|(real, collection)| {
@@ -3364,8 +3378,9 @@ async fn get_shard_snapshot(
     Extension(answering): Extension<Answering>,
     Path((name, shard, file)): Path<(String, String, String)>,
 ) -> Response {
-    let Some(shard) = shard_param(&shard) else {
-        return not_found().await;
+    let shard = match shard_param(&shard) {
+        Ok(shard) => shard,
+        Err(failure) => return path_error(failure),
     };
     let mut state = shared.lock();
     let found = state
@@ -3420,8 +3435,9 @@ async fn delete_shard_snapshot(
     RawQuery(query): RawQuery,
 ) -> Response {
     let started = Instant::now();
-    let Some(shard) = shard_param(&shard) else {
-        return not_found().await;
+    let shard = match shard_param(&shard) {
+        Ok(shard) => shard,
+        Err(failure) => return path_error(failure),
     };
     let mut state = shared.lock();
     let result = state
@@ -3520,8 +3536,9 @@ async fn recover_shard_snapshot(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let Some(shard) = shard_param(&shard) else {
-        return not_found().await;
+    let shard = match shard_param(&shard) {
+        Ok(shard) => shard,
+        Err(failure) => return path_error(failure),
     };
     let request = match decode::<model::ShardSnapshotRecover>(&body)
         .and_then(|r| validated(r.validate()).map(|()| r))
@@ -3739,8 +3756,9 @@ async fn upload_shard_snapshot(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some(shard) = shard_param(&shard) else {
-        return not_found().await;
+    let shard = match shard_param(&shard) {
+        Ok(shard) => shard,
+        Err(failure) => return path_error(failure),
     };
     // The body is read before the query is judged (actix's extractor order), and hashed only
     // when a checksum is asked for.
