@@ -80,9 +80,11 @@ test: s3-deps
         cargo test --workspace --all-features --no-fail-fast
     fi
 
-# Install the local S3 server the backup tests run against (moto, from PyPI), unless present.
-s3-deps:
-    @python3 -c 'import moto.server, boto3' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+# Install the local S3 server the backup tests run against (moto, from PyPI), unless this
+# version is there (testdata/s3_server.py patches moto's internals: another version, e.g.
+# 5.2.1, answers CompleteMultipartUpload with a root element the S3 SDK refuses).
+s3-deps moto="5.2.5":
+    @python3 -c 'import sys, boto3, moto.server; sys.exit(moto.__version__ != sys.argv[1])' '{{moto}}' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]=={{moto}}'
 
 # Write crds/ from the Rust types.
 crds:
