@@ -1,7 +1,11 @@
-//! In-process fakes for tests and benchmarks: a Kubernetes API server ([`apiserver`]) and a
-//! Qdrant server ([`qdrant`]). They implement only what the controllers call, with the real
-//! wire shapes and error codes.
+//! Test kit. In-process fakes for tests and benchmarks: a Kubernetes API server
+//! ([`apiserver`]) and a Qdrant server ([`qdrant`]), implementing only what the controllers
+//! call, with the real wire shapes and error codes. And the real thing where the machine has
+//! it: Qdrant server processes ([`real_qdrant`]), single-node or as the peers of a StatefulSet
+//! the fake API server holds ([`real_cluster`]).
 
 pub mod apiserver;
 pub mod bench;
 pub mod qdrant;
+pub mod real_cluster;
+pub mod real_qdrant;
