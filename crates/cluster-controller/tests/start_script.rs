@@ -100,6 +100,10 @@ impl Pod {
         std::fs::write(self.path(qdrant_path), content).unwrap();
     }
 
+    fn read(&self, qdrant_path: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(qdrant_path)).ok()
+    }
+
     fn members(&self, uris: &[&str]) {
         let list: String = uris.iter().map(|u| format!("{u}\n")).collect();
         self.write(BOOTSTRAP_PEERS_FILE, &list);
@@ -163,6 +167,13 @@ fn pod_zero_on_an_empty_volume_joins_the_formed_cluster_instead_of_founding_one(
     let second = pod.start("demo-0");
     assert_eq!(second.args, bootstrap(POD2, "demo-0"));
     assert!(second.termination.starts_with(FRESH_STORAGE_MARKER));
+    // The term-0 state is set aside, so Qdrant bootstraps again instead of loading it.
+    assert_eq!(pod.read(RAFT_STATE_FILE), None);
+    assert_eq!(
+        pod.read(&format!("{RAFT_STATE_FILE}.never-joined"))
+            .as_deref(),
+        Some(NEVER_JOINED)
+    );
     assert_eq!(pod.start("demo-0").args, bootstrap(POD1, "demo-0"));
 }
 

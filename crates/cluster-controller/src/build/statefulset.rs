@@ -79,7 +79,11 @@ pub const TERMINATION_LOG: &str = "/dev/termination-log";
 ///
 /// - Storage without the Raft state of a joined peer (see [`FRESH_STORAGE_MARKER`]): the
 ///   marker goes to the termination message, so the operator can tell a volume that came
-///   back empty from a pod that is merely down.
+///   back empty from a pod that is merely down. A term-0 state (a start whose join did not
+///   complete: the bootstrap peer was not listening yet, or refused it) is moved aside to
+///   `raft_state.json.never-joined`: Qdrant 1.18 loads an existing state and never bootstraps
+///   again, so the peer would wait forever outside the cluster (seen with real peers started
+///   in parallel, the StatefulSet's `Parallel` policy). Such a peer holds no data.
 /// - Once the cluster formed, the ConfigMap lists its members' p2p URIs
 ///   ([`BOOTSTRAP_PEERS_FILE`]): every pod, pod 0 included, bootstraps from one of them other
 ///   than itself, the next one on each restart. Pod 0 on an empty volume therefore joins the
@@ -107,6 +111,9 @@ if [ -f __LEGACY__ ] || { [ -f __STATE__ ] && ! grep -q '"hard_state":{"term":0,
   fresh=0
 fi
 if [ "$fresh" = 1 ]; then
+  if [ -f __STATE__ ]; then
+    mv -f __STATE__ __STATE__.never-joined
+  fi
   echo "__MARKER__: no Raft state of a joined peer in __STATE__" 2>/dev/null >__TERMLOG__ || true
 fi
 bootstrap=""
