@@ -1,0 +1,406 @@
+//! Day-2 scenarios against real Qdrant peers (TESTING.md, layers 3 and 4 together).
+//!
+//! The real reconcile runs against the fake API server; [`RealCluster`] plays the StatefulSet
+//! controller and the kubelet, running the real Qdrant server (`../shared/qdrant/qdrant`) for
+//! each pod through the pod's own start script, each peer on its own loopback address under
+//! its headless-Service name. The controller reaches the pods with its in-cluster resolver
+//! (`<pod>.<cluster>-headless.<ns>.svc`), exactly as in a cluster. Every scenario counts the
+//! points with an exact count before and after and prints both; each uses its own namespace,
+//! so scenarios may run at once.
+//!
+//! Without the Qdrant binary each scenario prints a SKIP line and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::find_condition};
+use cluster_controller::{
+    build::Names,
+    reconcile::{Context, reconcile},
+};
+use reconcile_lib::{
+    metrics::Metrics,
+    qdrant::{QdrantClient, QdrantConnection},
+    testing::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant},
+};
+use serde_json::{Value, json};
+use url::Url;
+
+const QC: &str = "qdrant.operator.dev/v1alpha1";
+/// How long one phase of a scenario may take on a loaded 2-core machine.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// One scenario's world: the fake API server, the real peers, a controller.
+struct Env {
+    test: &'static str,
+    ns: String,
+    api: FakeApiServer,
+    peers: RealCluster,
+    ctx: Arc<Context>,
+    started: Instant,
+}
+
+/// A fresh controller (as after a restart or a leader change): no memory but what it observes.
+fn controller(api: &FakeApiServer) -> Arc<Context> {
+    let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")));
+    ctx.qdrant_timeout = Duration::from_secs(20);
+    Arc::new(ctx)
+}
+
+impl Env {
+    /// Creates QdrantCluster `demo` with `spec` in namespace `ns` and its real peers, or `None`
+    /// (after the SKIP line) without the Qdrant binary.
+    fn new(test: &'static str, ns: &str, spec: Value) -> Option<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let Some(binary) = real_qdrant::binary() else {
+            println!("{}", real_qdrant::skip_line(test));
+            return None;
+        };
+        let api = FakeApiServer::new();
+        api.insert(json!({"apiVersion": QC, "kind": "QdrantCluster",
+            "metadata": {"name": "demo", "namespace": ns}, "spec": spec}));
+        let peers = RealCluster::start(&api, ns, "demo", &binary, 4).unwrap();
+        Some(Self {
+            test,
+            ns: ns.to_owned(),
+            ctx: controller(&api),
+            api,
+            peers,
+            started: Instant::now(),
+        })
+    }
+
+    fn qc(&self) -> QdrantCluster {
+        serde_json::from_value(
+            self.api
+                .get(QC, "qdrantclusters", Some(&self.ns), "demo")
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn edit_spec(&self, f: impl FnOnce(&mut Value)) {
+        self.api
+            .edit(QC, "qdrantclusters", Some(&self.ns), "demo", |q| {
+                f(&mut q["spec"])
+            });
+    }
+
+    fn sts(&self) -> Value {
+        self.api
+            .get("apps/v1", "statefulsets", Some(&self.ns), "demo")
+            .unwrap_or(Value::Null)
+    }
+
+    fn log(&self, what: &str) {
+        println!(
+            "[{}] {:>6.1}s {what}",
+            self.test,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Reconciles (with `ctx`) every 250 ms until `done` holds for the stored cluster; panics
+    /// after [`PHASE_TIMEOUT`] with the status and the peers' logs.
+    async fn drive_with(&self, ctx: &Arc<Context>, what: &str, done: impl Fn(&Self) -> bool) {
+        let started = Instant::now();
+        loop {
+            if let Err(e) = reconcile(Arc::new(self.qc()), ctx.clone()).await {
+                self.log(&format!("reconcile error (retried): {e}"));
+            }
+            if done(self) {
+                self.log(&format!(
+                    "{what}: done in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ));
+                return;
+            }
+            if started.elapsed() > PHASE_TIMEOUT {
+                let logs: Vec<String> = (0..4)
+                    .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 15)))
+                    .collect();
+                panic!(
+                    "[{}] {what}: not done after {PHASE_TIMEOUT:?}\nstatus: {}\nsts status: {}\npods: {}\n{}",
+                    self.test,
+                    serde_json::to_string_pretty(&self.qc().status).unwrap(),
+                    self.sts()["status"],
+                    self.pods_summary(),
+                    logs.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn drive(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        self.drive_with(&self.ctx, what, done).await;
+    }
+
+    fn pods_summary(&self) -> String {
+        self.api
+            .list("v1", "pods", Some(&self.ns))
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ready={} restarts={} last={}",
+                    p["metadata"]["name"],
+                    p["status"]["containerStatuses"][0]["ready"],
+                    p["status"]["containerStatuses"][0]["restartCount"],
+                    p["status"]["containerStatuses"][0]["lastState"]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn phase(&self) -> ClusterPhase {
+        self.qc().status.map(|s| s.phase).unwrap_or_default()
+    }
+
+    /// Running with `n` ready replicas, every pod answering for the current generation.
+    fn running_with(&self, n: i32) -> bool {
+        let qc = self.qc();
+        let Some(st) = qc.status.as_ref() else {
+            return false;
+        };
+        st.phase == ClusterPhase::Running
+            && st.ready_replicas == n
+            && st.peers.len() == n as usize
+            && st.observed_generation == qc.metadata.generation
+    }
+
+    fn condition(&self, type_: &str) -> Option<api_types::Condition> {
+        find_condition(&self.qc().status?.conditions, type_).cloned()
+    }
+
+    fn names(&self) -> Names {
+        Names::of(&self.qc())
+    }
+
+    /// A connection to pod `ordinal` as the operator makes it (through its DNS name).
+    fn pod(&self, ordinal: u32) -> QdrantConnection {
+        let url = Url::parse(&self.names().pod_http_url(ordinal)).unwrap();
+        QdrantConnection::new(url).with_timeout(Duration::from_secs(30))
+    }
+
+    fn client(&self, ordinal: u32) -> QdrantClient {
+        QdrantClient::new(&self.pod(ordinal)).unwrap()
+    }
+
+    /// Creates `name` with `shards` shards and replication factor `rf` and writes `points`
+    /// points; returns the exact count Qdrant then reports.
+    async fn collection(&self, name: &str, shards: u32, rf: u32, points: u64) -> u64 {
+        self.client(0)
+            .create_collection(
+                name,
+                &json!({"vectors": {"size": 8, "distance": "Cosine"},
+                    "shard_number": shards, "replication_factor": rf}),
+            )
+            .await
+            .unwrap();
+        real_qdrant::write_points(&self.pod(0), name, 0..points, 8)
+            .await
+            .unwrap();
+        let count = self.count(0, name).await;
+        assert_eq!(count, points, "{name}: every written point is counted");
+        count
+    }
+
+    /// The exact point count of `collection` asked of pod `ordinal`.
+    async fn count(&self, ordinal: u32, collection: &str) -> u64 {
+        self.client(ordinal)
+            .count_points(collection, true)
+            .await
+            .unwrap()
+    }
+
+    /// (shard, peer, state) of every replica of `collection`, from pod `ordinal`'s view.
+    async fn replicas(&self, ordinal: u32, collection: &str) -> Vec<(u32, u64, String)> {
+        let info = self
+            .client(ordinal)
+            .collection_cluster_info(collection)
+            .await
+            .unwrap();
+        info.replicas()
+            .into_iter()
+            .map(|(s, p, st)| (s, p, st.to_owned()))
+            .collect()
+    }
+
+    /// The peer ids in consensus, from pod `ordinal`.
+    async fn consensus(&self, ordinal: u32) -> Vec<u64> {
+        let info = self.client(ordinal).cluster_info().await.unwrap();
+        info.peers.keys().copied().collect()
+    }
+
+    fn peer_ids(&self) -> Vec<(String, u64)> {
+        self.qc()
+            .status
+            .map(|s| s.peers.iter().map(|p| (p.pod.clone(), p.peer_id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every write request (not GET) the pods served, as (method, path, status).
+    fn writes(&self) -> Vec<(String, String, u16)> {
+        (0..4)
+            .flat_map(|i| self.peers.requests(i))
+            .filter(|(m, _, _)| m != "GET")
+            .collect()
+    }
+
+    fn restart_count(&self, ordinal: u32) -> u64 {
+        self.api
+            .get("v1", "pods", Some(&self.ns), &format!("demo-{ordinal}"))
+            .and_then(|p| p["status"]["containerStatuses"][0]["restartCount"].as_u64())
+            .unwrap_or(0)
+    }
+
+    async fn up(&self, n: i32) {
+        self.drive(&format!("{n} peers Running"), |e| e.running_with(n))
+            .await;
+    }
+}
+
+fn print_counts(test: &str, collection: &str, before: u64, after: u64) {
+    println!("[{test}] points of {collection}: before {before}, after {after}");
+}
+
+/// Scale-down 3 → 2 with a replication-factor-1 and a replication-factor-2 collection: the
+/// leaving peer's replicas move (or, where the other peers already hold the shard, are
+/// dropped), the peer leaves consensus, then the pod goes. A fresh controller takes over
+/// mid-drain and carries on from what it observes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_3_to_2_rf1_and_rf2_with_a_controller_restart_mid_drain() {
+    let Some(env) = Env::new(
+        "scale_down_3_to_2",
+        "rp-scale-3to2",
+        json!({"replicas": 3, "auth": {}}),
+    ) else {
+        return;
+    };
+    env.up(3).await;
+    let single = env.collection("single", 3, 1, 3000).await;
+    let double = env.collection("double", 3, 2, 2000).await;
+    let leaving = env
+        .peer_ids()
+        .into_iter()
+        .find(|(p, _)| p == "demo-2")
+        .unwrap()
+        .1;
+    assert!(
+        env.replicas(0, "single")
+            .await
+            .iter()
+            .any(|(_, p, _)| *p == leaving),
+        "the leaving peer holds a shard before"
+    );
+    let mut on_leaving = 0;
+    for name in ["single", "double"] {
+        on_leaving += env
+            .replicas(0, name)
+            .await
+            .iter()
+            .filter(|(_, p, _)| *p == leaving)
+            .count();
+    }
+    env.edit_spec(|s| s["replicas"] = json!(2));
+    // The first controller issues the first step, then "restarts".
+    env.drive("first drain step", |e| e.phase() == ClusterPhase::Scaling)
+        .await;
+    let fresh = controller(&env.api);
+    env.drive_with(&fresh, "drained and shrunk to 2", |e| e.running_with(2))
+        .await;
+    for (name, before, rf) in [("single", single, 1), ("double", double, 2)] {
+        let after = env.count(0, name).await;
+        print_counts(env.test, name, before, after);
+        assert_eq!(after, before);
+        let replicas = env.replicas(0, name).await;
+        assert!(
+            replicas
+                .iter()
+                .all(|(_, p, s)| *p != leaving && s == "Active"),
+            "{name}: no replica left on the removed peer, all Active: {replicas:?}"
+        );
+        assert_eq!(
+            replicas.len(),
+            3 * rf,
+            "{name}: every shard keeps {rf} copies"
+        );
+    }
+    assert!(!env.consensus(0).await.contains(&leaving));
+    assert_eq!(env.sts()["spec"]["replicas"], 2);
+    // No step issued twice: one accepted operation per replica the leaving peer held, one
+    // accepted peer removal, across both controllers (from the peers' access logs).
+    let writes = env.writes();
+    let ops: Vec<_> = writes
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p.ends_with("/cluster"))
+        .collect();
+    let removals: Vec<_> = writes
+        .iter()
+        .filter(|(m, p, _)| m == "DELETE" && p.starts_with("/cluster/peer/"))
+        .collect();
+    println!(
+        "[{}] operations issued: {ops:?}; peer removals: {removals:?}",
+        env.test
+    );
+    assert_eq!(ops.len(), on_leaving, "{ops:?}");
+    assert!(ops.iter().all(|(_, _, status)| *status == 200), "{ops:?}");
+    assert_eq!(removals.len(), 1, "{removals:?}");
+    assert_eq!(removals[0].2, 200);
+}
+
+/// Scale-down 3 → 1 with a replication-factor-2 collection: a shard's two copies cannot stay
+/// on one peer, so the controller refuses (condition), keeps all three pods and loses no point.
+/// Once the collection's replication factor is lowered to 1, the same scale-down drains both
+/// leaving peers onto pod 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_3_to_1_is_refused_for_rf2_and_runs_once_rf_is_1() {
+    let Some(env) = Env::new(
+        "scale_down_3_to_1",
+        "rp-scale-3to1",
+        json!({"replicas": 3, "auth": {}}),
+    ) else {
+        return;
+    };
+    env.up(3).await;
+    let before = env.collection("mirrored", 3, 2, 2000).await;
+    env.edit_spec(|s| s["replicas"] = json!(1));
+    env.drive("refusal reported", |e| {
+        e.condition("ScaleDownBlocked")
+            .is_some_and(|c| c.status == api_types::conditions::ConditionStatus::True)
+    })
+    .await;
+    let blocked = env.condition("ScaleDownBlocked").unwrap();
+    println!("[{}] ScaleDownBlocked: {}", env.test, blocked.message);
+    assert!(
+        blocked.message.contains("replication factor 2"),
+        "{}",
+        blocked.message
+    );
+    assert_eq!(env.sts()["spec"]["replicas"], 3, "no pod goes");
+    assert_eq!(env.consensus(0).await.len(), 3, "no peer removed");
+    let refused = env.count(0, "mirrored").await;
+    print_counts(env.test, "mirrored (refused)", before, refused);
+    assert_eq!(refused, before);
+
+    // The user lowers the replication factor (PATCH /collections/{c}).
+    env.client(0)
+        .update_collection("mirrored", &json!({"params": {"replication_factor": 1}}))
+        .await
+        .unwrap();
+    env.drive("drained onto pod 0", |e| e.running_with(1)).await;
+    let after = env.count(0, "mirrored").await;
+    print_counts(env.test, "mirrored", before, after);
+    assert_eq!(after, before);
+    assert_eq!(env.consensus(0).await.len(), 1);
+    let replicas = env.replicas(0, "mirrored").await;
+    assert_eq!(
+        replicas.len(),
+        3,
+        "one Active copy of each shard: {replicas:?}"
+    );
+}
