@@ -67,6 +67,9 @@ fn start_script_snapshot() {
       fresh=0
     fi
     if [ "$fresh" = 1 ]; then
+      if [ -f /qdrant/storage/raft_state.json ]; then
+        mv -f /qdrant/storage/raft_state.json /qdrant/storage/raft_state.json.never-joined
+      fi
       echo "qdrant-operator: fresh storage: no Raft state of a joined peer in /qdrant/storage/raft_state.json" 2>/dev/null >/dev/termination-log || true
     fi
     bootstrap=""
