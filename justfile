@@ -124,8 +124,12 @@ deploy-render:
 e2e:
     bash e2e/run.sh
 
-# Benchmarks: print figures (reconcile throughput, no-op writes and reads, peak RSS; backup
-# streaming throughput beside `curl | aws s3 cp`, env BENCH_SNAPSHOT_MIB, default 2048).
+# Benchmarks: print figures (reconcile throughput, no-op writes and reads, peak RSS). The
+# backup bench starts a real Qdrant (../shared/qdrant/qdrant or $QDRANT_BIN), writes
+# BENCH_SNAPSHOT_MIB MiB of vectors into one shard (default 1024; about 5x that free in TMPDIR),
+# and streams a shard snapshot of it into moto by the backup pipeline beside
+# `curl | aws s3 cp -`: write time, snapshot size, MiB/s of both, the controller's peak RSS.
+# Without the Qdrant binary it prints a SKIP line.
 bench: s3-deps
     #!/usr/bin/env bash
     set -euo pipefail

@@ -23,7 +23,7 @@ use crate::{
         SnapshotKind,
     },
     s3::Bucket,
-    upload::{UploadError, UploadSettings, upload_stream},
+    upload::{UploadError, UploadSettings, Uploaded, upload_stream},
 };
 
 /// What one run backs up, and where to.
@@ -294,37 +294,9 @@ async fn snapshot_one(
 
     let relative = manifest::snapshot_key(collection, shard_id);
     let key = format!("{}/{relative}", job.directory);
-    let uploaded = async {
-        let download = match shard_id {
-            Some(s) => {
-                client
-                    .download_shard_snapshot(collection, s, &desc.name)
-                    .await
-            }
-            None => {
-                client
-                    .download_collection_snapshot(collection, &desc.name)
-                    .await
-            }
-        }
-        .map_err(|e| {
-            fail(
-                "SnapshotDownloadFailed",
-                format!("downloading the snapshot of {what}: {e}"),
-            )
-        })?;
-        let expected = download.content_length.or(Some(desc.size));
-        upload_stream(bucket, &key, download.stream, expected, job.upload, cancel)
-            .await
-            .map_err(|e| match e {
-                UploadError::Source { .. } => fail(
-                    "SnapshotDownloadFailed",
-                    format!("downloading the snapshot of {what}: {e}"),
-                ),
-                UploadError::Cancelled => fail("Cancelled", "the backup was cancelled"),
-                e => fail("S3Error", format!("uploading the snapshot of {what}: {e}")),
-            })
-    }
+    let uploaded = stream_snapshot(
+        bucket, client, collection, shard_id, &desc, &key, job.upload, cancel, &what,
+    )
     .await;
     // The snapshot file on the Qdrant node is removed whatever happened to the upload.
     let deleted = match shard_id {
@@ -383,6 +355,58 @@ async fn snapshot_one(
             duration_millis,
         },
     ))
+}
+
+/// The streaming step of a backup run: downloads the snapshot `desc` that Qdrant holds on
+/// `client` (a shard snapshot of `shard_id`, or a collection snapshot when `None`) and streams
+/// it into the S3 object `key` by multipart upload, hashing it on the way; memory stays about
+/// `part_size × (concurrency + 1)` whatever the snapshot size. The snapshot stays in Qdrant
+/// and nothing is compared with `desc` but the expected length (when the download has no
+/// `Content-Length`); `what` names the snapshot in error messages.
+///
+/// Errors: `SnapshotDownloadFailed`, `S3Error` or `Cancelled`; the multipart upload has then
+/// been aborted.
+#[allow(clippy::too_many_arguments)]
+pub async fn stream_snapshot(
+    bucket: &Bucket,
+    client: &QdrantClient,
+    collection: &str,
+    shard_id: Option<u32>,
+    desc: &SnapshotDescription,
+    key: &str,
+    settings: UploadSettings,
+    cancel: &CancellationToken,
+    what: &str,
+) -> Result<Uploaded, BackupFailure> {
+    let download = match shard_id {
+        Some(s) => {
+            client
+                .download_shard_snapshot(collection, s, &desc.name)
+                .await
+        }
+        None => {
+            client
+                .download_collection_snapshot(collection, &desc.name)
+                .await
+        }
+    }
+    .map_err(|e| {
+        fail(
+            "SnapshotDownloadFailed",
+            format!("downloading the snapshot of {what}: {e}"),
+        )
+    })?;
+    let expected = download.content_length.or(Some(desc.size));
+    upload_stream(bucket, key, download.stream, expected, settings, cancel)
+        .await
+        .map_err(|e| match e {
+            UploadError::Source { .. } => fail(
+                "SnapshotDownloadFailed",
+                format!("downloading the snapshot of {what}: {e}"),
+            ),
+            UploadError::Cancelled => fail("Cancelled", "the backup was cancelled"),
+            e => fail("S3Error", format!("uploading the snapshot of {what}: {e}")),
+        })
 }
 
 #[cfg(test)]
