@@ -251,13 +251,6 @@ impl Env {
             .collect()
     }
 
-    fn restart_count(&self, ordinal: u32) -> u64 {
-        self.api
-            .get("v1", "pods", Some(&self.ns), &format!("demo-{ordinal}"))
-            .and_then(|p| p["status"]["containerStatuses"][0]["restartCount"].as_u64())
-            .unwrap_or(0)
-    }
-
     async fn up(&self, n: i32) {
         self.drive(&format!("{n} peers Running"), |e| e.running_with(n))
             .await;
@@ -402,5 +395,203 @@ async fn scale_down_3_to_1_is_refused_for_rf2_and_runs_once_rf_is_1() {
         replicas.len(),
         3,
         "one Active copy of each shard: {replicas:?}"
+    );
+}
+
+/// The peer of every pod, by pod name, from the stored status.
+fn peer_of(env: &Env, pod: &str) -> u64 {
+    env.peer_ids()
+        .into_iter()
+        .find(|(p, _)| p == pod)
+        .map(|(_, id)| id)
+        .unwrap()
+}
+
+/// A config change rolls the pods one at a time through the health gate while reads keep
+/// answering (a client retrying across the Ready pods, as through the Service).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_rolls_one_pod_at_a_time_while_reads_answer() {
+    let Some(env) = Env::new(
+        "rolling_config",
+        "rp-roll",
+        json!({"replicas": 3, "auth": {}}),
+    ) else {
+        return;
+    };
+    env.up(3).await;
+    let before = env.collection("items", 3, 2, 2000).await;
+    let revision = env.sts()["status"]["updateRevision"].clone();
+    let peers_before = env.peer_ids();
+    env.edit_spec(|s| s["config"] = json!({"storage": {"performance": {"max_search_threads": 1}}}));
+
+    let api = env.api.clone();
+    let ns = env.ns.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let names = env.names();
+    let reader = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut reads, mut failures, mut max_unready) = (0u64, vec![], 0usize);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let pods = api.list("v1", "pods", Some(&ns));
+                let ready: Vec<u32> = pods
+                    .iter()
+                    .filter(|p| {
+                        p["status"]["conditions"].as_array().is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                    })
+                    .filter_map(|p| names.pod_ordinal(p["metadata"]["name"].as_str()?))
+                    .collect();
+                max_unready = max_unready.max(3usize.saturating_sub(ready.len()));
+                let mut answer = None;
+                for ordinal in &ready {
+                    let url = Url::parse(&names.pod_http_url(*ordinal)).unwrap();
+                    let client = QdrantClient::new(
+                        &QdrantConnection::new(url).with_timeout(Duration::from_secs(5)),
+                    )
+                    .unwrap();
+                    if let Ok(n) = client.count_points("items", true).await {
+                        answer = Some(n);
+                        break;
+                    }
+                }
+                reads += 1;
+                if answer != Some(before) {
+                    failures.push(format!(
+                        "read {reads}: {answer:?} from Ready pods {ready:?}"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            (reads, failures, max_unready)
+        })
+    };
+    env.drive("every pod restarted with the new config", |e| {
+        e.running_with(3)
+            && e.sts()["status"]["updateRevision"] != revision
+            && e.sts()["status"]["updatedReplicas"] == 3
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, failures, max_unready) = reader.await.unwrap();
+    println!(
+        "[{}] reads during the roll: {reads}, failed: {}, most pods unready at once: {max_unready}",
+        env.test,
+        failures.len()
+    );
+    assert!(reads > 0);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(max_unready <= 1, "one pod at a time");
+    let deletions: Vec<_> = env
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == http::Method::DELETE && r.path.contains("/pods/"))
+        .collect();
+    assert_eq!(deletions.len(), 3, "each pod deleted once: {deletions:?}");
+    assert_eq!(env.peer_ids(), peers_before, "restarts keep the peers");
+    let after = env.count(0, "items").await;
+    print_counts(env.test, "items", before, after);
+    assert_eq!(after, before);
+}
+
+/// Opt-in rebalance after 2 → 3: the new peer gets an even share of the shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_after_scaling_2_to_3_moves_shards_onto_the_new_peer() {
+    let Some(env) = Env::new(
+        "rebalance",
+        "rp-rebalance",
+        json!({"replicas": 2, "auth": {}, "rebalance": {"enabled": true}}),
+    ) else {
+        return;
+    };
+    env.up(2).await;
+    let before = env.collection("items", 6, 1, 3000).await;
+    env.edit_spec(|s| s["replicas"] = json!(3));
+    env.drive("3 peers Running", |e| e.running_with(3)).await;
+    let new = peer_of(&env, "demo-2");
+    let started = Instant::now();
+    loop {
+        let replicas = env.replicas(0, "items").await;
+        let on_new = replicas
+            .iter()
+            .filter(|(_, p, s)| *p == new && s == "Active")
+            .count();
+        if on_new == 2 && replicas.len() == 6 && replicas.iter().all(|(_, _, s)| s == "Active") {
+            break;
+        }
+        assert!(
+            started.elapsed() < PHASE_TIMEOUT,
+            "not rebalanced: {replicas:?}"
+        );
+        let _ = reconcile(Arc::new(env.qc()), env.ctx.clone()).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    env.log("rebalanced: 2 of 6 shards on the new peer");
+    let after = env.count(2, "items").await;
+    print_counts(env.test, "items", before, after);
+    assert_eq!(after, before);
+}
+
+/// Generated TLS: real Qdrant serves https on every pod and talks to its peers over TLS with
+/// the operator's certificates; the cluster forms and answers a client that trusts the CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_tls_for_clients_and_peers() {
+    let Some(env) = Env::new(
+        "generated_tls",
+        "rp-tls",
+        json!({"replicas": 3, "auth": {}, "tls": {"client": {"enabled": true}, "p2p": {"enabled": true}}}),
+    ) else {
+        return;
+    };
+    env.up(3).await;
+    let st = env.qc().status.unwrap();
+    let tls = st.tls.clone().unwrap();
+    assert!(tls.client && tls.p2p, "{tls:?}");
+    assert!(
+        st.peers.iter().all(|p| p.uri.starts_with("https://")),
+        "{:?}",
+        st.peers
+    );
+    let ca_ref = tls.ca_secret_ref.unwrap();
+    let secret = env
+        .api
+        .get("v1", "secrets", Some(&env.ns), &ca_ref.name)
+        .unwrap();
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret).unwrap();
+    let ca = secret.data.unwrap().remove(&ca_ref.key).unwrap().0;
+    let conn = |i: u32| {
+        let url = Url::parse(&env.names().pod_http_url(i)).unwrap();
+        assert_eq!(url.scheme(), "https");
+        QdrantConnection::new(url).with_ca_bundle_pem(ca.clone())
+    };
+    let client = QdrantClient::new(&conn(0)).unwrap();
+    client
+        .create_collection("items", &json!({"vectors": {"size": 8, "distance": "Cosine"}, "shard_number": 3, "replication_factor": 2}))
+        .await
+        .unwrap();
+    real_qdrant::write_points(&conn(0), "items", 0..1000, 8)
+        .await
+        .unwrap();
+    // Replicas on other peers were written over p2p TLS; every pod answers over https.
+    for i in 0..3 {
+        let n = QdrantClient::new(&conn(i))
+            .unwrap()
+            .count_points("items", true)
+            .await
+            .unwrap();
+        print_counts(env.test, &format!("items via pod {i}"), 1000, n);
+        assert_eq!(n, 1000);
+    }
+    let plain = Url::parse(&env.names().pod_http_url(0).replace("https://", "http://")).unwrap();
+    assert!(
+        QdrantClient::new(&QdrantConnection::new(plain))
+            .unwrap()
+            .readyz()
+            .await
+            .is_err(),
+        "plain http is not served"
     );
 }
