@@ -19,7 +19,10 @@ test: s3-deps
     tmp=$(mktemp -d)
     # The server stops when its stdin closes, i.e. when this recipe exits.
     exec 3> >(python3 crates/backup-controller/testdata/s3_server.py > "$tmp/s3.json" 2>"$tmp/s3.log")
-    for _ in $(seq 1 100); do [ -s "$tmp/s3.json" ] && break; sleep 0.2; done
+    s3_pid=$!
+    # It loads and exercises all its S3 code before it answers (see the script): up to 120 s on a
+    # busy machine; stop waiting early if it exits.
+    for _ in $(seq 1 600); do [ -s "$tmp/s3.json" ] && break; kill -0 "$s3_pid" 2>/dev/null || break; sleep 0.2; done
     [ -s "$tmp/s3.json" ] || { cat "$tmp/s3.log" >&2; echo "the S3 test server did not start" >&2; exit 1; }
     eval "$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print("export S3_ENDPOINT=%s S3_ACCESS_KEY_ID=%s S3_SECRET_ACCESS_KEY=%s S3_REGION=%s" % (c["endpoint"], c["accessKeyId"], c["secretAccessKey"], c["region"]))' "$tmp/s3.json")"
     echo "S3 test server: $S3_ENDPOINT"
