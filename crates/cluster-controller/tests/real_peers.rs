@@ -277,12 +277,7 @@ async fn scale_down_3_to_2_rf1_and_rf2_with_a_controller_restart_mid_drain() {
     env.up(3).await;
     let single = env.collection("single", 3, 1, 3000).await;
     let double = env.collection("double", 3, 2, 2000).await;
-    let leaving = env
-        .peer_ids()
-        .into_iter()
-        .find(|(p, _)| p == "demo-2")
-        .unwrap()
-        .1;
+    let leaving = peer_of(&env, "demo-2");
     assert!(
         env.replicas(0, "single")
             .await

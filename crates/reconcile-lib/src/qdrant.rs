@@ -2223,7 +2223,7 @@ pub(crate) fn tls_config(
 /// reqwest's own rustls backend (platform roots) uses the process-wide default provider and
 /// panics without one; install *ring* unless a default exists. Losing a race to another
 /// installer is fine: a default then exists.
-fn ensure_default_crypto_provider() {
+pub(crate) fn ensure_default_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }

@@ -279,6 +279,24 @@ impl Inner {
             .get("apps/v1", "statefulsets", Some(&self.namespace), &self.name)
     }
 
+    /// Secret `name` of the namespace, decoded.
+    fn secret(&self, name: &str) -> Result<Secret, String> {
+        let obj = self
+            .api
+            .get("v1", "secrets", Some(&self.namespace), name)
+            .ok_or_else(|| format!("Secret {name} not found"))?;
+        serde_json::from_value(obj).map_err(|e| format!("Secret {name}: {e}"))
+    }
+
+    /// ConfigMap `name` of the namespace, decoded.
+    fn config_map(&self, name: &str) -> Result<ConfigMap, String> {
+        let obj = self
+            .api
+            .get("v1", "configmaps", Some(&self.namespace), name)
+            .ok_or_else(|| format!("ConfigMap {name} not found"))?;
+        serde_json::from_value(obj).map_err(|e| format!("ConfigMap {name}: {e}"))
+    }
+
     fn pod(&self, ordinal: u32) -> Option<Value> {
         self.api
             .get("v1", "pods", Some(&self.namespace), &self.pod_name(ordinal))
@@ -653,11 +671,7 @@ async fn kubelet(
         let process = match start_container(&inner, ordinal, &pod, &rootfs, &log) {
             Ok(p) => p,
             Err(e) => {
-                let _ = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .and_then(|mut f| writeln!(f, "[real-cluster] cannot start: {e}"));
+                note(&log, &format!("cannot start: {e}"));
                 last = Some(Terminated {
                     exit_code: 128,
                     reason: "StartError",
@@ -714,11 +728,7 @@ async fn kubelet(
         });
         restarts += 1;
         set_container_status(&inner, ordinal, &uid, restarts, &last, None, false);
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| writeln!(f, "[real-cluster] container exited with {exit_code}"));
+        note(&log, &format!("container exited with {exit_code}"));
         let backoff = RESTART_BACKOFF
             .saturating_mul(1 << restarts.saturating_sub(1).min(8))
             .min(MAX_RESTART_BACKOFF);
@@ -727,6 +737,15 @@ async fn kubelet(
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Appends a line of the harness's own to a pod's log.
+fn note(log: &Path, line: &str) {
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut f| writeln!(f, "[real-cluster] {line}"));
 }
 
 /// Now, to the second (as the API server's timestamps).
@@ -840,7 +859,7 @@ fn readiness_probe(pod: &Value, ip: IpAddr) -> Option<Probe> {
     }?;
     let scheme = get["scheme"].as_str().unwrap_or("HTTP").to_lowercase();
     let path = get["path"].as_str().unwrap_or("/");
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::qdrant::ensure_default_crypto_provider();
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .timeout(Duration::from_secs(3))
@@ -991,11 +1010,9 @@ fn volume_dir(
     let io = |e: std::io::Error| e.to_string();
     let volume = volume.cloned().unwrap_or(Value::Null);
     if let Some(cm) = volume["configMap"]["name"].as_str() {
-        let obj = inner
-            .api
-            .get("v1", "configmaps", Some(&inner.namespace), cm)
-            .ok_or_else(|| format!("ConfigMap {cm} of volume {name} not found"))?;
-        let cm: ConfigMap = serde_json::from_value(obj).map_err(|e| e.to_string())?;
+        let cm = inner
+            .config_map(cm)
+            .map_err(|e| format!("volume {name}: {e}"))?;
         let files = cm
             .data
             .unwrap_or_default()
@@ -1004,11 +1021,9 @@ fn volume_dir(
         return write_files(pod_dir, name, files, rw);
     }
     if let Some(secret) = volume["secret"]["secretName"].as_str() {
-        let obj = inner
-            .api
-            .get("v1", "secrets", Some(&inner.namespace), secret)
-            .ok_or_else(|| format!("Secret {secret} of volume {name} not found"))?;
-        let secret: Secret = serde_json::from_value(obj).map_err(|e| e.to_string())?;
+        let secret = inner
+            .secret(secret)
+            .map_err(|e| format!("volume {name}: {e}"))?;
         let files = secret
             .data
             .unwrap_or_default()
@@ -1069,28 +1084,21 @@ fn env_value(inner: &Inner, ordinal: u32, ip: &str, var: &Value) -> Result<Strin
         from["secretKeyRef"]["name"].as_str(),
         from["secretKeyRef"]["key"].as_str(),
     ) {
-        let obj = inner
-            .api
-            .get("v1", "secrets", Some(&inner.namespace), secret)
-            .ok_or_else(|| format!("Secret {secret} not found"))?;
-        let secret: Secret = serde_json::from_value(obj).map_err(|e| e.to_string())?;
-        let value = secret
+        let value = inner
+            .secret(secret)?
             .data
             .and_then(|d| d.get(key).cloned())
-            .ok_or_else(|| format!("key {key} not in Secret"))?;
+            .ok_or_else(|| format!("key {key} not in Secret {secret}"))?;
         return String::from_utf8(value.0).map_err(|e| e.to_string());
     }
     if let (Some(cm), Some(key)) = (
         from["configMapKeyRef"]["name"].as_str(),
         from["configMapKeyRef"]["key"].as_str(),
     ) {
-        let obj = inner
-            .api
-            .get("v1", "configmaps", Some(&inner.namespace), cm)
-            .ok_or_else(|| format!("ConfigMap {cm} not found"))?;
-        return obj["data"][key]
-            .as_str()
-            .map(str::to_owned)
+        return inner
+            .config_map(cm)?
+            .data
+            .and_then(|d| d.get(key).cloned())
             .ok_or_else(|| format!("key {key} not in ConfigMap {cm}"));
     }
     Ok(String::new())

@@ -149,7 +149,6 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 ///
 /// Errors: the last error seen, with how long it waited.
 pub async fn wait_ready(conn: &QdrantConnection, timeout: Duration) -> Result<(), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = QdrantClient::new(conn).map_err(|e| e.to_string())?;
     let started = Instant::now();
     loop {
@@ -265,7 +264,7 @@ pub async fn write_points(
     ids: std::ops::Range<u64>,
     dim: usize,
 ) -> Result<(), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::qdrant::ensure_default_crypto_provider();
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
     if let Some(pem) = &conn.ca_bundle_pem {
         for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())? {
