@@ -12,8 +12,10 @@
 //!   `GET /cluster/metadata/keys/{key}` for each [`RECORD_KEY_PREFIX`] key);
 //! - only when a pod did not answer while a member that no pod reports carries its URI: the
 //!   cluster's Pods (`GET /api/v1/namespaces/{ns}/pods?labelSelector=<selector labels>`); such
-//!   a pod's Qdrant container's termination message holds [`FRESH_STORAGE_MARKER`] when the
-//!   start script found no Raft state of a joined peer on the volume;
+//!   a pod's Qdrant container's termination message holds [`FRESH_STORAGE_MARKER`] when
+//!   Qdrant stopped with no Raft state of a joined peer on the volume although the cluster
+//!   listed the pod as a member (never after a first start, nor after a crash of a peer that
+//!   joined: the script checks the state Qdrant stopped with);
 //! - only when a stale peer or a record exists: every collection's placement
 //!   ([`crate::scale::observe_placement`]).
 //!
@@ -64,10 +66,10 @@ pub struct RecoveryProgress {
     pub blocked: bool,
 }
 
-/// True when the Qdrant container of `pod` last stopped (or just stopped) after the start
-/// script found no Raft state of a joined peer on its volume: a line of its termination
-/// message (`status.containerStatuses[qdrant].lastState.terminated.message`, or
-/// `state.terminated.message`) starts with [`FRESH_STORAGE_MARKER`].
+/// True when the Qdrant container of `pod` last stopped (or just stopped) with no Raft state
+/// of a joined peer on its volume although the cluster listed the pod as a member: a line of
+/// its termination message (`status.containerStatuses[qdrant].lastState.terminated.message`,
+/// or `state.terminated.message`) starts with [`FRESH_STORAGE_MARKER`].
 pub fn shows_fresh_storage(pod: &Pod) -> bool {
     let Some(status) = pod
         .status

@@ -62,16 +62,19 @@ fn start_script_snapshot() {
     insta::assert_snapshot!(statefulset::start_script(&Names::of(&three_node())), @r#"
     set -e
     self="http://${POD_NAME}.demo-headless.prod.svc:6335"
-    fresh=1
-    if [ -f /qdrant/storage/raft_state ] || { [ -f /qdrant/storage/raft_state.json ] && ! grep -q '"hard_state":{"term":0,' /qdrant/storage/raft_state.json; }; then
-      fresh=0
+    joined() {
+      [ -f /qdrant/storage/raft_state ] || { [ -f /qdrant/storage/raft_state.json ] && ! grep -q '"hard_state":{"term":0,' /qdrant/storage/raft_state.json; }
+    }
+    member=0
+    if [ -s /qdrant/cluster-info/bootstrap-peers ] && grep -q -F "//${POD_NAME}." /qdrant/cluster-info/bootstrap-peers; then
+      member=1
     fi
-    if [ "$fresh" = 1 ]; then
-      if [ -f /qdrant/storage/raft_state.json ]; then
-        mv -f /qdrant/storage/raft_state.json /qdrant/storage/raft_state.json.never-joined
+    stopped() {
+      if [ "$member" = 1 ] && ! joined; then
+        echo "qdrant-operator: fresh storage: no Raft state of a joined peer in /qdrant/storage/raft_state.json, and the cluster lists this pod as a member" 2>/dev/null >/dev/termination-log || true
       fi
-      echo "qdrant-operator: fresh storage: no Raft state of a joined peer in /qdrant/storage/raft_state.json" 2>/dev/null >/dev/termination-log || true
-    fi
+      exit "$1"
+    }
     bootstrap=""
     if [ -s /qdrant/cluster-info/bootstrap-peers ]; then
       candidates=$(grep -v -F "//${POD_NAME}." /qdrant/cluster-info/bootstrap-peers || true)
@@ -81,17 +84,26 @@ fn start_script_snapshot() {
         echo $((attempt + 1)) 2>/dev/null >/qdrant/init/bootstrap-attempts || true
         count=$(printf '%s\n' "$candidates" | wc -l)
         bootstrap=$(printf '%s\n' "$candidates" | sed -n "$((attempt % count + 1))p")
-      elif [ "$fresh" = 1 ]; then
+      elif ! joined; then
         echo "the cluster exists but /qdrant/cluster-info/bootstrap-peers lists no other peer to join through; not founding a new cluster" >&2
-        exit 1
+        stopped 1
       fi
     elif [ "${POD_NAME##*-}" != "0" ]; then
       bootstrap="http://demo-0.demo-headless.prod.svc:6335"
     fi
     if [ -n "$bootstrap" ]; then
-      exec ./entrypoint.sh --bootstrap "$bootstrap" --uri "$self"
+      set -- --bootstrap "$bootstrap" --uri "$self"
+    else
+      set -- --uri "$self"
     fi
-    exec ./entrypoint.sh --uri "$self"
+    ./entrypoint.sh "$@" &
+    qdrant=$!
+    trap 'kill -TERM "$qdrant" 2>/dev/null || true' TERM INT
+    while :; do
+      if wait "$qdrant"; then status=0; else status=$?; fi
+      kill -0 "$qdrant" 2>/dev/null || break
+    done
+    stopped "$status"
     "#);
 }
 

@@ -18,7 +18,7 @@ use std::{
 
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::find_condition};
 use cluster_controller::{
-    build::Names,
+    build::{Names, statefulset::FRESH_STORAGE_MARKER},
     reconcile::{Context, reconcile},
 };
 use reconcile_lib::{
@@ -249,6 +249,35 @@ impl Env {
             .flat_map(|i| self.peers.requests(i))
             .filter(|(m, _, _)| m != "GET")
             .collect()
+    }
+
+    /// Pod `ordinal`'s Qdrant container: (restartCount, lastState.terminated.message).
+    fn container(&self, ordinal: u32) -> (u64, String) {
+        let pod = self
+            .api
+            .get("v1", "pods", Some(&self.ns), &format!("demo-{ordinal}"))
+            .unwrap_or_default();
+        let status = &pod["status"]["containerStatuses"][0];
+        (
+            status["restartCount"].as_u64().unwrap_or(0),
+            status["lastState"]["terminated"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+
+    /// (shard, peer) of every `Active` replica of `collection`, sorted, from pod `ordinal`.
+    async fn active(&self, ordinal: u32, collection: &str) -> Vec<(u32, u64)> {
+        let mut active: Vec<(u32, u64)> = self
+            .replicas(ordinal, collection)
+            .await
+            .into_iter()
+            .filter(|(_, _, state)| state == "Active")
+            .map(|(shard, peer, _)| (shard, peer))
+            .collect();
+        active.sort_unstable();
+        active
     }
 
     async fn up(&self, n: i32) {
@@ -589,4 +618,161 @@ async fn generated_tls_for_clients_and_peers() {
             .is_err(),
         "plain http is not served"
     );
+}
+
+/// A healthy peer whose Qdrant process is killed (crash, OOM kill) on its first container
+/// instance, with its storage intact, comes back as the same peer: no recovery, no replica
+/// dropped or moved, no peer removed. (Its first instance started on an empty volume; the
+/// start script marks a lost volume only from the state the instance stopped with.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_peer_with_its_storage_comes_back_as_the_same_peer() {
+    let Some(env) = Env::new(
+        "crash_restart",
+        "rp-crash",
+        json!({"replicas": 3, "auth": {}}),
+    ) else {
+        return;
+    };
+    env.up(3).await;
+    let before = env.collection("kept", 3, 2, 3000).await;
+    let peers = env.peer_ids();
+    let placement = env.active(0, "kept").await;
+    let crashed = peer_of(&env, "demo-1");
+    assert!(
+        placement.iter().any(|(_, p)| *p == crashed),
+        "the crashed peer holds replicas: {placement:?}"
+    );
+    let (restarts, _) = env.container(1);
+    let writes_before = env.writes().len();
+
+    env.peers.crash(1);
+    env.drive("pod 1 restarted and Running again", |e| {
+        e.container(1).0 > restarts && e.running_with(3)
+    })
+    .await;
+    // The controller keeps reconciling for a while: nothing may follow.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(5) {
+        reconcile(Arc::new(env.qc()), env.ctx.clone()).await.ok();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, message) = env.container(1);
+    println!("[{}] pod 1 termination message: {message:?}", env.test);
+    assert!(!message.contains(FRESH_STORAGE_MARKER), "{message}");
+    assert_eq!(env.peer_ids(), peers, "every pod is the same peer");
+    let mut consensus = env.consensus(0).await;
+    consensus.sort_unstable();
+    let mut expected: Vec<u64> = peers.iter().map(|(_, p)| *p).collect();
+    expected.sort_unstable();
+    assert_eq!(consensus, expected, "no peer removed or added");
+    // Replicas on the restarted peer may show Dead or Partial for a moment before Qdrant
+    // itself brings them back (the controller does nothing here).
+    let mut active = env.active(0, "kept").await;
+    let started = Instant::now();
+    while active != placement && started.elapsed() < PHASE_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        active = env.active(0, "kept").await;
+    }
+    assert_eq!(active, placement, "no replica dropped or moved");
+    let after = env.count(0, "kept").await;
+    print_counts(env.test, "kept", before, after);
+    assert_eq!(after, before);
+    let issued: Vec<_> = env.writes().split_off(writes_before);
+    println!("[{}] writes after the crash: {issued:?}", env.test);
+    assert!(
+        issued.iter().all(|(_, path, _)| !path.contains("/cluster")),
+        "no peer removal, recovery record or shard operation: {issued:?}"
+    );
+    let degraded = env.condition("Degraded").unwrap();
+    assert_ne!(degraded.reason, "PeerRecovery", "{degraded:?}");
+}
+
+/// A peer whose volume is lost (the claim comes back empty) rejoins as a new peer: the
+/// controller drops the stale peer's replicas, removes it from consensus, and once the pod
+/// joined with a new peer id copies its shards back. No point is lost (replication factor 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_volume_rejoins_as_a_new_peer_and_gets_its_shards_back() {
+    let Some(env) = Env::new(
+        "wiped_volume",
+        "rp-wiped",
+        json!({"replicas": 3, "auth": {}}),
+    ) else {
+        return;
+    };
+    env.up(3).await;
+    let before = env.collection("restored", 3, 2, 3000).await;
+    let stale = peer_of(&env, "demo-2");
+    let placement = env.active(0, "restored").await;
+    let lost: Vec<u32> = placement
+        .iter()
+        .filter(|(_, p)| *p == stale)
+        .map(|(s, _)| *s)
+        .collect();
+    assert!(!lost.is_empty(), "pod 2 holds replicas: {placement:?}");
+    let writes_before = env.writes().len();
+
+    env.peers.wipe_volume("storage", 2).await;
+    env.drive("pod 2 rejoined as a new peer", |e| {
+        e.running_with(3)
+            && e.peer_ids()
+                .iter()
+                .any(|(p, id)| p == "demo-2" && *id != stale)
+    })
+    .await;
+    let fresh = peer_of(&env, "demo-2");
+    // Then the controller copies the lost shards to the new peer (reconciling as it goes).
+    let mut active = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < PHASE_TIMEOUT {
+        reconcile(Arc::new(env.qc()), env.ctx.clone()).await.ok();
+        active = env.active(0, "restored").await;
+        let back = lost.iter().all(|s| active.contains(&(*s, fresh)));
+        if back && active.len() == placement.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!(
+        "[{}] stale peer {stale}, new peer {fresh}; lost shards {lost:?}; placement before {placement:?}, after {active:?}",
+        env.test
+    );
+    for shard in &lost {
+        assert!(
+            active.contains(&(*shard, fresh)),
+            "shard {shard} back on the new peer: {active:?}"
+        );
+    }
+    assert_eq!(
+        active.len(),
+        placement.len(),
+        "rf Active copies of every shard: {active:?}"
+    );
+    assert!(
+        !env.consensus(0).await.contains(&stale),
+        "the stale peer left consensus"
+    );
+    let after = env.count(0, "restored").await;
+    print_counts(env.test, "restored", before, after);
+    assert_eq!(after, before);
+    let issued: Vec<_> = env.writes().split_off(writes_before);
+    let removals: Vec<_> = issued
+        .iter()
+        .filter(|(m, p, _)| m == "DELETE" && p.starts_with("/cluster/peer/"))
+        .collect();
+    println!("[{}] writes after the loss: {issued:?}", env.test);
+    assert_eq!(
+        removals.len(),
+        1,
+        "one removal of the stale peer: {removals:?}"
+    );
+    let shard_ops = issued
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p == "/collections/restored/cluster")
+        .count();
+    assert_eq!(
+        shard_ops,
+        2 * lost.len(),
+        "one drop and one replicate per lost replica, none twice: {issued:?}"
+    );
+    assert!(removals[0].1.starts_with(&format!("/cluster/peer/{stale}")));
 }

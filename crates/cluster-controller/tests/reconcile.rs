@@ -123,12 +123,8 @@ async fn create_builds_every_child_with_owner_references() {
     }
     // Generated keys: 64 hex characters, different from each other.
     let key = |name: &str| {
-        let s = env.get("v1", "secrets", name).unwrap();
-        s["stringData"]["api-key"]
-            .as_str()
-            .or(s["data"]["api-key"].as_str())
-            .unwrap()
-            .to_string()
+        let s = serde_json::from_value(env.get("v1", "secrets", name).unwrap()).unwrap();
+        reconcile_lib::secrets::secret_value(&s, "api-key").unwrap()
     };
     assert_eq!(key("demo-api-key").len(), 64);
     assert_ne!(key("demo-api-key"), key("demo-read-only-api-key"));
@@ -465,8 +461,8 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
     // One fake Qdrant per pod, each answering GET /cluster as that peer, requiring the
     // generated key.
     let key = {
-        let s = env.get("v1", "secrets", "demo-api-key").unwrap();
-        s["stringData"]["api-key"].as_str().unwrap().to_string()
+        let s = serde_json::from_value(env.get("v1", "secrets", "demo-api-key").unwrap()).unwrap();
+        reconcile_lib::secrets::secret_value(&s, "api-key").unwrap()
     };
     let names = Names::of(&env.current("demo"));
     let peers: Vec<(u64, String)> = (0..3)

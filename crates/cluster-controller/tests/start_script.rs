@@ -1,6 +1,7 @@
 //! The pod start script and the cluster ConfigMap's member list (peer recovery, builder
 //! layer): the script runs in a real `sh` against a temporary volume, ConfigMap directory and
-//! termination log, with `./entrypoint.sh` replaced by a stub that prints Qdrant's arguments.
+//! termination log, with `./entrypoint.sh` replaced by a stub that prints Qdrant's arguments
+//! and then runs the test's `stub-action` (standing for what Qdrant did before it stopped).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -55,6 +56,8 @@ struct Pod {
 struct Start {
     /// Qdrant's arguments, `None` when the script exited without starting it.
     args: Option<String>,
+    /// The script's exit code (the container's).
+    code: Option<i32>,
     /// The termination message file's content.
     termination: String,
     stderr: String,
@@ -81,7 +84,11 @@ impl Pod {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         let entrypoint = dir.path().join("entrypoint.sh");
-        std::fs::write(&entrypoint, "#!/bin/sh\necho \"$@\" > qdrant-args\n").unwrap();
+        std::fs::write(
+            &entrypoint,
+            "#!/bin/sh\necho \"$@\" > qdrant-args\nif [ -f stub-action ]; then . ./stub-action; fi\n",
+        )
+        .unwrap();
         std::fs::set_permissions(
             &entrypoint,
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -104,6 +111,11 @@ impl Pod {
         std::fs::read_to_string(self.path(qdrant_path)).ok()
     }
 
+    /// What the stub Qdrant does after printing its arguments (shell code; `exit N` ends it).
+    fn qdrant_does(&self, action: &str) {
+        std::fs::write(self.dir.path().join("stub-action"), action).unwrap();
+    }
+
     fn members(&self, uris: &[&str]) {
         let list: String = uris.iter().map(|u| format!("{u}\n")).collect();
         self.write(BOOTSTRAP_PEERS_FILE, &list);
@@ -122,9 +134,9 @@ impl Pod {
             .unwrap();
         let args = self.dir.path().join("qdrant-args");
         let started = args.exists();
-        assert_eq!(out.status.success(), started, "{out:?}");
         Start {
             args: started.then(|| read(&args).trim().to_owned()),
+            code: out.status.code(),
             termination: read(&self.dir.path().join("termination-log")),
             stderr: String::from_utf8(out.stderr).unwrap(),
         }
@@ -146,11 +158,9 @@ fn a_new_cluster_is_founded_by_pod_zero() {
     let pod = Pod::new();
     let start = pod.start("demo-0");
     assert_eq!(start.args, uri_only("demo-0"));
-    // Empty volume: the marker is in the termination message.
-    assert!(
-        start.termination.starts_with(FRESH_STORAGE_MARKER),
-        "{start:?}"
-    );
+    assert_eq!(start.code, Some(0));
+    // A first start: the empty volume is no sign of a lost one.
+    assert_eq!(start.termination, "", "{start:?}");
     assert_eq!(pod.start("demo-2").args, bootstrap(POD0, "demo-2"));
 }
 
@@ -158,23 +168,102 @@ fn a_new_cluster_is_founded_by_pod_zero() {
 fn pod_zero_on_an_empty_volume_joins_the_formed_cluster_instead_of_founding_one() {
     let pod = Pod::new();
     pod.members(&[POD0, POD1, POD2]);
+    // Qdrant writes a term-0 state, its join is refused (another peer still holds the URI's
+    // shards) and it exits 101.
+    pod.qdrant_does(&format!(
+        "echo '{NEVER_JOINED}' > storage/raft_state.json; exit 101"
+    ));
     let first = pod.start("demo-0");
     assert_eq!(first.args, bootstrap(POD1, "demo-0"));
-    assert!(first.termination.starts_with(FRESH_STORAGE_MARKER));
-    // Qdrant wrote a term-0 state before its join was refused: still fresh; the next start
-    // tries the next member, then wraps around.
-    pod.write(RAFT_STATE_FILE, NEVER_JOINED);
+    assert_eq!(
+        first.code,
+        Some(101),
+        "Qdrant's exit code is the container's"
+    );
+    // A listed member stopped without a joined state: its volume lost the member's data.
+    assert!(
+        first.termination.starts_with(FRESH_STORAGE_MARKER),
+        "{first:?}"
+    );
+    // The next start tries the next member, then wraps around; the term-0 state stays for
+    // Qdrant to bootstrap again with the same peer id.
     let second = pod.start("demo-0");
     assert_eq!(second.args, bootstrap(POD2, "demo-0"));
     assert!(second.termination.starts_with(FRESH_STORAGE_MARKER));
-    // The term-0 state is set aside, so Qdrant bootstraps again instead of loading it.
-    assert_eq!(pod.read(RAFT_STATE_FILE), None);
     assert_eq!(
-        pod.read(&format!("{RAFT_STATE_FILE}.never-joined"))
-            .as_deref(),
+        pod.read(RAFT_STATE_FILE).as_deref().map(str::trim),
         Some(NEVER_JOINED)
     );
     assert_eq!(pod.start("demo-0").args, bootstrap(POD1, "demo-0"));
+}
+
+#[test]
+fn a_peer_that_joined_and_then_crashed_is_not_marked_although_it_started_empty() {
+    // The first instance of a listed pod on an empty volume joins (Qdrant replaced the old
+    // peer, which held no shards), then is killed: its state is on the volume.
+    let pod = Pod::new();
+    pod.members(&[POD0, POD1, POD2]);
+    pod.qdrant_does(&format!(
+        "echo '{JOINED}' > storage/raft_state.json; exit 137"
+    ));
+    let start = pod.start("demo-1");
+    assert_eq!(start.code, Some(137));
+    assert_eq!(start.termination, "", "{start:?}");
+}
+
+#[test]
+fn a_first_start_whose_join_fails_is_not_marked() {
+    // Scale-up: pod 2 is not listed yet; its bootstrap peer is not listening (exit 101).
+    let pod = Pod::new();
+    pod.members(&[POD0, POD1]);
+    pod.qdrant_does(&format!(
+        "echo '{NEVER_JOINED}' > storage/raft_state.json; exit 101"
+    ));
+    let start = pod.start("demo-2");
+    assert_eq!(start.code, Some(101));
+    assert_eq!(start.termination, "", "{start:?}");
+}
+
+#[test]
+fn sigterm_reaches_qdrant_and_its_exit_code_is_the_containers() {
+    let pod = Pod::new();
+    pod.write(RAFT_STATE_FILE, JOINED);
+    // The stub stands for Qdrant's graceful shutdown: on SIGTERM it records it and exits 0.
+    pod.qdrant_does(
+        "trap 'echo term > got-signal; exit 0' TERM\necho started > qdrant-up\nwhile :; do sleep 0.1; done",
+    );
+    let root = pod.dir.path();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&pod.script)
+        .current_dir(root)
+        .env("POD_NAME", "demo-1")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !root.join("qdrant-up").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stub never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("got-signal"))
+            .ok()
+            .as_deref(),
+        Some("term\n")
+    );
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[test]

@@ -839,3 +839,39 @@ async fn serves_over_http() -> TestResult {
     );
     Ok(())
 }
+
+/// As the real API server: a Secret's `stringData` is write-only, merged into `data` (base64)
+/// on create and on apply, its values winning for the same key.
+#[tokio::test]
+async fn a_secrets_string_data_is_stored_in_data() -> TestResult {
+    use k8s_openapi::api::core::v1::Secret;
+    let api = FakeApiServer::new();
+    let secrets: Api<Secret> = Api::namespaced(api.client(), "default");
+    let created: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+        "data": {"kept": "b2xk", "both": "b2xk"},
+        "stringData": {"both": "new", "plain": "text"}}))?;
+    secrets.create(&PostParams::default(), &created).await?;
+    let stored = api
+        .get("v1", "secrets", Some("default"), "keys")
+        .ok_or("stored")?;
+    assert_eq!(stored.get("stringData"), None);
+    assert_eq!(
+        stored["data"],
+        json!({"kept": "b2xk", "both": "bmV3", "plain": "dGV4dA=="})
+    );
+    let patch = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+        "stringData": {"plain": "other"}});
+    secrets
+        .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&patch))
+        .await?;
+    let read = secrets.get("keys").await?;
+    assert_eq!(read.string_data, None);
+    let plain = read
+        .data
+        .as_ref()
+        .and_then(|d| d.get("plain"))
+        .ok_or("plain")?;
+    assert_eq!(plain.0, b"other");
+    Ok(())
+}

@@ -56,10 +56,14 @@ pub const DEFAULT_GID: i64 = 2000;
 /// Default fsGroup of the volumes.
 pub const DEFAULT_FS_GROUP: i64 = 3000;
 
-/// First line of the Qdrant container's termination message when its start script found no
-/// Raft state of a joined peer on the volume: no `raft_state.json` (nor Qdrant's legacy
-/// `raft_state`), or one whose `hard_state.term` is still 0 (written by a start whose join was
-/// refused). The peer recovery ([`crate::recover`]) reads it from the Pod's status.
+/// First line of the Qdrant container's termination message when the pod's volume lost the
+/// data of a consensus member: the instance stopped with no Raft state of a joined peer on the
+/// volume (no `raft_state.json`, nor Qdrant's legacy `raft_state`, or one whose
+/// `hard_state.term` is still 0) although the cluster ConfigMap's member list
+/// ([`BOOTSTRAP_PEERS_FILE`]) names this pod, i.e. the pod had reported itself as a member
+/// before. A pod's first start (never listed) and a crash of a peer that joined (its state is
+/// on the volume when it stops) never write it. The start script writes it once Qdrant
+/// stopped; the peer recovery ([`crate::recover`]) reads it from the Pod's status.
 pub const FRESH_STORAGE_MARKER: &str = "qdrant-operator: fresh storage";
 /// Qdrant's Raft state on the data volume (`storage_path/raft_state.json`, Qdrant's
 /// `Persistent::load_or_init`).
@@ -77,13 +81,17 @@ pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// The shell command starting Qdrant (`/bin/sh` of Qdrant's Debian image).
 ///
-/// - Storage without the Raft state of a joined peer (see [`FRESH_STORAGE_MARKER`]): the
-///   marker goes to the termination message, so the operator can tell a volume that came
-///   back empty from a pod that is merely down. A term-0 state (a start whose join did not
-///   complete: the bootstrap peer was not listening yet, or refused it) is moved aside to
-///   `raft_state.json.never-joined`: Qdrant 1.18 loads an existing state and never bootstraps
-///   again, so the peer would wait forever outside the cluster (seen with real peers started
-///   in parallel, the StatefulSet's `Parallel` policy). Such a peer holds no data.
+/// - Qdrant runs as the script's child (SIGTERM and SIGINT reach it as SIGTERM, as a child
+///   started in the background ignores SIGINT; its exit status is the container's), so that once it stopped the script can tell whether the
+///   volume lost a member's data: no Raft state of a joined peer on it although the member
+///   list names this pod. Then [`FRESH_STORAGE_MARKER`] goes to the termination message, so
+///   the operator can tell a volume that came back empty from a pod that is merely down or
+///   crashed. Checking at the end, not at the start, is what keeps a healthy peer from looking
+///   like a lost one: its first instance starts on an empty volume, but holds its joined state
+///   when it later crashes.
+/// - A state with term 0 (a start whose join did not complete: the bootstrap peer was not
+///   listening yet, or refused it) is left in place: Qdrant 1.18 treats it as a new deployment
+///   and bootstraps again with the same peer id (`Consensus::new`, `is_new_deployment`).
 /// - Once the cluster formed, the ConfigMap lists its members' p2p URIs
 ///   ([`BOOTSTRAP_PEERS_FILE`]): every pod, pod 0 included, bootstraps from one of them other
 ///   than itself, the next one on each restart. Pod 0 on an empty volume therefore joins the
@@ -106,16 +114,19 @@ pub fn start_script(names: &Names) -> String {
     let legacy_state = RAFT_STATE_FILE.trim_end_matches(".json");
     r#"set -e
 self="__SELF__"
-fresh=1
-if [ -f __LEGACY__ ] || { [ -f __STATE__ ] && ! grep -q '"hard_state":{"term":0,' __STATE__; }; then
-  fresh=0
+joined() {
+  [ -f __LEGACY__ ] || { [ -f __STATE__ ] && ! grep -q '"hard_state":{"term":0,' __STATE__; }
+}
+member=0
+if [ -s __PEERS__ ] && grep -q -F "//${POD_NAME}." __PEERS__; then
+  member=1
 fi
-if [ "$fresh" = 1 ]; then
-  if [ -f __STATE__ ]; then
-    mv -f __STATE__ __STATE__.never-joined
+stopped() {
+  if [ "$member" = 1 ] && ! joined; then
+    echo "__MARKER__: no Raft state of a joined peer in __STATE__, and the cluster lists this pod as a member" 2>/dev/null >__TERMLOG__ || true
   fi
-  echo "__MARKER__: no Raft state of a joined peer in __STATE__" 2>/dev/null >__TERMLOG__ || true
-fi
+  exit "$1"
+}
 bootstrap=""
 if [ -s __PEERS__ ]; then
   candidates=$(grep -v -F "//${POD_NAME}." __PEERS__ || true)
@@ -125,17 +136,26 @@ if [ -s __PEERS__ ]; then
     echo $((attempt + 1)) 2>/dev/null >__ATTEMPTS__ || true
     count=$(printf '%s\n' "$candidates" | wc -l)
     bootstrap=$(printf '%s\n' "$candidates" | sed -n "$((attempt % count + 1))p")
-  elif [ "$fresh" = 1 ]; then
+  elif ! joined; then
     echo "the cluster exists but __PEERS__ lists no other peer to join through; not founding a new cluster" >&2
-    exit 1
+    stopped 1
   fi
 elif [ "${POD_NAME##*-}" != "0" ]; then
   bootstrap="__POD0__"
 fi
 if [ -n "$bootstrap" ]; then
-  exec ./entrypoint.sh --bootstrap "$bootstrap" --uri "$self"
+  set -- --bootstrap "$bootstrap" --uri "$self"
+else
+  set -- --uri "$self"
 fi
-exec ./entrypoint.sh --uri "$self"
+./entrypoint.sh "$@" &
+qdrant=$!
+trap 'kill -TERM "$qdrant" 2>/dev/null || true' TERM INT
+while :; do
+  if wait "$qdrant"; then status=0; else status=$?; fi
+  kill -0 "$qdrant" 2>/dev/null || break
+done
+stopped "$status"
 "#
     .replace("__SELF__", &self_uri)
     .replace("__LEGACY__", legacy_state)

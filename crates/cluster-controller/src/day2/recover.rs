@@ -63,9 +63,10 @@ pub const RECORD_KEY_PREFIX: &str = "qdrant-operator.recovery.";
 pub enum PodState {
     /// It answered `GET /cluster` with this `peer_id`.
     Reports(PeerId),
-    /// It did not answer, and its Qdrant container last exited after starting on a volume
-    /// without the Raft state of a joined peer (the start script wrote
-    /// [`crate::build::statefulset::FRESH_STORAGE_MARKER`] to its termination message).
+    /// It did not answer, and its Qdrant container last stopped with no Raft state of a
+    /// joined peer on its volume although the cluster listed the pod as a member (the start
+    /// script wrote [`crate::build::statefulset::FRESH_STORAGE_MARKER`] to its termination
+    /// message once Qdrant stopped): the volume lost that member's data.
     FreshStorage,
     /// It did not answer, with no sign of fresh storage: down, starting, or restarting with
     /// its volume intact. Never a reason to act.

@@ -899,6 +899,7 @@ impl State {
         if !obj.is_object() {
             return Err(ApiError::new(400, "the body must be a JSON object".into()));
         }
+        fold_string_data(&coll.plural, &mut obj);
         let api_version = obj.get("apiVersion").and_then(Value::as_str);
         let kind = obj.get("kind").and_then(Value::as_str).map(str::to_owned);
         let (Some(api_version), Some(kind)) = (api_version, kind) else {
@@ -1033,6 +1034,7 @@ impl State {
     /// stored object. Bumps `generation` and `resourceVersion`, emits `MODIFIED`, and removes
     /// the object when it is being deleted and has no finalizers left. Returns the result.
     fn commit(&mut self, key: &ObjKey, mut new: Value, dry_run: bool) -> Value {
+        fold_string_data(&key.1, &mut new);
         let Some(entry) = self.objects.get(key) else {
             return new;
         };
@@ -1390,6 +1392,32 @@ impl State {
 // ---------------------------------------------------------------------------------------------
 // Object helpers
 // ---------------------------------------------------------------------------------------------
+
+/// A Secret's write-only `stringData` merged into `data` (base64), as the API server stores
+/// it: its values win over `data`'s for the same key, and `stringData` is never returned.
+fn fold_string_data(plural: &str, obj: &mut Value) {
+    use base64::Engine as _;
+    if plural != "secrets" {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    let Some(o) = obj.as_object_mut() else {
+        return;
+    };
+    let data = o.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (key, value) in strings {
+        if let (Some(value), Some(data)) = (value.as_str(), data.as_object_mut()) {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+            data.insert(key, Value::String(encoded));
+        }
+    }
+}
 
 fn has_status_subresource(plural: &str) -> bool {
     !KINDS_WITHOUT_STATUS.contains(&plural)

@@ -12,13 +12,9 @@
 //!   `replicas`, `readyReplicas`, `currentReplicas`, `updatedReplicas`, `currentRevision` (the
 //!   first revision seen: Kubernetes never moves it under `OnDelete`,
 //!   kubernetes/kubernetes#73492), `updateRevision`, `observedGeneration`. `OnDelete`: a pod is
-//!   only replaced once it was deleted. One departure from the `Parallel` policy the
-//!   operator sets: until pod 0 has been Ready once, the other pods are not created. With
-//!   Qdrant 1.18.3 a peer whose first bootstrap fails because pod 0 is not listening yet
-//!   (exit 101, "Failed to initialize Consensus for new Raft state") was seen to stay outside
-//!   the cluster after its restart, not Ready, in about one start in three on this 2-core
-//!   machine; the scenarios are about day 2, so the harness forms the cluster in order. That
-//!   first-formation race is an open operator issue, not modelled away silently.
+//!   only replaced once it was deleted. Pods are created together (the `Parallel` policy the
+//!   operator sets), so a new cluster forms the way it does on Kubernetes: the other pods
+//!   usually try to join before pod 0 listens, exit 101 and join on their restart.
 //! - **Kubelet.** Runs the first container: `command` + `args` with the pod's environment
 //!   (`value`, `fieldRef` `metadata.name` / `metadata.namespace` / `status.podIP`,
 //!   `secretKeyRef`, `configMapKeyRef`), its volume mounts as files on the host (see below),
@@ -43,7 +39,8 @@
 //! directory (kept across pod restarts and recreation, [`RealCluster::wipe_volume`] empties
 //! it), an `emptyDir` (new for each pod), a ConfigMap or Secret written out again before each
 //! container start. The image's `./entrypoint.sh` is a stub that runs the Qdrant binary with
-//! the same arguments (as the official image's does).
+//! the same arguments (as the official image's does), dying with its parent process as every
+//! process of a container dies with the container's first.
 //!
 //! Needs write access to `/etc/hosts` (root, as on the project's machines and CI).
 
@@ -109,8 +106,6 @@ struct Inner {
     slot: u8,
     dir: tempfile::TempDir,
     pods: Mutex<HashMap<u32, PodHandle>>,
-    /// Whether pod 0 has been Ready once (the cluster formed).
-    formed: Mutex<bool>,
     /// Ordinals the StatefulSet controller leaves alone for now (a volume being wiped).
     paused: Mutex<std::collections::HashSet<u32>>,
 }
@@ -158,7 +153,6 @@ impl RealCluster {
             slot,
             dir,
             pods: Mutex::new(HashMap::new()),
-            formed: Mutex::new(false),
             paused: Mutex::new(std::collections::HashSet::new()),
         });
         let task = tokio::spawn(controller_loop(inner.clone()));
@@ -204,8 +198,9 @@ impl RealCluster {
             .collect()
     }
 
-    /// Kills pod `ordinal`'s Qdrant process with SIGKILL, as a crash, an OOM kill or a node
-    /// reboot would; the kubelet records the termination and starts it again (storage intact).
+    /// Kills pod `ordinal`'s Qdrant process with SIGKILL, as a crash or an OOM kill would (the
+    /// container's first process, the start script, sees it stop); the kubelet records the
+    /// termination and starts the container again (storage intact).
     pub fn crash(&self, ordinal: u32) {
         if let Some(pod) = self.lock().get(&ordinal) {
             let _ = pod.stop.send(Stop::Crash);
@@ -487,16 +482,6 @@ fn sync(inner: &Arc<Inner>, sts: &Value, current_revision: &mut Option<String>) 
             }
             continue;
         }
-        // Until pod 0 has been Ready once, the other pods wait for it (see the module docs:
-        // a peer whose first join fails can stay outside the cluster).
-        let formed = {
-            let mut formed = inner.formed.lock().unwrap_or_else(|e| e.into_inner());
-            *formed |= inner.pod(0).is_some_and(|p| pod_ready(&p));
-            *formed
-        };
-        if ordinal > 0 && !formed {
-            continue;
-        }
         let pod = inner.api.insert(new_pod(inner, sts, ordinal, &update));
         let uid = pod["metadata"]["uid"]
             .as_str()
@@ -701,7 +686,7 @@ async fn kubelet(
                     let what = if changed.is_err() { Stop::Delete } else { *stop.borrow() };
                     match what {
                         Stop::Run => {}
-                        Stop::Crash => { process.kill().await; break Outcome::Exited(process.wait().await.ok()); }
+                        Stop::Crash => { crash(&mut process).await; break Outcome::Exited(process.wait().await.ok()); }
                         Stop::Delete => { terminate(&mut process).await; break Outcome::Deleted; }
                     }
                 }
@@ -771,6 +756,40 @@ fn exit_code(status: Option<ExitStatus>) -> i64 {
             .unwrap_or(-1),
         None => -1,
     }
+}
+
+/// A crash of the container's Qdrant: SIGKILL to the container process's children (the
+/// start script runs Qdrant as its child and then records how it stopped), or to the process
+/// itself when it has none (a command that `exec`s Qdrant).
+async fn crash(process: &mut QdrantProcess) {
+    let children = process.id().map(children_of).unwrap_or_default();
+    if children.is_empty() {
+        process.kill().await;
+        return;
+    }
+    for pid in children {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
+}
+
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let child: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == pid).then_some(child)
+    })
+    .collect()
 }
 
 /// SIGTERM, up to [`TERMINATION_GRACE`] to exit, then SIGKILL.
@@ -913,7 +932,11 @@ fn start_container(
     let entrypoint = rw.host(&format!("{WORKDIR}/entrypoint.sh"));
     std::fs::write(
         &entrypoint,
-        format!("#!/bin/sh\nexec '{}' \"$@\"\n", inner.binary.display()),
+        // Qdrant dies with its parent, as every process of a container dies with its first.
+        format!(
+            "#!/bin/sh\nexec setpriv --pdeathsig KILL -- '{}' \"$@\"\n",
+            inner.binary.display()
+        ),
     )
     .map_err(io)?;
     set_mode(&entrypoint, 0o755)?;
