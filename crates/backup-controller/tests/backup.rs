@@ -41,6 +41,8 @@ struct FakeCluster {
 impl FakeCluster {
     async fn start(peers: u64) -> Self {
         let main = FakeQdrant::start(FakeQdrantOptions::default()).await;
+        // Qdrant copies a restored replica to the shard's other replicas on its own.
+        main.set_transfers_complete_instantly(true);
         let all: Vec<(u64, String)> = (1..=peers)
             .map(|i| (i, format!("http://demo-{}.demo-headless:6335/", i - 1)))
             .collect();

@@ -4264,13 +4264,19 @@ async fn fake_recovery_priorities_follow_qdrant() {
         placed(&[(0, &[(1, "Active"), (2, "Active")])])
     );
 
-    // snapshot (default): the other replica is marked Dead.
+    // snapshot (default): the other replica is marked Dead and recovered from the restored
+    // one (a transfer 1 -> 2, its target in Recovery until it completes).
     c1.recover_shard_snapshot("c", 0, &SnapshotRecover::new(url.as_str()))
         .await
         .unwrap();
     assert_eq!(
         fake.placement("c"),
-        placed(&[(0, &[(1, "Active"), (2, "Dead")])])
+        placed(&[(0, &[(1, "Active"), (2, "Recovery")])])
+    );
+    assert_eq!(fake.complete_transfers(), 1);
+    assert_eq!(
+        fake.placement("c"),
+        placed(&[(0, &[(1, "Active"), (2, "Active")])])
     );
 
     // replica: the restored replica is marked Dead.
@@ -4299,7 +4305,8 @@ async fn fake_recovery_priorities_follow_qdrant() {
     );
 
     // Collection recovery with `snapshot` on a collection of replication factor 2: of the
-    // two other active replicas, one goes (beyond the factor), one is marked Dead.
+    // two other active replicas, one goes (beyond the factor), one is marked Dead and
+    // recovered from the restored one.
     let collection = c1.create_collection_snapshot("c").await.unwrap();
     c1.recover_collection_snapshot(
         "c",
@@ -4309,8 +4316,9 @@ async fn fake_recovery_priorities_follow_qdrant() {
     .unwrap();
     assert_eq!(
         fake.placement("c"),
-        placed(&[(0, &[(1, "Active"), (3, "Dead")])])
+        placed(&[(0, &[(1, "Active"), (3, "Recovery")])])
     );
+    fake.complete_transfers();
 
     // A shard snapshot stored on the answering peer, by name.
     let local = c1.create_shard_snapshot("c", 0).await.unwrap();
@@ -4538,7 +4546,7 @@ async fn fake_recovery_sends_the_api_key_to_another_peer() {
     );
     assert_eq!(
         fake.placement("c")[&1],
-        [(1, "Active".into()), (2, "Dead".into())]
+        [(1, "Active".into()), (2, "Recovery".into())]
     );
 
     // The read-only key may not recover, upload or delete.
@@ -4651,7 +4659,7 @@ async fn fake_uploads_are_streamed() {
     assert_eq!(fake.shard_points("src")[&1], 100);
     assert_eq!(
         fake.placement("src")[&1],
-        [(1, "Active".into()), (2, "Dead".into())]
+        [(1, "Active".into()), (2, "Recovery".into())]
     );
     let _ = two;
 

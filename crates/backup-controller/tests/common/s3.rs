@@ -71,7 +71,7 @@ fn spawn() -> S3Server {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| {
         panic!(
             "the S3 test server did not start ({script}); install moto with \
-             `python3 -m pip install 'moto[server]==5.2.1'` or set S3_ENDPOINT, \
+             `python3 -m pip install 'moto[server]==5.2.5'` or set S3_ENDPOINT, \
              S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY"
         )
     });

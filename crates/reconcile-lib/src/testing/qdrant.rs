@@ -204,8 +204,9 @@
 //!   Qdrant prints Rust debug output) and `shard_number`. Each shard in the header gets its
 //!   points and a replica on the answering peer; with other active replicas, `priority`
 //!   decides: `snapshot` (default) removes the replicas beyond the replication factor and
-//!   marks the rest `Dead`, `replica` starts a transfer to the restored replica, `no_sync`
-//!   leaves them. A shard snapshot given to collection recovery: 500 `Service internal error:
+//!   marks the rest `Dead`, then copies the restored replica to them (a transfer, as Qdrant
+//!   recovers a dead replica from an active one), `replica` starts a transfer to the restored
+//!   replica, `no_sync` leaves them. A shard snapshot given to collection recovery: 500 `Service internal error:
 //!   failed to open file `config.json`: ..`.
 //! - Shard recovery (`PUT .../shards/{s}/snapshots/recover`): the collection (404) and shard
 //!   (404 `Not found: shard {s} not found`) must exist; `location` is an `http(s)` URL (other
@@ -213,7 +214,8 @@
 //!   supported`) or the name of a shard snapshot stored on the answering peer (which must
 //!   hold a replica). The shard gets the header's points; the answering peer's replica
 //!   becomes `Active` (added if missing) and, with other active replicas, `snapshot` marks
-//!   them `Dead`, `replica` marks the restored one `Dead`. A collection snapshot: 400 `Bad
+//!   them `Dead` and copies the restored replica to them, `replica` marks the restored one
+//!   `Dead`. A collection snapshot: 400 `Bad
 //!   request: Invalid snapshot`.
 //! - Uploads (`multipart/form-data`, file in part `snapshot`, query `wait`, `priority`,
 //!   `checksum`) are parsed as a stream: only the header line is kept, whatever the size. A
@@ -3030,6 +3032,19 @@ impl FakeCollection {
                         }
                     } else if let Some(replicas) = self.shards.get_mut(&shard) {
                         replicas.insert(peer, "Dead");
+                        // Qdrant then recovers the dead replica from an active one (the
+                        // holder asks for a transfer): here from the restored replica.
+                        let transfer = FakeTransfer {
+                            shard_id: shard,
+                            to_shard_id: None,
+                            from: me,
+                            to: peer,
+                            sync: true,
+                            method: model::ShardTransferMethod::Snapshot,
+                        };
+                        if self.start_transfer(name, peers, transfer).is_ok() && instantly {
+                            self.finish_transfer(&transfer);
+                        }
                     }
                 }
             }
