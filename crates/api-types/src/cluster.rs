@@ -534,7 +534,10 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Extra environment variables of the Qdrant container (e.g. `QDRANT__LOG_LEVEL`). Names
-    /// the operator sets (API keys, POD_NAME) are refused.
+    /// the operator sets (POD_NAME, QDRANT_INIT_FILE_PATH) are refused, and so is any
+    /// `QDRANT__...` variable setting a config key the operator owns (Qdrant reads
+    /// `QDRANT__A__B` as `a.b`: `QDRANT__CLUSTER__ENABLED`, `QDRANT__SERVICE__HTTP_PORT`,
+    /// `QDRANT__SERVICE__API_KEY`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
     /// Extra containers running beside Qdrant.

@@ -87,7 +87,9 @@ pub const OPERATOR_OWNED_CONFIG_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Environment variables the operator sets on the Qdrant container.
+/// Environment variables the operator sets on the Qdrant container. `spec.pod.env` cannot set
+/// them, nor any variable that sets an [`OPERATOR_OWNED_CONFIG_KEYS`] key
+/// ([`env_config_key`]).
 pub const OPERATOR_OWNED_ENV: &[&str] = &[
     "POD_NAME",
     "QDRANT__SERVICE__API_KEY",
@@ -95,14 +97,39 @@ pub const OPERATOR_OWNED_ENV: &[&str] = &[
     "QDRANT_INIT_FILE_PATH",
 ];
 
+/// The key of Qdrant's configuration that environment variable `name` sets, dotted and in
+/// lower case (`QDRANT__SERVICE__HTTP_PORT` → `service.http_port`), or `None` for a variable
+/// Qdrant does not read as configuration. Qdrant 1.18 merges `Environment::with_prefix
+/// ("QDRANT").separator("__")` (config-rs, `Settings::new` in `src/settings.rs`) over its
+/// config files: the prefix is matched and the keys are read case-insensitively.
+pub fn env_config_key(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let rest = lower.strip_prefix("qdrant__")?;
+    let parts: Vec<&str> = rest.split("__").collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    Some(parts.join("."))
+}
+
+/// The operator-owned config key that `key` (dotted) is or lies under, with why it is owned.
+fn owned_config_key(key: &str) -> Option<(&'static str, &'static str)> {
+    OPERATOR_OWNED_CONFIG_KEYS
+        .iter()
+        .find(|(owned, _)| key == *owned || key.starts_with(&format!("{owned}.")))
+        .copied()
+}
+
 /// Volume names the operator uses in the pod template.
 pub const OPERATOR_OWNED_VOLUMES: &[&str] = &["storage", "config", "init", "tmp", "tls"];
 
-/// Paths the operator mounts in the Qdrant container.
+/// Paths the operator mounts in the Qdrant container (a test ties this list to the builder's
+/// mounts); `spec.pod.extraVolumeMounts` cannot mount at or under them.
 pub const OPERATOR_OWNED_MOUNT_PATHS: &[&str] = &[
     "/qdrant/storage",
     "/qdrant/snapshots",
     "/qdrant/config",
+    "/qdrant/cluster-info",
     "/qdrant/init",
     "/qdrant/tls",
     "/tmp",
@@ -214,7 +241,17 @@ pub fn validate_cluster(spec: &QdrantClusterSpec) -> Result<(), ValidationErrors
     }
 
     for (i, e) in spec.pod.env.iter().enumerate() {
-        if OPERATOR_OWNED_ENV.contains(&e.name.as_str()) {
+        let owned = env_config_key(&e.name)
+            .and_then(|key| owned_config_key(&key).map(|(owned, why)| (key, owned, why)));
+        if let Some((key, owned, why)) = owned {
+            err(
+                &format!("spec.pod.env[{i}].name"),
+                format!(
+                    "{} sets Qdrant's {key}, and {owned} is owned by the operator: {why}",
+                    e.name
+                ),
+            );
+        } else if OPERATOR_OWNED_ENV.contains(&e.name.as_str()) {
             err(
                 &format!("spec.pod.env[{i}].name"),
                 format!("{} is set by the operator", e.name),

@@ -298,6 +298,51 @@ fn operator_owned_config_key_is_refused_by_validation() {
 }
 
 #[test]
+fn operator_owned_config_keys_cannot_be_set_through_the_environment() {
+    // Qdrant reads QDRANT__A__B as config key a.b, case-insensitively: the same owned keys
+    // guard spec.pod.env as spec.config.
+    let env = json!([
+        {"name": "QDRANT__CLUSTER__ENABLED", "value": "false"},
+        {"name": "QDRANT__SERVICE__HTTP_PORT", "value": "7000"},
+        {"name": "qdrant__storage__storage_path", "value": "/elsewhere"},
+        {"name": "QDRANT__SERVICE__API_KEY", "value": "hunter2"},
+        {"name": "QDRANT__TLS__CERT", "value": "/mine.pem"},
+        {"name": "POD_NAME", "value": "x"},
+        {"name": "QDRANT__LOG_LEVEL", "value": "DEBUG"},
+        {"name": "QDRANT__STORAGE__PERFORMANCE__MAX_SEARCH_THREADS", "value": "2"},
+        {"name": "QDRANT_SERVICE_HTTP_PORT", "value": "7000"}
+    ]);
+    let v = with(good(), "/spec/pod", json!({"env": env}));
+    assert_eq!(schema_errors(&v), Vec::<String>::new());
+    let cluster: api_types::QdrantCluster = serde_json::from_value(v).unwrap();
+    let err = api_types::validation::validate_cluster(&cluster.spec).unwrap_err();
+    let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.pod.env[0].name",
+            "spec.pod.env[1].name",
+            "spec.pod.env[2].name",
+            "spec.pod.env[3].name",
+            "spec.pod.env[4].name",
+            "spec.pod.env[5].name",
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("QDRANT__SERVICE__HTTP_PORT sets Qdrant's service.http_port, and service.http_port is owned by the operator: the REST port is fixed at 6333"),
+        "{text}"
+    );
+    assert!(text.contains("set spec.auth.apiKey instead"), "{text}");
+    assert!(
+        text.contains("sets Qdrant's tls.cert, and tls is owned"),
+        "{text}"
+    );
+    assert!(text.contains("POD_NAME is set by the operator"), "{text}");
+}
+
+#[test]
 fn day2_fields_pass_schema_and_cel() {
     let v = with(
         good(),

@@ -500,3 +500,64 @@ fn no_secret_material_in_the_config_map() {
     assert!(!yaml.contains("api_key"));
     assert_eq!(d.config_map.metadata.name.as_deref(), Some("demo-config"));
 }
+
+/// The lists that guard `spec.pod` against the operator's own settings are what the builder
+/// sets: every mount path, volume and environment variable of the Qdrant container (with
+/// auth and TLS on) is owned, and `spec.pod` cannot set any of them.
+#[test]
+fn owned_lists_cover_what_the_builder_sets() {
+    use api_types::validation::{
+        OPERATOR_OWNED_ENV, OPERATOR_OWNED_MOUNT_PATHS, OPERATOR_OWNED_VOLUMES,
+    };
+    let q = qc(json!({"replicas": 3,
+        "auth": {"apiKey": {"generate": true}, "readOnlyApiKey": {"generate": true}},
+        "tls": {"client": {"enabled": true}, "p2p": {"enabled": true}}}));
+    let observed = Observed {
+        tls_hash: Some("abc".into()),
+        ..Observed::default()
+    };
+    let sts = build::build(&q, &observed).unwrap().statefulset;
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let c = pod.containers.iter().find(|c| c.name == "qdrant").unwrap();
+    let mounts = c.volume_mounts.clone().unwrap();
+    assert!(mounts.iter().any(|m| m.mount_path == "/qdrant/tls"));
+    for m in &mounts {
+        assert!(
+            OPERATOR_OWNED_MOUNT_PATHS
+                .iter()
+                .any(|p| m.mount_path == *p || m.mount_path.starts_with(&format!("{p}/"))),
+            "{} is mounted by the builder but not in OPERATOR_OWNED_MOUNT_PATHS",
+            m.mount_path
+        );
+        assert!(
+            OPERATOR_OWNED_VOLUMES.contains(&m.name.as_str()),
+            "volume {} is not in OPERATOR_OWNED_VOLUMES",
+            m.name
+        );
+        // And the validation refuses a user mount there.
+        let user = qc(json!({"replicas": 3, "pod": {
+            "extraVolumes": [{"name": "mine", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "mine", "mountPath": m.mount_path}]}}));
+        let err = api_types::validation::validate_cluster(&user.spec).unwrap_err();
+        assert_eq!(err.0[0].field, "spec.pod.extraVolumeMounts[0].mountPath");
+    }
+    for v in pod.volumes.unwrap() {
+        assert!(
+            OPERATOR_OWNED_VOLUMES.contains(&v.name.as_str()),
+            "volume {} is not in OPERATOR_OWNED_VOLUMES",
+            v.name
+        );
+    }
+    let env = c.env.clone().unwrap();
+    assert!(env.len() >= 4, "{env:?}");
+    for e in &env {
+        assert!(
+            OPERATOR_OWNED_ENV.contains(&e.name.as_str()),
+            "{} is set by the builder but not in OPERATOR_OWNED_ENV",
+            e.name
+        );
+        let user = qc(json!({"replicas": 3, "pod": {"env": [{"name": e.name, "value": "x"}]}}));
+        let err = api_types::validation::validate_cluster(&user.spec).unwrap_err();
+        assert_eq!(err.0[0].field, "spec.pod.env[0].name", "{}", e.name);
+    }
+}
