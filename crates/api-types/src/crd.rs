@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::{QdrantBackup, QdrantBackupSchedule, QdrantCluster, QdrantCollection, QdrantRestore};
 
-/// Every CRD of the operator with its file name under `crds/`.
+/// Every CRD of the operator with its file name under `crds/`, integers bounded
+/// ([`bound_integers`]).
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("qdrantclusters.yaml", QdrantCluster::crd()),
@@ -16,6 +17,60 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("qdrantbackupschedules.yaml", QdrantBackupSchedule::crd()),
         ("qdrantrestores.yaml", QdrantRestore::crd()),
     ]
+    .into_iter()
+    .map(|(file, crd)| (file, bound_integers(crd)))
+    .collect()
+}
+
+/// `crd` with every 32-bit integer of its schemas bounded by its Rust type: `format: int32`
+/// gets `minimum`/`maximum` of `i32`, `format: uint32` those of `u32`, and unsigned 64-bit
+/// integers (`uint64`, `uint`) `minimum: 0` (the API server stores integers as int64), where
+/// the field declares no tighter bound. The API server checks `minimum`/`maximum` but not
+/// `format`, and a stored value the controllers cannot decode (`shardNumber: 5000000000`)
+/// would fail the decoding of every list and watch of that kind: one bad object would stop
+/// the controller for all.
+pub fn bound_integers(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    if let Some(versions) = value
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
+        for version in versions {
+            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
+                bound_node(schema);
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+fn bound_node(node: &mut Value) {
+    match node {
+        Value::Object(obj) => {
+            if obj.get("type").and_then(Value::as_str) == Some("integer") {
+                let range: Option<(i64, Option<i64>)> =
+                    match obj.get("format").and_then(Value::as_str) {
+                        Some("int32") => Some((i64::from(i32::MIN), Some(i64::from(i32::MAX)))),
+                        Some("uint32") => Some((0, Some(i64::from(u32::MAX)))),
+                        Some("uint64" | "uint" | "uint16" | "uint8") => Some((0, None)),
+                        _ => None,
+                    };
+                if let Some((min, max)) = range {
+                    obj.entry("minimum").or_insert(Value::from(min));
+                    if let Some(max) = max {
+                        obj.entry("maximum").or_insert(Value::from(max));
+                    }
+                }
+            }
+            for child in obj.values_mut() {
+                bound_node(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_node),
+        _ => {}
+    }
 }
 
 /// A CRD as the YAML document stored in `crds/` (with a header saying it is generated).

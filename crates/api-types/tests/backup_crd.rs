@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 mod common;
 
+/// The schema of `crd` as `crds/` ships it (integers bounded, `api_types::crd::bound_integers`).
 fn schema_of(crd: &CustomResourceDefinition) -> Value {
+    let crd = api_types::crd::bound_integers(crd.clone());
     serde_json::to_value(&crd.spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone()
 }
 

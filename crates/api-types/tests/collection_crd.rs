@@ -9,8 +9,32 @@ use serde_json::{Value, json};
 mod common;
 
 fn schema() -> Value {
-    let crd = api_types::QdrantCollection::crd();
+    let (_, crd) = api_types::crd::all()
+        .into_iter()
+        .find(|(file, _)| *file == "qdrantcollections.yaml")
+        .unwrap();
+    assert_eq!(
+        crd.spec.names.kind,
+        api_types::QdrantCollection::crd().spec.names.kind
+    );
     serde_json::to_value(&crd.spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone()
+}
+
+#[test]
+fn integers_past_their_type_are_refused_by_the_schema() {
+    // Stored, such a value would fail the controllers' decoding of every list and watch of
+    // the kind (u32 fields), so the API server must refuse it.
+    for field in ["shardNumber", "replicationFactor", "writeConsistencyFactor"] {
+        let v = with(good(), &format!("/spec/{field}"), json!(5_000_000_000_u64));
+        let e = schema_errors(&v);
+        assert!(
+            e.iter()
+                .any(|m| m.contains(&format!("/spec/{field}")) && m.contains("4294967295")),
+            "{field}: {e:?}"
+        );
+        let ok = with(good(), &format!("/spec/{field}"), json!(u32::MAX));
+        assert_eq!(schema_errors(&ok), Vec::<String>::new(), "{field}");
+    }
 }
 
 fn good() -> Value {

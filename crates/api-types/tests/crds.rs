@@ -342,6 +342,54 @@ fn operator_owned_config_keys_cannot_be_set_through_the_environment() {
     assert!(text.contains("POD_NAME is set by the operator"), "{text}");
 }
 
+/// Every 32-bit integer of every CRD is bounded by its type (the API server checks `maximum`,
+/// not `format`), nested Kubernetes types (probes, ports, security contexts) included.
+#[test]
+fn every_32_bit_integer_has_a_maximum() {
+    fn walk(node: &Value, path: &str, out: &mut Vec<String>, seen: &mut usize) {
+        match node {
+            Value::Object(obj) => {
+                let format = obj.get("format").and_then(Value::as_str);
+                if obj.get("type").and_then(Value::as_str) == Some("integer")
+                    && matches!(format, Some("int32" | "uint32"))
+                {
+                    *seen += 1;
+                    let limit = if format == Some("int32") {
+                        f64::from(i32::MAX)
+                    } else {
+                        f64::from(u32::MAX)
+                    };
+                    match obj.get("maximum").and_then(Value::as_f64) {
+                        Some(m) if m <= limit => {}
+                        other => out.push(format!("{path}: maximum {other:?}")),
+                    }
+                }
+                for (k, v) in obj {
+                    walk(v, &format!("{path}/{k}"), out, seen);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}/{i}"), out, seen);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut unbounded = vec![];
+    let mut seen = 0;
+    for (file, crd) in api_types::crd::all() {
+        walk(
+            &serde_json::to_value(&crd).unwrap(),
+            file,
+            &mut unbounded,
+            &mut seen,
+        );
+    }
+    assert!(seen > 20, "{seen} 32-bit integers");
+    assert_eq!(unbounded, Vec::<String>::new());
+}
+
 #[test]
 fn day2_fields_pass_schema_and_cel() {
     let v = with(
