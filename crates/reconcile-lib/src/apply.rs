@@ -1,10 +1,14 @@
 //! Server-side apply of owned children, with one field manager per controller.
 //!
-//! Idempotency: before applying, the live object is read and compared with the desired one
-//! ([`is_subset`]); when every field we set already has our value, no write is sent. A second
-//! reconcile of an unchanged object therefore issues reads only. When a field differs (a child
-//! edited behind our back, or a spec change), the whole desired object is applied with
-//! `force`, so our field manager takes its fields back.
+//! Idempotency: every applied object carries [`APPLIED_HASH_ANNOTATION`], a hash of what we
+//! applied. Before applying, the live object is read: when its hash is that of the desired
+//! object and every field we set still has our value ([`is_subset`]), no write is sent, so a
+//! second reconcile of an unchanged object issues reads only. Otherwise the whole desired
+//! object is applied with `force`: a field edited behind our back is taken back, and a field
+//! we no longer send (a removed annotation, toleration or env var) is removed by the API
+//! server, as server-side apply does for the fields a manager stops applying. The hash is what
+//! makes removals visible: a desired object without a field is still a subset of a live one
+//! that has it.
 
 use std::fmt::Debug;
 
@@ -17,6 +21,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+
+/// Annotation on every object [`Applier::apply`] writes: the hex SHA-256 of the desired
+/// object as applied (JSON, without this annotation), first 16 bytes.
+pub const APPLIED_HASH_ANNOTATION: &str = "qdrant.operator.dev/applied-hash";
 
 /// What [`Applier::apply`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +77,12 @@ impl Applier {
     }
 
     /// Server-side applies `desired` (namespaced; must carry apiVersion and kind, as
-    /// k8s-openapi types do) unless the live object already holds every field of it.
+    /// k8s-openapi types do) with [`APPLIED_HASH_ANNOTATION`] added, unless the live object
+    /// carries the same hash and still holds every field of it (see the module docs).
     /// Calls `GET` and, when needed, `PATCH` (`application/apply-patch+yaml`, force).
     ///
-    /// Errors: the API server's answer as [`Error::Kube`].
+    /// Errors: the API server's answer as [`Error::Kube`]; a desired object that does not
+    /// serialize as [`Error::Serialization`].
     pub async fn apply<K>(&self, desired: &K) -> Result<(K, Outcome)>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -83,16 +93,27 @@ impl Applier {
     {
         let api = self.api(desired)?;
         let name = desired.name_any();
+        let mut desired = desired.clone();
+        let hash = applied_hash(&serde_json::to_value(&desired)?);
+        desired
+            .meta_mut()
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(APPLIED_HASH_ANNOTATION.to_string(), hash.clone());
         let live = api.get_opt(&name).await?;
         if let Some(live) = &live {
-            let want = serde_json::to_value(desired)?;
-            let have = serde_json::to_value(live)?;
-            if is_subset(&want, &have) {
+            let same_hash = live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
+            if same_hash
+                && is_subset(
+                    &serde_json::to_value(&desired)?,
+                    &serde_json::to_value(live)?,
+                )
+            {
                 return Ok((live.clone(), Outcome::Unchanged));
             }
         }
         let params = PatchParams::apply(&self.field_manager).force();
-        let applied = api.patch(&name, &params, &Patch::Apply(desired)).await?;
+        let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await?;
         let outcome = if live.is_some() {
             Outcome::Updated
         } else {
@@ -184,6 +205,21 @@ impl Applier {
             .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
             .await?)
     }
+}
+
+/// [`APPLIED_HASH_ANNOTATION`]'s value for a desired object (its JSON, with any existing
+/// hash annotation left out): 32 hex characters.
+pub fn applied_hash(desired: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut v = desired.clone();
+    if let Some(annotations) = v
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(APPLIED_HASH_ANNOTATION);
+    }
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True when every field set in `desired` has the same value in `live`. Fields only the live
