@@ -109,7 +109,7 @@ async fn prepare(
         connection: spec.connection.as_ref(),
     };
     let (source, source_label) = match target::resolve(ctx, &ns, target, "backups").await? {
-        Resolution::Ready { source, label } => (source, label),
+        Resolution::Ready { source, label } => (*source, label),
         Resolution::Waiting { reason, message } => {
             return Ok(Err(wait(qbak, ctx, status.clone(), reason, &message).await?));
         }

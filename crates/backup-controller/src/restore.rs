@@ -173,7 +173,7 @@ async fn pending(
         connection: qrs.spec.connection.as_ref(),
     };
     let source = match target::resolve(ctx, &ns, target, "restores").await? {
-        Resolution::Ready { source, .. } => source,
+        Resolution::Ready { source, .. } => *source,
         Resolution::Waiting { reason, message } => {
             return wait(&*qrs, ctx, status, reason, &message).await;
         }

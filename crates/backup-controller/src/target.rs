@@ -16,7 +16,7 @@ pub enum Resolution {
     /// Ready: the clients and a label for humans (`QdrantCluster ns/name` or the URL).
     Ready {
         /// The endpoint and per-peer clients.
-        source: run::backup::Source,
+        source: Box<run::backup::Source>,
         /// What the target is, recorded in manifests.
         label: String,
     },
@@ -71,7 +71,10 @@ pub async fn resolve(
         None => resolved.connection().url.to_string(),
     };
     Ok(match run::source(&resolved).await {
-        Ok(source) => Resolution::Ready { source, label },
+        Ok(source) => Resolution::Ready {
+            source: Box::new(source),
+            label,
+        },
         Err(e) => Resolution::Waiting {
             reason: "QdrantUnreachable",
             message: format!("reading the peers of the target: {e}"),

@@ -23,6 +23,11 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// S3's largest number of parts in one upload.
 pub const MAX_PARTS: usize = 10_000;
 
+/// The largest part this controller holds in memory: `spec.upload.partSizeMiB`'s maximum
+/// (512 MiB). A part size grown for a large source stops here, so no length a server claims
+/// can make the controller allocate more than `MAX_PART_SIZE × (concurrency + 1)`.
+pub const MAX_PART_SIZE: usize = api_types::backup::MAX_PART_SIZE_MIB as usize * 1024 * 1024;
+
 /// Part size and parallelism (`spec.upload.partSizeMiB`, `spec.upload.concurrency`).
 #[derive(Debug, Clone, Copy)]
 pub struct UploadSettings {
@@ -43,16 +48,19 @@ impl Default for UploadSettings {
 
 /// The part size used for a source of `expected_len` bytes: the configured size (at least
 /// [`MIN_PART_SIZE`]), grown to a whole number of MiB when the source would otherwise need
-/// more than [`MAX_PARTS`] parts.
+/// more than [`MAX_PARTS`] parts, but never past [`MAX_PART_SIZE`] (nor below the configured
+/// size).
 pub fn effective_part_size(settings: UploadSettings, expected_len: Option<u64>) -> usize {
     const MIB: u64 = 1024 * 1024;
     let needed = expected_len.map_or(0, |len| {
         len.div_ceil(MAX_PARTS as u64).next_multiple_of(MIB)
     });
-    settings
-        .part_size
-        .max(MIN_PART_SIZE)
-        .max(usize::try_from(needed).unwrap_or(usize::MAX))
+    let configured = settings.part_size.max(MIN_PART_SIZE);
+    configured.max(
+        usize::try_from(needed)
+            .unwrap_or(usize::MAX)
+            .min(MAX_PART_SIZE),
+    )
 }
 
 impl UploadSettings {
@@ -233,6 +241,11 @@ where
     E: fmt::Display,
 {
     let part_size = effective_part_size(settings, expected_len);
+    // A source announced as larger than any upload can hold fails before a byte is read or
+    // a buffer allocated.
+    if expected_len.is_some_and(|len| len > MAX_PARTS as u64 * part_size as u64) {
+        return Err(UploadError::TooLarge { part_size });
+    }
     let concurrency = settings.concurrency.max(1);
     let bucket = upload.bucket;
     let key = upload.key;
@@ -373,6 +386,9 @@ mod tests {
             effective_part_size(s, Some(200 * 1024 * MIB as u64)),
             21 * MIB
         );
+        // A claimed length no upload can hold stops growing the part at 512 MiB.
+        assert_eq!(effective_part_size(s, Some(1 << 60)), MAX_PART_SIZE);
+        assert_eq!(MAX_PART_SIZE, 512 * MIB);
         // Below S3's minimum is raised to it.
         assert_eq!(
             effective_part_size(

@@ -160,6 +160,45 @@ async fn short_source_is_an_error_not_a_short_object() {
     assert!(bucket.list_objects("").await.unwrap().is_empty());
 }
 
+/// A source announced (Qdrant's `Content-Length`) as larger than any upload can hold, e.g. a
+/// server that lies: refused before anything is read or allocated (a part size grown for it
+/// would be 100 TiB), with nothing left in S3.
+#[tokio::test]
+async fn a_source_claiming_an_impossible_length_is_refused_before_reading() {
+    let bucket = server().new_bucket("").await;
+    let key = bucket.location().key("liar.snapshot");
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = read.clone();
+    let source = source(MIB, None).inspect(move |_| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let err = upload_stream(
+        &bucket,
+        &key,
+        source,
+        Some(1 << 60),
+        settings(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, UploadError::TooLarge { part_size } if part_size == 512 * MIB),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("raise spec.upload.partSizeMiB"),
+        "{err}"
+    );
+    assert_eq!(
+        read.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing read"
+    );
+    assert!(bucket.list_multipart_uploads("").await.unwrap().is_empty());
+    assert!(bucket.list_objects("").await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn s3_failing_midway_aborts_and_leaves_no_parts() {
     let s3 = server();

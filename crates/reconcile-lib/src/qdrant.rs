@@ -74,6 +74,9 @@ pub const DEFAULT_TRANSFER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default [`QdrantConnection::snapshot_timeout`]: one hour.
 pub const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default [`QdrantConnection::max_reply_bytes`]: 64 MiB, far above any JSON reply of Qdrant's
+/// (the collection list of a cluster with thousands of collections is a few MiB).
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Longest excerpt of a response body or error message kept in a [`QdrantError`], in
 /// characters.
@@ -110,6 +113,11 @@ pub struct QdrantConnection {
     /// (`?wait=true`), during which no byte moves: creating a snapshot, recovering one from a
     /// location, and recovering an upload once its body has been sent. Must be non-zero.
     pub snapshot_timeout: Duration,
+    /// The largest reply body read into memory (every reply but snapshot downloads, which
+    /// are streamed): a longer one, whatever its `Content-Length` says, fails as
+    /// [`QdrantError::Unreachable`] once this many bytes arrived, so a broken or hostile
+    /// server cannot make the controller buffer without bound.
+    pub max_reply_bytes: usize,
 }
 
 impl QdrantConnection {
@@ -122,7 +130,15 @@ impl QdrantConnection {
             timeout: DEFAULT_TIMEOUT,
             transfer_idle_timeout: DEFAULT_TRANSFER_IDLE_TIMEOUT,
             snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
+    }
+
+    /// Sets [`Self::max_reply_bytes`].
+    #[must_use]
+    pub fn with_max_reply_bytes(mut self, bytes: usize) -> Self {
+        self.max_reply_bytes = bytes;
+        self
     }
 
     /// Sets the API key sent in the `api-key` header.
@@ -226,6 +242,8 @@ pub struct QdrantClient {
     transfer_idle_timeout: Duration,
     /// [`QdrantConnection::snapshot_timeout`].
     snapshot_timeout: Duration,
+    /// [`QdrantConnection::max_reply_bytes`].
+    max_reply_bytes: usize,
     /// Base URL, path ending in `/`, no query or fragment.
     base: Url,
     /// The `api-key` header value, marked sensitive.
@@ -282,6 +300,7 @@ impl QdrantClient {
             timeout: conn.timeout,
             transfer_idle_timeout: conn.transfer_idle_timeout,
             snapshot_timeout: conn.snapshot_timeout,
+            max_reply_bytes: conn.max_reply_bytes,
             base,
             api_key,
         })
@@ -1173,7 +1192,7 @@ impl QdrantClient {
         }
         let resp = req.send().await.map_err(|e| unreachable(&shown, e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| unreachable(&shown, e))?;
+        let bytes = self.capped_body(&shown, resp).await?;
         tracing::debug!(%method, url = %shown, status = status.as_u16(), "qdrant request");
         Ok((shown, status, bytes))
     }
@@ -1195,6 +1214,34 @@ impl QdrantClient {
         req
     }
 
+    /// Reads a reply body into memory, chunk by chunk, up to [`Self::max_reply_bytes`]
+    /// (its `Content-Length` is only a hint: nothing is allocated from it).
+    async fn capped_body(
+        &self,
+        shown: &str,
+        mut resp: reqwest::Response,
+    ) -> Result<bytes::Bytes, QdrantError> {
+        let limit = self.max_reply_bytes;
+        let too_long = || QdrantError::Unreachable {
+            url: shown.to_owned(),
+            message: format!("the reply body is longer than {limit} bytes"),
+        };
+        if resp
+            .content_length()
+            .is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
+            return Err(too_long());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable(shown, e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_long());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
     /// Reads the (small) body of a reply to a transfer request, within
     /// [`QdrantConnection::timeout`].
     async fn small_body(
@@ -1202,9 +1249,8 @@ impl QdrantClient {
         shown: &str,
         resp: reqwest::Response,
     ) -> Result<bytes::Bytes, QdrantError> {
-        match tokio::time::timeout(self.timeout, resp.bytes()).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(e)) => Err(unreachable(shown, e)),
+        match tokio::time::timeout(self.timeout, self.capped_body(shown, resp)).await {
+            Ok(result) => result,
             Err(_) => Err(QdrantError::Unreachable {
                 url: shown.to_owned(),
                 message: format!("the reply body did not arrive within {:?}", self.timeout),
