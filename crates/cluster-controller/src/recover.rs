@@ -67,9 +67,19 @@ pub struct RecoveryProgress {
 }
 
 /// True when the Qdrant container of `pod` last stopped (or just stopped) with no Raft state
-/// of a joined peer on its volume although the cluster listed the pod as a member: a line of
-/// its termination message (`status.containerStatuses[qdrant].lastState.terminated.message`,
-/// or `state.terminated.message`) starts with [`FRESH_STORAGE_MARKER`].
+/// of a joined peer on its volume although the cluster listed the pod as a member, and is not
+/// running again: a line of its termination message
+/// (`status.containerStatuses[qdrant].lastState.terminated.message`, or
+/// `state.terminated.message`) starts with [`FRESH_STORAGE_MARKER`], and `state.running` is
+/// unset (waiting in its restart back-off, or terminated).
+///
+/// A running container is never evidence: the marker in `lastState` describes the previous
+/// instance, while the running one may have joined with a new peer id meanwhile (Qdrant lets a
+/// new peer replace an old one on the same URI once the old one holds no shard), and that
+/// new peer, merely slow to answer, must not be taken for the stale one. Seen with real
+/// peers on a loaded machine: the pod's new peer was removed from consensus while it joined.
+/// A volume that really came back empty keeps failing its join (exit 101) while the old peer
+/// holds shards, so each back-off gives the recovery its next step.
 pub fn shows_fresh_storage(pod: &Pod) -> bool {
     let Some(status) = pod
         .status
@@ -79,6 +89,9 @@ pub fn shows_fresh_storage(pod: &Pod) -> bool {
     else {
         return false;
     };
+    if status.state.as_ref().is_some_and(|s| s.running.is_some()) {
+        return false;
+    }
     let message = |state: Option<&k8s_openapi::api::core::v1::ContainerState>| {
         state
             .and_then(|s| s.terminated.as_ref())
@@ -323,4 +336,31 @@ async fn read_records(
         }
     }
     Ok(records)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pod(state: serde_json::Value, message: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo-2"},
+            "status": {"containerStatuses": [{"name": CONTAINER, "ready": false,
+                "restartCount": 1, "image": "qdrant/qdrant", "imageID": "", "state": state,
+                "lastState": {"terminated": {"exitCode": 101, "message": message}}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fresh_storage_only_from_a_container_that_is_not_running_again() {
+        let marker = format!("{FRESH_STORAGE_MARKER}: no Raft state of a joined peer\n");
+        let waiting = serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}});
+        let running = serde_json::json!({"running": {"startedAt": "2026-12-02T00:38:36Z"}});
+        assert!(shows_fresh_storage(&pod(waiting.clone(), &marker)));
+        // The next instance runs (and may have joined with a new peer id): no evidence.
+        assert!(!shows_fresh_storage(&pod(running, &marker)));
+        assert!(!shows_fresh_storage(&pod(waiting, "panicked\n")));
+    }
 }
