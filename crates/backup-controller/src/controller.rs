@@ -8,9 +8,10 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::{
     Api, Client, Resource,
+    core::DeserializeGuard,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
-use reconcile_lib::{error::Error, runtime::Shutdown};
+use reconcile_lib::{error::Error, guard, runtime::Shutdown};
 use tracing::{debug, warn};
 
 use crate::{backup, context::Context, restore, schedule};
@@ -23,6 +24,11 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// The context's shared parts, for [`guard`].
+fn shared(ctx: &Context) -> &reconcile_lib::context::Shared {
+    &ctx.shared
 }
 
 async fn drain<K, S>(results: S)
@@ -50,34 +56,54 @@ where
 /// status stays Running so the next leader resumes them).
 ///
 /// Watches: QdrantBackups, QdrantRestores, QdrantBackupSchedules with their owned CronJobs and
-/// QdrantBackups (retention and status follow the backups a schedule created).
+/// QdrantBackups (retention and status follow the backups a schedule created). The custom
+/// resources are watched through kube's `DeserializeGuard`: one that cannot be decoded gets a
+/// Warning event ([`reconcile_lib::guard`]) and stalls no other.
 pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, shutdown: Shutdown) {
     let ns = namespace.as_deref();
     let backups = {
         let shutdown = shutdown.clone();
-        Controller::new(api::<QdrantBackup>(&client, ns), watcher::Config::default())
-            .graceful_shutdown_on(async move { shutdown.wait().await })
-            .run(backup::reconcile, backup::error_policy, ctx.clone())
+        Controller::new(
+            api::<DeserializeGuard<QdrantBackup>>(&client, ns),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(async move { shutdown.wait().await })
+        .run(
+            guard::reconciler(backup::reconcile, shared),
+            guard::error_policy(backup::error_policy, shared),
+            ctx.clone(),
+        )
     };
     let restores = {
         let shutdown = shutdown.clone();
         Controller::new(
-            api::<QdrantRestore>(&client, ns),
+            api::<DeserializeGuard<QdrantRestore>>(&client, ns),
             watcher::Config::default(),
         )
         .graceful_shutdown_on(async move { shutdown.wait().await })
-        .run(restore::reconcile, restore::error_policy, ctx.clone())
+        .run(
+            guard::reconciler(restore::reconcile, shared),
+            guard::error_policy(restore::error_policy, shared),
+            ctx.clone(),
+        )
     };
     let schedules = {
         let shutdown = shutdown.clone();
         Controller::new(
-            api::<QdrantBackupSchedule>(&client, ns),
+            api::<DeserializeGuard<QdrantBackupSchedule>>(&client, ns),
             watcher::Config::default(),
         )
         .owns(api::<CronJob>(&client, ns), watcher::Config::default())
-        .owns(api::<QdrantBackup>(&client, ns), watcher::Config::default())
+        .owns(
+            api::<DeserializeGuard<QdrantBackup>>(&client, ns),
+            watcher::Config::default(),
+        )
         .graceful_shutdown_on(async move { shutdown.wait().await })
-        .run(schedule::reconcile, schedule::error_policy, ctx.clone())
+        .run(
+            guard::reconciler(schedule::reconcile, shared),
+            guard::error_policy(schedule::error_policy, shared),
+            ctx.clone(),
+        )
     };
     tokio::join!(drain(backups), drain(restores), drain(schedules));
     ctx.jobs.cancel_all().await;

@@ -91,3 +91,65 @@ async fn the_controller_reconciles_on_watch_events_and_stops_on_shutdown() {
             .is_none()
     );
 }
+
+/// A stored QdrantCluster the controller cannot decode (`replicas` past i32, as written before
+/// the CRD bounded it) does not stop the watch: the other clusters are reconciled, the bad one
+/// gets a Warning event naming the problem, and once fixed it is reconciled too.
+#[tokio::test]
+async fn an_undecodable_cluster_does_not_stall_the_others() {
+    let fake = FakeApiServer::new();
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "broken", "namespace": "ns"}, "spec": {"replicas": 5_000_000_000_u64}}),
+    );
+    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+    ctx.resync = Duration::from_secs(3600);
+    let (trigger, shutdown) = Shutdown::channel();
+    let run = tokio::spawn(controller::run(
+        fake.client(),
+        Some("ns".into()),
+        Arc::new(ctx),
+        shutdown,
+    ));
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "good", "namespace": "ns"}, "spec": {"replicas": 3}}),
+    );
+    eventually("the good cluster's StatefulSet", || {
+        fake.get("apps/v1", "statefulsets", Some("ns"), "good")
+            .is_some()
+    })
+    .await;
+    eventually("a Warning event on the broken cluster", || {
+        fake.list("events.k8s.io/v1", "events", Some("ns"))
+            .iter()
+            .any(|e| {
+                e["reason"] == json!("InvalidObject")
+                    && e["regarding"]["name"] == json!("broken")
+                    && e["note"].as_str().is_some_and(|n| n.contains("5000000000"))
+            })
+    })
+    .await;
+    assert!(
+        fake.get("apps/v1", "statefulsets", Some("ns"), "broken")
+            .is_none()
+    );
+    // Fixed: reconciled like any other.
+    fake.edit(
+        "qdrant.operator.dev/v1alpha1",
+        "qdrantclusters",
+        Some("ns"),
+        "broken",
+        |q| q["spec"]["replicas"] = json!(1),
+    );
+    eventually("the fixed cluster's StatefulSet", || {
+        fake.get("apps/v1", "statefulsets", Some("ns"), "broken")
+            .is_some()
+    })
+    .await;
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops on shutdown")
+        .unwrap();
+}

@@ -120,7 +120,7 @@ impl Env {
             }
             if started.elapsed() > PHASE_TIMEOUT {
                 let logs: Vec<String> = (0..4)
-                    .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 15)))
+                    .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 40)))
                     .collect();
                 panic!(
                     "[{}] {what}: not done after {PHASE_TIMEOUT:?}\nstatus: {}\nsts status: {}\npods: {}\n{}",

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use api_types::{QdrantCluster, QdrantCollection};
 use futures::StreamExt;
 use kube::{
-    Api, Client,
+    Api, Client, Resource,
+    core::DeserializeGuard,
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
-use reconcile_lib::runtime::Shutdown;
+use reconcile_lib::{guard, runtime::Shutdown};
 use tracing::{debug, warn};
 
 use crate::reconcile::{Context, error_policy, reconcile};
@@ -16,16 +17,18 @@ use crate::reconcile::{Context, error_policy, reconcile};
 /// Runs the controller until `shutdown` fires: watches QdrantCollections (in `namespace`, or
 /// all namespaces), and QdrantClusters so that a cluster becoming Ready triggers the
 /// collections that point at it; every collection is also resynced periodically to find
-/// changes made behind the operator's back.
+/// changes made behind the operator's back. Both kinds are watched through kube's
+/// `DeserializeGuard`: a collection that cannot be decoded gets a Warning event
+/// ([`reconcile_lib::guard`]), and neither kind's bad object stops the others.
 pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, shutdown: Shutdown) {
     let (collections, clusters) = match &namespace {
         Some(ns) => (
-            Api::<QdrantCollection>::namespaced(client.clone(), ns),
-            Api::<QdrantCluster>::namespaced(client.clone(), ns),
+            Api::<DeserializeGuard<QdrantCollection>>::namespaced(client.clone(), ns),
+            Api::<DeserializeGuard<QdrantCluster>>::namespaced(client.clone(), ns),
         ),
         None => (
-            Api::<QdrantCollection>::all(client.clone()),
-            Api::<QdrantCluster>::all(client.clone()),
+            Api::<DeserializeGuard<QdrantCollection>>::all(client.clone()),
+            Api::<DeserializeGuard<QdrantCluster>>::all(client.clone()),
         ),
     };
     let controller = Controller::new(collections, watcher::Config::default());
@@ -34,22 +37,29 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
         .watches(
             clusters,
             watcher::Config::default(),
-            move |cluster: QdrantCluster| {
-                let ns = cluster.metadata.namespace.clone();
-                let name = cluster.metadata.name.clone();
+            move |cluster: DeserializeGuard<QdrantCluster>| {
+                let ns = cluster.meta().namespace.clone();
+                let name = cluster.meta().name.clone();
                 store
                     .state()
                     .into_iter()
-                    .filter(|c| {
-                        c.metadata.namespace == ns
-                            && c.spec.cluster.as_ref().map(|r| Some(&r.name)) == Some(name.as_ref())
+                    .filter(|guarded| {
+                        guarded.0.as_ref().is_ok_and(|c| {
+                            c.metadata.namespace == ns
+                                && c.spec.cluster.as_ref().map(|r| Some(&r.name))
+                                    == Some(name.as_ref())
+                        })
                     })
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
             },
         )
         .graceful_shutdown_on(async move { shutdown.wait().await })
-        .run(reconcile, error_policy, ctx)
+        .run(
+            guard::reconciler(reconcile, |c: &Context| &c.shared),
+            guard::error_policy(error_policy, |c: &Context| &c.shared),
+            ctx,
+        )
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => debug!(collection = %obj, "reconciled"),

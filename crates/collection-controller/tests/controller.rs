@@ -1,6 +1,6 @@
 //! The real kube-runtime Controller running against the fake API server and the fake Qdrant:
 //! a QdrantCluster becoming Ready wakes the collections that point at it (the watches()
-//! mapping), with no resync involved.
+//! mapping), with no resync involved, and undecodable objects of either kind stall neither.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{sync::Arc, time::Duration};
@@ -29,6 +29,18 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_cluster_becoming_ready_wakes_its_collections() {
     let fake = FakeApiServer::new();
+    // Stored objects the controller cannot decode (integers past u32 / i32, as written before
+    // the CRDs bounded them): both watches go on for every other object.
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCollection",
+        "metadata": {"name": "broken", "namespace": "ns"},
+        "spec": {"cluster": {"name": "demo"}, "vectors": {"size": 4, "distance": "Dot"},
+                 "shardNumber": 5_000_000_000_u64}}),
+    );
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "broken-cluster", "namespace": "ns"}, "spec": {"replicas": 5_000_000_000_u64}}),
+    );
     let qdrant = FakeQdrant::start(FakeQdrantOptions::default()).await;
     let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
     ctx.resync = Duration::from_secs(3600);
@@ -87,6 +99,18 @@ async fn a_cluster_becoming_ready_wakes_its_collections() {
         .is_some_and(|q| q["status"]["phase"] == json!("Ready"))
     })
     .await;
+
+    eventually("a Warning event on the broken collection", || {
+        fake.list("events.k8s.io/v1", "events", Some("ns"))
+            .iter()
+            .any(|e| {
+                e["reason"] == json!("InvalidObject")
+                    && e["regarding"]["name"] == json!("broken")
+                    && e["note"].as_str().is_some_and(|n| n.contains("5000000000"))
+            })
+    })
+    .await;
+    assert!(qdrant.collection("broken").is_none());
 
     trigger.trigger();
     tokio::time::timeout(Duration::from_secs(10), run)

@@ -19,6 +19,7 @@ pub mod conditions;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod metrics;
 pub mod qdrant;
 pub mod runtime;

@@ -138,10 +138,15 @@ impl QdrantProcess {
     }
 }
 
-/// The last `lines` lines of the file at `path` (empty when it cannot be read).
+/// The last `lines` lines of the file at `path` (empty when it cannot be read), without
+/// Qdrant's access-log lines (`actix_web::middleware::logger`), which would crowd out what
+/// explains a failure.
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("actix_web::middleware::logger"))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
