@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use api_types::{
-    QdrantBackup,
+    QdrantBackup, QdrantRestore,
     backup::{BackupDeletionPolicy, BackupPhase, QdrantBackupStatus, format_size},
     validation::validate_backup_spec,
 };
@@ -388,8 +388,32 @@ async fn run_task(
     }
 }
 
+/// The QdrantRestores of `namespace` that read backup `name` (`spec.source.backupRef`) and
+/// have not finished (GET the namespace's QdrantRestores; undecodable ones are skipped).
+async fn restores_reading(ctx: &Context, namespace: &str, name: &str) -> Result<Vec<String>> {
+    let api: Api<kube::core::DeserializeGuard<QdrantRestore>> =
+        Api::namespaced(ctx.shared.applier.client().clone(), namespace);
+    let list = api.list(&Default::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|guarded| guarded.0.ok())
+        .filter(|r| {
+            r.spec
+                .source
+                .backup_ref
+                .as_ref()
+                .is_some_and(|b| b.name == name)
+                && !r.status.as_ref().is_some_and(|s| s.phase.is_finished())
+        })
+        .map(|r| r.name_any())
+        .collect())
+}
+
 /// Deletion: cancel a running task; with `deletionPolicy: Delete`, delete every object of the
-/// backup (all attempts) from S3.
+/// backup (all attempts) from S3, once no unfinished QdrantRestore reads it (a deletion, by
+/// the user or by a schedule's retention, waits for them: `Error::Waiting`, retried with the
+/// backoff).
 async fn cleanup(qbak: &QdrantBackup, ctx: &Context) -> Result<Action> {
     ctx.jobs.cancel(&uid(qbak)).await;
     if qbak.spec.deletion_policy != BackupDeletionPolicy::Delete
@@ -402,6 +426,14 @@ async fn cleanup(qbak: &QdrantBackup, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let ns = qbak.namespace().unwrap_or_else(|| "default".into());
+    let readers = restores_reading(ctx, &ns, &qbak.name_any()).await?;
+    if !readers.is_empty() {
+        return Err(Error::Waiting(format!(
+            "not deleting the objects of QdrantBackup {} while QdrantRestore {} reads it",
+            qbak.name_any(),
+            readers.join(", ")
+        )));
+    }
     let bucket =
         match storage::connect(ctx.shared.applier.client(), &ns, &qbak.spec.storage.s3).await? {
             Storage::Ready(b) => b,

@@ -595,9 +595,32 @@ async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the
     );
     assert_eq!(keys.len(), 4);
 
-    // deletionPolicy Delete: deleting the QdrantBackup deletes its objects.
+    // deletionPolicy Delete: deleting the QdrantBackup deletes its objects, but not while a
+    // restore that reads it has not finished.
+    let mut reading = env
+        .api
+        .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+        "metadata": {"name": "reading", "namespace": NS},
+        "spec": {"source": {"backupRef": {"name": "again"}}, "cluster": {"name": "restored"}}}));
+    reading["status"] = json!({"phase": "Running"});
+    env.api.insert(reading.clone());
     let api: Api<QdrantBackup> = Api::namespaced(env.api.client(), NS);
     api.delete("again", &DeleteParams::default()).await.unwrap();
+    let err = backup::reconcile(Arc::new(env.current_backup("again")), env.ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("while QdrantRestore reading reads it"),
+        "{err}"
+    );
+    assert_eq!(
+        env.objects().await.len(),
+        4,
+        "nothing deleted under a running restore"
+    );
+    reading["status"] = json!({"phase": "Succeeded"});
+    env.api.insert(reading);
     let b = env.current_backup("again");
     backup::reconcile(Arc::new(b), env.ctx.clone())
         .await
