@@ -6,20 +6,15 @@
 use std::{sync::Arc, time::Duration};
 
 use backup_controller::{context::Context, controller};
-use reconcile_lib::{metrics::Metrics, runtime::Shutdown, testing::apiserver::FakeApiServer};
+use reconcile_lib::{
+    guard,
+    metrics::Metrics,
+    runtime::Shutdown,
+    testing::{apiserver::FakeApiServer, eventually},
+};
 use serde_json::json;
 
 const API: &str = "qdrant.operator.dev/v1alpha1";
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[tokio::test]
 async fn an_undecodable_backup_stalls_no_controller() {
@@ -46,13 +41,7 @@ async fn an_undecodable_backup_stalls_no_controller() {
     })
     .await;
     eventually("a Warning event on the broken backup", || {
-        fake.list("events.k8s.io/v1", "events", Some("ns"))
-            .iter()
-            .any(|e| {
-                e["reason"] == json!("InvalidObject")
-                    && e["regarding"]["name"] == json!("broken")
-                    && e["note"].as_str().is_some_and(|n| n.contains("5000000000"))
-            })
+        fake.has_event("ns", guard::INVALID_OBJECT, "broken", "5000000000")
     })
     .await;
     assert!(

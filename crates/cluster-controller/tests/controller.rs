@@ -6,18 +6,13 @@
 use std::{sync::Arc, time::Duration};
 
 use cluster_controller::{controller, reconcile::Context};
-use reconcile_lib::{metrics::Metrics, runtime::Shutdown, testing::apiserver::FakeApiServer};
+use reconcile_lib::{
+    guard,
+    metrics::Metrics,
+    runtime::Shutdown,
+    testing::{apiserver::FakeApiServer, eventually},
+};
 use serde_json::json;
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[tokio::test]
 async fn the_controller_reconciles_on_watch_events_and_stops_on_shutdown() {
@@ -121,13 +116,7 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
     })
     .await;
     eventually("a Warning event on the broken cluster", || {
-        fake.list("events.k8s.io/v1", "events", Some("ns"))
-            .iter()
-            .any(|e| {
-                e["reason"] == json!("InvalidObject")
-                    && e["regarding"]["name"] == json!("broken")
-                    && e["note"].as_str().is_some_and(|n| n.contains("5000000000"))
-            })
+        fake.has_event("ns", guard::INVALID_OBJECT, "broken", "5000000000")
     })
     .await;
     assert!(

@@ -7,24 +7,16 @@ use std::{sync::Arc, time::Duration};
 
 use collection_controller::{controller, reconcile::Context};
 use reconcile_lib::{
+    guard,
     metrics::Metrics,
     runtime::Shutdown,
     testing::{
         apiserver::FakeApiServer,
+        eventually,
         qdrant::{FakeQdrant, FakeQdrantOptions},
     },
 };
 use serde_json::json;
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[tokio::test]
 async fn a_cluster_becoming_ready_wakes_its_collections() {
@@ -101,13 +93,7 @@ async fn a_cluster_becoming_ready_wakes_its_collections() {
     .await;
 
     eventually("a Warning event on the broken collection", || {
-        fake.list("events.k8s.io/v1", "events", Some("ns"))
-            .iter()
-            .any(|e| {
-                e["reason"] == json!("InvalidObject")
-                    && e["regarding"]["name"] == json!("broken")
-                    && e["note"].as_str().is_some_and(|n| n.contains("5000000000"))
-            })
+        fake.has_event("ns", guard::INVALID_OBJECT, "broken", "5000000000")
     })
     .await;
     assert!(qdrant.collection("broken").is_none());

@@ -281,6 +281,18 @@ impl FakeApiServer {
         self.lock().objects.get(&key).map(|entry| entry.obj.clone())
     }
 
+    /// True when an `events.k8s.io/v1` Event in `namespace` has `reason`, regards the object
+    /// named `name`, and its note contains `note_part`.
+    pub fn has_event(&self, namespace: &str, reason: &str, name: &str, note_part: &str) -> bool {
+        self.list("events.k8s.io/v1", "events", Some(namespace))
+            .iter()
+            .any(|e| {
+                e["reason"] == reason
+                    && e["regarding"]["name"] == name
+                    && e["note"].as_str().is_some_and(|n| n.contains(note_part))
+            })
+    }
+
     /// The stored objects of a collection, ordered by namespace then name; `namespace: None`
     /// lists every namespace (and the cluster-scoped objects).
     pub fn list(&self, api_version: &str, plural: &str, namespace: Option<&str>) -> Vec<Value> {

@@ -9,3 +9,16 @@ pub mod bench;
 pub mod qdrant;
 pub mod real_cluster;
 pub mod real_qdrant;
+
+use std::time::Duration;
+
+/// Polls `check` every 50 ms until it holds; panics naming `what` after 10 s.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
