@@ -112,19 +112,11 @@ impl Env {
 
     /// (shard, peer) of every `Active` replica of `collection` in cluster `name`, sorted.
     async fn active(&self, name: &str, collection: &str) -> Vec<(u32, u64)> {
-        let info = self
-            .client(name, 0)
+        self.client(name, 0)
             .collection_cluster_info(collection)
             .await
-            .unwrap();
-        let mut active: Vec<(u32, u64)> = info
-            .replicas()
-            .into_iter()
-            .filter(|(_, _, state)| *state == "Active")
-            .map(|(shard, peer, _)| (shard, peer))
-            .collect();
-        active.sort_unstable();
-        active
+            .unwrap()
+            .active_replicas()
     }
 
     async fn count(&self, name: &str, collection: &str) -> u64 {

@@ -269,15 +269,11 @@ impl Env {
 
     /// (shard, peer) of every `Active` replica of `collection`, sorted, from pod `ordinal`.
     async fn active(&self, ordinal: u32, collection: &str) -> Vec<(u32, u64)> {
-        let mut active: Vec<(u32, u64)> = self
-            .replicas(ordinal, collection)
+        self.client(ordinal)
+            .collection_cluster_info(collection)
             .await
-            .into_iter()
-            .filter(|(_, _, state)| state == "Active")
-            .map(|(shard, peer, _)| (shard, peer))
-            .collect();
-        active.sort_unstable();
-        active
+            .unwrap()
+            .active_replicas()
     }
 
     async fn up(&self, n: i32) {

@@ -1627,6 +1627,15 @@ impl CollectionClusterInfo {
         all.sort_unstable();
         all
     }
+
+    /// The `Active` replicas as `(shard id, peer id)`, sorted by shard then peer.
+    pub fn active_replicas(&self) -> Vec<(u32, u64)> {
+        self.replicas()
+            .into_iter()
+            .filter(|(_, _, state)| *state == "Active")
+            .map(|(shard, peer, _)| (shard, peer))
+            .collect()
+    }
 }
 
 /// A replica on the answering peer.
