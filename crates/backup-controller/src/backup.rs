@@ -37,6 +37,7 @@ use tracing::{info, warn};
 
 use crate::{
     context::{BACKUP_FINALIZER, Context},
+    fence::{Fence, FenceError},
     manifest::BackupIdentity,
     phase::{fail_now, now, wait, with_phase},
     run::{
@@ -296,7 +297,10 @@ async fn start(
     Ok(Action::requeue(ctx.resync))
 }
 
-/// The task: runs the backup, writing each artifact and the outcome to status.
+/// The task: runs the backup, writing each artifact and the outcome to status through a
+/// [`Fence`]. Superseded (another process resumed the backup as a later attempt): the run is
+/// cancelled (its uploads aborted) and this attempt's directory is deleted, so the attempt
+/// that won is the only one left in S3.
 #[allow(clippy::too_many_arguments)]
 async fn run_task(
     qbak: Arc<QdrantBackup>,
@@ -308,26 +312,37 @@ async fn run_task(
     mut status: QdrantBackupStatus,
     cancel: CancellationToken,
 ) {
+    let fence = Fence::new(&applier, &*qbak);
+    let run_cancel = cancel.child_token();
+    let mut superseded = None;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let progress = move |a: &api_types::backup::BackupArtifact| {
         let _ = tx.send(a.clone());
     };
-    let run = run::backup::run(&job, &source, &bucket, &progress, &cancel);
+    let run = run::backup::run(&job, &source, &bucket, &progress, &run_cancel);
     tokio::pin!(run);
     let outcome = loop {
         tokio::select! {
             outcome = &mut run => break outcome,
-            Some(artifact) = rx.recv() => {
+            Some(artifact) = rx.recv(), if superseded.is_none() => {
                 status.total_bytes += artifact.size_bytes;
                 status.size = Some(format_size(status.total_bytes));
                 status.message = Some(format!("uploaded {}", artifact.key));
                 status.artifacts.push(artifact);
-                if let Err(e) = applier.apply_status(&*qbak, &status).await {
-                    warn!(error = %e, "writing backup progress failed");
+                match fence.write(&status).await {
+                    Ok(()) => {}
+                    Err(FenceError::Superseded(why)) => {
+                        superseded = Some(why);
+                        run_cancel.cancel();
+                    }
+                    Err(e) => warn!(error = %e, "writing backup progress failed"),
                 }
             }
         }
     };
+    if let Some(why) = superseded {
+        return give_way(&qbak, &events, &bucket, &job.directory, &why).await;
+    }
     let final_status = match outcome {
         Ok(done) => {
             status.artifacts = done.artifacts;
@@ -348,15 +363,15 @@ async fn run_task(
                 format_size(status.total_bytes),
                 bucket.location().url(&done.manifest_key)
             );
-            events
-                .normal(&*qbak, "Succeeded", "Backup", message.clone())
-                .await;
-            with_phase(
-                &*qbak,
-                status,
-                BackupPhase::Succeeded,
-                "BackupSucceeded",
-                &message,
+            (
+                with_phase(
+                    &*qbak,
+                    status,
+                    BackupPhase::Succeeded,
+                    "BackupSucceeded",
+                    &message,
+                ),
+                ("Succeeded", message, true),
             )
         }
         Err(BackupFailure {
@@ -371,21 +386,49 @@ async fn run_task(
             status.artifacts.clear();
             status.total_bytes = 0;
             status.size = None;
-            events
-                .warning(&*qbak, failure.reason, "Backup", failure.message.clone())
-                .await;
-            with_phase(
-                &*qbak,
-                status,
-                BackupPhase::Failed,
-                failure.reason,
-                &failure.message,
+            (
+                with_phase(
+                    &*qbak,
+                    status,
+                    BackupPhase::Failed,
+                    failure.reason,
+                    &failure.message,
+                ),
+                (failure.reason, failure.message, false),
             )
         }
     };
-    if let Err(e) = applier.apply_status(&*qbak, &final_status).await {
-        warn!(error = %e, "writing the backup outcome failed");
+    let (final_status, (reason, message, succeeded)) = final_status;
+    match fence.write(&final_status).await {
+        Ok(()) if succeeded => {
+            events.normal(&*qbak, reason, "Backup", message).await;
+        }
+        Ok(()) => events.warning(&*qbak, reason, "Backup", message).await,
+        Err(FenceError::Superseded(why)) => {
+            give_way(&qbak, &events, &bucket, &job.directory, &why).await;
+        }
+        Err(e) => warn!(error = %e, "writing the backup outcome failed"),
     }
+}
+
+/// A superseded attempt steps aside: deletes the objects it wrote under `directory` (its own
+/// attempt directory: the attempt that took over writes elsewhere) and says so in an event.
+async fn give_way(
+    qbak: &QdrantBackup,
+    events: &reconcile_lib::events::Events,
+    bucket: &Bucket,
+    directory: &str,
+    why: &str,
+) {
+    if let Err(e) = bucket.delete_prefix(&format!("{directory}/")).await {
+        warn!(%directory, error = %e, "removing the superseded attempt's objects failed");
+    }
+    let message = format!(
+        "{why}; this process stopped its run and removed what it wrote under {}/",
+        bucket.location().url(directory)
+    );
+    info!(backup = %qbak.name_any(), %message, "backup attempt superseded");
+    events.normal(qbak, "Superseded", "Backup", message).await;
 }
 
 /// The QdrantRestores of `namespace` that read backup `name` (`spec.source.backupRef`) and

@@ -51,9 +51,10 @@ where
         .await;
 }
 
-/// Runs the three controllers until `shutdown` fires (in `namespace`, or all namespaces), then
-/// cancels the backups and restores running in this process (their uploads are aborted, their
-/// status stays Running so the next leader resumes them).
+/// Runs the three controllers until `shutdown` fires (in `namespace`, or all namespaces). When
+/// it fires, the backups and restores running in this process are cancelled at once (their
+/// uploads are aborted, their status stays Running so the next leader resumes them) while the
+/// controllers drain; a task that is late anyway is fenced off by [`crate::fence`].
 ///
 /// Watches: QdrantBackups, QdrantRestores, QdrantBackupSchedules with their owned CronJobs and
 /// QdrantBackups (retention and status follow the backups a schedule created). The custom
@@ -105,6 +106,16 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
             ctx.clone(),
         )
     };
-    tokio::join!(drain(backups), drain(restores), drain(schedules));
-    ctx.jobs.cancel_all().await;
+    // The tasks stop as soon as leadership is lost or shutdown starts, not after the
+    // controllers have drained: a new leader may already be resuming their runs.
+    let stop_tasks = async {
+        shutdown.wait().await;
+        ctx.jobs.cancel_all().await;
+    };
+    tokio::join!(
+        drain(backups),
+        drain(restores),
+        drain(schedules),
+        stop_tasks
+    );
 }

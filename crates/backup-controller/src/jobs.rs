@@ -5,7 +5,8 @@
 //! progresses and when it ends. A Running object whose UID is not registered was started by
 //! another process (a previous leader): the reconcile then cleans up and starts a new attempt.
 //! Losing leadership or shutting down cancels every task ([`Jobs::cancel_all`]); cancelled
-//! uploads are aborted before the task ends.
+//! uploads are aborted before the task ends. A task that runs on regardless (its process
+//! learned of the lost Lease late) is stopped by its fenced status writes ([`crate::fence`]).
 
 use std::{
     collections::HashMap,

@@ -11,6 +11,7 @@ pub mod build;
 pub mod context;
 pub mod controller;
 pub mod create_backup;
+pub mod fence;
 pub mod jobs;
 pub mod manifest;
 pub mod phase;

@@ -44,6 +44,21 @@ pub trait RunObject:
     fn status(&self) -> Option<&Self::Status>;
     /// The shared fields of `status`.
     fn fields(status: &mut Self::Status) -> PhaseFields<'_>;
+    /// Which run `status` describes: its phase, `status.attempt` (a restore has no attempts:
+    /// 0) and `status.startTime`. A task may write status only while this is the token it
+    /// started with ([`crate::fence`]).
+    fn run_token(status: &Self::Status) -> RunToken;
+}
+
+/// The run a status belongs to (see [`RunObject::run_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunToken {
+    /// `status.phase`.
+    pub phase: BackupPhase,
+    /// `status.attempt` (backups; 0 for restores).
+    pub attempt: u32,
+    /// `status.startTime`.
+    pub start_time: Option<String>,
 }
 
 impl RunObject for QdrantBackup {
@@ -61,6 +76,13 @@ impl RunObject for QdrantBackup {
             completion_time: &mut s.completion_time,
         }
     }
+    fn run_token(s: &QdrantBackupStatus) -> RunToken {
+        RunToken {
+            phase: s.phase,
+            attempt: s.attempt,
+            start_time: s.start_time.clone(),
+        }
+    }
 }
 
 impl RunObject for QdrantRestore {
@@ -76,6 +98,13 @@ impl RunObject for QdrantRestore {
             message: &mut s.message,
             conditions: &mut s.conditions,
             completion_time: &mut s.completion_time,
+        }
+    }
+    fn run_token(s: &QdrantRestoreStatus) -> RunToken {
+        RunToken {
+            phase: s.phase,
+            attempt: 0,
+            start_time: s.start_time.clone(),
         }
     }
 }

@@ -33,6 +33,7 @@ use tracing::warn;
 
 use crate::{
     context::{Context, RESTORE_FINALIZER},
+    fence::{Fence, FenceError},
     manifest::{self, MAX_MANIFEST_BYTES, Manifest},
     phase::{fail_now, now, wait, with_phase},
     run::{
@@ -261,6 +262,9 @@ async fn read_manifest(
     })
 }
 
+/// The task: runs the restore, writing per-collection progress and the outcome through a
+/// [`Fence`]. Superseded (another process failed the restore as `Interrupted`): the run is
+/// cancelled at once and a Warning event names the collections this task touched.
 #[allow(clippy::too_many_arguments)]
 async fn run_task(
     qrs: Arc<QdrantRestore>,
@@ -272,26 +276,37 @@ async fn run_task(
     mut status: QdrantRestoreStatus,
     cancel: CancellationToken,
 ) {
+    let fence = Fence::new(&applier, &*qrs);
+    let run_cancel = cancel.child_token();
+    let mut superseded = None;
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<RestoreCollectionStatus>>();
     let progress = move |s: &[RestoreCollectionStatus]| {
         let _ = tx.send(s.to_vec());
     };
-    let run = run::restore::run(&job, &source, &bucket, &progress, &cancel);
+    let run = run::restore::run(&job, &source, &bucket, &progress, &run_cancel);
     tokio::pin!(run);
     let outcome = loop {
         tokio::select! {
             outcome = &mut run => break outcome,
-            Some(collections) = rx.recv() => {
+            Some(collections) = rx.recv(), if superseded.is_none() => {
                 if collections != status.collections {
                     status.collections = collections;
-                    if let Err(e) = applier.apply_status(&*qrs, &status).await {
-                        warn!(error = %e, "writing restore progress failed");
+                    match fence.write(&status).await {
+                        Ok(()) => {}
+                        Err(FenceError::Superseded(why)) => {
+                            superseded = Some(why);
+                            run_cancel.cancel();
+                        }
+                        Err(e) => warn!(error = %e, "writing restore progress failed"),
                     }
                 }
             }
         }
     };
-    let final_status = match outcome {
+    if let Some(why) = superseded {
+        return give_way(&qrs, &events, &status.collections, &why).await;
+    }
+    let (final_status, reason, message, succeeded) = match outcome {
         Ok((collections, bytes)) => {
             status.collections = collections;
             status.total_bytes = bytes;
@@ -306,16 +321,14 @@ async fn run_task(
                 status.collections.len(),
                 format_size(bytes)
             );
-            events
-                .normal(&*qrs, "Succeeded", "Restore", message.clone())
-                .await;
-            with_phase(
+            let status = with_phase(
                 &*qrs,
                 status,
                 BackupPhase::Succeeded,
                 "RestoreSucceeded",
                 &message,
-            )
+            );
+            (status, "Succeeded", message, true)
         }
         Err((
             _,
@@ -328,19 +341,43 @@ async fn run_task(
             if !collections.is_empty() {
                 status.collections = collections;
             }
-            events
-                .warning(&*qrs, failure.reason, "Restore", failure.message.clone())
-                .await;
-            with_phase(
+            let status = with_phase(
                 &*qrs,
                 status,
                 BackupPhase::Failed,
                 failure.reason,
                 &failure.message,
-            )
+            );
+            (status, failure.reason, failure.message, false)
         }
     };
-    if let Err(e) = applier.apply_status(&*qrs, &final_status).await {
-        warn!(error = %e, "writing the restore outcome failed");
+    match fence.write(&final_status).await {
+        Ok(()) if succeeded => events.normal(&*qrs, reason, "Restore", message).await,
+        Ok(()) => events.warning(&*qrs, reason, "Restore", message).await,
+        Err(FenceError::Superseded(why)) => {
+            give_way(&qrs, &events, &final_status.collections, &why).await;
+        }
+        Err(e) => warn!(error = %e, "writing the restore outcome failed"),
     }
+}
+
+/// A superseded restore stops: a Warning event names the target collections it touched (they
+/// may be partial; the process that ended the restore listed only those it knew of).
+async fn give_way(
+    qrs: &QdrantRestore,
+    events: &reconcile_lib::events::Events,
+    collections: &[RestoreCollectionStatus],
+    why: &str,
+) {
+    let touched: Vec<&str> = collections
+        .iter()
+        .filter(|c| c.phase != BackupPhase::Pending)
+        .map(|c| c.target_name.as_str())
+        .collect();
+    let message = format!(
+        "{why}; this process stopped its run; collections it touched, possibly partial: [{}]",
+        touched.join(", ")
+    );
+    warn!(restore = %qrs.name_any(), %message, "restore superseded");
+    events.warning(qrs, "Superseded", "Restore", message).await;
 }

@@ -77,8 +77,15 @@ struct Env {
     s3: S3Server,
     bucket: String,
     ctx: Arc<Context>,
+    rewrites: Arc<BTreeMap<String, Url>>,
 }
 
+impl Env {
+    /// A second controller process against the same API server (a new leader).
+    fn other_process(&self) -> Arc<Context> {
+        process(&self.api, self.rewrites.clone())
+    }
+}
 /// Two clusters (`demo`: 3 peers, `restored`: 2 peers), their QdrantClusters in the fake API
 /// server, the S3 credentials Secret and a fresh bucket.
 async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
@@ -119,6 +126,20 @@ async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
     api.insert(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "s3-credentials", "namespace": NS},
         "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key}}));
+    let rewrites = Arc::new(rewrites);
+    let ctx = process(&api, rewrites.clone());
+    Env {
+        api,
+        s3,
+        bucket,
+        ctx,
+        rewrites,
+    }
+}
+
+/// The reconcile context of one controller process (its own task registry) against `api`,
+/// with the in-cluster URLs rewritten to the fakes.
+fn process(api: &FakeApiServer, rewrites: Arc<BTreeMap<String, Url>>) -> Arc<Context> {
     let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")), "img");
     ctx.wait_requeue = Duration::from_millis(100);
     ctx.rewrite = Some(Arc::new(move |url: &Url| {
@@ -127,12 +148,7 @@ async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
             .cloned()
             .unwrap_or_else(|| url.clone())
     }));
-    Env {
-        api,
-        s3,
-        bucket,
-        ctx: Arc::new(ctx),
-    }
+    Arc::new(ctx)
 }
 
 impl Env {
@@ -158,12 +174,17 @@ impl Env {
 
     /// Reconciles the backup until its phase is final (the run is a background task).
     async fn run_backup(&self, name: &str) -> QdrantBackup {
+        self.run_backup_in(name, &self.ctx).await
+    }
+
+    /// [`Self::run_backup`] by the controller process `ctx`.
+    async fn run_backup_in(&self, name: &str, ctx: &Arc<Context>) -> QdrantBackup {
         for _ in 0..600 {
             let b = self.current_backup(name);
             if b.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
                 return b;
             }
-            let _ = backup::reconcile(Arc::new(b), self.ctx.clone()).await;
+            let _ = backup::reconcile(Arc::new(b), ctx.clone()).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
@@ -631,6 +652,79 @@ async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the
             .is_none()
     );
     assert!(env.objects().await.is_empty());
+}
+
+/// A leader cut off from the API server learns of its loss late: its task is still uploading
+/// when the next leader resumes the backup as attempt 2. The old task is fenced off at its next
+/// status write: it stops, removes what it wrote, and attempt 2 is the only one in S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_change_mid_backup_leaves_one_attempt_and_nothing_orphaned() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    env.backup(
+        "handover",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage(), "deletionPolicy": "Delete"}),
+    );
+    // The old leader's snapshot of shard 1 waits, on whichever peer it is taken.
+    let held: Vec<_> = std::iter::once(&source.main)
+        .chain(&source.views)
+        .map(|peer| peer.hold_next("/collections/docs/shards/1/snapshots"))
+        .collect();
+    let old = env.ctx.clone();
+    let uid = "uid-handover-0123456789";
+    for _ in 0..3 {
+        let _ = backup::reconcile(Arc::new(env.current_backup("handover")), old.clone()).await;
+    }
+    futures::future::select_all(held.iter().map(|h| Box::pin(h.reached()))).await;
+    reconcile_lib::testing::eventually("attempt 1 recorded shard 0", || {
+        let s = env.current_backup("handover").status.unwrap_or_default();
+        s.attempt == 1 && s.artifacts.len() == 1
+    })
+    .await;
+    assert!(old.jobs.is_running(uid));
+
+    // The new leader resumes it and finishes attempt 2 while the old task is held.
+    let new = env.other_process();
+    let s = env.run_backup_in("handover", &new).await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+    assert_eq!(s.attempt, 2);
+
+    // The old task goes on: its next status write finds attempt 2 and it steps aside.
+    for h in &held {
+        h.release();
+    }
+    reconcile_lib::testing::eventually("the old task ended", || !old.jobs.is_running(uid)).await;
+    let s = env.current_backup("handover").status.unwrap();
+    assert_eq!(
+        (s.phase, s.attempt),
+        (BackupPhase::Succeeded, 2),
+        "{:?}",
+        s.message
+    );
+    assert_eq!(s.artifacts.len(), 3);
+    let keys: Vec<String> = env.objects().await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys.len(),
+        4,
+        "3 shards and the manifest of attempt 2: {keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("qdrant/db/handover/uid-hand-2/")),
+        "{keys:?}"
+    );
+    assert!(
+        env.uploads().await.is_empty(),
+        "no multipart upload left open"
+    );
+    let events = env.events();
+    assert!(
+        events.iter().any(|e| e.starts_with("Superseded ")
+            && e.contains("attempt 1 was taken over as attempt 2 (now Succeeded)")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,12 +194,35 @@ impl Applier {
             + Debug,
         S: Serialize,
     {
+        self.apply_status_at(obj, status, None).await
+    }
+
+    /// [`Self::apply_status`] with an optimistic-concurrency precondition: with
+    /// `Some(resource_version)`, the apply configuration carries `metadata.resourceVersion`, so
+    /// the API server answers 409 Conflict (`Error::Kube` with an `Api` 409) when the object
+    /// changed since that version was read, and writes nothing.
+    pub async fn apply_status_at<K, S>(
+        &self,
+        obj: &K,
+        status: &S,
+        resource_version: Option<&str>,
+    ) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + Debug,
+        S: Serialize,
+    {
         let api = self.api(obj)?;
-        let patch = serde_json::json!({
+        let mut patch = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
             "status": status,
         });
+        if let Some(rv) = resource_version {
+            patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
+        }
         let params = PatchParams::apply(&self.field_manager).force();
         Ok(api
             .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))

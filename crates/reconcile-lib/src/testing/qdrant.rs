@@ -640,6 +640,18 @@ impl FakeQdrant {
         self.add_fault(path_contains, FaultKind::Delay(delay), times);
     }
 
+    /// The next request to this listener whose path contains `path_contains` (after
+    /// authentication) waits until [`HeldRequest::release`] is called, then is answered
+    /// normally (to stop a run at a known point, e.g. a controller task mid-download).
+    pub fn hold_next(&self, path_contains: &str) -> HeldRequest {
+        let held = HeldRequest {
+            reached: Arc::new(tokio::sync::Notify::new()),
+            released: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        self.add_fault(path_contains, FaultKind::Hold(held.clone()), 1);
+        held
+    }
+
     fn add_fault(&self, path_contains: &str, kind: FaultKind, times: usize) {
         if times > 0 {
             self.shared.lock().faults.push(Fault {
@@ -998,7 +1010,7 @@ impl State {
         })?;
         let fault = &mut self.faults[index];
         fault.remaining -= 1;
-        let kind = fault.kind;
+        let kind = fault.kind.clone();
         if fault.remaining == 0 {
             self.faults.remove(index);
         }
@@ -1014,10 +1026,30 @@ struct Fault {
     remaining: usize,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum FaultKind {
     Status(StatusCode),
     Delay(Duration),
+    Hold(HeldRequest),
+}
+
+/// A request held by [`FakeQdrant::hold_next`]: wait until it arrives, then let it go on.
+#[derive(Clone)]
+pub struct HeldRequest {
+    reached: Arc<tokio::sync::Notify>,
+    released: Arc<tokio::sync::Semaphore>,
+}
+
+impl HeldRequest {
+    /// Waits until the held request has arrived (returns at once if it already has).
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the held request be answered (before or after it arrived).
+    pub fn release(&self) {
+        self.released.add_permits(1);
+    }
 }
 
 /// What the request's key allows, put into request extensions by `gate`.
@@ -1092,6 +1124,12 @@ async fn gate(
         Ok((_, Some(FaultKind::Status(status)))) => return injected_failure(status, started),
         Ok((access, Some(FaultKind::Delay(delay)))) => {
             tokio::time::sleep(delay).await;
+            access
+        }
+        Ok((access, Some(FaultKind::Hold(held)))) => {
+            // notify_one stores a permit, so a waiter that comes later still returns.
+            held.reached.notify_one();
+            let _ = held.released.acquire().await;
             access
         }
         Ok((access, None)) => access,
