@@ -14,7 +14,10 @@
 //! The `/metrics` endpoint that serves this text lives in [`crate::server`].
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +35,14 @@ pub const METRIC_PREFIX: &str = "qdrant_operator";
 /// Qdrant or API-server calls); anything longer lands in the implicit `+Inf` bucket.
 pub const RECONCILE_DURATION_BUCKETS: [f64; 11] =
     [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Default [`Metrics::stall_after`]: 15 minutes. A reconcile makes only bounded calls (every
+/// Kubernetes, Qdrant and S3 request has a timeout; transfers run as tasks, not in reconciles),
+/// so one that runs this long is wedged.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Reconciles in flight: start instants by measurer id.
+type InFlight = Arc<Mutex<BTreeMap<u64, Instant>>>;
 
 /// Label set of `qdrant_operator_reconcile_errors_total` (besides the constant `controller`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +62,9 @@ pub struct Metrics {
     errors: Family<ReasonLabels, Counter>,
     duration: Histogram,
     leader: Gauge,
+    in_flight: InFlight,
+    next_id: AtomicU64,
+    stall_after: Duration,
 }
 
 impl Metrics {
@@ -101,7 +115,32 @@ impl Metrics {
             errors,
             duration,
             leader,
+            in_flight: InFlight::default(),
+            next_id: AtomicU64::new(0),
+            stall_after: DEFAULT_STALL_AFTER,
         }
+    }
+
+    /// Sets [`Self::stall_after`] (tests use milliseconds).
+    pub fn with_stall_after(mut self, stall_after: Duration) -> Self {
+        self.stall_after = stall_after;
+        self
+    }
+
+    /// How long one reconcile may run before [`Self::stalled`] reports it and `/healthz`
+    /// fails (so the kubelet's liveness probe restarts a wedged controller).
+    pub fn stall_after(&self) -> Duration {
+        self.stall_after
+    }
+
+    /// The age of the oldest reconcile still running, when it is past [`Self::stall_after`].
+    pub fn stalled(&self) -> Option<Duration> {
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let oldest = in_flight.values().min()?.elapsed();
+        (oldest > self.stall_after).then_some(oldest)
     }
 
     /// Counts one reconcile and starts timing it.
@@ -111,8 +150,16 @@ impl Metrics {
     /// whole reconcile (`let _timer = metrics.reconcile_started();`).
     pub fn reconcile_started(&self) -> ReconcileMeasurer {
         self.reconciles.inc();
+        let start = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, start);
         ReconcileMeasurer {
-            start: Instant::now(),
+            start,
+            id,
+            in_flight: self.in_flight.clone(),
             histogram: self.duration.clone(),
         }
     }
@@ -163,16 +210,23 @@ impl Metrics {
 /// Times one reconcile; created by [`Metrics::reconcile_started`].
 ///
 /// On drop, observes the seconds since creation in
-/// `qdrant_operator_reconcile_duration_seconds` — on success, error and early return alike.
+/// `qdrant_operator_reconcile_duration_seconds` — on success, error and early return alike —
+/// and leaves the reconciles in flight that [`Metrics::stalled`] watches.
 #[derive(Debug)]
 #[must_use = "the reconcile duration is recorded when this value is dropped; bind it to a variable"]
 pub struct ReconcileMeasurer {
     start: Instant,
+    id: u64,
+    in_flight: InFlight,
     histogram: Histogram,
 }
 
 impl Drop for ReconcileMeasurer {
     fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
         self.histogram.observe(self.start.elapsed().as_secs_f64());
     }
 }

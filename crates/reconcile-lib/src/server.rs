@@ -3,7 +3,9 @@
 //! Routes (HTTP/1.1, plain text):
 //! - `GET /metrics`: [`Metrics::encode`] as `application/openmetrics-text; version=1.0.0;
 //!   charset=utf-8`; 500 if encoding fails.
-//! - `GET /healthz`: `200 ok` while the process serves HTTP at all (liveness).
+//! - `GET /healthz` (liveness): `200 ok` while the process serves HTTP and no reconcile has
+//!   run longer than [`Metrics::stall_after`] (15 min by default); else `503` naming the
+//!   oldest reconcile's age, so the kubelet restarts a wedged controller.
 //! - `GET /readyz`: `200 ok` once [`Health::set_ready`]`(true)`, else `503 not ready`
 //!   (readiness). [`crate::runtime`] marks a replica ready as soon as it can talk to the API
 //!   server, whether it leads or stands by, so a Deployment rollout completes.
@@ -81,8 +83,18 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.metrics.stalled() {
+        None => (StatusCode::OK, "ok\n".into()),
+        Some(age) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "wedged: a reconcile has been running for {} s (limit {} s)\n",
+                age.as_secs(),
+                state.metrics.stall_after().as_secs()
+            ),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
@@ -155,6 +167,7 @@ pub async fn serve(
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::time::Duration;
 
     struct Reply {
         status: u16,
@@ -198,6 +211,36 @@ mod tests {
         })
         .await
         .unwrap()
+    }
+
+    /// A reconcile that never returns fails `/healthz` once it is older than the limit; the
+    /// probe passes again when it ends.
+    #[tokio::test]
+    async fn healthz_fails_while_a_reconcile_is_wedged() {
+        let metrics = Arc::new(
+            Metrics::new("backup-controller").with_stall_after(Duration::from_millis(200)),
+        );
+        let server = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(metrics.clone(), Health::new(), async move {
+            let _ = stop_rx.await;
+        }));
+        let wedged = metrics.reconcile_started();
+        assert_eq!(get(addr, "/healthz").await.status, 200, "young reconcile");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let r = get(addr, "/healthz").await;
+        assert_eq!(r.status, 503);
+        assert!(
+            r.body
+                .starts_with("wedged: a reconcile has been running for "),
+            "{}",
+            r.body
+        );
+        drop(wedged);
+        assert_eq!(get(addr, "/healthz").await.status, 200);
+        let _ = stop_tx.send(());
+        task.await.unwrap().unwrap();
     }
 
     #[tokio::test]
