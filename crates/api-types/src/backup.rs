@@ -335,6 +335,21 @@ pub struct BackupArtifact {
     pub duration_millis: u64,
 }
 
+/// An attempt of a backup that ended without success and was retried (or was the last).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedAttempt {
+    /// The attempt number (1-based).
+    pub attempt: u32,
+    /// CamelCase reason, e.g. `S3Error`, `QdrantError`, `SnapshotDownloadFailed`,
+    /// `Interrupted`.
+    pub reason: String,
+    /// What failed, naming the collection, shard, peer or object.
+    pub message: String,
+    /// When the attempt ended (RFC 3339).
+    pub time: String,
+}
+
 /// Observed state of a backup. Written by the backup-controller only.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
@@ -345,9 +360,16 @@ pub struct QdrantBackupStatus {
     /// Pending, Running, Succeeded or Failed.
     #[serde(default)]
     pub phase: BackupPhase,
-    /// Attempts started so far (a transient failure retries the whole run).
+    /// Attempts started so far. A transient failure (Qdrant or S3 unreachable, timing out or
+    /// answering 5xx after each request's own retries; a snapshot download cut off; a size or
+    /// checksum mismatch) or an interruption (the controller restarted or lost leadership)
+    /// starts the next attempt in a new directory, up to 3 attempts in all; each earlier
+    /// attempt is listed in `failedAttempts`.
     #[serde(default)]
     pub attempt: u32,
+    /// The attempts that did not finish, oldest first: why each ended and when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<FailedAttempt>,
     /// When the current attempt started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,

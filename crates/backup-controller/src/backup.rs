@@ -16,11 +16,11 @@
 //! Objects go to `<prefix>/<namespace>/<name>/<uid first 8>-<attempt>/`: a new attempt, or a
 //! new QdrantBackup of the same name, never overwrites an earlier object.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use api_types::{
     QdrantBackup, QdrantRestore,
-    backup::{BackupDeletionPolicy, BackupPhase, QdrantBackupStatus, format_size},
+    backup::{BackupDeletionPolicy, BackupPhase, FailedAttempt, QdrantBackupStatus, format_size},
     validation::validate_backup_spec,
 };
 use kube::{
@@ -189,7 +189,7 @@ async fn resume(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
     let Some(fresh) = api.get_opt(&qbak.name_any()).await? else {
         return Ok(Action::await_change());
     };
-    let status = fresh.status.clone().unwrap_or_default();
+    let mut status = fresh.status.clone().unwrap_or_default();
     if status.phase != BackupPhase::Running || ctx.jobs.is_running(&uid(&fresh)) {
         return Ok(Action::requeue(ctx.wait_requeue));
     }
@@ -209,6 +209,12 @@ async fn resume(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
             "removing the interrupted attempt {interrupted}: {e}"
         )));
     }
+    status.failed_attempts.push(FailedAttempt {
+        attempt: status.attempt,
+        reason: "Interrupted".into(),
+        message: "the controller restarted or lost leadership during the attempt".into(),
+        time: now(),
+    });
     if status.attempt >= ctx.max_attempts {
         let message = format!(
             "interrupted {} times (the controller restarted or lost leadership during the backup); giving up",
@@ -233,6 +239,42 @@ async fn resume(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
     start(fresh, ctx, status, prepared, next).await
 }
 
+/// `status` reset for attempt `attempt` writing to `directory`, phase Running with `reason`
+/// and `message`; the earlier attempts stay in `failedAttempts`.
+fn attempt_status(
+    qbak: &QdrantBackup,
+    mut status: QdrantBackupStatus,
+    attempt: u32,
+    location: String,
+    reason: &str,
+    message: &str,
+) -> QdrantBackupStatus {
+    status.attempt = attempt;
+    status.start_time = Some(now());
+    status.completion_time = None;
+    status.location = Some(location);
+    status.manifest_key = None;
+    status.artifacts.clear();
+    status.total_bytes = 0;
+    status.size = None;
+    with_phase(qbak, status, BackupPhase::Running, reason, message)
+}
+
+/// How a run retries a transient failure: up to `max_attempts` in all, the `n`-th retry after
+/// `backoff × 2^(n-1)`.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    max_attempts: u32,
+    backoff: Duration,
+}
+
+impl Retry {
+    fn delay_after(&self, attempt: u32) -> Duration {
+        self.backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
+    }
+}
+
 /// Marks the backup Running with `attempt` and starts the run as a task.
 async fn start(
     qbak: Arc<QdrantBackup>,
@@ -247,23 +289,15 @@ async fn start(
         bucket,
     } = prepared;
     let directory = attempt_directory(&qbak, &bucket, attempt);
-    let mut status = status;
-    status.attempt = attempt;
-    status.start_time = Some(now());
-    status.completion_time = None;
-    status.location = Some(format!("{}/", bucket.location().url(&directory)));
-    status.manifest_key = None;
-    status.artifacts.clear();
-    status.total_bytes = 0;
-    status.size = None;
     let message = format!(
         "backing up to {}/ (attempt {attempt})",
         bucket.location().url(&directory)
     );
-    let status = with_phase(
-        &*qbak,
+    let status = attempt_status(
+        &qbak,
         status,
-        BackupPhase::Running,
+        attempt,
+        format!("{}/", bucket.location().url(&directory)),
         "BackupRunning",
         &message,
     );
@@ -287,148 +321,267 @@ async fn start(
         directory,
         upload: UploadSettings::from_mib(options.part_size_mib, options.concurrency),
     };
-    let applier = ctx.shared.applier.clone();
-    let events = ctx.shared.events.clone();
-    let obj = Arc::new(written);
+    let task = Task {
+        fence: Fence::new(&ctx.shared.applier, &written),
+        qbak: Arc::new(written),
+        events: ctx.shared.events.clone(),
+        source,
+        attempts_prefix: attempts_prefix(&qbak, &bucket),
+        bucket,
+        retry: Retry {
+            max_attempts: ctx.max_attempts,
+            backoff: ctx.retry_backoff,
+        },
+    };
     ctx.jobs
         .start(&uid(&qbak), move |cancel: CancellationToken| async move {
-            run_task(obj, applier, events, job, source, bucket, status, cancel).await;
+            task.run(job, status, cancel).await;
         });
     Ok(Action::requeue(ctx.resync))
 }
 
-/// The task: runs the backup, writing each artifact and the outcome to status through a
-/// [`Fence`]. Superseded (another process resumed the backup as a later attempt): the run is
-/// cancelled (its uploads aborted) and this attempt's directory is deleted, so the attempt
-/// that won is the only one left in S3.
-#[allow(clippy::too_many_arguments)]
-async fn run_task(
+/// What a backup task holds while it runs its attempts.
+struct Task {
     qbak: Arc<QdrantBackup>,
-    applier: reconcile_lib::apply::Applier,
+    fence: Fence<QdrantBackup>,
     events: reconcile_lib::events::Events,
-    job: BackupJob,
     source: run::backup::Source,
     bucket: Bucket,
-    mut status: QdrantBackupStatus,
-    cancel: CancellationToken,
-) {
-    let fence = Fence::new(&applier, &*qbak);
-    let run_cancel = cancel.child_token();
-    let mut superseded = None;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let progress = move |a: &api_types::backup::BackupArtifact| {
-        let _ = tx.send(a.clone());
-    };
-    let run = run::backup::run(&job, &source, &bucket, &progress, &run_cancel);
-    tokio::pin!(run);
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut run => break outcome,
-            Some(artifact) = rx.recv(), if superseded.is_none() => {
-                status.total_bytes += artifact.size_bytes;
-                status.size = Some(format_size(status.total_bytes));
-                status.message = Some(format!("uploaded {}", artifact.key));
-                status.artifacts.push(artifact);
-                match fence.write(&status).await {
-                    Ok(()) => {}
-                    Err(FenceError::Superseded(why)) => {
-                        superseded = Some(why);
-                        run_cancel.cancel();
+    /// [`attempts_prefix`]: the directory of attempt `n` is this followed by `n`.
+    attempts_prefix: String,
+    retry: Retry,
+}
+
+/// How one attempt of a task ended.
+enum AttemptEnd {
+    Done(Box<std::result::Result<run::backup::BackupOutcome, BackupFailure>>),
+    Superseded(String),
+}
+
+impl Task {
+    /// The task: runs attempts until one succeeds, fails for good, or is superseded; each
+    /// artifact, each retry and the outcome are written to status through the [`Fence`]. A
+    /// transient failure starts the next attempt (new directory, `failedAttempts` extended,
+    /// a `Retrying` event) after the backoff, up to the attempt limit. Superseded (another
+    /// process resumed the backup as a later attempt): the run is cancelled (its uploads
+    /// aborted) and this attempt's directory is deleted, so the attempt that won is the only
+    /// one left in S3.
+    async fn run(
+        mut self,
+        mut job: BackupJob,
+        mut status: QdrantBackupStatus,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let outcome = match self.attempt(&job, &mut status, &cancel).await {
+                AttemptEnd::Superseded(why) => return self.give_way(&job.directory, &why).await,
+                AttemptEnd::Done(outcome) => *outcome,
+            };
+            match outcome {
+                Err(failure) if failure.transient && status.attempt < self.retry.max_attempts => {
+                    match self.next_attempt(&mut job, status, failure, &cancel).await {
+                        Some(next) => status = next,
+                        None => return,
                     }
-                    Err(e) => warn!(error = %e, "writing backup progress failed"),
                 }
+                outcome => return self.finish(&job, status, outcome).await,
             }
         }
-    };
-    if let Some(why) = superseded {
-        return give_way(&qbak, &events, &bucket, &job.directory, &why).await;
     }
-    let final_status = match outcome {
-        Ok(done) => {
-            status.artifacts = done.artifacts;
-            status.total_bytes = status.artifacts.iter().map(|a| a.size_bytes).sum();
-            status.size = Some(format_size(status.total_bytes));
-            status.collections = done
-                .manifest
-                .collections
-                .iter()
-                .map(|c| c.name.clone())
-                .collect();
-            status.qdrant_version = Some(done.manifest.qdrant_version.clone());
-            status.manifest_key = Some(done.manifest_key.clone());
-            let message = format!(
-                "{} collection(s), {} object(s), {} in {}",
-                status.collections.len(),
-                status.artifacts.len(),
-                format_size(status.total_bytes),
-                bucket.location().url(&done.manifest_key)
-            );
-            (
-                with_phase(
-                    &*qbak,
+
+    /// Runs one attempt, writing each artifact to status as it lands.
+    async fn attempt(
+        &self,
+        job: &BackupJob,
+        status: &mut QdrantBackupStatus,
+        cancel: &CancellationToken,
+    ) -> AttemptEnd {
+        let run_cancel = cancel.child_token();
+        let mut superseded = None;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let progress = move |a: &api_types::backup::BackupArtifact| {
+            let _ = tx.send(a.clone());
+        };
+        let run = run::backup::run(job, &self.source, &self.bucket, &progress, &run_cancel);
+        tokio::pin!(run);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                Some(artifact) = rx.recv(), if superseded.is_none() => {
+                    status.total_bytes += artifact.size_bytes;
+                    status.size = Some(format_size(status.total_bytes));
+                    status.message = Some(format!("uploaded {}", artifact.key));
+                    status.artifacts.push(artifact);
+                    match self.fence.write(status).await {
+                        Ok(()) => {}
+                        Err(FenceError::Superseded(why)) => {
+                            superseded = Some(why);
+                            run_cancel.cancel();
+                        }
+                        Err(e) => warn!(error = %e, "writing backup progress failed"),
+                    }
+                }
+            }
+        };
+        match superseded {
+            Some(why) => AttemptEnd::Superseded(why),
+            None => AttemptEnd::Done(Box::new(outcome)),
+        }
+    }
+
+    /// After a transient failure of `status.attempt` (whose objects the run removed): records
+    /// it, switches `job` to the next attempt's directory, writes the status and waits out the
+    /// backoff. `None` when the task must end (superseded, the write failed, or cancelled).
+    async fn next_attempt(
+        &mut self,
+        job: &mut BackupJob,
+        mut status: QdrantBackupStatus,
+        failure: BackupFailure,
+        cancel: &CancellationToken,
+    ) -> Option<QdrantBackupStatus> {
+        let failed = status.attempt;
+        let next = failed + 1;
+        let delay = self.retry.delay_after(failed);
+        status.failed_attempts.push(FailedAttempt {
+            attempt: failed,
+            reason: failure.reason.to_string(),
+            message: failure.message.clone(),
+            time: now(),
+        });
+        let directory = format!("{}{next}", self.attempts_prefix);
+        let message = format!(
+            "attempt {failed} failed ({}: {}); attempt {next} starts in {} s, to {}/",
+            failure.reason,
+            failure.message,
+            delay.as_secs(),
+            self.bucket.location().url(&directory)
+        );
+        let status = attempt_status(
+            &self.qbak,
+            status,
+            next,
+            format!("{}/", self.bucket.location().url(&directory)),
+            "BackupRetrying",
+            &message,
+        );
+        match self.fence.write_next(&status).await {
+            Ok(()) => {}
+            Err(FenceError::Superseded(why)) => {
+                self.give_way(&job.directory, &why).await;
+                return None;
+            }
+            Err(e) => {
+                // The status still names the failed attempt: the next reconcile finds no task
+                // here and resumes it as the next attempt.
+                warn!(error = %e, "writing the backup retry failed; the next reconcile resumes it");
+                return None;
+            }
+        }
+        self.events
+            .normal(&*self.qbak, "Retrying", "Backup", message)
+            .await;
+        info!(backup = %self.qbak.name_any(), attempt = next, ?delay, reason = failure.reason, "backup retrying");
+        job.directory = directory;
+        job.identity.attempt = next;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Some(status),
+            () = cancel.cancelled() => None,
+        }
+    }
+
+    /// Writes the final phase of `outcome` (Succeeded, or Failed for good) and its event.
+    async fn finish(
+        &self,
+        job: &BackupJob,
+        mut status: QdrantBackupStatus,
+        outcome: std::result::Result<run::backup::BackupOutcome, BackupFailure>,
+    ) {
+        let qbak = &*self.qbak;
+        let (final_status, reason, message, succeeded) = match outcome {
+            Ok(done) => {
+                status.artifacts = done.artifacts;
+                status.total_bytes = status.artifacts.iter().map(|a| a.size_bytes).sum();
+                status.size = Some(format_size(status.total_bytes));
+                status.collections = done
+                    .manifest
+                    .collections
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                status.qdrant_version = Some(done.manifest.qdrant_version.clone());
+                status.manifest_key = Some(done.manifest_key.clone());
+                let message = format!(
+                    "{} collection(s), {} object(s), {} in {}",
+                    status.collections.len(),
+                    status.artifacts.len(),
+                    format_size(status.total_bytes),
+                    self.bucket.location().url(&done.manifest_key)
+                );
+                let status = with_phase(
+                    qbak,
                     status,
                     BackupPhase::Succeeded,
                     "BackupSucceeded",
                     &message,
-                ),
-                ("Succeeded", message, true),
-            )
+                );
+                (status, "Succeeded", message, true)
+            }
+            Err(BackupFailure {
+                reason: "Cancelled",
+                ..
+            }) => {
+                // Cancelled by shutdown or deletion: leave the status Running so the next
+                // leader resumes it (deletion removes the object anyway).
+                return;
+            }
+            Err(failure) => {
+                status.artifacts.clear();
+                status.total_bytes = 0;
+                status.size = None;
+                status.failed_attempts.push(FailedAttempt {
+                    attempt: status.attempt,
+                    reason: failure.reason.to_string(),
+                    message: failure.message.clone(),
+                    time: now(),
+                });
+                let message = if failure.transient {
+                    format!(
+                        "{} (attempt {} of {}; giving up)",
+                        failure.message, status.attempt, self.retry.max_attempts
+                    )
+                } else {
+                    failure.message
+                };
+                let status =
+                    with_phase(qbak, status, BackupPhase::Failed, failure.reason, &message);
+                (status, failure.reason, message, false)
+            }
+        };
+        match self.fence.write(&final_status).await {
+            Ok(()) if succeeded => self.events.normal(qbak, reason, "Backup", message).await,
+            Ok(()) => self.events.warning(qbak, reason, "Backup", message).await,
+            Err(FenceError::Superseded(why)) => self.give_way(&job.directory, &why).await,
+            Err(e) => warn!(error = %e, "writing the backup outcome failed"),
         }
-        Err(BackupFailure {
-            reason: "Cancelled",
-            ..
-        }) => {
-            // Cancelled by shutdown or deletion: leave the status Running so the next leader
-            // resumes it (deletion removes the object anyway).
-            return;
-        }
-        Err(failure) => {
-            status.artifacts.clear();
-            status.total_bytes = 0;
-            status.size = None;
-            (
-                with_phase(
-                    &*qbak,
-                    status,
-                    BackupPhase::Failed,
-                    failure.reason,
-                    &failure.message,
-                ),
-                (failure.reason, failure.message, false),
-            )
-        }
-    };
-    let (final_status, (reason, message, succeeded)) = final_status;
-    match fence.write(&final_status).await {
-        Ok(()) if succeeded => {
-            events.normal(&*qbak, reason, "Backup", message).await;
-        }
-        Ok(()) => events.warning(&*qbak, reason, "Backup", message).await,
-        Err(FenceError::Superseded(why)) => {
-            give_way(&qbak, &events, &bucket, &job.directory, &why).await;
-        }
-        Err(e) => warn!(error = %e, "writing the backup outcome failed"),
     }
-}
 
-/// A superseded attempt steps aside: deletes the objects it wrote under `directory` (its own
-/// attempt directory: the attempt that took over writes elsewhere) and says so in an event.
-async fn give_way(
-    qbak: &QdrantBackup,
-    events: &reconcile_lib::events::Events,
-    bucket: &Bucket,
-    directory: &str,
-    why: &str,
-) {
-    if let Err(e) = bucket.delete_prefix(&format!("{directory}/")).await {
-        warn!(%directory, error = %e, "removing the superseded attempt's objects failed");
+    /// A superseded attempt steps aside: deletes the objects it wrote under `directory` (its
+    /// own attempt directory: the attempt that took over writes elsewhere) and says so in an
+    /// event.
+    async fn give_way(&self, directory: &str, why: &str) {
+        let bucket = &self.bucket;
+        if let Err(e) = bucket.delete_prefix(&format!("{directory}/")).await {
+            warn!(%directory, error = %e, "removing the superseded attempt's objects failed");
+        }
+        let message = format!(
+            "{why}; this process stopped its run and removed what it wrote under {}/",
+            bucket.location().url(directory)
+        );
+        info!(backup = %self.qbak.name_any(), %message, "backup attempt superseded");
+        self.events
+            .normal(&*self.qbak, "Superseded", "Backup", message)
+            .await;
     }
-    let message = format!(
-        "{why}; this process stopped its run and removed what it wrote under {}/",
-        bucket.location().url(directory)
-    );
-    info!(backup = %qbak.name_any(), %message, "backup attempt superseded");
-    events.normal(qbak, "Superseded", "Backup", message).await;
 }
 
 /// The QdrantRestores of `namespace` that read backup `name` (`spec.source.backupRef`) and

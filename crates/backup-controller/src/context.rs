@@ -30,8 +30,12 @@ pub struct Context {
     pub resync: Duration,
     /// Requeue while waiting for a cluster, a Secret or a running job.
     pub wait_requeue: Duration,
-    /// Attempts of a backup interrupted by a controller restart before it is Failed.
+    /// Attempts of a backup (interrupted by a controller restart, or failed transiently)
+    /// before it is Failed.
     pub max_attempts: u32,
+    /// Wait before the first retry of a transiently failed backup attempt; doubled for each
+    /// further one.
+    pub retry_backoff: Duration,
     /// Container image the CronJobs of QdrantBackupSchedules run (this controller's own).
     pub image: String,
     /// Rewrites Qdrant URLs before connecting (tests point cluster endpoints at fakes).
@@ -39,7 +43,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Defaults: 10 s Qdrant timeout, 5 min resync, 10 s wait requeue, 3 attempts.
+    /// Defaults: 10 s Qdrant timeout, 5 min resync, 10 s wait requeue, 3 attempts, 30 s retry
+    /// backoff.
     pub fn new(client: kube::Client, metrics: Arc<Metrics>, image: impl Into<String>) -> Self {
         Self {
             shared: Shared::new(client, FIELD_MANAGER, CONTROLLER_NAME, metrics),
@@ -48,6 +53,7 @@ impl Context {
             resync: Duration::from_secs(300),
             wait_requeue: Duration::from_secs(10),
             max_attempts: 3,
+            retry_backoff: Duration::from_secs(30),
             image: image.into(),
             rewrite: None,
         }

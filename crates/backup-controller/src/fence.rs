@@ -61,6 +61,18 @@ impl<K: RunObject> Fence<K> {
     /// describes this run: GET the object, compare [`RunObject::run_token`], apply with the
     /// read's `resourceVersion`; on 409 read and compare again (up to [`MAX_CONFLICTS`]).
     pub async fn write(&self, status: &K::Status) -> Result<(), FenceError> {
+        self.write_checked(status).await
+    }
+
+    /// [`Self::write`] of a status that starts a new run of this task (its next attempt): once
+    /// written, the fence guards the new run.
+    pub async fn write_next(&mut self, status: &K::Status) -> Result<(), FenceError> {
+        self.write_checked(status).await?;
+        self.token = Some(K::run_token(status));
+        Ok(())
+    }
+
+    async fn write_checked(&self, status: &K::Status) -> Result<(), FenceError> {
         for _ in 0..=MAX_CONFLICTS {
             let fresh = match self.api.get_opt(&self.name).await {
                 Ok(Some(fresh)) => fresh,

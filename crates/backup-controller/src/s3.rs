@@ -11,7 +11,7 @@ use std::{fmt, time::Duration};
 
 use aws_sdk_s3::{
     Client,
-    config::{BehaviorVersion, Credentials, Region},
+    config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     presigning::PresigningConfig,
     primitives::ByteStream,
@@ -119,6 +119,25 @@ impl S3Error {
         }
     }
 
+    /// Whether trying again later may succeed: no S3 error code (a transport error or a
+    /// timeout), or one of S3's own "try again" codes (`InternalError`, `ServiceUnavailable`,
+    /// `SlowDown`, `RequestTimeout`, ...). Refused credentials, a missing bucket or key are not.
+    pub fn is_transient(&self) -> bool {
+        match self.code.as_deref() {
+            None => true,
+            Some(code) => matches!(
+                code,
+                "InternalError"
+                    | "ServiceUnavailable"
+                    | "SlowDown"
+                    | "RequestTimeout"
+                    | "OperationAborted"
+                    | "Throttling"
+                    | "ThrottlingException"
+            ),
+        }
+    }
+
     fn other(operation: &'static str, target: String, detail: impl fmt::Display) -> Self {
         S3Error {
             operation,
@@ -129,10 +148,54 @@ impl S3Error {
     }
 }
 
+/// The limits of every S3 request a [`Bucket`] sends, so a blackholed or stalled endpoint fails
+/// a reconcile or a run with an error instead of hanging it (and shutdown with it).
+///
+/// Requests are retried by the SDK's standard retry strategy (throttling, 5xx, timeouts and
+/// transport errors; exponential backoff with jitter) up to `max_attempts` in all. A body that
+/// stops moving mid-transfer is cut by the SDK's stalled-stream protection (on by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Limits {
+    /// TCP and TLS connect timeout. Default 10 s.
+    pub connect: Duration,
+    /// One attempt of a small request (HeadBucket, manifests, listing, deletion, multipart
+    /// create/complete/abort), answer included. Default 30 s.
+    pub attempt: Duration,
+    /// One attempt of a data request (`UploadPart` with its body; `GetObject` until the body
+    /// starts). Default 5 min: a 512 MiB part (the largest) at about 2 MiB/s.
+    pub data_attempt: Duration,
+    /// Attempts of every request, the first included. Default 3.
+    pub max_attempts: u32,
+}
+
+impl Default for S3Limits {
+    fn default() -> Self {
+        S3Limits {
+            connect: Duration::from_secs(10),
+            attempt: Duration::from_secs(30),
+            data_attempt: Duration::from_secs(300),
+            max_attempts: 3,
+        }
+    }
+}
+
+impl S3Limits {
+    fn timeouts(&self, attempt: Duration) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(attempt * self.max_attempts.max(1) + self.connect)
+            .build()
+    }
+}
+
 /// A client bound to one bucket and prefix.
 #[derive(Clone)]
 pub struct Bucket {
+    /// Small requests ([`S3Limits::attempt`]).
     client: Client,
+    /// `UploadPart` and `GetObject` ([`S3Limits::data_attempt`]).
+    data: Client,
     location: S3Location,
 }
 
@@ -156,8 +219,17 @@ pub struct UploadedPart {
 impl Bucket {
     /// Builds a client for `location`. With `credentials` the static key is used; without, the
     /// AWS default chain (environment, web identity / IRSA, ECS, instance metadata) of the
-    /// controller's pod. No request is sent.
+    /// controller's pod. Default [`S3Limits`]. No request is sent.
     pub async fn connect(location: S3Location, credentials: Option<StaticCredentials>) -> Self {
+        Self::connect_with(location, credentials, S3Limits::default()).await
+    }
+
+    /// [`Self::connect`] with explicit request limits.
+    pub async fn connect_with(
+        location: S3Location,
+        credentials: Option<StaticCredentials>,
+        limits: S3Limits,
+    ) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(location.region.clone()));
         if let Some(c) = credentials {
@@ -170,13 +242,23 @@ impl Bucket {
             ));
         }
         let sdk = loader.load().await;
-        let mut config =
-            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(location.force_path_style);
+        let mut config = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(location.force_path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(limits.max_attempts.max(1)));
         if let Some(endpoint) = &location.endpoint {
             config = config.endpoint_url(endpoint);
         }
+        let client = |attempt| {
+            Client::from_conf(
+                config
+                    .clone()
+                    .timeout_config(limits.timeouts(attempt))
+                    .build(),
+            )
+        };
         Bucket {
-            client: Client::from_conf(config.build()),
+            client: client(limits.attempt),
+            data: client(limits.data_attempt),
             location,
         }
     }
@@ -238,7 +320,7 @@ impl Bucket {
         body: Bytes,
     ) -> Result<UploadedPart, S3Error> {
         let out = self
-            .client
+            .data
             .upload_part()
             .bucket(&self.location.bucket)
             .key(key)
@@ -399,7 +481,7 @@ impl Bucket {
         key: &str,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes, S3Error>>), S3Error> {
         let out = self
-            .client
+            .data
             .get_object()
             .bucket(&self.location.bucket)
             .key(key)

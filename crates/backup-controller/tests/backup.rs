@@ -142,6 +142,7 @@ async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
 fn process(api: &FakeApiServer, rewrites: Arc<BTreeMap<String, Url>>) -> Arc<Context> {
     let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")), "img");
     ctx.wait_requeue = Duration::from_millis(100);
+    ctx.retry_backoff = Duration::from_millis(10);
     ctx.rewrite = Some(Arc::new(move |url: &Url| {
         url.host_str()
             .and_then(|h| rewrites.get(h))
@@ -408,7 +409,7 @@ async fn restore_falls_back_to_upload_when_qdrant_cannot_download() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_failing_mid_upload_leaves_no_parts_and_fails() {
+async fn s3_failing_mid_upload_every_attempt_leaves_no_parts_and_fails_after_three() {
     let source = FakeCluster::start(3).await;
     let target = FakeCluster::start(2).await;
     seed(&source).await;
@@ -430,10 +431,27 @@ async fn s3_failing_mid_upload_leaves_no_parts_and_fails() {
     );
     let status = env.run_backup("faulty").await.status.unwrap();
     assert_eq!(status.phase, BackupPhase::Failed);
-    let message = status.message.unwrap();
+    let message = status.message.clone().unwrap();
     assert!(
-        message.contains("UploadPart") && message.contains("InternalError"),
+        message.contains("UploadPart")
+            && message.contains("InternalError")
+            && message.ends_with("(attempt 3 of 3; giving up)"),
         "{message}"
+    );
+    // Each attempt is in status, and the retries were announced (the event recorder folds
+    // repeats of one reason into one event series).
+    let failed: Vec<(u32, &str)> = status
+        .failed_attempts
+        .iter()
+        .map(|f| (f.attempt, f.reason.as_str()))
+        .collect();
+    assert_eq!(failed, [(1, "S3Error"), (2, "S3Error"), (3, "S3Error")]);
+    let events = env.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Retrying attempt 1 failed (S3Error: ")),
+        "{events:?}"
     );
     assert!(status.manifest_key.is_none());
     assert!(
@@ -454,30 +472,51 @@ async fn s3_failing_mid_upload_leaves_no_parts_and_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn qdrant_failing_mid_download_leaves_nothing_and_fails() {
+async fn a_download_cut_off_is_retried_as_a_new_attempt_that_succeeds() {
     let source = FakeCluster::start(3).await;
     let target = FakeCluster::start(2).await;
     seed(&source).await;
     source.main.set_snapshot_padding(8 * 1024 * 1024);
-    for fake in std::iter::once(&source.main).chain(source.views.iter()) {
-        fake.fail_download_after(6 * 1024 * 1024);
-    }
+    // Peer 1's next download breaks off (attempt 1 meets it; attempt 2 does not).
+    source.main.fail_download_after(6 * 1024 * 1024);
     let env = env(&source, &target).await;
     env.backup(
         "cut",
         json!({"cluster": {"name": "demo"}, "storage": env.storage(), "upload": {"partSizeMiB": 5}}),
     );
     let status = env.run_backup("cut").await.status.unwrap();
-    assert_eq!(status.phase, BackupPhase::Failed);
-    let reason = &status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .reason;
-    assert_eq!(reason, "SnapshotDownloadFailed", "{:?}", status.message);
+    assert_eq!(status.phase, BackupPhase::Succeeded, "{:?}", status.message);
+    assert_eq!(status.attempt, 2);
+    assert_eq!(status.failed_attempts.len(), 1);
+    let failed = &status.failed_attempts[0];
+    assert_eq!(
+        (failed.attempt, failed.reason.as_str()),
+        (1, "SnapshotDownloadFailed")
+    );
+    assert!(
+        failed
+            .message
+            .contains("downloading the snapshot of collection docs shard"),
+        "{}",
+        failed.message
+    );
+    let events = env.events();
+    assert!(
+        events.iter().any(
+            |e| e.starts_with("Retrying attempt 1 failed (SnapshotDownloadFailed: ")
+                && e.contains("attempt 2 starts in 0 s")
+        ),
+        "{events:?}"
+    );
+    // Nothing of attempt 1 is left: no open upload, only attempt 2's objects.
     assert!(env.uploads().await.is_empty());
-    assert!(env.objects().await.is_empty());
+    let keys: Vec<String> = env.objects().await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("qdrant/db/cut/uid-cut--2/")),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use crate::{
         self, BackupIdentity, MANIFEST_FILE, Manifest, ManifestCollection, ManifestShard,
         SnapshotKind,
     },
-    s3::Bucket,
+    s3::{Bucket, S3Error},
     upload::{UploadError, UploadSettings, Uploaded, upload_stream},
 };
 
@@ -69,17 +69,41 @@ pub struct BackupFailure {
     pub reason: &'static str,
     /// What failed, naming the collection, shard, peer or object.
     pub message: String,
+    /// Whether a new attempt may succeed: Qdrant or S3 unreachable, timing out or answering
+    /// 5xx/429 (after each request's own retries), a download cut off, a size or checksum
+    /// mismatch. False for what needs the user (a missing collection, refused credentials).
+    pub transient: bool,
 }
 
+/// A failure that another attempt cannot fix.
 fn fail(reason: &'static str, message: impl Into<String>) -> BackupFailure {
     BackupFailure {
         reason,
         message: message.into(),
+        transient: false,
+    }
+}
+
+/// A failure that another attempt may not meet.
+fn transient(reason: &'static str, message: impl Into<String>) -> BackupFailure {
+    BackupFailure {
+        transient: true,
+        ..fail(reason, message)
     }
 }
 
 fn qdrant(what: &str, e: QdrantError) -> BackupFailure {
-    fail("QdrantError", format!("{what}: {e}"))
+    BackupFailure {
+        transient: e.is_transient(),
+        ..fail("QdrantError", format!("{what}: {e}"))
+    }
+}
+
+fn s3(e: &S3Error, message: String) -> BackupFailure {
+    BackupFailure {
+        transient: e.is_transient(),
+        ..fail("S3Error", message)
+    }
 }
 
 /// For each shard, the peer to snapshot it on: an `Active` replica, spreading the work over
@@ -249,7 +273,7 @@ async fn run_inner(
     bucket
         .put_object(&manifest_key, Bytes::from(body), "application/json")
         .await
-        .map_err(|e| fail("S3Error", e.to_string()))?;
+        .map_err(|e| s3(&e, e.to_string()))?;
     Ok(BackupOutcome {
         manifest,
         manifest_key,
@@ -316,7 +340,7 @@ async fn snapshot_one(
     }
     let uploaded = uploaded?;
     if uploaded.size != desc.size {
-        return Err(fail(
+        return Err(transient(
             "ChecksumMismatch",
             format!(
                 "{what}: Qdrant reported a {} byte snapshot, {} bytes were uploaded",
@@ -327,7 +351,7 @@ async fn snapshot_one(
     if let Some(expected) = &desc.checksum
         && !expected.eq_ignore_ascii_case(&uploaded.sha256)
     {
-        return Err(fail(
+        return Err(transient(
             "ChecksumMismatch",
             format!(
                 "{what}: SHA-256 of the uploaded bytes is {}, Qdrant reported {expected}",
@@ -390,8 +414,9 @@ pub async fn stream_snapshot(
                 .await
         }
     }
-    .map_err(|e| {
-        fail(
+    .map_err(|e| BackupFailure {
+        transient: e.is_transient(),
+        ..fail(
             "SnapshotDownloadFailed",
             format!("downloading the snapshot of {what}: {e}"),
         )
@@ -400,11 +425,18 @@ pub async fn stream_snapshot(
     upload_stream(bucket, key, download.stream, expected, settings, cancel)
         .await
         .map_err(|e| match e {
-            UploadError::Source { .. } => fail(
+            UploadError::Source { .. } => transient(
                 "SnapshotDownloadFailed",
                 format!("downloading the snapshot of {what}: {e}"),
             ),
             UploadError::Cancelled => fail("Cancelled", "the backup was cancelled"),
+            UploadError::S3(s3_error) => s3(
+                &s3_error,
+                format!("uploading the snapshot of {what}: {s3_error}"),
+            ),
+            UploadError::SizeMismatch { .. } => {
+                transient("S3Error", format!("uploading the snapshot of {what}: {e}"))
+            }
             e => fail("S3Error", format!("uploading the snapshot of {what}: {e}")),
         })
 }
