@@ -1,10 +1,12 @@
 //! One reconcile of a QdrantCollection, as a named pipeline:
-//! validate -> dereference -> build -> diff -> apply -> update status.
+//! validate -> dereference -> claim ([`crate::ownership`]) -> build -> diff -> apply -> update
+//! status.
 //!
-//! Validate, build and diff never touch the network. A resync of a collection that matches
-//! its spec sends one read to Qdrant (two when the spec manages aliases) and no write, and
-//! leaves the status untouched. Deletion runs through the finalizer
-//! [`crate::FINALIZER`] and honours `deletionPolicy`.
+//! Validate, claim, build and diff never touch the network. A resync of a collection that
+//! matches its spec sends one read to Qdrant (two when aliases are declared) and no write,
+//! and leaves the status untouched. A collection owned by another object is read, never
+//! written. Deletion runs through the finalizer [`crate::FINALIZER`] and honours
+//! `deletionPolicy`, for a collection this object owns only.
 
 use std::{sync::Arc, time::Duration};
 
