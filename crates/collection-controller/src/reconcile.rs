@@ -298,6 +298,7 @@ async fn sync_collection(
     if during != desired {
         let body = serde_json::json!({"metadata": ownership::mark(&me, &desired)});
         client.update_collection(&name, &body).await?;
+        wrote = true;
     }
     if d.needs_writes() {
         wrote = true;
