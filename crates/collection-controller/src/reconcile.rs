@@ -21,8 +21,9 @@ use reconcile_lib::{
     context::{Shared, object_key},
     error::{Error, Result},
     metrics::Metrics,
-    qdrant::{QdrantClient, QdrantError},
+    qdrant::{CollectionInfo, QdrantClient, QdrantError},
 };
+use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::{
@@ -227,6 +228,7 @@ async fn sync_collection(
                     .ok_or_else(|| QdrantError::NotFound {
                         message: format!("collection {name} vanished right after it was created"),
                     })?;
+            kept_the_mark(&name, &info, &me)?;
             (info, Some(desired.clone()))
         }
     };
@@ -312,6 +314,9 @@ async fn sync_collection(
     if (update.is_some() || d.needs_writes())
         && let Some(fresh) = client.collection_info(&name).await?
     {
+        if adopting {
+            kept_the_mark(&name, &fresh, &me)?;
+        }
         info = fresh;
     }
     let first_drift =
@@ -341,6 +346,29 @@ async fn sync_collection(
         wrote,
         aliases: qcol.spec.aliases.clone(),
         payload_indexes,
+    })
+}
+
+/// Checks that Qdrant kept the owner mark just written (a Qdrant without collection
+/// metadata drops it silently, and would be re-adopted at every resync and never deleted).
+///
+/// # Errors
+/// `UnexpectedResponse` (permanent) naming the metadata key when the mark is not there.
+fn kept_the_mark(name: &str, info: &CollectionInfo, me: &Owner) -> Result<(), QdrantError> {
+    if matches!(ownership::claim(&info.config, me), Claim::Ours(_)) {
+        return Ok(());
+    }
+    Err(QdrantError::UnexpectedResponse {
+        status: 200,
+        detail: format!(
+            "collection {name} does not keep the owner mark {} in its metadata (collection \
+             metadata needs a Qdrant that supports it, such as 1.18)",
+            ownership::OWNER_KEY
+        ),
+        body: info
+            .config
+            .get("metadata")
+            .map_or_else(|| "no metadata".into(), Value::to_string),
     })
 }
 
