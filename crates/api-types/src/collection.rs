@@ -119,21 +119,25 @@ pub struct QdrantCollectionSpec {
     /// Strict mode: limits on queries and writes. Changeable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_mode_config: Option<StrictModeConfig>,
-    /// Payload indexes, matched when any are listed (or were listed before): missing ones are
-    /// created, changed ones recreated, and indexes not listed are deleted. With none listed,
-    /// indexes the application created are left alone.
+    /// Payload indexes: missing ones are created and changed ones recreated. An index is
+    /// deleted only when this object listed it before and no longer does (the operator
+    /// records what it declared in the collection's Qdrant metadata, key
+    /// `qdrant.operator.dev/declared`); indexes created outside the operator are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["field"]))]
     pub payload_indexes: Vec<PayloadIndex>,
     /// Aliases pointing at this collection, matched in one atomic request: missing ones are
-    /// created, one pointing at another collection is moved here, and aliases of this
-    /// collection not listed are removed. With no aliases listed (now or before), aliases
-    /// are left alone.
+    /// created and one pointing at another collection is moved here. An alias is removed only
+    /// when this object listed it before and no longer does (recorded in the collection's
+    /// Qdrant metadata); aliases created outside the operator are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub aliases: Vec<String>,
-    /// What deleting this object does to the collection: Retain (default) keeps it in Qdrant;
-    /// Delete deletes the collection and its data.
+    /// What deleting this object does to the collection: Retain (default) keeps it in Qdrant
+    /// (and removes this object's owner mark from its metadata); Delete deletes the collection
+    /// and its data, but only when this object owns it (metadata key
+    /// `qdrant.operator.dev/owner` holds its uid): a collection owned by another object, or
+    /// never marked, is left in Qdrant.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -566,7 +570,8 @@ pub struct QdrantCollectionStatus {
     /// Lifecycle phase, for humans.
     #[serde(default)]
     pub phase: CollectionPhase,
-    /// Conditions: Ready, Synced, ConfigDrift, Paused.
+    /// Conditions: Ready, Synced, ConfigDrift, Paused. Ready and Synced are False with reason
+    /// `OwnedByAnotherObject` when the collection in Qdrant is owned by another QdrantCollection.
     #[serde(default)]
     #[schemars(schema_with = "crate::conditions::conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -585,12 +590,12 @@ pub struct QdrantCollectionStatus {
     /// Segments of the collection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments_count: Option<u64>,
-    /// Payload index fields the operator manages (those last applied from the spec). When the
-    /// spec lists none and none were managed, indexes are left alone.
+    /// Payload index fields of the spec last applied. What deletions go by is the record in
+    /// the collection's Qdrant metadata (`qdrant.operator.dev/declared`), not this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload_indexes: Vec<String>,
-    /// Aliases the operator manages for this collection (those last applied from the spec).
-    /// When the spec lists none and none were managed, aliases are not read at all.
+    /// Aliases of the spec last applied. What deletions go by is the record in the
+    /// collection's Qdrant metadata (`qdrant.operator.dev/declared`), not this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
     /// Fields that differ from the spec and cannot change in place.

@@ -12,6 +12,11 @@
 //!   (`PUT /collections/{name}/index`);
 //! - the actions of one `POST /collections/aliases`.
 //!
+//! Deletions are limited to what the object declared before ([`Actual::declared`], the
+//! record in the collection's metadata, see [`crate::ownership`]): an index or alias is
+//! deleted only when it was declared before and the spec no longer lists it. Indexes and
+//! aliases created outside the operator are never deleted, whatever the spec lists.
+//!
 //! Rules:
 //! - Only what the spec sets is compared. An unset field means "whatever Qdrant has", so
 //!   removing a setting from the spec (say `quantizationConfig`) is not a change: Qdrant keeps
@@ -42,7 +47,7 @@ use api_types::collection::{
 };
 use serde_json::{Map, Number, Value};
 
-use crate::build;
+use crate::{build, ownership::Declared};
 
 /// What Qdrant has, as it returned it.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +62,10 @@ pub struct Actual<'a> {
     pub payload_schema: &'a BTreeMap<String, Value>,
     /// Every alias in Qdrant as `(alias_name, collection_name)`, from `GET /aliases`.
     pub aliases: &'a [(String, String)],
+    /// The payload indexes and aliases this object declared before (the
+    /// `qdrant.operator.dev/declared` metadata of a collection it owns; empty for one it
+    /// creates or adopts now): the only ones a diff may delete.
+    pub declared: &'a Declared,
 }
 
 /// The writes that bring Qdrant in line with the spec, and what cannot be brought in line.
@@ -75,14 +84,15 @@ pub struct Diff {
     /// `PUT /collections/{name}/index`, sorted by field name.
     pub create_indexes: Vec<(String, Value)>,
     /// Payload indexes to delete with `DELETE /collections/{name}/index/{field}`, sorted:
-    /// those not in the spec, and those whose type or params changed (these are also in
-    /// `create_indexes`; delete first).
+    /// those declared before and no longer in the spec, and those of the spec whose type or
+    /// params changed (these are also in `create_indexes`; delete first).
     pub delete_indexes: Vec<String>,
     /// Actions of one `POST /collections/aliases` (`{"actions": [...]}`): `{"delete_alias":
-    /// {"alias_name"}}` for aliases of this collection the spec no longer lists, then per
+    /// {"alias_name"}}` for aliases of this collection declared before that the spec no longer
+    /// lists, then per
     /// spec alias in name order either `{"create_alias": {"collection_name", "alias_name"}}`
     /// or, for an alias pointing at another collection, `delete_alias` then `create_alias`.
-    /// Aliases of other collections that the spec does not name are left alone.
+    /// Aliases the spec does not name and did not declare before are left alone.
     pub alias_actions: Vec<Value>,
 }
 
@@ -164,14 +174,22 @@ pub fn diff(spec: &QdrantCollectionSpec, collection_name: &str, actual: &Actual)
     }
 
     drift.sort_by(|a, b| a.field.cmp(&b.field));
-    let (create_indexes, delete_indexes) =
-        payload_indexes(&spec.payload_indexes, actual.payload_schema);
+    let (create_indexes, delete_indexes) = payload_indexes(
+        &spec.payload_indexes,
+        actual.payload_schema,
+        actual.declared,
+    );
     Diff {
         update: (!update.is_empty()).then_some(Value::Object(update)),
         drift,
         create_indexes,
         delete_indexes,
-        alias_actions: alias_actions(&spec.aliases, collection_name, actual.aliases),
+        alias_actions: alias_actions(
+            &spec.aliases,
+            collection_name,
+            actual.aliases,
+            actual.declared,
+        ),
     }
 }
 
@@ -511,12 +529,14 @@ fn collection_params(
     insert_nonempty(update, "params", changed);
 }
 
-/// `(create, delete)`: spec indexes missing or different in Qdrant are created; Qdrant
-/// indexes not in the spec or different are deleted. The first spec entry of a field wins
-/// (validation refuses duplicates).
+/// `(create, delete)`: spec indexes missing or different in Qdrant are created (a different
+/// one is deleted first); Qdrant indexes declared before and no longer in the spec are
+/// deleted; the others are left alone. The first spec entry of a field wins (validation
+/// refuses duplicates).
 fn payload_indexes(
     spec: &[PayloadIndex],
     actual: &BTreeMap<String, Value>,
+    declared: &Declared,
 ) -> (Vec<(String, Value)>, Vec<String>) {
     let mut desired: BTreeMap<&str, &PayloadIndex> = BTreeMap::new();
     for idx in spec {
@@ -535,7 +555,7 @@ fn payload_indexes(
         }
     }
     for name in actual.keys() {
-        if !desired.contains_key(name.as_str()) {
+        if !desired.contains_key(name.as_str()) && declared.payload_indexes.contains(name) {
             delete.push(name.clone());
         }
     }
@@ -567,7 +587,12 @@ fn normalized_index_params(kind: &str, params: Option<&Value>) -> Value {
     Value::Object(obj)
 }
 
-fn alias_actions(spec: &[String], collection: &str, actual: &[(String, String)]) -> Vec<Value> {
+fn alias_actions(
+    spec: &[String],
+    collection: &str,
+    actual: &[(String, String)],
+    declared: &Declared,
+) -> Vec<Value> {
     let desired: BTreeSet<&str> = spec.iter().map(String::as_str).collect();
     let current: BTreeMap<&str, &str> = actual
         .iter()
@@ -575,7 +600,7 @@ fn alias_actions(spec: &[String], collection: &str, actual: &[(String, String)])
         .collect();
     let mut actions = vec![];
     for (alias, coll) in &current {
-        if *coll == collection && !desired.contains(alias) {
+        if *coll == collection && !desired.contains(alias) && declared.aliases.contains(*alias) {
             actions.push(delete_alias(alias));
         }
     }

@@ -5,11 +5,16 @@
 //! with which key: [`dereference`]) -> build the desired Qdrant requests (pure, [`build`]) ->
 //! compare with what Qdrant has ([`diff`], pure) -> apply (REST calls) -> update status
 //! ([`status`]). Deletion goes through a finalizer and honours `deletionPolicy`.
+//!
+//! Each collection records its owning QdrantCollection and what that object declared in its
+//! Qdrant metadata ([`ownership`]): a collection owned by another object is never written to
+//! nor deleted, and only declared indexes and aliases are ever deleted.
 
 pub mod build;
 pub mod controller;
 pub mod dereference;
 pub mod diff;
+pub mod ownership;
 pub mod reconcile;
 pub mod status;
 

@@ -1,10 +1,12 @@
 //! One reconcile of a QdrantCollection, as a named pipeline:
-//! validate -> dereference -> build -> diff -> apply -> update status.
+//! validate -> dereference -> claim ([`crate::ownership`]) -> build -> diff -> apply -> update
+//! status.
 //!
-//! Validate, build and diff never touch the network. A resync of a collection that matches
-//! its spec sends one read to Qdrant (two when the spec manages aliases) and no write, and
-//! leaves the status untouched. Deletion runs through the finalizer
-//! [`crate::FINALIZER`] and honours `deletionPolicy`.
+//! Validate, claim, build and diff never touch the network. A resync of a collection that
+//! matches its spec sends one read to Qdrant (two when aliases are declared) and no write,
+//! and leaves the status untouched. A collection owned by another object is read, never
+//! written. Deletion runs through the finalizer [`crate::FINALIZER`] and honours
+//! `deletionPolicy`, for a collection this object owns only.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,14 +21,16 @@ use reconcile_lib::{
     context::{Shared, object_key},
     error::{Error, Result},
     metrics::Metrics,
-    qdrant::{QdrantClient, QdrantError},
+    qdrant::{CollectionInfo, QdrantClient, QdrantError},
 };
+use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::{
     build,
     dereference::{self, EndpointRewrite, Target},
     diff::{self, Actual},
+    ownership::{self, Claim, Declared, Owner},
     status::{self, Outcome},
 };
 
@@ -95,6 +99,14 @@ async fn write_status(qcol: &QdrantCollection, ctx: &Context, outcome: &Outcome)
     Ok(())
 }
 
+/// True when the status's Ready condition already carries `message` (an event for it was sent).
+fn ready_message_is(qcol: &QdrantCollection, message: &str) -> bool {
+    qcol.status.as_ref().is_some_and(|s| {
+        api_types::conditions::find_condition(&s.conditions, status::types::READY)
+            .is_some_and(|c| c.message == message)
+    })
+}
+
 async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     if is_paused(&qcol.metadata) {
         write_status(qcol, ctx, &Outcome::Paused).await?;
@@ -103,10 +115,7 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     let default_name = qcol.name_any();
     if let Err(e) = validate_collection(&qcol.spec, qcol.spec.name_in_qdrant(&default_name)) {
         let msg = e.to_string();
-        let already = qcol.status.as_ref().is_some_and(|s| {
-            api_types::conditions::find_condition(&s.conditions, status::types::READY)
-                .is_some_and(|c| c.message == msg)
-        });
+        let already = ready_message_is(qcol, &msg);
         write_status(qcol, ctx, &Outcome::Invalid(msg.clone())).await?;
         if !already {
             ctx.shared
@@ -116,14 +125,7 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         }
         return Ok(Action::requeue(ctx.resync));
     }
-    let client = match dereference::resolve(
-        qcol,
-        ctx.shared.applier.client(),
-        ctx.qdrant_timeout,
-        ctx.rewrite.as_ref(),
-    )
-    .await?
-    {
+    let client = match resolve(qcol, ctx).await? {
         Target::Ready(c) => c,
         Target::Waiting {
             reason, message, ..
@@ -142,6 +144,17 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     };
     match sync_collection(qcol, ctx, &client).await {
         Ok(outcome) => {
+            if let Outcome::OwnedByAnotherObject { name, owner } = &outcome {
+                // Warn once per owner, not at every resync.
+                let msg = status::owned_elsewhere(name, owner);
+                if !ready_message_is(qcol, &msg) {
+                    warn!(collection = %object_key(qcol), %name, %owner, "owned by another object");
+                    ctx.shared
+                        .events
+                        .warning(qcol, status::OWNED_BY_ANOTHER_OBJECT, "Sync", msg)
+                        .await;
+                }
+            }
             write_status(qcol, ctx, &outcome).await?;
             Ok(Action::requeue(ctx.resync))
         }
@@ -162,9 +175,14 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     }
 }
 
-/// Creates the collection when missing, then converges settings, payload indexes and
-/// aliases. Calls `GET /collections/{name}`, `GET /aliases` (only when aliases are managed),
-/// and only the writes the diff asks for.
+/// Creates the collection when missing (marked as owned by `qcol`), adopts an unmarked one,
+/// refuses one marked by another object ([`Outcome::OwnedByAnotherObject`], no write), then
+/// converges settings, payload indexes and aliases. Calls `GET /collections/{name}`, `GET
+/// /aliases` (only when aliases are declared now or were before), and only the writes the
+/// diff asks for. The declared record ([`ownership::DECLARED_KEY`]) is widened before any
+/// index or alias write (in the same `PATCH` as the settings) and narrowed to the spec after
+/// the deletions succeeded, so nothing the operator created is ever unrecorded while it
+/// exists.
 async fn sync_collection(
     qcol: &QdrantCollection,
     ctx: &Context,
@@ -172,13 +190,26 @@ async fn sync_collection(
 ) -> Result<Outcome, QdrantError> {
     let default_name = qcol.name_any();
     let name = qcol.spec.name_in_qdrant(&default_name).to_string();
+    let Some(me) = Owner::of(qcol) else {
+        return Ok(Outcome::Invalid(
+            "metadata.uid is missing: the owner of a collection is recorded by uid".into(),
+        ));
+    };
+    let desired = Declared::of(&qcol.spec);
     let mut wrote = false;
-    let mut info = match client.collection_info(&name).await? {
-        Some(info) => info,
+    let mut changes = vec![];
+    // What the collection's record says this object declared, and whether it must be
+    // (re)marked; `None` for a collection adopted now (nothing declared before).
+    let (mut info, recorded) = match client.collection_info(&name).await? {
+        Some(info) => match ownership::claim(&info.config, &me) {
+            Claim::Ours(declared) => (info, Some(declared)),
+            Claim::Unmarked => (info, None),
+            Claim::Foreign(owner) => return Ok(Outcome::OwnedByAnotherObject { name, owner }),
+        },
         None => {
-            client
-                .create_collection(&name, &build::create_request(&qcol.spec))
-                .await?;
+            let mut body = build::create_request(&qcol.spec);
+            body["metadata"] = ownership::mark(&me, &desired);
+            client.create_collection(&name, &body).await?;
             wrote = true;
             info!(collection = %object_key(qcol), %name, "collection created");
             ctx.shared
@@ -187,76 +218,91 @@ async fn sync_collection(
                     qcol,
                     "CollectionCreated",
                     "Create",
-                    format!("created collection {name} in Qdrant"),
+                    format!("created collection {name} in Qdrant, marked as owned by {me}"),
                 )
                 .await;
-            client
-                .collection_info(&name)
-                .await?
-                .ok_or_else(|| QdrantError::NotFound {
-                    message: format!("collection {name} vanished right after it was created"),
-                })?
+            let info =
+                client
+                    .collection_info(&name)
+                    .await?
+                    .ok_or_else(|| QdrantError::NotFound {
+                        message: format!("collection {name} vanished right after it was created"),
+                    })?;
+            kept_the_mark(&name, &info, &me)?;
+            (info, Some(desired.clone()))
         }
     };
+    let adopting = recorded.is_none();
+    let before = recorded.clone().unwrap_or_default();
+    // Recorded while the writes run: what was declared before and what is declared now.
+    let during = before.union(&desired);
 
-    let managed_before = qcol
-        .status
-        .as_ref()
-        .map(|s| s.aliases.clone())
-        .unwrap_or_default();
-    let manage_aliases = !qcol.spec.aliases.is_empty() || !managed_before.is_empty();
-    let aliases: Vec<(String, String)> = if manage_aliases {
+    let aliases: Vec<(String, String)> = if during.aliases.is_empty() {
+        vec![]
+    } else {
         client
             .list_aliases()
             .await?
             .into_iter()
             .map(|a| (a.alias_name, a.collection_name))
             .collect()
-    } else {
-        vec![]
-    };
-    // Payload indexes follow the same rule: matched only when declared now or before, so
-    // adopting a collection never drops the indexes its application created.
-    let indexes_before = qcol
-        .status
-        .as_ref()
-        .map(|s| s.payload_indexes.clone())
-        .unwrap_or_default();
-    let manage_indexes = !qcol.spec.payload_indexes.is_empty() || !indexes_before.is_empty();
-    let unmanaged = std::collections::BTreeMap::new();
-    let payload_schema = if manage_indexes {
-        &info.payload_schema
-    } else {
-        &unmanaged
     };
     let d = diff::diff(
         &qcol.spec,
         &name,
         &Actual {
             config: &info.config,
-            payload_schema,
+            payload_schema: &info.payload_schema,
             aliases: &aliases,
+            declared: &before,
         },
     );
 
-    if d.needs_writes() {
-        let mut changes = vec![];
-        if let Some(update) = &d.update {
-            client.update_collection(&name, update).await?;
+    let mut update = d.update.clone();
+    if recorded.as_ref() != Some(&during) {
+        let body = update.get_or_insert_with(|| serde_json::json!({}));
+        body["metadata"] = ownership::mark(&me, &during);
+    }
+    if let Some(update) = &update {
+        client.update_collection(&name, update).await?;
+        wrote = true;
+        if d.update.is_some() {
             changes.push("settings updated".to_string());
         }
-        for field in &d.delete_indexes {
-            client.delete_payload_index(&name, field).await?;
-            changes.push(format!("index {field} deleted"));
+        if adopting {
+            info!(collection = %object_key(qcol), %name, "collection adopted");
+            ctx.shared
+                .events
+                .normal(
+                    qcol,
+                    "CollectionAdopted",
+                    "Adopt",
+                    format!(
+                        "collection {name} existed in Qdrant without an owner: adopted, marked \
+                         as owned by {me}; its indexes and aliases the spec does not list stay"
+                    ),
+                )
+                .await;
         }
-        for (field, schema) in &d.create_indexes {
-            client.create_payload_index(&name, field, schema).await?;
-            changes.push(format!("index {field} created"));
-        }
-        if !d.alias_actions.is_empty() {
-            client.update_aliases(&d.alias_actions).await?;
-            changes.push("aliases updated".to_string());
-        }
+    }
+    for field in &d.delete_indexes {
+        client.delete_payload_index(&name, field).await?;
+        changes.push(format!("index {field} deleted"));
+    }
+    for (field, schema) in &d.create_indexes {
+        client.create_payload_index(&name, field, schema).await?;
+        changes.push(format!("index {field} created"));
+    }
+    if !d.alias_actions.is_empty() {
+        client.update_aliases(&d.alias_actions).await?;
+        changes.push("aliases updated".to_string());
+    }
+    if during != desired {
+        let body = serde_json::json!({"metadata": ownership::mark(&me, &desired)});
+        client.update_collection(&name, &body).await?;
+        wrote = true;
+    }
+    if d.needs_writes() {
         wrote = true;
         let summary = changes.join(", ");
         info!(collection = %object_key(qcol), %name, %summary, "synced");
@@ -264,9 +310,14 @@ async fn sync_collection(
             .events
             .normal(qcol, "CollectionSynced", "Sync", summary)
             .await;
-        if let Some(fresh) = client.collection_info(&name).await? {
-            info = fresh;
+    }
+    if (update.is_some() || d.needs_writes())
+        && let Some(fresh) = client.collection_info(&name).await?
+    {
+        if adopting {
+            kept_the_mark(&name, &fresh, &me)?;
         }
+        info = fresh;
     }
     let first_drift =
         !d.drift.is_empty() && qcol.status.as_ref().is_none_or(|s| s.drift != d.drift);
@@ -298,22 +349,59 @@ async fn sync_collection(
     })
 }
 
-/// Deletion: Retain leaves the collection; Delete deletes it. A Qdrant that cannot be
-/// reached is retried with backoff until `deletion_timeout` after the deletion request (or at
-/// once when the QdrantCluster itself is gone); then the finalizer is removed anyway with a
-/// Warning event, leaving the collection in place.
+/// Checks that Qdrant kept the owner mark just written (a Qdrant without collection
+/// metadata drops it silently, and would be re-adopted at every resync and never deleted).
+///
+/// # Errors
+/// `UnexpectedResponse` (permanent) naming the metadata key when the mark is not there.
+fn kept_the_mark(name: &str, info: &CollectionInfo, me: &Owner) -> Result<(), QdrantError> {
+    if matches!(ownership::claim(&info.config, me), Claim::Ours(_)) {
+        return Ok(());
+    }
+    Err(QdrantError::UnexpectedResponse {
+        status: 200,
+        detail: format!(
+            "collection {name} does not keep the owner mark {} in its metadata (collection \
+             metadata needs a Qdrant that supports it, such as 1.18)",
+            ownership::OWNER_KEY
+        ),
+        body: info
+            .config
+            .get("metadata")
+            .map_or_else(|| "no metadata".into(), Value::to_string),
+    })
+}
+
+/// Deletion. Only a collection marked as owned by this object ([`ownership::OWNER_KEY`]) is
+/// touched. Retain leaves the collection and removes the mark (`PATCH /collections/{name}`
+/// `{"metadata": {owner: null, declared: null}}`, one try), so another QdrantCollection can
+/// adopt it later. Delete reads the collection (`GET /collections/{name}`) and deletes it
+/// (`DELETE /collections/{name}`) only when this object owns it: one owned by another
+/// object, or without a mark, stays in Qdrant (Warning event `CollectionNotDeleted` naming
+/// the owner) and the finalizer is removed all the same. A Qdrant that cannot be reached is
+/// retried with backoff until `deletion_timeout` after the deletion request (or at once when
+/// the QdrantCluster itself is gone); then the finalizer is removed anyway with a Warning
+/// event, leaving the collection in place.
 async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
     let default_name = qcol.name_any();
     let name = qcol.spec.name_in_qdrant(&default_name).to_string();
     if qcol.spec.deletion_policy == DeletionPolicy::Retain {
+        let note = match release(qcol, ctx, &name).await {
+            Ok(true) => format!(
+                "deletionPolicy Retain: collection {name} stays in Qdrant; its owner mark was \
+                 removed, so another QdrantCollection can adopt it"
+            ),
+            Ok(false) => format!("deletionPolicy Retain: collection {name} stays in Qdrant"),
+            Err(why) => format!(
+                "deletionPolicy Retain: collection {name} stays in Qdrant, still marked as owned \
+                 by this object ({why}); another QdrantCollection is refused it until its \
+                 metadata key {key} is removed",
+                key = ownership::OWNER_KEY
+            ),
+        };
         ctx.shared
             .events
-            .normal(
-                qcol,
-                "CollectionRetained",
-                "Delete",
-                format!("deletionPolicy Retain: collection {name} stays in Qdrant"),
-            )
+            .normal(qcol, "CollectionRetained", "Delete", note)
             .await;
         return Ok(Action::await_change());
     }
@@ -322,14 +410,7 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         let age = jiff::Timestamp::now().duration_since(t.0);
         age.as_secs_f64() >= ctx.deletion_timeout.as_secs_f64()
     });
-    let target = match dereference::resolve(
-        qcol,
-        ctx.shared.applier.client(),
-        ctx.qdrant_timeout,
-        ctx.rewrite.as_ref(),
-    )
-    .await
-    {
+    let target = match resolve(qcol, ctx).await {
         Ok(t) => t,
         Err(e) if overdue => return give_up(qcol, ctx, &name, e.to_string()).await,
         Err(e) => return Err(e),
@@ -346,6 +427,30 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         }
         Target::Waiting { message, .. } => return Err(Error::Waiting(message)),
     };
+    let claim = match client.collection_info(&name).await {
+        Ok(None) => return Ok(Action::await_change()),
+        Ok(Some(info)) => match Owner::of(qcol) {
+            Some(me) => ownership::claim(&info.config, &me),
+            None => Claim::Unmarked,
+        },
+        Err(e) if e.is_transient() && !overdue => return Err(Error::Qdrant(e)),
+        Err(e) => return give_up(qcol, ctx, &name, e.to_string()).await,
+    };
+    match claim {
+        Claim::Ours(_) => {}
+        Claim::Foreign(owner) => {
+            let why = format!("it is owned by QdrantCollection {owner}");
+            return give_up(qcol, ctx, &name, why).await;
+        }
+        Claim::Unmarked => {
+            let why = format!(
+                "it carries no owner mark (metadata key {}): only a collection this object \
+                 created or adopted is deleted",
+                ownership::OWNER_KEY
+            );
+            return give_up(qcol, ctx, &name, why).await;
+        }
+    }
     match client.delete_collection(&name).await {
         Ok(_) => {
             ctx.shared
@@ -362,6 +467,47 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         Err(e) if e.is_transient() && !overdue => Err(Error::Qdrant(e)),
         Err(e) => give_up(qcol, ctx, &name, e.to_string()).await,
     }
+}
+
+/// Removes this object's owner mark and declared record from collection `name` (deletion with
+/// Retain): `Ok(true)` when removed, `Ok(false)` when there was nothing of this object's to
+/// remove (no such collection, unmarked, or owned by another object), `Err` with the reason
+/// when Qdrant could not be asked.
+async fn release(qcol: &QdrantCollection, ctx: &Context, name: &str) -> Result<bool, String> {
+    let Some(me) = Owner::of(qcol) else {
+        return Ok(false);
+    };
+    let client = match resolve(qcol, ctx).await.map_err(|e| e.to_string())? {
+        Target::Ready(c) => c,
+        Target::Waiting { message, .. } => return Err(message),
+    };
+    let Some(info) = client
+        .collection_info(name)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(false);
+    };
+    if !matches!(ownership::claim(&info.config, &me), Claim::Ours(_)) {
+        return Ok(false);
+    }
+    let body = serde_json::json!({"metadata": ownership::release()});
+    client
+        .update_collection(name, &body)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// The Qdrant `qcol` targets (see [`dereference::resolve`]).
+async fn resolve(qcol: &QdrantCollection, ctx: &Context) -> Result<Target> {
+    dereference::resolve(
+        qcol,
+        ctx.shared.applier.client(),
+        ctx.qdrant_timeout,
+        ctx.rewrite.as_ref(),
+    )
+    .await
 }
 
 /// Ends a deletion that cannot delete: a Warning event, the finalizer goes, the data stays.

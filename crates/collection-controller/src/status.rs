@@ -55,11 +55,32 @@ pub enum Outcome {
         /// Payload index fields now managed.
         payload_indexes: Vec<String>,
     },
+    /// The collection in Qdrant is marked as owned by another object: nothing was written.
+    OwnedByAnotherObject {
+        /// Name in Qdrant.
+        name: String,
+        /// The other owner, as [`crate::ownership::Claim::Foreign`] describes it.
+        owner: String,
+    },
     /// Deleting with `deletionPolicy: Delete` (kept while Qdrant is retried).
     Deleting {
         /// Name in Qdrant.
         name: String,
     },
+}
+
+/// Reason of Ready and Synced (False) for a collection marked as owned by another object.
+pub const OWNED_BY_ANOTHER_OBJECT: &str = "OwnedByAnotherObject";
+
+/// The message of [`OWNED_BY_ANOTHER_OBJECT`]: which collection, which owner, what this
+/// object does about it and how to resolve it.
+pub fn owned_elsewhere(name: &str, owner: &str) -> String {
+    format!(
+        "collection {name} in Qdrant is owned by QdrantCollection {owner} (metadata key {key}): \
+         this object changes nothing in it and never deletes it; delete one of the two objects \
+         or give this one another collectionName",
+        key = crate::ownership::OWNER_KEY,
+    )
 }
 
 /// The status after `outcome`. Conditions keep their transition time unless their status
@@ -119,6 +140,14 @@ pub fn compute(qcol: &QdrantCollection, outcome: &Outcome) -> QdrantCollectionSt
         }
         Outcome::QdrantError { reason, message } => {
             not_synced(&mut set, reason, message);
+            st.phase = CollectionPhase::Failed;
+        }
+        Outcome::OwnedByAnotherObject { name, owner } => {
+            not_synced(
+                &mut set,
+                OWNED_BY_ANOTHER_OBJECT,
+                &owned_elsewhere(name, owner),
+            );
             st.phase = CollectionPhase::Failed;
         }
         Outcome::Deleting { name } => {

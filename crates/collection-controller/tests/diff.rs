@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use api_types::collection::{FieldDrift, QdrantCollectionSpec};
 use collection_controller::build::{create_request, field_schema};
 use collection_controller::diff::{Actual, Diff, diff, json_eq};
+use collection_controller::ownership::Declared;
 use serde_json::{Value, json};
 
 const NAME: &str = "docs";
@@ -152,6 +153,8 @@ struct World {
     config: Value,
     schema: BTreeMap<String, Value>,
     aliases: Vec<(String, String)>,
+    /// What the object declared before (the operator's record in the collection metadata).
+    declared: Declared,
 }
 
 impl World {
@@ -168,6 +171,7 @@ impl World {
                 .iter()
                 .map(|a| (a.clone(), NAME.to_string()))
                 .collect(),
+            declared: Declared::of(spec),
         }
     }
 
@@ -179,6 +183,7 @@ impl World {
                 config: &self.config,
                 payload_schema: &self.schema,
                 aliases: &self.aliases,
+                declared: &self.declared,
             },
         )
     }
@@ -357,6 +362,7 @@ fn in_sync_with_a_literal_qdrant_1_18_response() {
             config: &config,
             payload_schema: &schema,
             aliases: &aliases,
+            declared: &Declared::of(&s),
         },
     );
     assert_eq!(d, Diff::default());
@@ -1072,8 +1078,39 @@ fn index_removed() {
     assert_eq!(d.delete_indexes, ["a", "z"]);
     assert!(d.create_indexes.is_empty());
     assert!(d.needs_writes());
-    // No payloadIndexes at all: every index goes.
+    // No payloadIndexes at all: every index the spec declared goes.
     assert_eq!(world.diff(&spec(unnamed())).delete_indexes, ["a", "m", "z"]);
+}
+
+#[test]
+fn index_created_outside_the_operator_stays() {
+    // "tenant" was created by an application: never declared, so never deleted, whether the
+    // spec lists other indexes, drops a declared one, or lists none.
+    let mut world = World::after_create(&with_indexes(json!([
+        {"field": "a", "schema": "Keyword"},
+        {"field": "b", "schema": "Integer"},
+    ])));
+    world.schema.insert(
+        "tenant".into(),
+        json!({"data_type": "keyword", "points": 3}),
+    );
+    let others = with_indexes(json!([
+        {"field": "a", "schema": "Keyword"},
+        {"field": "b", "schema": "Integer"},
+        {"field": "c", "schema": "Bool"},
+    ]));
+    let d = world.diff(&others);
+    assert!(d.delete_indexes.is_empty(), "{d:?}");
+    assert_eq!(d.create_indexes, [("c".to_string(), json!("bool"))]);
+    let dropped = with_indexes(json!([{"field": "a", "schema": "Keyword"}]));
+    assert_eq!(world.diff(&dropped).delete_indexes, ["b"]);
+    assert_eq!(world.diff(&spec(unnamed())).delete_indexes, ["a", "b"]);
+    // Nothing declared before (a collection adopted now): nothing is deleted at all.
+    world.declared = Declared::default();
+    assert!(world.diff(&dropped).delete_indexes.is_empty());
+    // A declared index Qdrant no longer has is not "deleted" again.
+    world.declared = Declared::of(&others);
+    assert_eq!(world.diff(&dropped).delete_indexes, ["b"]);
 }
 
 #[test]
@@ -1175,6 +1212,7 @@ fn index_params_as_qdrant_reports_them_are_equal() {
             config: &config,
             payload_schema: &schema,
             aliases: &[],
+            declared: &Declared::default(),
         },
     );
     assert_eq!(d, Diff::default());
@@ -1182,12 +1220,14 @@ fn index_params_as_qdrant_reports_them_are_equal() {
 
 // ---------------------------------------------------------------- aliases
 
-fn aliases_world(aliases: &[(&str, &str)]) -> World {
+/// Qdrant holds `aliases` (`(alias, collection)`); the object declared `declared` before.
+fn aliases_world(aliases: &[(&str, &str)], declared: &[&str]) -> World {
     let mut world = World::after_create(&spec(unnamed()));
     world.aliases = aliases
         .iter()
         .map(|(a, c)| (a.to_string(), c.to_string()))
         .collect();
+    world.declared.aliases = declared.iter().map(|a| a.to_string()).collect();
     world
 }
 
@@ -1197,7 +1237,7 @@ fn with_aliases(aliases: &[&str]) -> QdrantCollectionSpec {
 
 #[test]
 fn alias_created() {
-    let world = aliases_world(&[("other-prod", "other")]);
+    let world = aliases_world(&[("other-prod", "other")], &[]);
     let d = world.diff(&with_aliases(&["prod", "latest"]));
     assert_eq!(
         d.alias_actions,
@@ -1212,7 +1252,7 @@ fn alias_created() {
 
 #[test]
 fn alias_in_place_needs_nothing() {
-    let world = aliases_world(&[("prod", NAME), ("other-prod", "other")]);
+    let world = aliases_world(&[("prod", NAME), ("other-prod", "other")], &["prod"]);
     let d = world.diff(&with_aliases(&["prod"]));
     assert!(d.alias_actions.is_empty());
     assert!(!d.needs_writes());
@@ -1220,7 +1260,7 @@ fn alias_in_place_needs_nothing() {
 
 #[test]
 fn alias_moved_from_another_collection() {
-    let world = aliases_world(&[("prod", "docs-v1"), ("staging", "docs-v1")]);
+    let world = aliases_world(&[("prod", "docs-v1"), ("staging", "docs-v1")], &[]);
     let d = world.diff(&with_aliases(&["prod"]));
     assert_eq!(
         d.alias_actions,
@@ -1233,13 +1273,16 @@ fn alias_moved_from_another_collection() {
 
 #[test]
 fn alias_removed_and_other_collections_left_alone() {
-    let world = aliases_world(&[
-        ("old", NAME),
-        ("prod", NAME),
-        ("zeta", NAME),
-        ("other-prod", "other"),
-        ("unlisted", "other"),
-    ]);
+    let world = aliases_world(
+        &[
+            ("old", NAME),
+            ("prod", NAME),
+            ("zeta", NAME),
+            ("other-prod", "other"),
+            ("unlisted", "other"),
+        ],
+        &["old", "prod", "zeta", "unlisted"],
+    );
     let d = world.diff(&with_aliases(&["prod"]));
     assert_eq!(
         d.alias_actions,
@@ -1248,7 +1291,7 @@ fn alias_removed_and_other_collections_left_alone() {
             json!({"delete_alias": {"alias_name": "zeta"}}),
         ]
     );
-    // No aliases in the spec: this collection's aliases go, the others stay.
+    // No aliases in the spec: this collection's declared aliases go, the others stay.
     let d = world.diff(&spec(unnamed()));
     assert_eq!(
         d.alias_actions,
@@ -1262,7 +1305,10 @@ fn alias_removed_and_other_collections_left_alone() {
 
 #[test]
 fn alias_create_move_and_remove_together() {
-    let world = aliases_world(&[("b-old", NAME), ("c-move", "legacy"), ("keep", NAME)]);
+    let world = aliases_world(
+        &[("b-old", NAME), ("c-move", "legacy"), ("keep", NAME)],
+        &["b-old", "keep"],
+    );
     let d = world.diff(&with_aliases(&["keep", "c-move", "a-new"]));
     assert_eq!(
         d.alias_actions,
@@ -1273,6 +1319,28 @@ fn alias_create_move_and_remove_together() {
             json!({"create_alias": {"collection_name": NAME, "alias_name": "c-move"}}),
         ]
     );
+}
+
+#[test]
+fn alias_created_outside_the_operator_stays() {
+    // "app-live" points here but was never declared: it stays whatever the spec lists, while
+    // the declared "old" goes once the spec drops it.
+    let world = aliases_world(&[("app-live", NAME), ("old", NAME)], &["old"]);
+    let d = world.diff(&with_aliases(&["new"]));
+    assert_eq!(
+        d.alias_actions,
+        [
+            json!({"delete_alias": {"alias_name": "old"}}),
+            json!({"create_alias": {"collection_name": NAME, "alias_name": "new"}}),
+        ]
+    );
+    assert_eq!(
+        world.diff(&spec(unnamed())).alias_actions,
+        [json!({"delete_alias": {"alias_name": "old"}})]
+    );
+    // A declared alias someone moved to another collection is not taken back or deleted.
+    let moved = aliases_world(&[("old", "elsewhere")], &["old"]);
+    assert!(moved.diff(&spec(unnamed())).alias_actions.is_empty());
 }
 
 // ---------------------------------------------------------------- determinism, needs_writes
@@ -1293,6 +1361,12 @@ fn same_input_same_output_whatever_the_order() {
         ("prod".into(), "x".into()),
         ("a".into(), NAME.into()),
     ];
+    // Declared before: "stale", "z" and "a" are the operator's to delete.
+    world.declared.payload_indexes.insert("stale".into());
+    world
+        .declared
+        .aliases
+        .extend(["z".to_string(), "a".to_string()]);
     let first = world.diff(&s);
     assert_eq!(first, world.diff(&s));
     world.aliases.reverse();
@@ -1376,6 +1450,7 @@ fn missing_blocks_in_qdrant_are_changes_not_panics() {
             config: &config,
             payload_schema: &BTreeMap::new(),
             aliases: &[],
+            declared: &Declared::default(),
         },
     );
     assert_eq!(

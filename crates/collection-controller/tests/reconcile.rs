@@ -16,12 +16,15 @@ use collection_controller::{
 use kube::{Api, api::DeleteParams};
 use reconcile_lib::{
     metrics::Metrics,
+    qdrant::{ApiKey, QdrantClient, QdrantConnection},
     testing::{
         apiserver::FakeApiServer,
         qdrant::{FakeQdrant, FakeQdrantOptions},
+        real_qdrant::{self, SingleNode, SingleNodeOptions},
     },
 };
 use serde_json::{Value, json};
+use url::Url;
 
 const NS: &str = "search";
 const API: &str = "qdrant.operator.dev/v1alpha1";
@@ -31,29 +34,51 @@ struct Env {
     fake: FakeApiServer,
     qdrant: FakeQdrant,
     ctx: Arc<Context>,
+    /// The Qdrant every endpoint is rewritten to (the fake's unless [`env_at`] named another)
+    /// and the key in the `demo-api-key` Secret.
+    target: (Url, String),
 }
 
 async fn env() -> Env {
+    env_at(None).await
+}
+
+/// An environment whose endpoints all lead to `target` (URL, API key): a real Qdrant; `None`
+/// for the fake (which is started either way, and stays idle with a real target).
+async fn env_at(target: Option<(Url, String)>) -> Env {
     let fake = FakeApiServer::new();
     let qdrant = FakeQdrant::start(FakeQdrantOptions {
         api_key: Some(KEY.into()),
         ..FakeQdrantOptions::default()
     })
     .await;
+    let target = target.unwrap_or_else(|| (qdrant.url(), KEY.to_string()));
     let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    let url = qdrant.url();
+    let url = target.0.clone();
     ctx.rewrite = Some(Arc::new(move |_| url.clone()));
     ctx.deletion_timeout = Duration::from_secs(600);
     let env = Env {
         fake,
         qdrant,
         ctx: Arc::new(ctx),
+        target,
     };
-    env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-api-key", "namespace": NS}, "stringData": {"api-key": KEY}}));
+    env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-api-key", "namespace": NS}, "stringData": {"api-key": env.target.1}}));
     env
 }
 
 impl Env {
+    /// A client for the Qdrant the controller talks to, with its key (plays an application).
+    fn qdrant_client(&self) -> QdrantClient {
+        let conn = QdrantConnection::new(self.target.0.clone())
+            .with_api_key(ApiKey::new(self.target.1.clone()));
+        QdrantClient::new(&conn).unwrap()
+    }
+
+    fn uid(&self, name: &str) -> String {
+        self.current(name).unwrap().metadata.uid.unwrap()
+    }
+
     fn cluster(&self, ready: bool) {
         let mut qc = self.fake.insert(json!({
             "apiVersion": API, "kind": "QdrantCluster",
@@ -374,56 +399,392 @@ async fn indexes_and_aliases_converge() {
     assert_eq!(alias_posts, 1, "aliases change in one atomic request");
 }
 
+/// The payload index fields of collection `name`, sorted, as Qdrant reports them.
+async fn index_fields(client: &QdrantClient, name: &str) -> Vec<String> {
+    let info = client.collection_info(name).await.unwrap().unwrap();
+    info.payload_schema.keys().cloned().collect()
+}
+
+/// The aliases of collection `name`, sorted.
+async fn alias_names(client: &QdrantClient, name: &str) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .collection_aliases(name)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.alias_name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The operator's owner mark on collection `name` (`null` when there is none).
+async fn owner_mark(client: &QdrantClient, name: &str) -> Value {
+    let info = client.collection_info(name).await.unwrap().unwrap();
+    info.config["metadata"][collection_controller::ownership::OWNER_KEY].clone()
+}
+
+/// An application creates collection `name` with a `tenant` index and alias `{name}-live`,
+/// before any operator.
+async fn created_by_an_application(client: &QdrantClient, name: &str) {
+    client
+        .create_collection(
+            name,
+            &json!({"vectors": {"size": 4, "distance": "Dot"}, "metadata": {"team": "search"}}),
+        )
+        .await
+        .unwrap();
+    client
+        .create_payload_index(name, "tenant", &json!("keyword"))
+        .await
+        .unwrap();
+    client
+        .update_aliases(&[json!({"create_alias": {"collection_name": name, "alias_name": format!("{name}-live")}})])
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn adopting_a_collection_leaves_unlisted_indexes_and_aliases_alone() {
+async fn adopting_a_collection_marks_it_and_leaves_undeclared_indexes_and_aliases_alone() {
     let env = env().await;
     env.cluster(true);
-    // An application created the collection, an index and an alias before the operator.
-    env.collection("seed", json!({"cluster": {"name": "demo"}, "collectionName": "legacy", "vectors": {"size": 4, "distance": "Dot"},
-        "payloadIndexes": [{"field": "tenant", "schema": "Keyword"}], "aliases": ["legacy-live"]}));
-    env.sync("seed").await;
-    env.fake.remove(API, "qdrantcollections", Some(NS), "seed");
+    let app = env.qdrant_client();
+    created_by_an_application(&app, "legacy").await;
 
     env.collection("adopt", json!({"cluster": {"name": "demo"}, "collectionName": "legacy", "vectors": {"size": 4, "distance": "Dot"}}));
     env.qdrant.clear_requests();
     env.sync("adopt").await;
     assert_eq!(
         env.qdrant_writes(),
-        Vec::<String>::new(),
-        "nothing the spec does not mention is touched"
+        ["PATCH /collections/legacy"],
+        "only the owner mark is written"
+    );
+    let metadata = app.collection_info("legacy").await.unwrap().unwrap().config["metadata"].clone();
+    assert_eq!(
+        metadata,
+        json!({
+            "team": "search",
+            "qdrant.operator.dev/owner": {"namespace": NS, "name": "adopt", "uid": env.uid("adopt")},
+            "qdrant.operator.dev/declared": {"payloadIndexes": [], "aliases": []},
+        }),
+        "the application's own metadata stays"
     );
     assert!(
-        env.qdrant.collection("legacy").unwrap()["payload_schema"]
-            .get("tenant")
-            .is_some()
+        env.fake
+            .has_event(NS, "CollectionAdopted", "adopt", "legacy")
     );
-    assert!(
-        env.qdrant
-            .aliases()
-            .contains(&("legacy-live".to_string(), "legacy".to_string()))
+    assert_eq!(
+        env.condition("adopt", types::READY).status,
+        ConditionStatus::True
     );
 
-    // Once indexes are listed, they are matched; removing them all later still matches.
+    // Declaring others creates them and leaves the application's.
     env.fake
         .edit(API, "qdrantcollections", Some(NS), "adopt", |q| {
-            q["spec"]["payloadIndexes"] = json!([{"field": "year", "schema": "Integer"}])
+            q["spec"]["payloadIndexes"] = json!([{"field": "year", "schema": "Integer"}, {"field": "lang", "schema": "Keyword"}]);
+            q["spec"]["aliases"] = json!(["legacy-v2"]);
         });
     env.reconcile("adopt").await.unwrap();
-    let schema = env.qdrant.collection("legacy").unwrap()["payload_schema"].clone();
     assert_eq!(
-        schema.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["year"]
+        index_fields(&app, "legacy").await,
+        ["lang", "tenant", "year"]
     );
+    assert_eq!(
+        alias_names(&app, "legacy").await,
+        ["legacy-live", "legacy-v2"]
+    );
+
+    // Removing a declared one deletes it, and only it.
     env.fake
         .edit(API, "qdrantcollections", Some(NS), "adopt", |q| {
-            q["spec"]["payloadIndexes"] = json!([])
+            q["spec"]["payloadIndexes"] = json!([{"field": "lang", "schema": "Keyword"}]);
+            q["spec"]["aliases"] = json!([]);
         });
     env.reconcile("adopt").await.unwrap();
+    assert_eq!(index_fields(&app, "legacy").await, ["lang", "tenant"]);
+    assert_eq!(alias_names(&app, "legacy").await, ["legacy-live"]);
+    let declared = app.collection_info("legacy").await.unwrap().unwrap().config["metadata"]
+        ["qdrant.operator.dev/declared"]
+        .clone();
+    assert_eq!(declared, json!({"payloadIndexes": ["lang"], "aliases": []}));
+
+    // Nothing declared any more: everything left stays, and a resync writes nothing.
+    env.fake
+        .edit(API, "qdrantcollections", Some(NS), "adopt", |q| {
+            q["spec"]["payloadIndexes"] = json!([]);
+        });
+    env.reconcile("adopt").await.unwrap();
+    assert_eq!(index_fields(&app, "legacy").await, ["tenant"]);
+    env.qdrant.clear_requests();
+    env.reconcile("adopt").await.unwrap();
+    assert_eq!(env.qdrant_writes(), Vec::<String>::new());
+}
+
+/// Two QdrantCollections (`first`, `second`, both `deletionPolicy: Delete`) name collection
+/// `collection` of the Qdrant `env` leads to; checks only through Qdrant's API, so it runs
+/// against the fake and a real Qdrant alike.
+async fn two_objects_one_collection(env: &Env, collection: &str) {
+    env.cluster(true);
+    let qdrant = env.qdrant_client();
+    env.collection("first", json!({"cluster": {"name": "demo"}, "collectionName": collection,
+        "vectors": {"size": 4, "distance": "Dot"}, "hnswConfig": {"m": 16}, "deletionPolicy": "Delete"}));
+    env.sync("first").await;
+    assert_eq!(
+        owner_mark(&qdrant, collection).await,
+        json!({"namespace": NS, "name": "first", "uid": env.uid("first")}),
+        "a collection the operator creates is marked as owned by its object"
+    );
+
+    // The second one would change hnsw m, add an index and an alias: refused, nothing written.
+    env.collection("second", json!({"cluster": {"name": "demo"}, "collectionName": collection,
+        "vectors": {"size": 4, "distance": "Dot"}, "hnswConfig": {"m": 48},
+        "payloadIndexes": [{"field": "tenant", "schema": "Keyword"}], "aliases": [format!("{collection}-alias")],
+        "deletionPolicy": "Delete"}));
+    env.sync("second").await;
+    env.reconcile("second").await.unwrap();
+    let ready = env.condition("second", types::READY);
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (ConditionStatus::False, "OwnedByAnotherObject")
+    );
+    let first = format!("{NS}/first (uid {})", env.uid("first"));
+    assert!(ready.message.contains(&first), "{}", ready.message);
+    assert_eq!(
+        env.condition("second", types::SYNCED).reason,
+        "OwnedByAnotherObject"
+    );
+    assert_eq!(
+        env.current("second").unwrap().status.unwrap().phase,
+        CollectionPhase::Failed
+    );
+    let info = qdrant.collection_info(collection).await.unwrap().unwrap();
+    assert_eq!(info.config["hnsw_config"]["m"], json!(16), "no write");
+    assert!(info.payload_schema.is_empty(), "no index");
+    assert_eq!(alias_names(&qdrant, collection).await, Vec::<String>::new());
+    let warnings = env
+        .fake
+        .list("events.k8s.io/v1", "events", Some(NS))
+        .iter()
+        .filter(|e| {
+            e["reason"] == json!("OwnedByAnotherObject")
+                && e["regarding"]["name"] == json!("second")
+        })
+        .count();
+    assert_eq!(warnings, 1, "warned once, not at every resync");
+
+    // Deleting the second leaves the collection (the finalizer still completes).
+    env.delete("second").await;
+    env.reconcile("second").await.unwrap();
+    assert!(env.current("second").is_none(), "finalizer removed");
+    assert!(qdrant.collection_info(collection).await.unwrap().is_some());
     assert!(
-        env.qdrant.collection("legacy").unwrap()["payload_schema"]
-            .as_object()
-            .unwrap()
-            .is_empty()
+        env.fake
+            .has_event(NS, "CollectionNotDeleted", "second", &first)
+    );
+    env.reconcile("first").await.unwrap();
+    assert_eq!(
+        env.condition("first", types::READY).status,
+        ConditionStatus::True
+    );
+
+    // Deleting the owner deletes it.
+    env.delete("first").await;
+    env.reconcile("first").await.unwrap();
+    assert!(env.current("first").is_none());
+    assert!(qdrant.collection_info(collection).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_second_object_on_the_same_collection_is_refused_and_never_deletes_it() {
+    let env = env().await;
+    two_objects_one_collection(&env, "shared").await;
+    // On the fake, also: the refused object sent reads only.
+    let env = env_at(None).await;
+    env.cluster(true);
+    env.collection("first", json!({"cluster": {"name": "demo"}, "collectionName": "shared", "vectors": {"size": 4, "distance": "Dot"}}));
+    env.sync("first").await;
+    env.collection("second", json!({"cluster": {"name": "demo"}, "collectionName": "shared", "vectors": {"size": 4, "distance": "Dot"}, "hnswConfig": {"m": 48}}));
+    env.qdrant.clear_requests();
+    env.sync("second").await;
+    assert_eq!(env.qdrant_writes(), Vec::<String>::new());
+    assert_eq!(
+        env.qdrant_reads(),
+        ["/collections/shared"],
+        "one read, in the sync after the finalizer pass"
+    );
+}
+
+/// A real Qdrant for a controller test: `QDRANT_URL` (with `QDRANT_API_KEY`) when set, else
+/// a single node started from the test binary (stopped when the returned node drops), else
+/// `None` with the skip line printed.
+async fn real_target(test: &str) -> Option<((Url, String), Option<SingleNode>)> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(url) = env("QDRANT_URL") {
+        let url = Url::parse(url.trim()).unwrap();
+        return Some(((url, env("QDRANT_API_KEY").unwrap_or_default()), None));
+    }
+    let Some(binary) = real_qdrant::binary() else {
+        println!("{}", real_qdrant::skip_line(test));
+        return None;
+    };
+    let node = SingleNode::start(
+        &binary,
+        SingleNodeOptions {
+            api_key: Some(KEY.into()),
+            read_only_api_key: None,
+            cluster: false,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("[{test}] starting {}: {e}", binary.display()));
+    Some(((node.url.clone(), KEY.to_string()), Some(node)))
+}
+
+#[tokio::test]
+async fn a_second_object_on_the_same_collection_is_refused_on_a_real_qdrant() {
+    let test = "a_second_object_on_the_same_collection_is_refused_on_a_real_qdrant";
+    let Some((target, _node)) = real_target(test).await else {
+        return;
+    };
+    println!("[{test}] running against the REAL Qdrant at {}", target.0);
+    let env = env_at(Some(target)).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    two_objects_one_collection(&env, &format!("op-owner-{}-{nanos}", std::process::id())).await;
+    assert!(env.qdrant.requests().is_empty(), "the fake stayed idle");
+}
+
+#[tokio::test]
+async fn a_connection_edited_to_a_collection_owned_elsewhere_is_refused() {
+    let env = env().await;
+    // A second Qdrant ("q2"), reached by its own URL; "q1" is the environment's fake.
+    let q2 = FakeQdrant::start(FakeQdrantOptions {
+        api_key: Some(KEY.into()),
+        ..FakeQdrantOptions::default()
+    })
+    .await;
+    let mut ctx = Context::new(env.fake.client(), Arc::new(Metrics::new("test")));
+    let (q1_url, q2_url) = (env.qdrant.url(), q2.url());
+    ctx.rewrite = Some(Arc::new(move |u: &Url| {
+        if u.host_str() == Some("q2.example") {
+            q2_url.clone()
+        } else {
+            q1_url.clone()
+        }
+    }));
+    let ctx = Arc::new(ctx);
+    let run = |name: &'static str| {
+        let ctx = ctx.clone();
+        let obj = env.current(name).unwrap();
+        async move { reconcile(Arc::new(obj), ctx).await.unwrap() }
+    };
+    let on = |url: &str| {
+        json!({"connection": {"url": url, "apiKeySecretRef": {"name": "demo-api-key", "key": "api-key"}},
+               "collectionName": "docs", "vectors": {"size": 4, "distance": "Dot"}, "deletionPolicy": "Delete"})
+    };
+    env.collection("theirs", on("http://q2.example:6333"));
+    env.collection("ours", on("http://q1.example:6333"));
+    for name in ["theirs", "theirs", "ours", "ours"] {
+        run(name).await;
+    }
+    assert!(env.qdrant.collection("docs").is_some() && q2.collection("docs").is_some());
+
+    env.fake
+        .edit(API, "qdrantcollections", Some(NS), "ours", |q| {
+            q["spec"]["connection"]["url"] = json!("http://q2.example:6333");
+            q["spec"]["hnswConfig"] = json!({"m": 48});
+        });
+    q2.clear_requests();
+    run("ours").await;
+    let ready = env.condition("ours", types::READY);
+    assert_eq!(ready.reason, "OwnedByAnotherObject");
+    let theirs = format!("{NS}/theirs (uid {})", env.uid("theirs"));
+    assert!(ready.message.contains(&theirs), "{}", ready.message);
+    assert!(
+        q2.requests().iter().all(|(m, _)| m == http::Method::GET),
+        "no write to the other object's collection: {:?}",
+        q2.requests()
+    );
+
+    env.delete("ours").await;
+    run("ours").await;
+    assert!(env.current("ours").is_none(), "finalizer removed");
+    assert!(
+        q2.collection("docs").is_some(),
+        "the other object's collection stays"
+    );
+    assert!(
+        q2.requests().iter().all(|(m, _)| m == http::Method::GET),
+        "{:?}",
+        q2.requests()
+    );
+}
+
+#[tokio::test]
+async fn retain_releases_the_mark_so_a_new_object_adopts_the_collection() {
+    let env = env().await;
+    env.cluster(true);
+    let app = env.qdrant_client();
+    env.collection("old", json!({"cluster": {"name": "demo"}, "collectionName": "kept", "vectors": {"size": 4, "distance": "Dot"},
+        "payloadIndexes": [{"field": "year", "schema": "Integer"}]}));
+    env.sync("old").await;
+    env.delete("old").await;
+    env.reconcile("old").await.unwrap();
+    assert!(env.current("old").is_none());
+    let info = app.collection_info("kept").await.unwrap().unwrap();
+    assert_eq!(
+        info.config["metadata"],
+        json!({}),
+        "owner mark and record removed"
+    );
+    assert_eq!(
+        index_fields(&app, "kept").await,
+        ["year"],
+        "Retain keeps the data"
+    );
+    assert!(
+        env.fake
+            .has_event(NS, "CollectionRetained", "old", "owner mark was removed")
+    );
+
+    // An object re-created under the same name is another object (another uid): it adopts.
+    env.collection("old", json!({"cluster": {"name": "demo"}, "collectionName": "kept", "vectors": {"size": 4, "distance": "Dot"}}));
+    env.sync("old").await;
+    assert_eq!(
+        env.condition("old", types::READY).status,
+        ConditionStatus::True
+    );
+    assert_eq!(owner_mark(&app, "kept").await["uid"], json!(env.uid("old")));
+    assert_eq!(
+        index_fields(&app, "kept").await,
+        ["year"],
+        "not declared by the new object: kept"
+    );
+}
+
+#[tokio::test]
+async fn delete_leaves_a_collection_it_never_marked() {
+    let env = env().await;
+    env.cluster(true);
+    let app = env.qdrant_client();
+    env.collection(
+        "late",
+        json!({"cluster": {"name": "demo"}, "collectionName": "appdata",
+        "vectors": {"size": 4, "distance": "Dot"}, "deletionPolicy": "Delete"}),
+    );
+    // The finalizer is added, then (before any sync) an application creates the collection
+    // and the object is deleted: it never adopted it, so it does not delete it.
+    env.reconcile("late").await.unwrap();
+    created_by_an_application(&app, "appdata").await;
+    env.delete("late").await;
+    env.reconcile("late").await.unwrap();
+    assert!(env.current("late").is_none());
+    assert!(app.collection_info("appdata").await.unwrap().is_some());
+    assert!(
+        env.fake
+            .has_event(NS, "CollectionNotDeleted", "late", "no owner mark")
     );
 }
 

@@ -1011,6 +1011,115 @@ async fn collection_updates_are_merged_and_visible() {
     }
 }
 
+/// `result.config.metadata` of collection `name` (`None` when `GET` has no such key).
+async fn collection_metadata(client: &QdrantClient, who: &str, name: &str) -> Option<Value> {
+    info(client, who, name)
+        .await
+        .config
+        .get("metadata")
+        .cloned()
+}
+
+/// The collection metadata the collection-controller records its owner in (operator keys
+/// beside an application's), as Qdrant 1.18 stores, merges and returns it.
+#[tokio::test]
+async fn collection_metadata_is_stored_merged_and_returned_like_qdrant() {
+    let test = "collection_metadata_is_stored_merged_and_returned_like_qdrant";
+    let owner = "qdrant.operator.dev/owner";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let plain = cleanup.track(unique_name("meta-none"));
+        let marked = cleanup.track(unique_name("meta-given"));
+
+        // Never given: `GET` has no `metadata` key at all.
+        client
+            .create_collection(&plain, &simple_collection(4))
+            .await
+            .unwrap();
+        assert_eq!(
+            collection_metadata(&client, &who, &plain).await,
+            None,
+            "{who}"
+        );
+        // The first PATCH of a collection without metadata stores the map as given, nulls
+        // included; an empty map or a `null` metadata changes nothing.
+        client
+            .update_collection(&plain, &json!({"metadata": {"gone": null, "team": "a"}}))
+            .await
+            .unwrap_or_else(|e| panic!("{who}: PATCH: {e}"));
+        assert_eq!(
+            collection_metadata(&client, &who, &plain).await,
+            Some(json!({"gone": null, "team": "a"})),
+            "{who}"
+        );
+
+        // Given at creation: stored as given (nested objects, nulls) and returned under config.
+        let body = json!({
+            "vectors": {"size": 4, "distance": "Cosine"},
+            "metadata": {owner: {"namespace": "ns", "name": "a", "uid": "u1"}, "team": "a", "n": null},
+        });
+        client.create_collection(&marked, &body).await.unwrap();
+        assert_eq!(
+            collection_metadata(&client, &who, &marked).await,
+            Some(body["metadata"].clone()),
+            "{who}"
+        );
+        // PATCH sets the keys it names, replacing a nested value whole (no deep merge), removes
+        // those it sets to null, and keeps the others.
+        client
+            .update_collection(
+                &marked,
+                &json!({"metadata": {owner: {"uid": "u2"}, "team": null, "list": [1, 2]}}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{who}: PATCH: {e}"));
+        let expected = json!({owner: {"uid": "u2"}, "n": null, "list": [1, 2]});
+        assert_eq!(
+            collection_metadata(&client, &who, &marked).await,
+            Some(expected.clone()),
+            "{who}"
+        );
+        for no_op in [json!({"metadata": {}}), json!({"metadata": null})] {
+            client.update_collection(&marked, &no_op).await.unwrap();
+            assert_eq!(
+                collection_metadata(&client, &who, &marked).await,
+                Some(expected.clone()),
+                "{who}: {no_op}"
+            );
+        }
+        // Every key removed: an empty map, not an absent one.
+        client
+            .update_collection(
+                &marked,
+                &json!({"metadata": {owner: null, "n": null, "list": null}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            collection_metadata(&client, &who, &marked).await,
+            Some(json!({})),
+            "{who}"
+        );
+
+        // Metadata must be a map.
+        let message = bad_request_message(
+            &who,
+            "metadata as a string",
+            client
+                .update_collection(&marked, &json!({"metadata": "owner"}))
+                .await,
+        );
+        assert!(
+            message.starts_with(
+                "Format error in JSON body: invalid type: string \"owner\", expected a map"
+            ),
+            "{who}: {message}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn collection_update_errors_are_qdrants() {
     let test = "collection_update_errors_are_qdrants";

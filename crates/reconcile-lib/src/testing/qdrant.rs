@@ -70,6 +70,11 @@
 //!   `metadata` in that order, each persisted before the next, as Qdrant does: a later section
 //!   that fails (unknown vector: 400 `Wrong input: Not existing vector name error: {v}`) leaves
 //!   the earlier ones applied.
+//! - Collection `metadata` (a JSON map, returned as `config.metadata`, absent when never
+//!   given): a create stores it as given (nulls included); a `PATCH` of a collection without
+//!   metadata stores the map as given, otherwise it sets each key it names (a nested value
+//!   replaced whole), removes each it sets to `null` and keeps the others; `{}` or `null`
+//!   changes nothing; a non-map is 400 `Format error in JSON body: invalid type: ...`.
 //! - Collection names in `GET`, `PATCH` and the index routes resolve aliases; `DELETE` does
 //!   not (deleting by alias name answers `false`). Deleting a collection deletes its aliases.
 //! - `POST /collections/aliases` runs the actions in order and stops at the first error
