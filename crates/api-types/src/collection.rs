@@ -11,6 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{cluster::SecretKeyRef, conditions::Condition};
 
+/// Key of a Qdrant collection's `metadata` naming the QdrantCollection that owns the
+/// collection: `{"namespace", "name", "uid"}` (written by the collection-controller).
+pub const OWNER_METADATA_KEY: &str = "qdrant.operator.dev/owner";
+
+/// Key of a Qdrant collection's `metadata` listing the payload indexes and aliases its owner
+/// declared: `{"payloadIndexes": [..], "aliases": [..]}` (written by the collection-controller).
+pub const DECLARED_METADATA_KEY: &str = "qdrant.operator.dev/declared";
+
+/// Every key of a collection's `metadata` that belongs to the operator: a restore leaves them
+/// out, so a restored collection is not owned by the object that owned its source.
+pub const OPERATOR_METADATA_KEYS: [&str; 2] = [OWNER_METADATA_KEY, DECLARED_METADATA_KEY];
+
 /// Desired state of a Qdrant collection.
 // kube-derive takes one `printcolumn(...)` per column.
 #[allow(clippy::duplicated_attributes)]

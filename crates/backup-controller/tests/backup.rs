@@ -766,6 +766,85 @@ async fn a_leader_change_mid_backup_leaves_one_attempt_and_nothing_orphaned() {
     );
 }
 
+/// A collection created in the target after the restore checked the name (here: while the
+/// restore's first write to it is held) is left as it is: the restore fails with
+/// `CollectionExists` instead of recovering the snapshot over it. Also: the owner mark of the
+/// source's QdrantCollection does not come along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_created_during_a_restore_is_never_overwritten() {
+    let (unused_source, unused_target) = (FakeCluster::start(3).await, FakeCluster::start(2).await);
+    let env = env(&unused_source, &unused_target).await;
+    // Single-node source and target: a whole-collection snapshot.
+    let source = FakeQdrant::start(FakeQdrantOptions::default()).await;
+    source.set_cluster_disabled();
+    let client = QdrantClient::new(&QdrantConnection::new(source.url())).unwrap();
+    client
+        .create_collection(
+            "docs",
+            &json!({"vectors": {"size": 4, "distance": "Cosine"},
+                    "metadata": {"team": "search", "qdrant.operator.dev/owner":
+                        {"namespace": NS, "name": "docs", "uid": "uid-of-the-source-object"}}}),
+        )
+        .await
+        .unwrap();
+    source.set_points_count("docs", 300);
+    env.backup(
+        "single",
+        json!({"connection": {"url": source.url().to_string()}, "storage": env.storage()}),
+    );
+    let s = env.run_backup("single").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+    let manifest_key = s.manifest_key.unwrap();
+
+    let target = FakeQdrant::start(FakeQdrantOptions::default()).await;
+    target.set_cluster_disabled();
+    let restore = |name: &str, collections: Value| {
+        env.api
+            .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"source": {"s3": {"storage": env.storage()["s3"], "manifestKey": manifest_key}},
+                     "connection": {"url": target.url().to_string()}, "collections": collections}}));
+    };
+    // The restore's first write to the target collection waits; meanwhile an application
+    // creates a collection of that name with 5 points of its own.
+    let held = target.hold_next_with(axum::http::Method::PUT, "/collections/docs");
+    restore("raced", json!([]));
+    let raced = async { env.run_restore("raced").await };
+    let meanwhile = async {
+        held.reached().await;
+        let app = QdrantClient::new(&QdrantConnection::new(target.url())).unwrap();
+        app.create_collection(
+            "docs",
+            &json!({"vectors": {"size": 4, "distance": "Cosine"}}),
+        )
+        .await
+        .unwrap();
+        target.set_points_count("docs", 5);
+        held.release();
+    };
+    let (r, ()) = tokio::join!(raced, meanwhile);
+    let r = r.status.unwrap();
+    assert_eq!(r.phase, BackupPhase::Failed);
+    let ready = r.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "CollectionExists", "{}", ready.message);
+    assert_eq!(
+        target.shard_points("docs").values().sum::<u64>(),
+        5,
+        "untouched"
+    );
+    assert!(target.recoveries().is_empty(), "no recovery over it");
+
+    // Restored under a free name: the user's metadata comes along, the owner mark does not.
+    restore(
+        "renamed",
+        json!([{"name": "docs", "newName": "docs-restored"}]),
+    );
+    let r = env.run_restore("renamed").await.status.unwrap();
+    assert_eq!(r.phase, BackupPhase::Succeeded, "{:?}", r.message);
+    let restored = target.collection("docs-restored").unwrap();
+    assert_eq!(restored["config"]["metadata"], json!({"team": "search"}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_retained_backup_keeps_its_objects() {
     let source = FakeCluster::start(3).await;

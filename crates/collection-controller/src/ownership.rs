@@ -35,10 +35,10 @@ use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Metadata key naming the owning QdrantCollection ([`Owner`]).
-pub const OWNER_KEY: &str = "qdrant.operator.dev/owner";
 /// Metadata key listing the payload indexes and aliases the owner declared ([`Declared`]).
-pub const DECLARED_KEY: &str = "qdrant.operator.dev/declared";
+pub use api_types::collection::DECLARED_METADATA_KEY as DECLARED_KEY;
+/// Metadata key naming the owning QdrantCollection ([`Owner`]).
+pub use api_types::collection::OWNER_METADATA_KEY as OWNER_KEY;
 
 /// The QdrantCollection that owns a collection: the value of [`OWNER_KEY`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

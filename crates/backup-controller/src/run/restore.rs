@@ -9,9 +9,12 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use api_types::backup::{BackupPhase, RecoveryMethod, RecoveryMethodUsed, RestoreCollectionStatus};
+use api_types::{
+    backup::{BackupPhase, RecoveryMethod, RecoveryMethodUsed, RestoreCollectionStatus},
+    collection::OPERATOR_METADATA_KEYS,
+};
 use futures::TryStreamExt;
-use reconcile_lib::qdrant::{QdrantClient, SnapshotPriority, SnapshotRecover};
+use reconcile_lib::qdrant::{QdrantClient, QdrantError, SnapshotPriority, SnapshotRecover};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +60,8 @@ fn fail(reason: &'static str, message: impl Into<String>) -> RestoreFailure {
 
 /// The `PUT /collections/{c}` body that recreates a collection from the `config` Qdrant
 /// returned for it (`GET /collections/{c}` `result.config`): `params` fields at the top level,
-/// `optimizer_config` renamed `optimizers_config`, a null `quantization_config` dropped.
+/// `optimizer_config` renamed `optimizers_config`, a null `quantization_config` dropped, the
+/// operator's own `metadata` keys ([`OPERATOR_METADATA_KEYS`]) left out.
 pub fn create_body(config: &Value) -> Value {
     let mut body = Map::new();
     if let Some(params) = config.get("params").and_then(Value::as_object) {
@@ -79,6 +83,16 @@ pub fn create_body(config: &Value) -> Value {
             && !v.is_null()
         {
             body.insert(to.to_string(), v.clone());
+        }
+    }
+    // The operator's own keys name the object that owned the source collection: a restored
+    // collection starts unowned, for a QdrantCollection of its own to adopt.
+    if let Some(Value::Object(metadata)) = body.get_mut("metadata") {
+        for key in OPERATOR_METADATA_KEYS {
+            metadata.remove(key);
+        }
+        if metadata.is_empty() {
+            body.remove("metadata");
         }
     }
     Value::Object(body)
@@ -144,7 +158,8 @@ pub fn initial_status(selected: &[(&ManifestCollection, String)]) -> Vec<Restore
 /// Runs one restore into `target`. `progress` receives the per-collection status after every
 /// step. Returns the final per-collection status and the bytes restored.
 ///
-/// Qdrant calls: `GET /collections/{t}`, `GET /cluster`, `PUT /collections/{t}`,
+/// Qdrant calls: `GET /collections/{t}`, `GET /cluster`, `PUT /collections/{t}` (which claims
+/// the name: a collection created meanwhile fails the restore with `CollectionExists`),
 /// `GET /collections/{t}/cluster`, `PUT /collections/{t}/shards/{s}/snapshots/recover` (or
 /// `POST .../snapshots/upload`) on a peer holding the shard, or the `/collections/{t}/snapshots`
 /// equivalents for a whole-collection snapshot, then (in cluster mode) `GET
@@ -228,6 +243,22 @@ async fn restore_collection(
             ),
         ));
     }
+    // The restore claims the name by creating the collection itself: Qdrant refuses (409) a
+    // collection created meanwhile by someone else, where a collection snapshot recovery would
+    // silently overwrite it.
+    let body = create_body(&collection.config);
+    endpoint
+        .create_collection(target_name, &body)
+        .await
+        .map_err(|e| match e {
+            QdrantError::Conflict { .. } => fail(
+                "CollectionExists",
+                format!(
+                    "collection {target_name} was created in the target while the restore started; it is left as it is (restore under another name: spec.collections[].newName)"
+                ),
+            ),
+            e => fail("QdrantError", format!("creating collection {target_name}: {e}")),
+        })?;
     match collection.snapshot {
         SnapshotKind::Collection => {
             let shard = collection.shards.first().ok_or_else(|| {
@@ -236,6 +267,9 @@ async fn restore_collection(
                     format!("the manifest lists no snapshot for {}", collection.name),
                 )
             })?;
+            // Recovering a collection snapshot replaces the points of the (empty) collection
+            // just created; Qdrant 1.18.3 keeps that collection's metadata (the source's, less
+            // the operator's keys) rather than the snapshot's.
             let method = recover(job, bucket, endpoint, target_name, None, shard, cancel).await?;
             *bytes += shard.size_bytes;
             statuses[index].method = Some(method);
@@ -243,10 +277,6 @@ async fn restore_collection(
             progress(statuses);
         }
         SnapshotKind::Shard => {
-            endpoint
-                .create_collection(target_name, &create_body(&collection.config))
-                .await
-                .map_err(qerr(format!("creating collection {target_name}")))?;
             let holders: BTreeMap<u32, Vec<u64>> = if distributed {
                 let info = endpoint
                     .collection_cluster_info(target_name)
@@ -607,5 +637,24 @@ mod tests {
                 "wal_config": {"wal_capacity_mb": 32}
             })
         );
+    }
+
+    #[test]
+    fn create_body_keeps_the_users_metadata_and_drops_the_owner_mark() {
+        let owned = serde_json::json!({
+            "params": {"vectors": {"size": 4, "distance": "Cosine"}},
+            "metadata": {"team": "search",
+                         "qdrant.operator.dev/owner": {"namespace": "a", "name": "b", "uid": "u"},
+                         "qdrant.operator.dev/declared": {"payloadIndexes": [], "aliases": []}}
+        });
+        assert_eq!(
+            create_body(&owned)["metadata"],
+            serde_json::json!({"team": "search"})
+        );
+        let only_ours = serde_json::json!({
+            "params": {"vectors": {"size": 4, "distance": "Cosine"}},
+            "metadata": {"qdrant.operator.dev/owner": {"namespace": "a", "name": "b", "uid": "u"}}
+        });
+        assert!(create_body(&only_ours).get("metadata").is_none());
     }
 }

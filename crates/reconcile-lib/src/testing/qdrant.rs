@@ -649,11 +649,27 @@ impl FakeQdrant {
     /// authentication) waits until [`HeldRequest::release`] is called, then is answered
     /// normally (to stop a run at a known point, e.g. a controller task mid-download).
     pub fn hold_next(&self, path_contains: &str) -> HeldRequest {
+        self.hold(None, path_contains)
+    }
+
+    /// [`Self::hold_next`] for a request with `method` only (e.g. the `PUT` that creates a
+    /// collection, not the `GET` of the same path).
+    pub fn hold_next_with(&self, method: Method, path_contains: &str) -> HeldRequest {
+        self.hold(Some(method), path_contains)
+    }
+
+    fn hold(&self, method: Option<Method>, path_contains: &str) -> HeldRequest {
         let held = HeldRequest {
             reached: Arc::new(tokio::sync::Notify::new()),
             released: Arc::new(tokio::sync::Semaphore::new(0)),
         };
-        self.add_fault(path_contains, FaultKind::Hold(held.clone()), 1);
+        self.shared.lock().faults.push(Fault {
+            listener: self.listener,
+            method,
+            path_contains: path_contains.to_owned(),
+            kind: FaultKind::Hold(held.clone()),
+            remaining: 1,
+        });
         held
     }
 
@@ -661,6 +677,7 @@ impl FakeQdrant {
         if times > 0 {
             self.shared.lock().faults.push(Fault {
                 listener: self.listener,
+                method: None,
                 path_contains: path_contains.to_owned(),
                 kind,
                 remaining: times,
@@ -1009,9 +1026,12 @@ struct State {
 
 impl State {
     /// Consumes one use of the first fault of `listener` matching `path`.
-    fn take_fault(&mut self, listener: usize, path: &str) -> Option<FaultKind> {
+    fn take_fault(&mut self, listener: usize, method: &Method, path: &str) -> Option<FaultKind> {
         let index = self.faults.iter().position(|f| {
-            f.listener == listener && f.remaining > 0 && path.contains(&f.path_contains)
+            f.listener == listener
+                && f.remaining > 0
+                && f.method.as_ref().is_none_or(|m| m == method)
+                && path.contains(&f.path_contains)
         })?;
         let fault = &mut self.faults[index];
         fault.remaining -= 1;
@@ -1026,6 +1046,8 @@ impl State {
 struct Fault {
     /// The listener whose requests it applies to.
     listener: usize,
+    /// The method it applies to; `None`: any.
+    method: Option<Method>,
     path_contains: String,
     kind: FaultKind,
     remaining: usize,
@@ -1110,13 +1132,14 @@ async fn gate(
     let started = Instant::now();
     let mut recorded = record(&req);
     let path = recorded.path.clone();
+    let method = recorded.method.clone();
     let (decision, answering) = {
         let mut state = listener.shared.lock();
         let peer = listener.peer.unwrap_or_else(|| state.this_peer_id());
         recorded.peer_id = peer;
         let access = authenticate(&state, &path, &recorded);
         state.requests.push(recorded);
-        let decision = access.map(|access| (access, state.take_fault(listener.id, &path)));
+        let decision = access.map(|access| (access, state.take_fault(listener.id, &method, &path)));
         let answering = Answering {
             listener: listener.id,
             peer,
