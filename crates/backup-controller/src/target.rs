@@ -13,7 +13,8 @@ use crate::{context::Context, run};
 
 /// Clients for a run, or why the run must wait.
 pub enum Resolution {
-    /// Ready: the clients and a label for humans (`QdrantCluster ns/name` or the URL).
+    /// Ready: the clients and a label for humans (`QdrantCluster ns/name`, or the URL without
+    /// user name, password and query: [`reconcile_lib::redact::url`]).
     Ready {
         /// The endpoint and per-peer clients.
         source: Box<run::backup::Source>,
@@ -68,7 +69,8 @@ pub async fn resolve(
     }
     let label = match &resolved.cluster {
         Some(qc) => format!("QdrantCluster {namespace}/{}", qc.name_any()),
-        None => resolved.connection().url.to_string(),
+        // The label goes into manifest.json, status and events: no credentials, no query.
+        None => reconcile_lib::redact::url(&resolved.connection().url),
     };
     Ok(match run::source(&resolved).await {
         Ok(source) => Resolution::Ready {

@@ -788,13 +788,30 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
         .await
         .unwrap();
     source.set_points_count("docs", 300);
+    // A connection URL with credentials in it: they never reach manifest.json or status.
+    let mut with_credentials = source.url();
+    with_credentials.set_username("backup").unwrap();
+    with_credentials.set_password(Some("s3cr3t")).unwrap();
     env.backup(
         "single",
-        json!({"connection": {"url": source.url().to_string()}, "storage": env.storage()}),
+        json!({"connection": {"url": with_credentials.to_string()}, "storage": env.storage()}),
     );
     let s = env.run_backup("single").await.status.unwrap();
     assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
-    let manifest_key = s.manifest_key.unwrap();
+    let manifest_key = s.manifest_key.clone().unwrap();
+    let bucket = env.s3.bucket(&env.bucket, "").await;
+    let manifest: Value = serde_json::from_slice(
+        &bucket
+            .get_small_object(&manifest_key, 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut shown = source.url();
+    shown.set_username("redacted").unwrap();
+    assert_eq!(manifest["source"], json!(shown.to_string()));
+    let everything = format!("{manifest} {:?} {:?}", s, env.events());
+    assert!(!everything.contains("s3cr3t"), "{everything}");
 
     let target = FakeQdrant::start(FakeQdrantOptions::default()).await;
     target.set_cluster_disabled();
@@ -843,6 +860,39 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
     assert_eq!(r.phase, BackupPhase::Succeeded, "{:?}", r.message);
     let restored = target.collection("docs-restored").unwrap();
     assert_eq!(restored["config"]["metadata"], json!({"team": "search"}));
+
+    // Qdrant echoes the presigned URL when it cannot download it (here: the object is gone):
+    // its signature reaches neither status nor events.
+    let snapshot = manifest["collections"][0]["shards"][0]["key"]
+        .as_str()
+        .unwrap();
+    let directory = manifest_key.rsplit_once('/').unwrap().0;
+    bucket
+        .delete_objects(&[format!("{directory}/{snapshot}")])
+        .await
+        .unwrap();
+    env.api
+        .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+        "metadata": {"name": "signed", "namespace": NS},
+        "spec": {"source": {"s3": {"storage": env.storage()["s3"], "manifestKey": manifest_key}},
+                 "connection": {"url": target.url().to_string()}, "recoveryMethod": "PresignedUrl",
+                 "collections": [{"name": "docs", "newName": "docs-signed"}]}}));
+    let r = env.run_restore("signed").await;
+    let status = r.status.clone().unwrap();
+    assert_eq!(status.phase, BackupPhase::Failed);
+    let message = status.message.clone().unwrap();
+    assert!(
+        message.contains("recovery from the presigned URL failed") && message.contains("?redacted"),
+        "{message}"
+    );
+    let everything = format!("{:?} {:?}", status, env.events());
+    for secret in [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        env.s3.access_key_id.as_str(),
+    ] {
+        assert!(!everything.contains(secret), "{secret} in {everything}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ pub mod events;
 pub mod guard;
 pub mod metrics;
 pub mod qdrant;
+pub mod redact;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

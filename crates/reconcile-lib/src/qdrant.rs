@@ -2102,12 +2102,13 @@ fn unexpected(status: StatusCode, detail: String, body: &[u8]) -> QdrantError {
     QdrantError::UnexpectedResponse {
         status: status.as_u16(),
         detail,
-        body: excerpt(&String::from_utf8_lossy(body)),
+        body: crate::redact::foreign_body(body),
     }
 }
 
 /// Turns a non-success reply into an error, taking the message from Qdrant's JSON error
-/// envelope, else from a plain-text body, else from the status line.
+/// envelope (URLs in it redacted: [`crate::redact::urls_in`]), else a safe summary of the
+/// body ([`crate::redact::foreign_body`]), else the status line.
 fn classify(url: &str, status: StatusCode, body: &[u8]) -> QdrantError {
     #[derive(Deserialize)]
     struct ErrorEnvelope {
@@ -2120,8 +2121,9 @@ fn classify(url: &str, status: StatusCode, body: &[u8]) -> QdrantError {
 
     let text = String::from_utf8_lossy(body);
     let message = match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(envelope) => excerpt(&envelope.status.error),
-        Err(_) if !text.trim().is_empty() => excerpt(text.trim()),
+        // Qdrant echoes request contents (a snapshot recovery's presigned URL) in messages.
+        Ok(envelope) => excerpt(&crate::redact::urls_in(&envelope.status.error)),
+        Err(_) if !text.trim().is_empty() => crate::redact::foreign_body(body),
         Err(_) => format!(
             "HTTP {} {} from {url}",
             status.as_u16(),
