@@ -11,10 +11,14 @@ use std::{fmt, time::Duration};
 
 use aws_sdk_s3::{
     Client,
-    config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
+    config::{
+        BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+        interceptors::BeforeDeserializationInterceptorContextMut, retry::RetryConfig,
+        timeout::TimeoutConfig,
+    },
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     presigning::PresigningConfig,
-    primitives::ByteStream,
+    primitives::{ByteStream, SdkBody},
     types::{Delete, ObjectIdentifier},
 };
 use bytes::Bytes;
@@ -166,6 +170,11 @@ pub struct S3Limits {
     pub data_attempt: Duration,
     /// Attempts of every request, the first included. Default 3.
     pub max_attempts: u32,
+    /// Largest reply body read for a small request (listings, error documents, multipart
+    /// answers), bytes; a longer one fails the request instead of being buffered. Default
+    /// 16 MiB (a full `ListObjectsV2` page of 1,000 keys is well under 1 MiB). `GetObject`
+    /// bodies are streamed and not limited here.
+    pub max_reply_bytes: u64,
 }
 
 impl Default for S3Limits {
@@ -175,6 +184,7 @@ impl Default for S3Limits {
             attempt: Duration::from_secs(30),
             data_attempt: Duration::from_secs(300),
             max_attempts: 3,
+            max_reply_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -186,6 +196,47 @@ impl S3Limits {
             .operation_attempt_timeout(attempt)
             .operation_timeout(attempt * self.max_attempts.max(1) + self.connect)
             .build()
+    }
+}
+
+/// Caps the reply body of every request of the client it is added to at `max` bytes: a
+/// `Content-Length` above it fails the request before anything is read, and a body without one
+/// is cut (the read fails) once it passes `max`. So a hostile or broken endpoint cannot make
+/// the controller buffer an unbounded XML document.
+#[derive(Debug)]
+struct ReplyLimit {
+    max: u64,
+}
+
+impl Intercept for ReplyLimit {
+    fn name(&self) -> &'static str {
+        "ReplyLimit"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let response = context.response_mut();
+        let declared = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared
+            && len > self.max
+        {
+            return Err(format!(
+                "the reply body is {len} bytes, more than the {} this client reads",
+                self.max
+            )
+            .into());
+        }
+        let max = usize::try_from(self.max).unwrap_or(usize::MAX);
+        let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+        *response.body_mut() = SdkBody::from_body_1_x(http_body_util::Limited::new(body, max));
+        Ok(())
     }
 }
 
@@ -248,17 +299,16 @@ impl Bucket {
         if let Some(endpoint) = &location.endpoint {
             config = config.endpoint_url(endpoint);
         }
-        let client = |attempt| {
-            Client::from_conf(
-                config
-                    .clone()
-                    .timeout_config(limits.timeouts(attempt))
-                    .build(),
-            )
-        };
+        let client = |attempt| config.clone().timeout_config(limits.timeouts(attempt));
         Bucket {
-            client: client(limits.attempt),
-            data: client(limits.data_attempt),
+            client: Client::from_conf(
+                client(limits.attempt)
+                    .interceptor(ReplyLimit {
+                        max: limits.max_reply_bytes,
+                    })
+                    .build(),
+            ),
+            data: Client::from_conf(client(limits.data_attempt).build()),
             location,
         }
     }
