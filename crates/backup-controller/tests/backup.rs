@@ -195,12 +195,17 @@ impl Env {
     }
 
     async fn run_restore(&self, name: &str) -> QdrantRestore {
+        self.run_restore_in(name, &self.ctx).await
+    }
+
+    /// [`Self::run_restore`] by the controller process `ctx`.
+    async fn run_restore_in(&self, name: &str, ctx: &Arc<Context>) -> QdrantRestore {
         for _ in 0..600 {
             let r = self.current_restore(name);
             if r.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
                 return r;
             }
-            let _ = restore::reconcile(Arc::new(r), self.ctx.clone()).await;
+            let _ = restore::reconcile(Arc::new(r), ctx.clone()).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
@@ -893,6 +898,75 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
     ] {
         assert!(!everything.contains(secret), "{secret} in {everything}");
     }
+}
+
+/// A restore whose process lost leadership unnoticed: the new leader fails it as
+/// `Interrupted` (collections may be partial); the old task, held inside a shard recovery, is
+/// fenced off at its next status write: it ends (the request it had in flight may still land),
+/// never reports Succeeded over the new leader's verdict, and names the collections it touched
+/// in a Warning event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_change_mid_restore_stops_the_old_task() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    env.backup(
+        "base",
+        json!({"cluster": {"name": "demo"}, "storage": env.storage()}),
+    );
+    let s = env.run_backup("base").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+
+    // The old leader's second shard recovery waits, on whichever target peer it is sent to.
+    let held: Vec<_> = std::iter::once(&target.main)
+        .chain(&target.views)
+        .map(|peer| peer.hold_next("/collections/docs/shards/1/snapshots/recover"))
+        .collect();
+    env.api
+        .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+        "metadata": {"name": "handover", "namespace": NS, "uid": "uid-restore-handover"},
+        "spec": {"source": {"backupRef": {"name": "base"}}, "cluster": {"name": "restored"}}}));
+    let old = env.ctx.clone();
+    for _ in 0..3 {
+        let _ = restore::reconcile(Arc::new(env.current_restore("handover")), old.clone()).await;
+    }
+    futures::future::select_all(held.iter().map(|h| Box::pin(h.reached()))).await;
+    assert!(old.jobs.is_running("uid-restore-handover"));
+
+    // The new leader finds it Running with no task of its own.
+    let new = env.other_process();
+    let r = env.run_restore_in("handover", &new).await.status.unwrap();
+    assert_eq!(r.phase, BackupPhase::Failed);
+    let reason = &r
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .reason;
+    assert_eq!(reason, "Interrupted", "{:?}", r.message);
+
+    for h in &held {
+        h.release();
+    }
+    reconcile_lib::testing::eventually("the old task ended", || {
+        !old.jobs.is_running("uid-restore-handover")
+    })
+    .await;
+    let after = env.current_restore("handover").status.unwrap();
+    assert_eq!(after.phase, BackupPhase::Failed, "{:?}", after.message);
+    assert_eq!(after.message, r.message, "the new leader's verdict stands");
+    let events = env.events();
+    assert!(
+        events.iter().any(|e| e.starts_with(
+            "Superseded the run was ended by another controller process (now Failed)"
+        ) && e.contains("[docs]")),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.starts_with("Succeeded restored")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
