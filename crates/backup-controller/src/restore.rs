@@ -84,15 +84,9 @@ async fn sync(qrs: Arc<QdrantRestore>, ctx: &Context) -> Result<Action> {
             if status.phase != BackupPhase::Running || ctx.jobs.is_running(&uid) {
                 return Ok(Action::requeue(ctx.wait_requeue));
             }
-            let touched: Vec<&str> = status
-                .collections
-                .iter()
-                .filter(|c| c.phase != BackupPhase::Pending)
-                .map(|c| c.target_name.as_str())
-                .collect();
             let message = format!(
                 "interrupted (the controller restarted or lost leadership); collections possibly partial: [{}] — delete them and create a new QdrantRestore",
-                touched.join(", ")
+                touched(&status.collections)
             );
             fail_now(&fresh, ctx, status, "Interrupted", &message).await
         }
@@ -369,15 +363,20 @@ async fn give_way(
     collections: &[RestoreCollectionStatus],
     why: &str,
 ) {
-    let touched: Vec<&str> = collections
-        .iter()
-        .filter(|c| c.phase != BackupPhase::Pending)
-        .map(|c| c.target_name.as_str())
-        .collect();
     let message = format!(
         "{why}; this process stopped its run; collections it touched, possibly partial: [{}]",
-        touched.join(", ")
+        touched(collections)
     );
     warn!(restore = %qrs.name_any(), %message, "restore superseded");
     events.warning(qrs, "Superseded", "Restore", message).await;
+}
+
+/// The target collections a restore has started on (any phase but Pending), comma-separated.
+fn touched(collections: &[RestoreCollectionStatus]) -> String {
+    collections
+        .iter()
+        .filter(|c| c.phase != BackupPhase::Pending)
+        .map(|c| c.target_name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
