@@ -51,10 +51,16 @@ pub const STORAGE_VOLUME: &str = "storage";
 pub const INIT_FILE: &str = "/qdrant/init/.qdrant-initialized";
 /// Default uid of the Qdrant process (the image's unprivileged user).
 pub const DEFAULT_UID: i64 = 1000;
+/// Group of the user of Qdrant's unprivileged image (`qdrant`, uid and gid 1000): the
+/// process's group when neither the pod nor the container sets `runAsGroup`.
+pub const IMAGE_GID: i64 = 1000;
 /// Default gid of the Qdrant process.
 pub const DEFAULT_GID: i64 = 2000;
 /// Default fsGroup of the volumes.
 pub const DEFAULT_FS_GROUP: i64 = 3000;
+/// Mode of the files of the TLS Secret volume (`tls.key` among them): read for the owner
+/// (root) and the group, which the kubelet sets to the pod's fsGroup; nothing for others.
+pub const TLS_FILE_MODE: i32 = 0o440;
 
 /// First line of the Qdrant container's termination message when the pod's volume lost the
 /// data of a consensus member: the instance stopped with no Raft state of a joined peer on the
@@ -198,6 +204,29 @@ pub fn default_pod_security_context() -> PodSecurityContext {
         }),
         ..PodSecurityContext::default()
     }
+}
+
+/// The pod security context: `spec.pod.securityContext`, or [`default_pod_security_context`].
+/// With TLS on, a user context without `fsGroup` gets one (the container's `runAsGroup`, else
+/// the pod's, else the image's group [`IMAGE_GID`]) with `fsGroupChangePolicy:
+/// OnRootMismatch`, so Qdrant can read the TLS files, which are mode [`TLS_FILE_MODE`]
+/// (group-readable only).
+pub fn pod_security_context(qc: &QdrantCluster, names: &Names) -> PodSecurityContext {
+    let Some(mut sc) = qc.spec.pod.security_context.clone() else {
+        return default_pod_security_context();
+    };
+    if (names.client_tls || names.p2p_tls) && sc.fs_group.is_none() {
+        let container_group = qc
+            .spec
+            .pod
+            .container_security_context
+            .as_ref()
+            .and_then(|c| c.run_as_group);
+        sc.fs_group = Some(container_group.or(sc.run_as_group).unwrap_or(IMAGE_GID));
+        sc.fs_group_change_policy
+            .get_or_insert_with(|| "OnRootMismatch".into());
+    }
+    sc
 }
 
 /// `restricted`-compatible container security context (used unless
@@ -429,9 +458,10 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
             name: TLS_VOLUME.into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(names.tls_secret.clone()),
-                // Readable by the container's user whatever its uid and fsGroup; only the
-                // Qdrant container mounts it.
-                default_mode: Some(0o444),
+                // Owner and group only: the kubelet gives the files the pod's fsGroup
+                // (`DEFAULT_FS_GROUP` by default, which the Qdrant user is a member of), so
+                // the private key is not world-readable.
+                default_mode: Some(TLS_FILE_MODE),
                 optional: Some(false),
                 ..SecretVolumeSource::default()
             }),
@@ -491,12 +521,7 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
                         .then_some(false),
                     // Service links would inject QDRANT_* variables that Qdrant reads as config.
                     enable_service_links: Some(false),
-                    security_context: Some(
-                        spec.pod
-                            .security_context
-                            .clone()
-                            .unwrap_or_else(default_pod_security_context),
-                    ),
+                    security_context: Some(pod_security_context(qc, &names)),
                     node_selector: spec.node_selector.clone(),
                     tolerations: spec.tolerations.clone(),
                     affinity: Some(
