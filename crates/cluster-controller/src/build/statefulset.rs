@@ -38,8 +38,8 @@ use k8s_openapi::{
 use super::{
     CONFIG_HASH_ANNOTATION, Names, Observed, child_meta, common_labels,
     config::{CONFIG_KEY, SNAPSHOTS_PATH, STORAGE_PATH},
-    secret::key_refs,
-    selector_labels,
+    secret::{KeyKind, key_refs},
+    selector_labels, served_keys,
     tls::{TLS_DIR, TLS_HASH_ANNOTATION, TLS_VOLUME},
 };
 
@@ -293,19 +293,38 @@ fn env(qc: &QdrantCluster) -> Vec<EnvVar> {
             value_from: None,
         },
     ];
-    for key in key_refs(qc) {
-        env.push(EnvVar {
-            name: key.kind.env_var().into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: key.secret.name.clone(),
-                    key: key.secret.key.clone(),
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
+    // The keys come from the operator's copy (`<cluster>-served-keys`), never straight from
+    // the spec's Secrets: a rotated key reaches a pod only when the operator has made sure
+    // every pod accepts the key it sends (`super::served_keys`).
+    let names = Names::of(qc);
+    let from_served = |name: &str, key: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: names.served_keys_secret.clone(),
+                key: key.into(),
+                optional: Some(false),
             }),
-            value: None,
-        });
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    };
+    for key in key_refs(qc) {
+        match key.kind {
+            KeyKind::ReadWrite => {
+                env.push(from_served(key.kind.env_var(), served_keys::API_KEY));
+                env.push(from_served(
+                    served_keys::ALT_API_KEY_ENV,
+                    served_keys::ALT_API_KEY,
+                ));
+            }
+            KeyKind::ReadOnly => {
+                env.push(from_served(
+                    key.kind.env_var(),
+                    served_keys::READ_ONLY_API_KEY,
+                ));
+            }
+        }
     }
     env.extend(qc.spec.pod.env.iter().cloned());
     env
@@ -427,6 +446,11 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.into());
     if let Some(hash) = &observed.tls_hash {
         pod_annotations.insert(TLS_HASH_ANNOTATION.into(), hash.clone());
+    }
+    if let Some(hash) = &observed.keys_hash
+        && !key_refs(qc).is_empty()
+    {
+        pod_annotations.insert(served_keys::KEYS_HASH_ANNOTATION.into(), hash.clone());
     }
 
     let mut containers = vec![qdrant_container(qc, &names, observed)];
