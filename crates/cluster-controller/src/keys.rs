@@ -36,6 +36,8 @@ pub struct KeysOutcome {
     pub keys_hash: Option<String>,
     /// Reason and message when a key Secret of `spec.auth` is missing.
     pub blocked: Option<(String, String)>,
+    /// Reconcile again after this long: the rest of an old key's grace period.
+    pub recheck: Option<std::time::Duration>,
 }
 
 /// Runs the key step for `qc` (see the module docs). `live_sts` is the StatefulSet before
@@ -137,19 +139,22 @@ pub async fn reconcile(
         let hash = keys_hash(s);
         all_pods_serve(&hash, pod_hashes.iter().map(Option::as_deref))
     };
-    let (next, change) = served_keys::plan(
+    let plan = served_keys::plan(
         spec.as_ref(),
         served.as_ref(),
         served.as_ref().is_some_and(rolled),
+        jiff::Timestamp::now(),
+        qc.spec.auth.old_key_grace_period(),
         served_keys::random_salt,
     );
-    let Some(next) = next else {
+    out.recheck = plan.recheck;
+    let Some(next) = plan.next else {
         return Ok(out);
     };
-    if change != KeyChange::None {
+    if plan.change != KeyChange::None {
         let desired = served_keys::served_keys_secret(qc, &next);
         shared.applier.apply(&desired).await?;
-        let message = match change {
+        let message = match plan.change {
             KeyChange::Created | KeyChange::None => None,
             KeyChange::Rotated => Some((
                 "ApiKeyRotating",
@@ -160,10 +165,19 @@ pub async fn reconcile(
                     names.served_keys_secret
                 ),
             )),
+            KeyChange::RolledOut => Some((
+                "ApiKeyRolledOut",
+                format!(
+                    "every pod accepts the new read-write key (and still the previous one): \
+                     switch clients to the new key; the previous one is dropped in {}s \
+                     (spec.auth.oldKeyGracePeriodSeconds), by a second roll",
+                    plan.recheck.unwrap_or_default().as_secs()
+                ),
+            )),
             KeyChange::OldKeyDropped => Some((
                 "OldApiKeyDropped",
-                "every pod runs the rotated key: the previous read-write key is dropped, and \
-                 the pods restart one at a time once more"
+                "the previous read-write key is dropped (its grace period is over): the pods \
+                 restart one at a time once more, then refuse it"
                     .to_string(),
             )),
         };

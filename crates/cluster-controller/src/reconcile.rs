@@ -371,6 +371,11 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     } else {
         requeue
     };
+    // An old API key's grace period ends: drop it on time (at least a second from now).
+    let requeue = match keys.recheck {
+        Some(rest) => requeue.min(rest.max(Duration::from_secs(1))),
+        None => requeue,
+    };
     update_status(
         qc,
         ctx,

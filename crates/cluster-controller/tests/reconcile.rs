@@ -502,7 +502,8 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
             "data": {"token": base64(value)}})
     };
     env.fake.insert(secret("old-key-value"));
-    env.seed("byo", json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}}}}));
+    env.seed("byo", json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}},
+        "oldKeyGracePeriodSeconds": 120}}));
     env.reconcile("byo").await.unwrap();
     let first = served(&env, "byo");
     assert_eq!(
@@ -550,8 +551,27 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     assert_eq!(served(&env, "byo"), rotating);
     assert_eq!(template_keys_hash(&env, "byo"), h2);
 
-    // Every pod runs the new state: the old key is dropped, which rolls once more.
+    // Every pod runs the new state: the old key's grace period (2 minutes here) starts,
+    // the template stays, and the controller comes back when it ends.
     pods_from_template(&env, "byo", 3);
+    let action = env.reconcile("byo").await.unwrap();
+    let grace = served(&env, "byo");
+    assert_eq!(grace.alt_api_key, "old-key-value", "still accepted");
+    assert!(grace.rolled_out_at.is_some());
+    assert_eq!(template_keys_hash(&env, "byo"), h2);
+    assert!(
+        env.fake
+            .has_event(NS, "ApiKeyRolledOut", "byo", "switch clients")
+    );
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(120)),
+        "back when the grace period ends (before the 5-minute resync)"
+    );
+    // A shorter grace period (0: at once) drops the old key, which rolls once more.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "byo", |q| {
+        q["spec"]["auth"]["oldKeyGracePeriodSeconds"] = json!(0)
+    });
     env.reconcile("byo").await.unwrap();
     let dropped = served(&env, "byo");
     assert_eq!(dropped.api_key, "new-key-value");

@@ -11,7 +11,9 @@ use cluster_controller::build::{
         operator_key, plan, served_keys_secret,
     },
 };
+use jiff::Timestamp;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn qc(spec: Value) -> QdrantCluster {
     serde_json::from_value(json!({
@@ -35,7 +37,25 @@ fn served(rw: &str, alt: &str, ro: Option<&str>) -> ServedKeys {
         alt_api_key: alt.into(),
         read_only_api_key: ro.map(Into::into),
         salt: "5a17".into(),
+        rolled_out_at: None,
     }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+/// [`plan`] at `now` with a one-hour grace period, as (next, change).
+fn step(
+    spec: Option<&SpecKeys>,
+    served: Option<&ServedKeys>,
+    rolled: bool,
+    now: &str,
+) -> (Option<ServedKeys>, KeyChange) {
+    let p = plan(spec, served, rolled, at(now), HOUR, || "fresh".to_string());
+    (p.next, p.change)
 }
 
 fn template_annotation(q: &QdrantCluster, observed: &Observed) -> Option<String> {
@@ -128,6 +148,12 @@ fn the_served_secret_holds_every_key_and_is_owned() {
     assert_eq!(owner.controller, Some(true));
     let read = ServedKeys::from_secret(&s).unwrap();
     assert_eq!(read, served("k2", "k1", Some("ro")));
+    let timed = ServedKeys {
+        rolled_out_at: Some(at("2026-01-01T00:10:00Z")),
+        ..served("k2", "k1", None)
+    };
+    let read = ServedKeys::from_secret(&served_keys_secret(&q, &timed)).unwrap();
+    assert_eq!(read, timed);
     let no_ro = served_keys_secret(&q, &served("k2", "k2", None));
     assert!(
         !no_ro
@@ -142,13 +168,14 @@ fn the_served_secret_holds_every_key_and_is_owned() {
     );
 }
 
-/// A to B: rotate (operator sends A), every pod rolled (sends B, drops A), rolled again
-/// (settled on B). Each step only once every pod runs the previous state.
+/// A to B: rotate (operator sends A), every pod rolled (sends B, the hour of grace starts),
+/// the hour over (A dropped, a second roll), rolled again (settled on B). Each step only once
+/// every pod runs the previous state.
 #[test]
 fn a_rotation_keeps_the_old_key_until_every_pod_runs_the_new_one_then_drops_it() {
-    let salt = || "fresh".to_string();
+    let t0 = "2026-01-01T00:00:00Z";
     let a = spec("A", None);
-    let (first, change) = plan(Some(&a), None, false, salt);
+    let (first, change) = step(Some(&a), None, false, t0);
     assert_eq!(change, KeyChange::Created);
     let first = first.unwrap();
     assert_eq!(
@@ -162,10 +189,10 @@ fn a_rotation_keeps_the_old_key_until_every_pod_runs_the_new_one_then_drops_it()
 
     let b = spec("B", None);
     // Pods not all at the current state: nothing moves.
-    let (held, change) = plan(Some(&b), Some(&first), false, salt);
+    let (held, change) = step(Some(&b), Some(&first), false, t0);
     assert_eq!((held.as_ref(), change), (Some(&first), KeyChange::None));
 
-    let (rotating, change) = plan(Some(&b), Some(&first), true, salt);
+    let (rotating, change) = step(Some(&b), Some(&first), true, t0);
     let rotating = rotating.unwrap();
     assert_eq!(change, KeyChange::Rotated);
     assert_eq!(
@@ -184,53 +211,94 @@ fn a_rotation_keeps_the_old_key_until_every_pod_runs_the_new_one_then_drops_it()
 
     // Mid-roll, a third key waits: no pod set would accept a common key.
     let c = spec("C", None);
-    let (held, change) = plan(Some(&c), Some(&rotating), false, salt);
+    let (held, change) = step(Some(&c), Some(&rotating), false, t0);
     assert_eq!((held.unwrap(), change), (rotating.clone(), KeyChange::None));
 
-    let (dropping, change) = plan(Some(&b), Some(&rotating), true, salt);
+    // Every pod runs {B, alt A}: the grace period starts, the pods keep their template.
+    let p = plan(
+        Some(&b),
+        Some(&rotating),
+        true,
+        at("2026-01-01T00:10:00Z"),
+        HOUR,
+        || unreachable!(),
+    );
+    assert_eq!(p.change, KeyChange::RolledOut);
+    assert_eq!(p.recheck, Some(HOUR));
+    let grace = p.next.unwrap();
+    assert_eq!(grace.rolled_out_at, Some(at("2026-01-01T00:10:00Z")));
+    assert_eq!(
+        keys_hash(&grace),
+        keys_hash(&rotating),
+        "no pod restarts for it"
+    );
+    assert_eq!(operator_key(&grace, true), "B");
+    let p = plan(
+        Some(&b),
+        Some(&grace),
+        true,
+        at("2026-01-01T00:40:00Z"),
+        HOUR,
+        || unreachable!(),
+    );
+    assert_eq!((p.change, p.recheck), (KeyChange::None, Some(HOUR / 2)));
+
+    let (dropping, change) = step(Some(&b), Some(&grace), true, "2026-01-01T01:10:00Z");
     let dropping = dropping.unwrap();
     assert_eq!(change, KeyChange::OldKeyDropped);
-    assert_eq!(dropping.alt_api_key, "B");
+    assert_eq!(
+        (dropping.alt_api_key.as_str(), dropping.rolled_out_at),
+        ("B", None)
+    );
     assert_eq!(
         operator_key(&dropping, false),
         "B",
         "old pods accept B and A"
     );
 
-    let (settled, change) = plan(Some(&b), Some(&dropping), true, salt);
+    let (settled, change) = step(Some(&b), Some(&dropping), true, "2026-01-01T02:00:00Z");
     assert_eq!((settled.unwrap(), change), (dropping, KeyChange::None));
 }
 
 #[test]
-fn a_rotation_during_the_drop_skips_it_and_read_only_keys_roll_once() {
-    let salt = || "unused".to_string();
-    // Every pod serves {B, alt A}; the key moves on to C: {C, alt B}, A gone at once.
-    let (next, change) = plan(
-        Some(&spec("C", None)),
+fn no_grace_drops_at_once_a_rotation_in_the_grace_skips_it_and_read_only_keys_roll_once() {
+    let now = "2026-01-01T00:00:00Z";
+    let p = plan(
+        Some(&spec("B", None)),
         Some(&served("B", "A", None)),
         true,
-        salt,
+        at(now),
+        Duration::ZERO,
+        || unreachable!(),
     );
+    assert_eq!(p.change, KeyChange::OldKeyDropped);
+    assert_eq!(p.next.unwrap(), served("B", "B", None));
+    // Every pod serves {B, alt A}; the key moves on to C: {C, alt B}, A gone at once.
+    let in_grace = ServedKeys {
+        rolled_out_at: Some(at(now)),
+        ..served("B", "A", None)
+    };
+    let (next, change) = step(Some(&spec("C", None)), Some(&in_grace), true, now);
     assert_eq!(change, KeyChange::Rotated);
     assert_eq!(next.unwrap(), served("C", "B", None));
     // Only the read-only key changes: one roll, no alt to drop afterwards.
-    let (next, change) = plan(
+    let (next, change) = step(
         Some(&spec("A", Some("ro2"))),
         Some(&served("A", "A", Some("ro1"))),
         true,
-        salt,
+        now,
     );
     assert_eq!(change, KeyChange::Rotated);
     let next = next.unwrap();
     assert_eq!(next, served("A", "A", Some("ro2")));
     assert!(!next.accepts_old_key());
     // A key that cannot be read moves nothing.
-    let (next, change) = plan(None, Some(&served("B", "A", None)), true, salt);
+    let (next, change) = step(None, Some(&served("B", "A", None)), true, now);
     assert_eq!(
         (next.unwrap(), change),
         (served("B", "A", None), KeyChange::None)
     );
-    assert_eq!(plan(None, None, true, salt), (None, KeyChange::None));
+    assert_eq!(step(None, None, true, now), (None, KeyChange::None));
 }
 
 #[test]

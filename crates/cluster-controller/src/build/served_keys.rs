@@ -10,7 +10,9 @@
 //!   the old key is dropped;
 //! - [`READ_ONLY_API_KEY`]: `service.read_only_api_key`, when `spec.auth.readOnlyApiKey` is
 //!   set (Qdrant has no second read-only key);
-//! - [`SALT`]: random bytes that make [`keys_hash`] useless for guessing a key.
+//! - [`SALT`]: random bytes that make [`keys_hash`] useless for guessing a key;
+//! - [`ROLLED_OUT_AT`]: when every pod was first seen running a rotated key (not a key; not
+//!   in the hash), the start of `spec.auth.oldKeyGracePeriodSeconds`.
 //!
 //! [`plan`] moves that state on one step at a time, and only once every pod runs the current
 //! one (its pod-template annotation [`KEYS_HASH_ANNOTATION`] equals [`keys_hash`]):
@@ -18,13 +20,16 @@
 //! 1. the spec's key changed from `A` to `B`: served `{api_key: B, alt: A}`. Old pods accept
 //!    `A` (their `api_key`), new pods accept `B` and `A`: the operator sends `A`
 //!    ([`operator_key`]) until every pod runs the new state;
-//! 2. every pod serves `{B, alt A}`: served `{api_key: B, alt: B}` (the old key is dropped),
-//!    which rolls the pods again. Old pods accept `B` and `A`, new pods `B`: the operator sends
-//!    `B`. At the end `A` is refused everywhere.
+//! 2. every pod serves `{B, alt A}`: the operator sends `B`, and the time is noted
+//!    ([`ROLLED_OUT_AT`]). Clients may switch to `B` now; `A` is still accepted everywhere;
+//! 3. once the grace period (`spec.auth.oldKeyGracePeriodSeconds`, default 1 hour) has passed
+//!    since then: served `{api_key: B, alt: B}` (the old key is dropped), which rolls the pods
+//!    again. Old pods accept `B` and `A`, new pods `B`: the operator sends `B`. At the end `A`
+//!    is refused everywhere.
 //!
 //! A second rotation while one rolls waits for the roll to finish (only then would every pod
-//! accept a common key); a rotation arriving while the old key is being dropped replaces it
-//! directly (`{C, alt B}` drops `A` too). Because the pods read this Secret, not the spec's, a
+//! accept a common key); a rotation arriving during the grace period or while the old key is
+//! being dropped replaces it directly (`{C, alt B}` drops `A` too). Because the pods read this Secret, not the spec's, a
 //! pod that restarts for any other reason mid-roll starts with the served state, which always
 //! accepts the key the operator sends.
 //!
@@ -47,6 +52,9 @@ pub const ALT_API_KEY: &str = "alt-api-key";
 pub const READ_ONLY_API_KEY: &str = "read-only-api-key";
 /// Key of [`served_keys_secret`] with the salt of [`keys_hash`].
 pub const SALT: &str = "salt";
+/// Key of [`served_keys_secret`] with the time every pod was first seen running a rotated
+/// key (RFC 3339).
+pub const ROLLED_OUT_AT: &str = "rolled-out-at";
 /// Environment variable of Qdrant's second read-write key (`service.alt_api_key`).
 pub const ALT_API_KEY_ENV: &str = "QDRANT__SERVICE__ALT_API_KEY";
 
@@ -74,6 +82,8 @@ pub struct ServedKeys {
     pub read_only_api_key: Option<String>,
     /// [`SALT`] (hex).
     pub salt: String,
+    /// [`ROLLED_OUT_AT`]: set while the old key is kept for the grace period.
+    pub rolled_out_at: Option<jiff::Timestamp>,
 }
 
 impl std::fmt::Debug for ServedKeys {
@@ -82,6 +92,7 @@ impl std::fmt::Debug for ServedKeys {
         f.debug_struct("ServedKeys")
             .field("accepts_old_key", &self.accepts_old_key())
             .field("read_only", &self.read_only_api_key.is_some())
+            .field("rolled_out_at", &self.rolled_out_at)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +105,7 @@ impl ServedKeys {
             alt_api_key: spec.api_key.clone(),
             read_only_api_key: spec.read_only_api_key.clone(),
             salt,
+            rolled_out_at: None,
         }
     }
 
@@ -111,6 +123,7 @@ impl ServedKeys {
             alt_api_key: get(ALT_API_KEY)?,
             read_only_api_key: get(READ_ONLY_API_KEY),
             salt: get(SALT)?,
+            rolled_out_at: get(ROLLED_OUT_AT).and_then(|t| t.parse().ok()),
         })
     }
 }
@@ -124,42 +137,90 @@ pub enum KeyChange {
     Created,
     /// A rotated key is being rolled out (the previous read-write key kept as alt).
     Rotated,
-    /// Every pod runs the rotated key: the old one is dropped (a second roll).
+    /// Every pod runs the rotated key: the grace period of the old one starts.
+    RolledOut,
+    /// The grace period is over: the old key is dropped (a second roll).
     OldKeyDropped,
 }
 
+/// What [`plan`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPlan {
+    /// The served state to keep or write (`None`: no key to serve).
+    pub next: Option<ServedKeys>,
+    /// What changed (anything but [`KeyChange::None`] is written).
+    pub change: KeyChange,
+    /// When to look again: the rest of the grace period.
+    pub recheck: Option<std::time::Duration>,
+}
+
 /// The next served state from the `spec` key values (`None` when a configured key cannot be
-/// read: nothing moves), the current `served` state, and whether every existing pod runs
-/// `served` (`rolled`, see [`all_pods_serve`]).
+/// read: nothing moves), the current `served` state, whether every existing pod runs
+/// `served` (`rolled`, see [`all_pods_serve`]), the time `now` and the grace period of an old
+/// key (`spec.auth.oldKeyGracePeriodSeconds`).
 pub fn plan(
     spec: Option<&SpecKeys>,
     served: Option<&ServedKeys>,
     rolled: bool,
+    now: jiff::Timestamp,
+    grace: std::time::Duration,
     new_salt: impl FnOnce() -> String,
-) -> (Option<ServedKeys>, KeyChange) {
-    match (spec, served) {
-        (Some(spec), None) => (Some(ServedKeys::new(spec, new_salt())), KeyChange::Created),
-        (Some(spec), Some(s)) if rolled => {
-            if s.api_key != spec.api_key || s.read_only_api_key != spec.read_only_api_key {
-                // Every pod accepts `s.api_key`: it stays accepted (as alt) on the new pods.
-                let next = ServedKeys {
-                    api_key: spec.api_key.clone(),
-                    alt_api_key: s.api_key.clone(),
-                    read_only_api_key: spec.read_only_api_key.clone(),
-                    salt: s.salt.clone(),
-                };
-                (Some(next), KeyChange::Rotated)
-            } else if s.accepts_old_key() {
-                let next = ServedKeys {
-                    alt_api_key: s.api_key.clone(),
-                    ..s.clone()
-                };
-                (Some(next), KeyChange::OldKeyDropped)
-            } else {
-                (Some(s.clone()), KeyChange::None)
-            }
+) -> KeyPlan {
+    let keep = |s: Option<&ServedKeys>| KeyPlan {
+        next: s.cloned(),
+        change: KeyChange::None,
+        recheck: None,
+    };
+    let write = |next: ServedKeys, change| KeyPlan {
+        next: Some(next),
+        change,
+        recheck: None,
+    };
+    let (spec, s) = match (spec, served) {
+        (Some(spec), None) => {
+            return write(ServedKeys::new(spec, new_salt()), KeyChange::Created);
         }
-        (_, served) => (served.cloned(), KeyChange::None),
+        (Some(spec), Some(s)) if rolled => (spec, s),
+        (_, served) => return keep(served),
+    };
+    if s.api_key != spec.api_key || s.read_only_api_key != spec.read_only_api_key {
+        // Every pod accepts `s.api_key`: it stays accepted (as alt) on the new pods.
+        let next = ServedKeys {
+            api_key: spec.api_key.clone(),
+            alt_api_key: s.api_key.clone(),
+            read_only_api_key: spec.read_only_api_key.clone(),
+            salt: s.salt.clone(),
+            rolled_out_at: None,
+        };
+        return write(next, KeyChange::Rotated);
+    }
+    if !s.accepts_old_key() {
+        return keep(Some(s));
+    }
+    let since = s.rolled_out_at.unwrap_or(now);
+    let elapsed = std::time::Duration::try_from(now.duration_since(since)).unwrap_or_default();
+    if elapsed >= grace {
+        let next = ServedKeys {
+            alt_api_key: s.api_key.clone(),
+            rolled_out_at: None,
+            ..s.clone()
+        };
+        return write(next, KeyChange::OldKeyDropped);
+    }
+    let recheck = Some(grace - elapsed);
+    match s.rolled_out_at {
+        Some(_) => KeyPlan {
+            recheck,
+            ..keep(Some(s))
+        },
+        None => KeyPlan {
+            next: Some(ServedKeys {
+                rolled_out_at: Some(now),
+                ..s.clone()
+            }),
+            change: KeyChange::RolledOut,
+            recheck,
+        },
     }
 }
 
@@ -174,7 +235,8 @@ pub fn operator_key(served: &ServedKeys, rolled: bool) -> &str {
     }
 }
 
-/// The value of [`KEYS_HASH_ANNOTATION`]: SHA-256 (hex) of the salt and every served key.
+/// The value of [`KEYS_HASH_ANNOTATION`]: SHA-256 (hex) of the salt and every served key
+/// ([`ROLLED_OUT_AT`] is not in it: noting the time restarts no pod).
 /// Changes with any key; reveals nothing about them without the salt (which only the
 /// Secret holds).
 pub fn keys_hash(served: &ServedKeys) -> String {
@@ -219,6 +281,9 @@ pub fn served_keys_secret(qc: &QdrantCluster, served: &ServedKeys) -> Secret {
     ]);
     if let Some(ro) = &served.read_only_api_key {
         data.insert(READ_ONLY_API_KEY.to_string(), bytes(ro));
+    }
+    if let Some(at) = &served.rolled_out_at {
+        data.insert(ROLLED_OUT_AT.to_string(), bytes(&at.to_string()));
     }
     Secret {
         metadata: child_meta(qc, &names.served_keys_secret),
