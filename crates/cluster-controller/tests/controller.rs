@@ -14,19 +14,41 @@ use reconcile_lib::{
 };
 use serde_json::json;
 
+/// `controller::run` in namespace `ns` against `fake`, with the resync an hour away: anything
+/// a test sees is driven by watch events.
+struct Running {
+    trigger: reconcile_lib::runtime::ShutdownTrigger,
+    run: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(fake: &FakeApiServer) -> Self {
+        let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+        ctx.resync = Duration::from_secs(3600);
+        let (trigger, shutdown) = Shutdown::channel();
+        let run = tokio::spawn(controller::run(
+            fake.client(),
+            Some("ns".into()),
+            Arc::new(ctx),
+            shutdown,
+        ));
+        Self { trigger, run }
+    }
+
+    /// Fires the shutdown; the controller must stop within 10 s.
+    async fn stop(self) {
+        self.trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.run)
+            .await
+            .expect("stops on shutdown")
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn the_controller_reconciles_on_watch_events_and_stops_on_shutdown() {
     let fake = FakeApiServer::new();
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    // A resync far away: anything that happens below is driven by watch events.
-    ctx.resync = Duration::from_secs(3600);
-    let (trigger, shutdown) = Shutdown::channel();
-    let run = tokio::spawn(controller::run(
-        fake.client(),
-        Some("ns".into()),
-        Arc::new(ctx),
-        shutdown,
-    ));
+    let running = Running::start(&fake);
 
     fake.insert(
         json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
@@ -76,11 +98,7 @@ async fn the_controller_reconciles_on_watch_events_and_stops_on_shutdown() {
         "metadata": {"name": "elsewhere", "namespace": "other"}, "spec": {"replicas": 1}}),
     );
 
-    trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops on shutdown")
-        .unwrap();
+    running.stop().await;
     assert!(
         fake.get("apps/v1", "statefulsets", Some("other"), "elsewhere")
             .is_none()
@@ -97,15 +115,7 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
         json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
         "metadata": {"name": "broken", "namespace": "ns"}, "spec": {"replicas": 5_000_000_000_u64}}),
     );
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    ctx.resync = Duration::from_secs(3600);
-    let (trigger, shutdown) = Shutdown::channel();
-    let run = tokio::spawn(controller::run(
-        fake.client(),
-        Some("ns".into()),
-        Arc::new(ctx),
-        shutdown,
-    ));
+    let running = Running::start(&fake);
     fake.insert(
         json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
         "metadata": {"name": "good", "namespace": "ns"}, "spec": {"replicas": 3}}),
@@ -136,11 +146,7 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
             .is_some()
     })
     .await;
-    trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops on shutdown")
-        .unwrap();
+    running.stop().await;
 }
 
 /// A user's key Secret is not owned, yet rotating it reconciles the cluster that reads it at
@@ -154,15 +160,7 @@ async fn a_rotated_user_secret_is_seen_through_the_secret_watch() {
             "stringData": {"token": value}})
     };
     fake.insert(secret("first-key"));
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    ctx.resync = Duration::from_secs(3600);
-    let (trigger, shutdown) = Shutdown::channel();
-    let run = tokio::spawn(controller::run(
-        fake.client(),
-        Some("ns".into()),
-        Arc::new(ctx),
-        shutdown,
-    ));
+    let running = Running::start(&fake);
     fake.insert(json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
         "metadata": {"name": "demo", "namespace": "ns"},
         "spec": {"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "team-key", "key": "token"}}}}}));
@@ -195,11 +193,7 @@ async fn a_rotated_user_secret_is_seen_through_the_secret_watch() {
             && served("alt-api-key").as_deref() == Some("first-key")
     })
     .await;
-    trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops on shutdown")
-        .unwrap();
+    running.stop().await;
 }
 
 /// The Secret watch's mapper: the clusters of the Secret's namespace that read it through
