@@ -401,12 +401,35 @@ impl AccessMode {
 #[x_kube(validation = kube::core::Rule::new("!has(self.readOnlyApiKey) || has(self.apiKey)").message("auth.readOnlyApiKey requires auth.apiKey"))]
 pub struct AuthSpec {
     /// The read-write API key (`service.api_key`). Omit `auth.apiKey` to run without
-    /// authentication (not recommended).
+    /// authentication (not recommended). The pods read it from the operator's copy, Secret
+    /// `<cluster>-served-keys`, which follows a rotated key without a refused request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<KeySource>,
-    /// The read-only API key (`service.read_only_api_key`). Optional.
+    /// The read-only API key (`service.read_only_api_key`). Optional. Qdrant has no second
+    /// read-only key: a rotated read-only key rolls the pods once, and read-only clients see
+    /// the old key refused by the pods already restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only_api_key: Option<KeySource>,
+    /// After a rotated read-write key reached every pod, how long the previous key stays
+    /// accepted (as Qdrant's `alt_api_key`) before a second roll drops it: the time your clients
+    /// have to switch to the new key. Default 3600 (1 hour); 0 drops it at once (a leaked key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 2592000))]
+    pub old_key_grace_period_seconds: Option<i64>,
+}
+
+/// Default of `spec.auth.oldKeyGracePeriodSeconds`.
+pub const DEFAULT_OLD_KEY_GRACE_PERIOD_SECONDS: i64 = 3600;
+
+impl AuthSpec {
+    /// `spec.auth.oldKeyGracePeriodSeconds` or its default, as a duration (negative values,
+    /// which the schema refuses, count as 0).
+    pub fn old_key_grace_period(&self) -> std::time::Duration {
+        let secs = self
+            .old_key_grace_period_seconds
+            .unwrap_or(DEFAULT_OLD_KEY_GRACE_PERIOD_SECONDS);
+        std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+    }
 }
 
 impl Default for AuthSpec {
@@ -414,6 +437,7 @@ impl Default for AuthSpec {
         Self {
             api_key: Some(KeySource::generated()),
             read_only_api_key: None,
+            old_key_grace_period_seconds: None,
         }
     }
 }
@@ -425,10 +449,14 @@ impl Default for AuthSpec {
 #[x_kube(validation = kube::core::Rule::new("(has(self.generate) && self.generate) != has(self.secretKeyRef)").message("set exactly one of generate: true or secretKeyRef"))]
 pub struct KeySource {
     /// Generate a random key into a Secret named `<cluster>-api-key` (or `<cluster>-read-only-api-key`)
-    /// with key `api-key`. The value is created once and never rotated by the operator.
+    /// with key `api-key`. The value is created once and never changed by the operator; to
+    /// rotate it, delete that Secret (a new key is generated) or write a new value into it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub generate: bool,
-    /// Use this key of an existing Secret in the cluster's namespace.
+    /// Use this key of an existing Secret in the cluster's namespace. The Secret is watched: a
+    /// new value rolls the pods one at a time, the previous read-write key staying accepted
+    /// (Qdrant's `alt_api_key`) until every pod runs the new one, then dropped by a second
+    /// roll.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<SecretKeyRef>,
 }

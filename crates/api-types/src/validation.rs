@@ -74,6 +74,10 @@ pub const OPERATOR_OWNED_CONFIG_KEYS: &[(&str, &str)] = &[
         "service.read_only_api_key",
         "set spec.auth.readOnlyApiKey instead; keys never go into a ConfigMap",
     ),
+    (
+        "service.alt_api_key",
+        "the operator sets it while a rotated spec.auth.apiKey rolls out",
+    ),
     ("service.jwt_rbac", "not supported by the operator yet"),
     ("service.enable_tls", "set spec.tls.client instead"),
     ("tls", "set spec.tls instead"),
@@ -93,6 +97,7 @@ pub const OPERATOR_OWNED_CONFIG_KEYS: &[(&str, &str)] = &[
 pub const OPERATOR_OWNED_ENV: &[&str] = &[
     "POD_NAME",
     "QDRANT__SERVICE__API_KEY",
+    "QDRANT__SERVICE__ALT_API_KEY",
     "QDRANT__SERVICE__READ_ONLY_API_KEY",
     "QDRANT_INIT_FILE_PATH",
 ];

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod controller;
 pub mod day2;
+pub mod keys;
 pub mod peers;
 pub mod pods;
 pub mod rebalance;

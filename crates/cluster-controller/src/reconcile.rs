@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use api_types::{QdrantCluster, is_paused, validation::validate_cluster};
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
-    core::v1::{ConfigMap, Secret, Service},
+    core::v1::{ConfigMap, Service},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{Api, ResourceExt, runtime::controller::Action};
@@ -23,7 +23,7 @@ use reconcile_lib::{
 use tracing::{info, warn};
 
 use crate::{
-    build::{self, Names, Observed, secret},
+    build::{self, Names, Observed},
     peers::{self, PeerAccess, PeerUrlResolver},
     rebalance, rollout,
     scale::{self, ScaleDecision},
@@ -147,56 +147,19 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         replicas: None,
         image: None,
         tls_hash: None,
+        keys_hash: None,
         volume_claim_templates: live_sts
             .as_ref()
             .and_then(|s| s.spec.as_ref())
             .and_then(|s| s.volume_claim_templates.clone()),
     };
 
-    // Secrets: generated ones are created once; referenced ones must exist.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
-    let mut api_key = None;
-    let mut blocked = None;
-    for key in secret::key_refs(qc) {
-        let live = if key.generated {
-            match secrets.get_opt(&key.secret.name).await? {
-                Some(s) => Some(s),
-                None => {
-                    let desired = secret::generated_secret(qc, &key, &secret::random_key());
-                    let (s, outcome) = ctx.shared.applier.create_if_missing(&desired).await?;
-                    if outcome == Outcome::Created {
-                        ctx.shared
-                            .events
-                            .normal(
-                                qc,
-                                "SecretCreated",
-                                "Create",
-                                format!("generated API key in Secret {}", key.secret.name),
-                            )
-                            .await;
-                    }
-                    Some(s)
-                }
-            }
-        } else {
-            secrets.get_opt(&key.secret.name).await?
-        };
-        let value = live
-            .as_ref()
-            .and_then(|s| reconcile_lib::secrets::secret_value(s, &key.secret.key));
-        if value.is_none() && blocked.is_none() {
-            blocked = Some((
-                "SecretNotFound".to_string(),
-                format!(
-                    "Secret {} with key {} (from spec.auth) not found in namespace {}",
-                    key.secret.name, key.secret.key, names.namespace
-                ),
-            ));
-        }
-        if key.kind == secret::KeyKind::ReadWrite {
-            api_key = value;
-        }
-    }
+    // API keys: the spec's Secrets (generated ones created once), and the served copy the
+    // pods read, which follows a rotated key one roll at a time.
+    let keys = crate::keys::reconcile(qc, &ctx.shared, &names, live_sts.as_ref()).await?;
+    let mut blocked = keys.blocked.clone();
+    observed.keys_hash = keys.keys_hash.clone();
+    let api_key = keys.operator_key.clone();
 
     // TLS (spec.tls): the generated CA and server certificate, or the user's Secret. A refused
     // p2p change applies nothing.
@@ -407,6 +370,11 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         requeue.min(ctx.volume_requeue)
     } else {
         requeue
+    };
+    // An old API key's grace period ends: drop it on time (at least a second from now).
+    let requeue = match keys.recheck {
+        Some(rest) => requeue.min(rest.max(Duration::from_secs(1))),
+        None => requeue,
     };
     update_status(
         qc,

@@ -132,6 +132,12 @@ pub fn render(input: &str) -> Result<String, RenderError> {
                 ));
             }
         }
+        if !secret::key_refs(qc).is_empty() {
+            out.push_str(&format!(
+                "# Secret {} (the keys the pods read, following rotations) is written by the controller; its value is never rendered.\n",
+                names.served_keys_secret
+            ));
+        }
         push_doc(&mut out, &desired.config_map)?;
         push_doc(&mut out, &desired.headless_service)?;
         push_doc(&mut out, &desired.client_service)?;

@@ -193,6 +193,7 @@ mod tests {
             config_map: "demo-config".into(),
             api_key_secret: "demo-api-key".into(),
             read_only_api_key_secret: "demo-read-only-api-key".into(),
+            served_keys_secret: "demo-served-keys".into(),
             ca_secret: "demo-ca".into(),
             tls_secret: "demo-tls".into(),
             client_tls: false,

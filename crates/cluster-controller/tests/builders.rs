@@ -269,19 +269,31 @@ fn qdrant_container_shape() {
             "POD_NAME",
             "QDRANT_INIT_FILE_PATH",
             "QDRANT__SERVICE__API_KEY",
+            "QDRANT__SERVICE__ALT_API_KEY",
             "QDRANT__SERVICE__READ_ONLY_API_KEY"
         ]
     );
-    let key = env[2]
-        .value_from
-        .as_ref()
-        .unwrap()
-        .secret_key_ref
-        .as_ref()
-        .unwrap();
+    // Every key comes from the operator's served copy, never from the spec's Secrets.
+    let refs: Vec<_> = env[2..]
+        .iter()
+        .map(|e| {
+            let r = e
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            (r.name.as_str(), r.key.as_str(), r.optional)
+        })
+        .collect();
     assert_eq!(
-        (key.name.as_str(), key.key.as_str()),
-        ("demo-api-key", "api-key")
+        refs,
+        [
+            ("demo-served-keys", "api-key", Some(false)),
+            ("demo-served-keys", "alt-api-key", Some(false)),
+            ("demo-served-keys", "read-only-api-key", Some(false)),
+        ]
     );
     assert!(
         env.iter()

@@ -14,19 +14,41 @@ use reconcile_lib::{
 };
 use serde_json::json;
 
+/// `controller::run` in namespace `ns` against `fake`, with the resync an hour away: anything
+/// a test sees is driven by watch events.
+struct Running {
+    trigger: reconcile_lib::runtime::ShutdownTrigger,
+    run: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(fake: &FakeApiServer) -> Self {
+        let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+        ctx.resync = Duration::from_secs(3600);
+        let (trigger, shutdown) = Shutdown::channel();
+        let run = tokio::spawn(controller::run(
+            fake.client(),
+            Some("ns".into()),
+            Arc::new(ctx),
+            shutdown,
+        ));
+        Self { trigger, run }
+    }
+
+    /// Fires the shutdown; the controller must stop within 10 s.
+    async fn stop(self) {
+        self.trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.run)
+            .await
+            .expect("stops on shutdown")
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn the_controller_reconciles_on_watch_events_and_stops_on_shutdown() {
     let fake = FakeApiServer::new();
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    // A resync far away: anything that happens below is driven by watch events.
-    ctx.resync = Duration::from_secs(3600);
-    let (trigger, shutdown) = Shutdown::channel();
-    let run = tokio::spawn(controller::run(
-        fake.client(),
-        Some("ns".into()),
-        Arc::new(ctx),
-        shutdown,
-    ));
+    let running = Running::start(&fake);
 
     fake.insert(
         json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
@@ -76,11 +98,7 @@ async fn the_controller_reconciles_on_watch_events_and_stops_on_shutdown() {
         "metadata": {"name": "elsewhere", "namespace": "other"}, "spec": {"replicas": 1}}),
     );
 
-    trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops on shutdown")
-        .unwrap();
+    running.stop().await;
     assert!(
         fake.get("apps/v1", "statefulsets", Some("other"), "elsewhere")
             .is_none()
@@ -97,15 +115,7 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
         json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
         "metadata": {"name": "broken", "namespace": "ns"}, "spec": {"replicas": 5_000_000_000_u64}}),
     );
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    ctx.resync = Duration::from_secs(3600);
-    let (trigger, shutdown) = Shutdown::channel();
-    let run = tokio::spawn(controller::run(
-        fake.client(),
-        Some("ns".into()),
-        Arc::new(ctx),
-        shutdown,
-    ));
+    let running = Running::start(&fake);
     fake.insert(
         json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
         "metadata": {"name": "good", "namespace": "ns"}, "spec": {"replicas": 3}}),
@@ -136,9 +146,89 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
             .is_some()
     })
     .await;
-    trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops on shutdown")
-        .unwrap();
+    running.stop().await;
+}
+
+/// A user's key Secret is not owned, yet rotating it reconciles the cluster that reads it at
+/// once (the resync is an hour away): the served copy takes the new key, keeping the old one
+/// as alt while the pods run the previous state.
+#[tokio::test]
+async fn a_rotated_user_secret_is_seen_through_the_secret_watch() {
+    let fake = FakeApiServer::new();
+    let secret = |value: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-key", "namespace": "ns"},
+            "stringData": {"token": value}})
+    };
+    fake.insert(secret("first-key"));
+    let running = Running::start(&fake);
+    fake.insert(json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "demo", "namespace": "ns"},
+        "spec": {"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "team-key", "key": "token"}}}}}));
+    let served = |key: &str| {
+        fake.get("v1", "secrets", Some("ns"), "demo-served-keys")
+            .and_then(|s| serde_json::from_value(s).ok())
+            .and_then(|s| reconcile_lib::secrets::secret_value(&s, key))
+    };
+    eventually("the first key served", || {
+        served("api-key").as_deref() == Some("first-key")
+    })
+    .await;
+    // The pods, created from the template (what the StatefulSet controller would do).
+    let annotation = cluster_controller::build::served_keys::KEYS_HASH_ANNOTATION;
+    let hash = fake
+        .get("apps/v1", "statefulsets", Some("ns"), "demo")
+        .unwrap()["spec"]["template"]["metadata"]["annotations"][annotation]
+        .clone();
+    for i in 0..3 {
+        fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("demo-{i}"), "namespace": "ns",
+                "labels": {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo"},
+                "annotations": {annotation: hash}},
+            "spec": {"containers": [{"name": "qdrant", "image": "qdrant/qdrant"}]}}));
+    }
+    fake.remove("v1", "secrets", Some("ns"), "team-key");
+    fake.insert(secret("second-key"));
+    eventually("the rotated key served, the first as alt", || {
+        served("api-key").as_deref() == Some("second-key")
+            && served("alt-api-key").as_deref() == Some("first-key")
+    })
+    .await;
+    running.stop().await;
+}
+
+/// The Secret watch's mapper: the clusters of the Secret's namespace that read it through
+/// `spec.auth` or `spec.tls.secretName`; not the generated Secrets (they are owned).
+#[test]
+fn a_secret_maps_to_the_clusters_that_read_it() {
+    let qc = |ns: &str, name: &str, spec: serde_json::Value| -> api_types::QdrantCluster {
+        serde_json::from_value(json!({"apiVersion": "qdrant.operator.dev/v1alpha1",
+            "kind": "QdrantCluster", "metadata": {"name": name, "namespace": ns}, "spec": spec}))
+        .unwrap()
+    };
+    let byo = json!({"replicas": 1, "auth": {
+        "apiKey": {"secretKeyRef": {"name": "rw", "key": "k"}},
+        "readOnlyApiKey": {"secretKeyRef": {"name": "ro", "key": "k"}}}});
+    let clusters = [
+        qc("a", "one", byo.clone()),
+        qc("b", "two", byo),
+        qc(
+            "a",
+            "three",
+            json!({"replicas": 1, "tls": {"client": {"enabled": true}, "secretName": "certs"}}),
+        ),
+        qc("a", "gen", json!({"replicas": 1})),
+    ];
+    let readers = |ns: &str, name: &str| controller::readers_of_secret(ns, name, &clusters);
+    assert_eq!(readers("a", "rw"), [("a".to_string(), "one".to_string())]);
+    assert_eq!(readers("a", "ro"), [("a".to_string(), "one".to_string())]);
+    assert_eq!(readers("b", "rw"), [("b".to_string(), "two".to_string())]);
+    assert_eq!(
+        readers("a", "certs"),
+        [("a".to_string(), "three".to_string())]
+    );
+    assert!(
+        readers("a", "gen-api-key").is_empty(),
+        "owned: seen through owns()"
+    );
+    assert!(readers("c", "rw").is_empty());
 }

@@ -41,6 +41,8 @@ struct Env {
     peers: RealCluster,
     ctx: Arc<Context>,
     started: Instant,
+    /// The API key the test's own requests send (`None`: none).
+    key: std::sync::Mutex<Option<String>>,
 }
 
 /// A fresh controller (as after a restart or a leader change): no memory but what it observes.
@@ -70,6 +72,7 @@ impl Env {
             api,
             peers,
             started: Instant::now(),
+            key: std::sync::Mutex::new(None),
         })
     }
 
@@ -183,7 +186,9 @@ impl Env {
     /// A connection to pod `ordinal` as the operator makes it (through its DNS name).
     fn pod(&self, ordinal: u32) -> QdrantConnection {
         let url = Url::parse(&self.names().pod_http_url(ordinal)).unwrap();
-        QdrantConnection::new(url).with_timeout(Duration::from_secs(30))
+        QdrantConnection::new(url)
+            .with_timeout(Duration::from_secs(30))
+            .with_optional_api_key(self.key.lock().unwrap().clone())
     }
 
     fn client(&self, ordinal: u32) -> QdrantClient {
@@ -771,4 +776,207 @@ async fn a_wiped_volume_rejoins_as_a_new_peer_and_gets_its_shards_back() {
         "one drop and one replicate per lost replica, none twice: {issued:?}"
     );
     assert!(removals[0].1.starts_with(&format!("/cluster/peer/{stale}")));
+}
+
+/// Every REST request the pods served, as (method, path, status), pod by pod.
+fn all_requests(env: &Env) -> Vec<Vec<(String, String, u16)>> {
+    (0..3).map(|i| env.peers.requests(i)).collect()
+}
+
+/// Value of `key` in the served-keys Secret.
+fn served(env: &Env, key: &str) -> Option<String> {
+    let s = env
+        .api
+        .get("v1", "secrets", Some(&env.ns), "demo-served-keys")?;
+    reconcile_lib::secrets::secret_value(&serde_json::from_value(s).ok()?, key)
+}
+
+/// Rotating the user's key Secret of a 3-peer cluster with data: the controller serves the
+/// new key with the old one as `alt_api_key`, rolls the pods one at a time through the health
+/// gate (a fresh controller taking over after the first restart), sends the old key until
+/// every pod runs the new one. Then both keys read every pod (the grace period), and once the
+/// user sets the grace period to 0 a second roll drops the old key. No request of the
+/// operator is refused (the pods' access logs show no 401/403 between the rotation and the
+/// end), every pod answers the new key at the end and refuses the old one, and no point is
+/// lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
+    let Some(env) = Env::new(
+        "key_rotation",
+        "rp-key-rotation",
+        json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "team-key", "key": "token"}},
+            "oldKeyGracePeriodSeconds": 3600}}),
+    ) else {
+        return;
+    };
+    let (old_key, new_key) = ("old-0123456789abcdef", "new-fedcba9876543210");
+    let user_secret = |value: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "team-key", "namespace": "rp-key-rotation"},
+            "stringData": {"token": value}})
+    };
+    env.api.insert(user_secret(old_key));
+    *env.key.lock().unwrap() = Some(old_key.to_owned());
+    env.up(3).await;
+    let before = env.collection("items", 3, 2, 2000).await;
+    let revision = env.sts()["status"]["updateRevision"].clone();
+    let before_rotation: Vec<usize> = all_requests(&env).iter().map(Vec::len).collect();
+    // Every pod instance seen while the key rolls (name, uid), and the most pods not Ready at once.
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let max_unready = std::sync::atomic::AtomicUsize::new(0);
+    let watch_pods = |e: &Env| {
+        let pods = e.api.list("v1", "pods", Some(&e.ns));
+        let ready = pods
+            .iter()
+            .filter(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+            .count();
+        max_unready.fetch_max(3 - ready.min(3), std::sync::atomic::Ordering::Relaxed);
+        let mut seen = seen.lock().unwrap();
+        for p in &pods {
+            seen.insert((
+                p["metadata"]["name"].to_string(),
+                p["metadata"]["uid"].to_string(),
+            ));
+        }
+    };
+    watch_pods(&env);
+
+    // The user rotates the key (as `kubectl apply` of the Secret would).
+    let rotated = Instant::now();
+    env.api.remove("v1", "secrets", Some(&env.ns), "team-key");
+    env.api.insert(user_secret(new_key));
+    env.drive("the first pod restarted with the new key", |e| {
+        watch_pods(e);
+        e.qc()
+            .status
+            .and_then(|s| s.rollout)
+            .is_some_and(|r| r.restarting_pod.is_some())
+    })
+    .await;
+    assert_eq!(served(&env, "api-key").as_deref(), Some(new_key));
+    assert_eq!(served(&env, "alt-api-key").as_deref(), Some(old_key));
+    // A new controller (a restart or a leader change) carries on from the served Secret and
+    // the pods.
+    let fresh = controller(&env.api);
+    let template_hash = |e: &Env| {
+        e.sts()["spec"]["template"]["metadata"]["annotations"]["qdrant.operator.dev/keys-hash"]
+            .clone()
+    };
+    let every_pod_at_template = |e: &Env| {
+        let hash = template_hash(e);
+        let pods = e.api.list("v1", "pods", Some(&e.ns));
+        pods.len() == 3
+            && pods
+                .iter()
+                .all(|p| p["metadata"]["annotations"]["qdrant.operator.dev/keys-hash"] == hash)
+    };
+    env.drive_with(
+        &fresh,
+        "every pod runs the new key, the old one kept",
+        |e| {
+            watch_pods(e);
+            served(e, "rolled-out-at").is_some() && every_pod_at_template(e) && e.running_with(3)
+        },
+    )
+    .await;
+    // The grace period: every pod accepts both keys (the old one as alt_api_key).
+    for key in [old_key, new_key] {
+        *env.key.lock().unwrap() = Some(key.to_owned());
+        for ordinal in 0..3 {
+            assert_eq!(env.count(ordinal, "items").await, before, "demo-{ordinal}");
+        }
+    }
+    *env.key.lock().unwrap() = None;
+    let rolled_out = rotated.elapsed();
+    // The user shortens the grace period: the old key is dropped by a second roll.
+    env.edit_spec(|s| s["auth"]["oldKeyGracePeriodSeconds"] = json!(0));
+    env.drive_with(&fresh, "the old key dropped and rolled again", |e| {
+        watch_pods(e);
+        served(e, "alt-api-key").as_deref() == Some(new_key)
+            && every_pod_at_template(e)
+            && e.running_with(3)
+            && e.sts()["status"]["updatedReplicas"] == 3
+            && e.sts()["status"]["updateRevision"] != revision
+            && e.qc().status.is_some_and(|s| s.rollout.is_none())
+    })
+    .await;
+    let took = rotated.elapsed();
+
+    // What the pods served from the rotation to now: the operator's requests, the probes, and
+    // the test's reads with either key during the grace period.
+    let during: Vec<(String, String, u16)> = all_requests(&env)
+        .into_iter()
+        .zip(&before_rotation)
+        .flat_map(|(r, n)| r.into_iter().skip(*n))
+        .collect();
+    let mut by_status = std::collections::BTreeMap::new();
+    for (_, _, status) in &during {
+        *by_status.entry(*status).or_insert(0u32) += 1;
+    }
+    // Pod restarts: the instances seen (name and uid) of each pod beyond its first one. A pod
+    // deleted in the first roll may come back straight at the final state when the other pods
+    // already run the new key (the old key is dropped meanwhile), so 5 or 6 in all.
+    let mut per_pod = std::collections::BTreeMap::new();
+    for (pod, _) in seen.lock().unwrap().iter() {
+        *per_pod
+            .entry(pod.trim_matches('"').to_owned())
+            .or_insert(0usize) += 1;
+    }
+    let per_pod: std::collections::BTreeMap<String, usize> =
+        per_pod.into_iter().map(|(p, n)| (p, n - 1)).collect();
+    let restarts: usize = per_pod.values().sum();
+    println!(
+        "[{}] first roll done after {:.1}s, rotation done after {:.1}s: {} requests to the pods, by status {by_status:?}; {restarts} pod restarts {per_pod:?}, at most {} pod(s) not Ready at once",
+        env.test,
+        rolled_out.as_secs_f64(),
+        took.as_secs_f64(),
+        during.len(),
+        max_unready.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let refused: Vec<_> = during
+        .iter()
+        .filter(|(_, _, s)| *s == 401 || *s == 403)
+        .collect();
+    assert!(refused.is_empty(), "refused operator requests: {refused:?}");
+    assert!(!during.is_empty());
+    assert_eq!(per_pod.len(), 3);
+    assert!(
+        per_pod.values().all(|n| (1..=2).contains(n)) && restarts > 3,
+        "every pod restarted, some twice (the old key dropped by a second roll): {per_pod:?}"
+    );
+    assert_eq!(
+        max_unready.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one pod at a time"
+    );
+
+    // The new key reads every pod; the old one is refused everywhere.
+    *env.key.lock().unwrap() = Some(new_key.to_owned());
+    for ordinal in 0..3 {
+        let after = env.count(ordinal, "items").await;
+        print_counts(env.test, &format!("items on demo-{ordinal}"), before, after);
+        assert_eq!(after, before);
+    }
+    *env.key.lock().unwrap() = Some(old_key.to_owned());
+    for ordinal in 0..3 {
+        let refused = env.client(ordinal).count_points("items", true).await;
+        assert!(
+            matches!(
+                refused,
+                Err(reconcile_lib::qdrant::QdrantError::Unauthorized { .. })
+            ),
+            "demo-{ordinal} with the old key: {refused:?}"
+        );
+        let last = env.peers.requests(ordinal).pop();
+        assert!(
+            last.as_ref()
+                .is_some_and(|(_, _, s)| *s == 401 || *s == 403),
+            "the access log records refusals (so none above means none): {last:?}"
+        );
+    }
 }

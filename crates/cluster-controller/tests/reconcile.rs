@@ -10,7 +10,10 @@ use api_types::{
     conditions::{ConditionStatus, find_condition, types},
 };
 use cluster_controller::{
-    build::{CONFIG_HASH_ANNOTATION, Names},
+    build::{
+        CONFIG_HASH_ANNOTATION, Names,
+        served_keys::{KEYS_HASH_ANNOTATION, ServedKeys},
+    },
     reconcile::{Context, error_policy, reconcile},
 };
 use kube::runtime::controller::Action;
@@ -110,6 +113,7 @@ async fn create_builds_every_child_with_owner_references() {
         ("policy/v1", "poddisruptionbudgets", "demo"),
         ("v1", "secrets", "demo-api-key"),
         ("v1", "secrets", "demo-read-only-api-key"),
+        ("v1", "secrets", "demo-served-keys"),
     ];
     for (api, plural, name) in children {
         let obj = env
@@ -422,15 +426,179 @@ async fn missing_user_secret_blocks_with_a_condition() {
         .unwrap();
     assert_eq!(
         key_var["valueFrom"]["secretKeyRef"],
-        json!({"name": "my-key", "key": "token", "optional": false})
+        json!({"name": "byo-served-keys", "key": "api-key", "optional": false}),
+        "the pods read the operator's copy"
     );
-    // Once the user creates it, the block clears.
+    assert!(
+        env.get("v1", "secrets", "byo-served-keys").is_none(),
+        "nothing to serve yet"
+    );
+    // Once the user creates it, the block clears and the key is served.
     env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-key", "namespace": NS}, "data": {"token": "czNjcjN0"}}));
     env.reconcile("byo").await.unwrap();
     assert_ne!(
         condition(&env.current("byo"), types::READY).reason,
         "SecretNotFound"
     );
+    assert_eq!(served(&env, "byo").api_key, "s3cr3t");
+}
+
+fn served(env: &Env, cluster: &str) -> ServedKeys {
+    let s = env
+        .get("v1", "secrets", &format!("{cluster}-served-keys"))
+        .expect("served keys");
+    ServedKeys::from_secret(&serde_json::from_value(s).unwrap()).unwrap()
+}
+
+fn template_keys_hash(env: &Env, cluster: &str) -> String {
+    env.get("apps/v1", "statefulsets", cluster).unwrap()["spec"]["template"]["metadata"]
+        ["annotations"][KEYS_HASH_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Pods `0..n` of `cluster` as the StatefulSet controller would have created them from the
+/// current template (its keys-hash annotation).
+fn pods_from_template(env: &Env, cluster: &str, n: u32) {
+    let hash = template_keys_hash(env, cluster);
+    for i in 0..n {
+        let name = format!("{cluster}-{i}");
+        env.fake.remove("v1", "pods", Some(NS), &name);
+        env.fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS,
+                "labels": {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": cluster},
+                "annotations": {KEYS_HASH_ANNOTATION: hash}},
+            "spec": {"containers": [{"name": "qdrant", "image": "qdrant/qdrant"}]}}));
+    }
+}
+
+/// Every stored object but Secrets, as text: where a key must never appear.
+fn everything_but_secrets(env: &Env) -> String {
+    let mut out = String::new();
+    for (api, plural) in [
+        (QC, "qdrantclusters"),
+        ("apps/v1", "statefulsets"),
+        ("v1", "configmaps"),
+        ("v1", "pods"),
+        ("v1", "events"),
+        ("events.k8s.io/v1", "events"),
+    ] {
+        for o in env.fake.list(api, plural, Some(NS)) {
+            out.push_str(&o.to_string());
+        }
+    }
+    out
+}
+
+/// A rotated user key: the served Secret keeps the old key as alt while the pods roll (and a
+/// fresh controller reads it back), the template hash moves at each step, the old key is
+/// dropped once every pod runs the new one, and no key value lands anywhere but Secrets.
+#[tokio::test]
+async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_it() {
+    let env = env();
+    let secret = |value: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-key", "namespace": NS},
+            "data": {"token": base64(value)}})
+    };
+    env.fake.insert(secret("old-key-value"));
+    env.seed("byo", json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}},
+        "oldKeyGracePeriodSeconds": 120}}));
+    env.reconcile("byo").await.unwrap();
+    let first = served(&env, "byo");
+    assert_eq!(
+        (first.api_key.as_str(), first.alt_api_key.as_str()),
+        ("old-key-value", "old-key-value")
+    );
+    let h1 = template_keys_hash(&env, "byo");
+    pods_from_template(&env, "byo", 3);
+    env.reconcile("byo").await.unwrap();
+    env.fake.clear_requests();
+    env.reconcile("byo").await.unwrap();
+    assert_eq!(
+        env.writes_excluding_events(),
+        Vec::<String>::new(),
+        "settled: no writes"
+    );
+
+    // The user rotates the key.
+    env.fake.remove("v1", "secrets", Some(NS), "my-key");
+    env.fake.insert(secret("new-key-value"));
+    env.reconcile("byo").await.unwrap();
+    let rotating = served(&env, "byo");
+    assert_eq!(rotating.api_key, "new-key-value");
+    assert_eq!(
+        rotating.alt_api_key, "old-key-value",
+        "the old key, remembered"
+    );
+    assert_eq!(rotating.salt, first.salt);
+    let h2 = template_keys_hash(&env, "byo");
+    assert_ne!(h2, h1, "the template changes: the pods roll");
+    assert!(env.fake.has_event(NS, "ApiKeyRotating", "byo", "previous"));
+
+    // A fresh controller mid-roll (one pod restarted) changes nothing: the state is in the
+    // Secret and the pods.
+    env.fake.edit("v1", "pods", Some(NS), "byo-2", |p| {
+        p["metadata"]["annotations"][KEYS_HASH_ANNOTATION] = json!(h2)
+    });
+    let fresh = Arc::new(Context::new(
+        env.fake.client(),
+        Arc::new(Metrics::new("test")),
+    ));
+    reconcile(Arc::new(env.current("byo")), fresh)
+        .await
+        .unwrap();
+    assert_eq!(served(&env, "byo"), rotating);
+    assert_eq!(template_keys_hash(&env, "byo"), h2);
+
+    // Every pod runs the new state: the old key's grace period (2 minutes here) starts,
+    // the template stays, and the controller comes back when it ends.
+    pods_from_template(&env, "byo", 3);
+    let action = env.reconcile("byo").await.unwrap();
+    let grace = served(&env, "byo");
+    assert_eq!(grace.alt_api_key, "old-key-value", "still accepted");
+    assert!(grace.rolled_out_at.is_some());
+    assert_eq!(template_keys_hash(&env, "byo"), h2);
+    assert!(
+        env.fake
+            .has_event(NS, "ApiKeyRolledOut", "byo", "switch clients")
+    );
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(120)),
+        "back when the grace period ends (before the 5-minute resync)"
+    );
+    // A shorter grace period (0: at once) drops the old key, which rolls once more.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "byo", |q| {
+        q["spec"]["auth"]["oldKeyGracePeriodSeconds"] = json!(0)
+    });
+    env.reconcile("byo").await.unwrap();
+    let dropped = served(&env, "byo");
+    assert_eq!(dropped.api_key, "new-key-value");
+    assert_eq!(dropped.alt_api_key, "new-key-value");
+    let h3 = template_keys_hash(&env, "byo");
+    assert!(h3 != h2 && h3 != h1);
+    assert!(env.fake.has_event(NS, "OldApiKeyDropped", "byo", "dropped"));
+
+    pods_from_template(&env, "byo", 3);
+    env.reconcile("byo").await.unwrap();
+    assert_eq!(served(&env, "byo"), dropped);
+    assert_eq!(template_keys_hash(&env, "byo"), h3);
+
+    let text = everything_but_secrets(&env);
+    for key in [
+        "old-key-value",
+        "new-key-value",
+        &base64("old-key-value"),
+        &base64("new-key-value"),
+    ] {
+        assert!(!text.contains(key), "{key} found outside Secrets");
+    }
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 #[tokio::test]

@@ -132,6 +132,13 @@ fn statefulset_with_client_and_p2p_tls() {
         volume.secret.as_ref().unwrap().secret_name.as_deref(),
         Some("demo-tls")
     );
+    // tls.key is not world-readable: owner and group only, the group being the pod's
+    // fsGroup, which the Qdrant process (uid 1000) gets as a supplementary group.
+    assert_eq!(volume.secret.as_ref().unwrap().default_mode, Some(0o440));
+    let pod_sc = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod_sc = pod_sc.security_context.as_ref().unwrap();
+    assert_eq!(pod_sc.fs_group, Some(build::statefulset::DEFAULT_FS_GROUP));
+    assert_eq!(pod_sc.run_as_user, Some(build::statefulset::DEFAULT_UID));
 
     for probe in [&c.startup_probe, &c.readiness_probe] {
         let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
@@ -828,4 +835,44 @@ fn keyed_certificate_debug_hides_the_key() {
         key_pem: "-----BEGIN PRIVATE KEY-----".into(),
     };
     assert!(!format!("{k:?}").contains("PRIVATE"));
+}
+
+/// A user pod security context without `fsGroup` gets one with TLS on (the container's
+/// `runAsGroup`, else the pod's, else the image's gid 1000): the TLS files are mode 0440, so
+/// without a group the kubelet would leave them root's alone. One that sets it is kept, and
+/// without TLS nothing is added.
+#[test]
+fn a_user_security_context_gets_an_fs_group_for_the_tls_files() {
+    let pod_sc = |spec: Value| {
+        let sts = statefulset(&qc(spec), &Observed::default());
+        sts.spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .security_context
+            .unwrap()
+    };
+    let tls = json!({"client": {"enabled": true}});
+    let own = pod_sc(
+        json!({"replicas": 1, "tls": tls, "pod": {"securityContext": {"runAsUser": 1000, "runAsNonRoot": true}}}),
+    );
+    assert_eq!(own.fs_group, Some(build::statefulset::IMAGE_GID));
+    assert_eq!(
+        own.fs_group_change_policy.as_deref(),
+        Some("OnRootMismatch")
+    );
+    let grouped = pod_sc(json!({"replicas": 1, "tls": tls, "pod": {
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 4000},
+        "containerSecurityContext": {"runAsGroup": 5000}}}));
+    assert_eq!(grouped.fs_group, Some(5000), "the container's group wins");
+    let pod_group = pod_sc(json!({"replicas": 1, "tls": tls, "pod": {
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 4000}}}));
+    assert_eq!(pod_group.fs_group, Some(4000));
+    let set = pod_sc(json!({"replicas": 1, "tls": tls, "pod": {
+        "securityContext": {"runAsUser": 1000, "fsGroup": 7000, "fsGroupChangePolicy": "Always"}}}));
+    assert_eq!(set.fs_group, Some(7000));
+    assert_eq!(set.fs_group_change_policy.as_deref(), Some("Always"));
+    let plain = pod_sc(json!({"replicas": 1, "pod": {"securityContext": {"runAsUser": 1000}}}));
+    assert_eq!(plain.fs_group, None, "no TLS: the user's context as given");
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod pdb;
 pub mod secret;
+pub mod served_keys;
 pub mod service;
 pub mod statefulset;
 pub mod tls;
@@ -54,6 +55,8 @@ pub struct Names {
     pub api_key_secret: String,
     /// Generated read-only key Secret: `<cluster>-read-only-api-key`.
     pub read_only_api_key_secret: String,
+    /// The keys the pods read ([`served_keys`]): `<cluster>-served-keys`.
+    pub served_keys_secret: String,
     /// Generated CA Secret (`spec.tls` without `secretName`): `<cluster>-ca`.
     pub ca_secret: String,
     /// The Secret whose `tls.crt`, `tls.key` and `ca.crt` Qdrant serves:
@@ -77,6 +80,7 @@ impl Names {
             config_map: format!("{cluster}-config"),
             api_key_secret: format!("{cluster}-api-key"),
             read_only_api_key_secret: format!("{cluster}-read-only-api-key"),
+            served_keys_secret: format!("{cluster}-served-keys"),
             ca_secret: format!("{cluster}-ca"),
             tls_secret: tls
                 .secret_name
@@ -192,6 +196,10 @@ pub struct Observed {
     /// on and the serving Secret was read; goes on the pod template as
     /// [`tls::TLS_HASH_ANNOTATION`] so a renewed certificate rolls the pods.
     pub tls_hash: Option<String>,
+    /// [`served_keys::keys_hash`] of the served keys, when `<cluster>-served-keys` was read or
+    /// written; goes on the pod template as [`served_keys::KEYS_HASH_ANNOTATION`] so a rotated
+    /// key rolls the pods. `None` (e.g. `render`) leaves the annotation out.
+    pub keys_hash: Option<String>,
 }
 
 /// Every desired child of a cluster, ready to apply.

@@ -38,8 +38,8 @@ use k8s_openapi::{
 use super::{
     CONFIG_HASH_ANNOTATION, Names, Observed, child_meta, common_labels,
     config::{CONFIG_KEY, SNAPSHOTS_PATH, STORAGE_PATH},
-    secret::key_refs,
-    selector_labels,
+    secret::{KeyKind, key_refs},
+    selector_labels, served_keys,
     tls::{TLS_DIR, TLS_HASH_ANNOTATION, TLS_VOLUME},
 };
 
@@ -51,10 +51,16 @@ pub const STORAGE_VOLUME: &str = "storage";
 pub const INIT_FILE: &str = "/qdrant/init/.qdrant-initialized";
 /// Default uid of the Qdrant process (the image's unprivileged user).
 pub const DEFAULT_UID: i64 = 1000;
+/// Group of the user of Qdrant's unprivileged image (`qdrant`, uid and gid 1000): the
+/// process's group when neither the pod nor the container sets `runAsGroup`.
+pub const IMAGE_GID: i64 = 1000;
 /// Default gid of the Qdrant process.
 pub const DEFAULT_GID: i64 = 2000;
 /// Default fsGroup of the volumes.
 pub const DEFAULT_FS_GROUP: i64 = 3000;
+/// Mode of the files of the TLS Secret volume (`tls.key` among them): read for the owner
+/// (root) and the group, which the kubelet sets to the pod's fsGroup; nothing for others.
+pub const TLS_FILE_MODE: i32 = 0o440;
 
 /// First line of the Qdrant container's termination message when the pod's volume lost the
 /// data of a consensus member: the instance stopped with no Raft state of a joined peer on the
@@ -200,6 +206,29 @@ pub fn default_pod_security_context() -> PodSecurityContext {
     }
 }
 
+/// The pod security context: `spec.pod.securityContext`, or [`default_pod_security_context`].
+/// With TLS on, a user context without `fsGroup` gets one (the container's `runAsGroup`, else
+/// the pod's, else the image's group [`IMAGE_GID`]) with `fsGroupChangePolicy:
+/// OnRootMismatch`, so Qdrant can read the TLS files, which are mode [`TLS_FILE_MODE`]
+/// (group-readable only).
+pub fn pod_security_context(qc: &QdrantCluster, names: &Names) -> PodSecurityContext {
+    let Some(mut sc) = qc.spec.pod.security_context.clone() else {
+        return default_pod_security_context();
+    };
+    if (names.client_tls || names.p2p_tls) && sc.fs_group.is_none() {
+        let container_group = qc
+            .spec
+            .pod
+            .container_security_context
+            .as_ref()
+            .and_then(|c| c.run_as_group);
+        sc.fs_group = Some(container_group.or(sc.run_as_group).unwrap_or(IMAGE_GID));
+        sc.fs_group_change_policy
+            .get_or_insert_with(|| "OnRootMismatch".into());
+    }
+    sc
+}
+
 /// `restricted`-compatible container security context (used unless
 /// `spec.pod.containerSecurityContext`).
 pub fn default_container_security_context() -> SecurityContext {
@@ -264,19 +293,38 @@ fn env(qc: &QdrantCluster) -> Vec<EnvVar> {
             value_from: None,
         },
     ];
-    for key in key_refs(qc) {
-        env.push(EnvVar {
-            name: key.kind.env_var().into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: key.secret.name.clone(),
-                    key: key.secret.key.clone(),
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
+    // The keys come from the operator's copy (`<cluster>-served-keys`), never straight from
+    // the spec's Secrets: a rotated key reaches a pod only when the operator has made sure
+    // every pod accepts the key it sends (`super::served_keys`).
+    let names = Names::of(qc);
+    let from_served = |name: &str, key: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: names.served_keys_secret.clone(),
+                key: key.into(),
+                optional: Some(false),
             }),
-            value: None,
-        });
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    };
+    for key in key_refs(qc) {
+        match key.kind {
+            KeyKind::ReadWrite => {
+                env.push(from_served(key.kind.env_var(), served_keys::API_KEY));
+                env.push(from_served(
+                    served_keys::ALT_API_KEY_ENV,
+                    served_keys::ALT_API_KEY,
+                ));
+            }
+            KeyKind::ReadOnly => {
+                env.push(from_served(
+                    key.kind.env_var(),
+                    served_keys::READ_ONLY_API_KEY,
+                ));
+            }
+        }
     }
     env.extend(qc.spec.pod.env.iter().cloned());
     env
@@ -399,6 +447,11 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
     if let Some(hash) = &observed.tls_hash {
         pod_annotations.insert(TLS_HASH_ANNOTATION.into(), hash.clone());
     }
+    if let Some(hash) = &observed.keys_hash
+        && !key_refs(qc).is_empty()
+    {
+        pod_annotations.insert(served_keys::KEYS_HASH_ANNOTATION.into(), hash.clone());
+    }
 
     let mut containers = vec![qdrant_container(qc, &names, observed)];
     containers.extend(spec.pod.sidecars.iter().cloned());
@@ -429,9 +482,10 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
             name: TLS_VOLUME.into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(names.tls_secret.clone()),
-                // Readable by the container's user whatever its uid and fsGroup; only the
-                // Qdrant container mounts it.
-                default_mode: Some(0o444),
+                // Owner and group only: the kubelet gives the files the pod's fsGroup
+                // (`DEFAULT_FS_GROUP` by default, which the Qdrant user is a member of), so
+                // the private key is not world-readable.
+                default_mode: Some(TLS_FILE_MODE),
                 optional: Some(false),
                 ..SecretVolumeSource::default()
             }),
@@ -491,12 +545,7 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
                         .then_some(false),
                     // Service links would inject QDRANT_* variables that Qdrant reads as config.
                     enable_service_links: Some(false),
-                    security_context: Some(
-                        spec.pod
-                            .security_context
-                            .clone()
-                            .unwrap_or_else(default_pod_security_context),
-                    ),
+                    security_context: Some(pod_security_context(qc, &names)),
                     node_selector: spec.node_selector.clone(),
                     tolerations: spec.tolerations.clone(),
                     affinity: Some(
