@@ -96,9 +96,13 @@ fn start_script_snapshot() {
     else
       set -- --uri "$self"
     fi
+    # The trap is set before Qdrant starts: a SIGTERM in between is kept and passed on.
+    qdrant=""
+    term=""
+    trap 'term=1; [ -z "$qdrant" ] || kill -TERM "$qdrant" 2>/dev/null || true' TERM INT
     ./entrypoint.sh "$@" &
     qdrant=$!
-    trap 'kill -TERM "$qdrant" 2>/dev/null || true' TERM INT
+    [ -z "$term" ] || kill -TERM "$qdrant" 2>/dev/null || true
     while :; do
       if wait "$qdrant"; then status=0; else status=$?; fi
       kill -0 "$qdrant" 2>/dev/null || break
