@@ -636,7 +636,9 @@ pub struct QdrantClusterStatus {
     /// In-cluster endpoints of the client Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,
-    /// Secrets holding the API keys, for the other controllers and for users.
+    /// Where the API keys the pods accept now are: Secret `<name>-served-keys`, keys
+    /// `operator-api-key` (during a key rotation the previous key until every pod runs the new
+    /// one) and `read-only-api-key`. The collection and backup controllers read them here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStatus>,
     /// Qdrant peers as Qdrant reports them (`GET /cluster` on each pod).

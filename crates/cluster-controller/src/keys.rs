@@ -151,9 +151,12 @@ pub async fn reconcile(
     let Some(next) = plan.next else {
         return Ok(out);
     };
+    let now_rolled = rolled(&next);
+    // Applied at every reconcile (the applier writes only a change): the operator key moves
+    // from the previous key to the new one when the pods have rolled, with no other change.
+    let desired = served_keys::served_keys_secret(qc, &next, now_rolled);
+    shared.applier.apply(&desired).await?;
     if plan.change != KeyChange::None {
-        let desired = served_keys::served_keys_secret(qc, &next);
-        shared.applier.apply(&desired).await?;
         let message = match plan.change {
             KeyChange::Created | KeyChange::None => None,
             KeyChange::Rotated => Some((
@@ -186,7 +189,6 @@ pub async fn reconcile(
             shared.events.normal(qc, reason, "RotateKey", message).await;
         }
     }
-    let now_rolled = rolled(&next);
     out.operator_key = Some(served_keys::operator_key(&next, now_rolled).to_string());
     out.keys_hash = Some(keys_hash(&next));
     Ok(out)

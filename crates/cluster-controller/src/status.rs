@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use api_types::{
     QdrantCluster, QdrantClusterStatus,
-    cluster::{AuthStatus, ClusterPhase, Endpoints, GRPC_PORT, HTTP_PORT, PeerStatus},
+    cluster::{
+        AuthStatus, ClusterPhase, Endpoints, GRPC_PORT, HTTP_PORT, PeerStatus, SecretKeyRef,
+    },
     conditions::{ConditionStatus, set_condition, types},
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -14,7 +16,7 @@ use reconcile_lib::conditions::new_condition;
 use crate::build::{
     Names,
     secret::{KeyKind, key_refs},
-    selector_string,
+    selector_string, served_keys,
 };
 
 /// What the Qdrant peers reported (`GET /cluster` on each pod).
@@ -578,15 +580,24 @@ fn progress_message(
     }
 }
 
+/// Where clients of the cluster (the collection and backup controllers among them) read its
+/// keys: the served Secret's [`served_keys::OPERATOR_API_KEY`] (during a key rotation the key
+/// every pod accepts, not the spec's new one) and its read-only key.
 fn auth_status(qc: &QdrantCluster) -> Option<AuthStatus> {
     let keys = key_refs(qc);
     if keys.is_empty() {
         return None;
     }
-    let find = |k: KeyKind| keys.iter().find(|r| r.kind == k).map(|r| r.secret.clone());
+    let served = Names::of(qc).served_keys_secret;
+    let has = |k: KeyKind| keys.iter().any(|r| r.kind == k);
+    let entry = |key: &str| SecretKeyRef {
+        name: served.clone(),
+        key: key.to_string(),
+    };
     Some(AuthStatus {
-        api_key_secret_ref: find(KeyKind::ReadWrite),
-        read_only_api_key_secret_ref: find(KeyKind::ReadOnly),
+        api_key_secret_ref: has(KeyKind::ReadWrite).then(|| entry(served_keys::OPERATOR_API_KEY)),
+        read_only_api_key_secret_ref: has(KeyKind::ReadOnly)
+            .then(|| entry(served_keys::READ_ONLY_API_KEY)),
     })
 }
 

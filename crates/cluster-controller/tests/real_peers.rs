@@ -860,6 +860,32 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
     .await;
     assert_eq!(served(&env, "api-key").as_deref(), Some(new_key));
     assert_eq!(served(&env, "alt-api-key").as_deref(), Some(old_key));
+    // Mid-roll, the key that status.auth points clients at (the collection and backup
+    // controllers read it) is the old one, and every pod that is up accepts it: the ones not
+    // restarted yet and the one that came back with the new key.
+    let key_ref = env
+        .qc()
+        .status
+        .unwrap()
+        .auth
+        .unwrap()
+        .api_key_secret_ref
+        .unwrap();
+    assert_eq!(key_ref.name, "demo-served-keys");
+    let clients_key = served(&env, &key_ref.key);
+    assert_eq!(clients_key.as_deref(), Some(old_key));
+    let saved = env.key.lock().unwrap().replace(old_key.to_owned());
+    let restarting = env
+        .qc()
+        .status
+        .and_then(|s| s.rollout)
+        .and_then(|r| r.restarting_pod);
+    for ordinal in 0..3 {
+        if restarting.as_deref() != Some(&format!("demo-{ordinal}")) {
+            assert_eq!(env.count(ordinal, "items").await, before, "demo-{ordinal}");
+        }
+    }
+    *env.key.lock().unwrap() = saved;
     // A new controller (a restart or a leader change) carries on from the served Secret and
     // the pods.
     let fresh = controller(&env.api);

@@ -149,15 +149,17 @@ async fn create_builds_every_child_with_owner_references() {
         st.endpoints.as_ref().unwrap().http,
         "http://demo.qdrant.svc:6333"
     );
+    // Clients read the key the pods accept now: the served copy, not the generated Secret.
+    let auth = st.auth.as_ref().unwrap();
+    let key_ref = auth.api_key_secret_ref.as_ref().unwrap();
     assert_eq!(
-        st.auth
-            .as_ref()
-            .unwrap()
-            .api_key_secret_ref
-            .as_ref()
-            .unwrap()
-            .name,
-        "demo-api-key"
+        (key_ref.name.as_str(), key_ref.key.as_str()),
+        ("demo-served-keys", "operator-api-key")
+    );
+    let ro_ref = auth.read_only_api_key_secret_ref.as_ref().unwrap();
+    assert_eq!(
+        (ro_ref.name.as_str(), ro_ref.key.as_str()),
+        ("demo-served-keys", "read-only-api-key")
     );
     for t in [
         types::READY,
@@ -528,6 +530,11 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     let rotating = served(&env, "byo");
     assert_eq!(rotating.api_key, "new-key-value");
     assert_eq!(
+        operator_key(&env, "byo"),
+        "old-key-value",
+        "status.auth points every client at the key the old pods still accept"
+    );
+    assert_eq!(
         rotating.alt_api_key, "old-key-value",
         "the old key, remembered"
     );
@@ -557,6 +564,11 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     let action = env.reconcile("byo").await.unwrap();
     let grace = served(&env, "byo");
     assert_eq!(grace.alt_api_key, "old-key-value", "still accepted");
+    assert_eq!(
+        operator_key(&env, "byo"),
+        "new-key-value",
+        "every pod accepts it now"
+    );
     assert!(grace.rolled_out_at.is_some());
     assert_eq!(template_keys_hash(&env, "byo"), h2);
     assert!(
@@ -594,6 +606,25 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     ] {
         assert!(!text.contains(key), "{key} found outside Secrets");
     }
+}
+
+/// The value behind the cluster's `status.auth.apiKeySecretRef`: the key the collection and
+/// backup controllers send.
+fn operator_key(env: &Env, name: &str) -> String {
+    let qc = env.current(name);
+    let key_ref = status(&qc).auth.unwrap().api_key_secret_ref.unwrap();
+    let secret = env
+        .fake
+        .get("v1", "secrets", Some(NS), &key_ref.name)
+        .unwrap();
+    let encoded = secret["data"][&key_ref.key].as_str().unwrap().to_string();
+    use base64::Engine;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn base64(s: &str) -> String {

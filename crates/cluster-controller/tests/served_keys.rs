@@ -138,7 +138,7 @@ fn the_pod_template_carries_the_hash_only_with_keys() {
 #[test]
 fn the_served_secret_holds_every_key_and_is_owned() {
     let q = qc(json!({"replicas": 3}));
-    let s = served_keys_secret(&q, &served("k2", "k1", Some("ro")));
+    let s = served_keys_secret(&q, &served("k2", "k1", Some("ro")), false);
     assert_eq!(s.metadata.name.as_deref(), Some("demo-served-keys"));
     let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!(
@@ -148,13 +148,20 @@ fn the_served_secret_holds_every_key_and_is_owned() {
     assert_eq!(owner.controller, Some(true));
     let read = ServedKeys::from_secret(&s).unwrap();
     assert_eq!(read, served("k2", "k1", Some("ro")));
+    // Mid-roll the key every controller sends is the previous one; once rolled, the new one.
+    let operator = |s: &k8s_openapi::api::core::v1::Secret| {
+        String::from_utf8(s.data.as_ref().unwrap()["operator-api-key"].0.clone()).unwrap()
+    };
+    assert_eq!(operator(&s), "k1");
+    let rolled = served_keys_secret(&q, &served("k2", "k1", Some("ro")), true);
+    assert_eq!(operator(&rolled), "k2");
     let timed = ServedKeys {
         rolled_out_at: Some(at("2026-01-01T00:10:00Z")),
         ..served("k2", "k1", None)
     };
-    let read = ServedKeys::from_secret(&served_keys_secret(&q, &timed)).unwrap();
+    let read = ServedKeys::from_secret(&served_keys_secret(&q, &timed, true)).unwrap();
     assert_eq!(read, timed);
-    let no_ro = served_keys_secret(&q, &served("k2", "k2", None));
+    let no_ro = served_keys_secret(&q, &served("k2", "k2", None), true);
     assert!(
         !no_ro
             .data

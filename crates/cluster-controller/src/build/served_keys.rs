@@ -55,6 +55,10 @@ pub const SALT: &str = "salt";
 /// Key of [`served_keys_secret`] with the time every pod was first seen running a rotated
 /// key (RFC 3339).
 pub const ROLLED_OUT_AT: &str = "rolled-out-at";
+/// Key of the served Secret with the read-write key every controller sends now
+/// ([`operator_key`]); `status.auth.apiKeySecretRef` names it, so the collection and backup
+/// controllers switch keys when the cluster-controller does.
+pub const OPERATOR_API_KEY: &str = "operator-api-key";
 /// Environment variable of Qdrant's second read-write key (`service.alt_api_key`).
 pub const ALT_API_KEY_ENV: &str = "QDRANT__SERVICE__ALT_API_KEY";
 
@@ -271,13 +275,19 @@ pub fn all_pods_serve<'a>(
     pod_hashes.into_iter().all(|h| h == Some(hash))
 }
 
-/// The Secret `<cluster>-served-keys` holding `served` (type Opaque, owned by the cluster).
-pub fn served_keys_secret(qc: &QdrantCluster, served: &ServedKeys) -> Secret {
+/// The Secret `<cluster>-served-keys` holding `served` (type Opaque, owned by the cluster),
+/// with [`OPERATOR_API_KEY`] = [`operator_key`]`(served, rolled)` (`rolled`: every pod runs
+/// `served`).
+pub fn served_keys_secret(qc: &QdrantCluster, served: &ServedKeys, rolled: bool) -> Secret {
     let names = Names::of(qc);
     let mut data = BTreeMap::from([
         (API_KEY.to_string(), bytes(&served.api_key)),
         (ALT_API_KEY.to_string(), bytes(&served.alt_api_key)),
         (SALT.to_string(), bytes(&served.salt)),
+        (
+            OPERATOR_API_KEY.to_string(),
+            bytes(operator_key(served, rolled)),
+        ),
     ]);
     if let Some(ro) = &served.read_only_api_key {
         data.insert(READ_ONLY_API_KEY.to_string(), bytes(ro));
