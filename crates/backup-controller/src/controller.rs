@@ -1,18 +1,16 @@
 //! The three Controllers (QdrantBackup, QdrantBackupSchedule, QdrantRestore), and how they run
 //! together under the shared runtime: one process, one Lease, one reconcile context.
 
-use std::{fmt::Debug, sync::Arc};
+use std::sync::Arc;
 
 use api_types::{QdrantBackup, QdrantBackupSchedule, QdrantRestore};
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::{
     Api, Client, Resource,
     core::DeserializeGuard,
-    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+    runtime::{Controller, watcher},
 };
-use reconcile_lib::{error::Error, guard, runtime::Shutdown};
-use tracing::{debug, warn};
+use reconcile_lib::{guard, runtime::Shutdown};
 
 use crate::{backup, context::Context, restore, schedule};
 
@@ -29,26 +27,6 @@ where
 /// The context's shared parts, for [`guard`].
 fn shared(ctx: &Context) -> &reconcile_lib::context::Shared {
     &ctx.shared
-}
-
-async fn drain<K, S>(results: S)
-where
-    K: Resource + Debug,
-    S: Stream<
-        Item = Result<
-            (ObjectRef<K>, Action),
-            kube::runtime::controller::Error<Error, watcher::Error>,
-        >,
-    >,
-{
-    results
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => debug!(object = %obj, "reconciled"),
-                Err(e) => warn!(error = %e, "reconcile error"),
-            }
-        })
-        .await;
 }
 
 /// Runs the three controllers until `shutdown` fires (in `namespace`, or all namespaces). When
@@ -113,9 +91,9 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
         ctx.jobs.cancel_all().await;
     };
     tokio::join!(
-        drain(backups),
-        drain(restores),
-        drain(schedules),
+        guard::drain(backups),
+        guard::drain(restores),
+        guard::drain(schedules),
         stop_tasks
     );
 }

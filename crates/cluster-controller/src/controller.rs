@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use api_types::QdrantCluster;
-use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{ConfigMap, Secret, Service},
@@ -15,7 +14,6 @@ use kube::{
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 use reconcile_lib::{guard, runtime::Shutdown};
-use tracing::{debug, warn};
 
 use crate::{
     build::{labels, secret::key_refs},
@@ -66,7 +64,7 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
         watcher::Config::default(),
     );
     let clusters = controller.store();
-    controller
+    let results = controller
         .owns(api!(StatefulSet), owned.clone())
         .owns(api!(ConfigMap), owned.clone())
         .owns(api!(Service), owned.clone())
@@ -93,12 +91,6 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
             guard::reconciler(reconcile, |c: &Context| &c.shared),
             guard::error_policy(error_policy, |c: &Context| &c.shared),
             ctx,
-        )
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => debug!(cluster = %obj, "reconciled"),
-                Err(e) => warn!(error = %e, "reconcile error"),
-            }
-        })
-        .await;
+        );
+    guard::drain(results).await;
 }

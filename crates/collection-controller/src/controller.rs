@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use api_types::{QdrantCluster, QdrantCollection};
-use futures::StreamExt;
 use kube::{
     Api, Client, Resource,
     core::DeserializeGuard,
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 use reconcile_lib::{guard, runtime::Shutdown};
-use tracing::{debug, warn};
 
 use crate::reconcile::{Context, error_policy, reconcile};
 
@@ -33,7 +31,7 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
     };
     let controller = Controller::new(collections, watcher::Config::default());
     let store = controller.store();
-    controller
+    let results = controller
         .watches(
             clusters,
             watcher::Config::default(),
@@ -59,12 +57,6 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
             guard::reconciler(reconcile, |c: &Context| &c.shared),
             guard::error_policy(error_policy, |c: &Context| &c.shared),
             ctx,
-        )
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => debug!(collection = %obj, "reconciled"),
-                Err(e) => warn!(error = %e, "reconcile error"),
-            }
-        })
-        .await;
+        );
+    guard::drain(results).await;
 }

@@ -102,3 +102,27 @@ where
         Err(_) => shared(&ctx).on_error(&*obj, error),
     }
 }
+
+/// Drives a Controller's result stream to its end (the controller's graceful shutdown): a
+/// debug line per reconciled object, a warning per failed reconcile (the error policy has
+/// already counted and requeued it). Every controller's `run` ends with it.
+pub async fn drain<K, S>(results: S)
+where
+    K: Resource + std::fmt::Debug,
+    S: futures::Stream<
+            Item = std::result::Result<
+                (kube::runtime::reflector::ObjectRef<K>, Action),
+                kube::runtime::controller::Error<Error, kube::runtime::watcher::Error>,
+            >,
+        >,
+{
+    use futures::StreamExt;
+    results
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}
