@@ -177,6 +177,9 @@ pub struct S3Limits {
     pub max_reply_bytes: u64,
 }
 
+/// The longest wait of the SDK's standard retry strategy before a retry (its `max_backoff`).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
+
 impl Default for S3Limits {
     fn default() -> Self {
         S3Limits {
@@ -190,11 +193,17 @@ impl Default for S3Limits {
 }
 
 impl S3Limits {
+    /// Each attempt is bounded by `attempt`; the whole operation by every attempt plus the
+    /// waits between them (the standard retry strategy waits at most 20 s before a retry), so
+    /// the operation limit never cuts the attempts short.
     fn timeouts(&self, attempt: Duration) -> TimeoutConfig {
+        let attempts = self.max_attempts.max(1);
         TimeoutConfig::builder()
             .connect_timeout(self.connect)
             .operation_attempt_timeout(attempt)
-            .operation_timeout(attempt * self.max_attempts.max(1) + self.connect)
+            .operation_timeout(
+                (attempt + self.connect) * attempts + MAX_RETRY_WAIT * (attempts - 1),
+            )
             .build()
     }
 }
