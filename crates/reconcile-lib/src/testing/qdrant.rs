@@ -635,14 +635,14 @@ impl FakeQdrant {
     /// ...), or the plain-text body for 401. An invalid status code is treated as 500.
     pub fn fail_next(&self, path_contains: &str, status: u16, times: usize) {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        self.add_fault(path_contains, FaultKind::Status(status), times);
+        self.add_fault(None, path_contains, FaultKind::Status(status), times);
     }
 
     /// The next `times` requests to this listener whose path contains `path_contains` (after
     /// authentication) are answered normally, but only after `delay` (to exercise client
     /// timeouts).
     pub fn delay_next(&self, path_contains: &str, delay: Duration, times: usize) {
-        self.add_fault(path_contains, FaultKind::Delay(delay), times);
+        self.add_fault(None, path_contains, FaultKind::Delay(delay), times);
     }
 
     /// The next request to this listener whose path contains `path_contains` (after
@@ -663,21 +663,21 @@ impl FakeQdrant {
             reached: Arc::new(tokio::sync::Notify::new()),
             released: Arc::new(tokio::sync::Semaphore::new(0)),
         };
-        self.shared.lock().faults.push(Fault {
-            listener: self.listener,
-            method,
-            path_contains: path_contains.to_owned(),
-            kind: FaultKind::Hold(held.clone()),
-            remaining: 1,
-        });
+        self.add_fault(method, path_contains, FaultKind::Hold(held.clone()), 1);
         held
     }
 
-    fn add_fault(&self, path_contains: &str, kind: FaultKind, times: usize) {
+    fn add_fault(
+        &self,
+        method: Option<Method>,
+        path_contains: &str,
+        kind: FaultKind,
+        times: usize,
+    ) {
         if times > 0 {
             self.shared.lock().faults.push(Fault {
                 listener: self.listener,
-                method: None,
+                method,
                 path_contains: path_contains.to_owned(),
                 kind,
                 remaining: times,
