@@ -397,32 +397,21 @@ impl Task {
         cancel: &CancellationToken,
     ) -> AttemptEnd {
         let run_cancel = cancel.child_token();
-        let mut superseded = None;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let progress = move |a: &api_types::backup::BackupArtifact| {
             let _ = tx.send(a.clone());
         };
         let run = run::backup::run(job, &self.source, &self.bucket, &progress, &run_cancel);
-        tokio::pin!(run);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut run => break outcome,
-                Some(artifact) = rx.recv(), if superseded.is_none() => {
-                    status.total_bytes += artifact.size_bytes;
-                    status.size = Some(format_size(status.total_bytes));
-                    status.message = Some(format!("uploaded {}", artifact.key));
-                    status.artifacts.push(artifact);
-                    match self.fence.write(status).await {
-                        Ok(()) => {}
-                        Err(FenceError::Superseded(why)) => {
-                            superseded = Some(why);
-                            run_cancel.cancel();
-                        }
-                        Err(e) => warn!(error = %e, "writing backup progress failed"),
-                    }
-                }
-            }
-        };
+        let (outcome, superseded) = self
+            .fence
+            .drive(run, &mut rx, &run_cancel, status, |status, artifact| {
+                status.total_bytes += artifact.size_bytes;
+                status.size = Some(format_size(status.total_bytes));
+                status.message = Some(format!("uploaded {}", artifact.key));
+                status.artifacts.push(artifact);
+                true
+            })
+            .await;
         match superseded {
             Some(why) => AttemptEnd::Superseded(why),
             None => AttemptEnd::Done(Box::new(outcome)),

@@ -11,9 +11,14 @@
 //! A task whose run is no longer the object's is [`FenceError::Superseded`]: it stops and
 //! removes what it wrote itself.
 
+use std::future::Future;
+
 use api_types::backup::BackupPhase;
 use kube::{Api, ResourceExt};
 use reconcile_lib::{apply::Applier, error::Error};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use crate::phase::{RunObject, RunToken};
 
@@ -70,6 +75,42 @@ impl<K: RunObject> Fence<K> {
         self.write_checked(status).await?;
         self.token = Some(K::run_token(status));
         Ok(())
+    }
+
+    /// Drives `run` to its end while its progress reports (`progress`) reach status: each is
+    /// applied to `status` by `update` (false: nothing changed, nothing written) and written
+    /// through the fence. Superseded: `cancel` fires (the run aborts its work and returns),
+    /// later reports are dropped, and the reason comes back beside the run's outcome. A write
+    /// that fails otherwise is logged; the run goes on.
+    pub async fn drive<P, O>(
+        &self,
+        run: impl Future<Output = O>,
+        progress: &mut UnboundedReceiver<P>,
+        cancel: &CancellationToken,
+        status: &mut K::Status,
+        mut update: impl FnMut(&mut K::Status, P) -> bool,
+    ) -> (O, Option<String>) {
+        let mut superseded = None;
+        tokio::pin!(run);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                Some(report) = progress.recv(), if superseded.is_none() => {
+                    if !update(status, report) {
+                        continue;
+                    }
+                    match self.write(status).await {
+                        Ok(()) => {}
+                        Err(FenceError::Superseded(why)) => {
+                            superseded = Some(why);
+                            cancel.cancel();
+                        }
+                        Err(e) => warn!(kind = K::ACTION, error = %e, "writing progress failed"),
+                    }
+                }
+            }
+        };
+        (outcome, superseded)
     }
 
     async fn write_checked(&self, status: &K::Status) -> Result<(), FenceError> {

@@ -272,31 +272,24 @@ async fn run_task(
 ) {
     let fence = Fence::new(&applier, &*qrs);
     let run_cancel = cancel.child_token();
-    let mut superseded = None;
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<RestoreCollectionStatus>>();
     let progress = move |s: &[RestoreCollectionStatus]| {
         let _ = tx.send(s.to_vec());
     };
     let run = run::restore::run(&job, &source, &bucket, &progress, &run_cancel);
-    tokio::pin!(run);
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut run => break outcome,
-            Some(collections) = rx.recv(), if superseded.is_none() => {
-                if collections != status.collections {
-                    status.collections = collections;
-                    match fence.write(&status).await {
-                        Ok(()) => {}
-                        Err(FenceError::Superseded(why)) => {
-                            superseded = Some(why);
-                            run_cancel.cancel();
-                        }
-                        Err(e) => warn!(error = %e, "writing restore progress failed"),
-                    }
-                }
-            }
-        }
-    };
+    let (outcome, superseded) = fence
+        .drive(
+            run,
+            &mut rx,
+            &run_cancel,
+            &mut status,
+            |status, collections| {
+                let changed = collections != status.collections;
+                status.collections = collections;
+                changed
+            },
+        )
+        .await;
     if let Some(why) = superseded {
         return give_way(&qrs, &events, &status.collections, &why).await;
     }
