@@ -80,9 +80,10 @@ async fn main() {
         (it.next().unwrap(), it.next().unwrap())
     };
 
-    let client =
-        kube::Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap()))
-            .unwrap();
+    let client = reconcile_lib::runtime::client_for(kube::Config::new(
+        format!("http://{addr}").parse().unwrap(),
+    ))
+    .unwrap();
     let ctx = Arc::new(Context::new(
         client.clone(),
         Arc::new(Metrics::new("bench")),

@@ -149,6 +149,58 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
     running.stop().await;
 }
 
+/// `depth` objects nested in one another: `{"a": {"a": … {}}}`.
+fn nested(depth: usize) -> serde_json::Value {
+    let mut value = json!({});
+    for _ in 0..depth {
+        value = json!({ "a": value });
+    }
+    value
+}
+
+/// A QdrantCluster whose `config` is nested past serde_json's recursion limit (128) would fail
+/// the decoding of every list and watch event that carries it. Stored before the controller
+/// starts (it arrives in the initial list) and created while it runs (a watch event), neither
+/// stalls the controller: the good cluster is reconciled, each bad one gets a Warning event
+/// saying how deep is too deep.
+#[tokio::test]
+async fn a_cluster_nested_too_deep_does_not_stall_the_others() {
+    let fake = FakeApiServer::new();
+    let deep = |name: &str| {
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"replicas": 1, "config": nested(130)}})
+    };
+    fake.insert(deep("listed"));
+    let running = Running::start(&fake);
+    fake.insert(
+        json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "good", "namespace": "ns"}, "spec": {"replicas": 1}}),
+    );
+    eventually("the good cluster's StatefulSet", || {
+        fake.get("apps/v1", "statefulsets", Some("ns"), "good")
+            .is_some()
+    })
+    .await;
+    fake.insert(deep("watched"));
+    for name in ["listed", "watched"] {
+        eventually("a Warning event on the deep cluster", || {
+            fake.has_event(
+                "ns",
+                guard::INVALID_OBJECT,
+                name,
+                "nested deeper than 100 levels",
+            )
+        })
+        .await;
+        assert!(
+            fake.get("apps/v1", "statefulsets", Some("ns"), name)
+                .is_none()
+        );
+    }
+    running.stop().await;
+}
+
 /// A user's key Secret is not owned, yet rotating it reconciles the cluster that reads it at
 /// once (the resync is an hour away): the served copy takes the new key, keeping the old one
 /// as alt while the pods run the previous state.

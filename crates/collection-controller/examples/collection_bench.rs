@@ -116,7 +116,7 @@ async fn main() {
         (v[0], v[1], v[2])
     };
 
-    let client = kube::Client::try_from(kube::Config::new(
+    let client = reconcile_lib::runtime::client_for(kube::Config::new(
         format!("http://{apiserver}").parse().unwrap(),
     ))
     .unwrap();

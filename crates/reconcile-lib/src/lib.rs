@@ -17,6 +17,7 @@ pub mod apply;
 pub mod cli;
 pub mod conditions;
 pub mod context;
+pub mod depth;
 pub mod error;
 pub mod events;
 pub mod guard;

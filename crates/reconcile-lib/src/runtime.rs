@@ -135,7 +135,7 @@ pub fn install_crypto_provider() {
 }
 
 /// A Kubernetes client from `$KUBECONFIG` / `~/.kube/config`, else the in-cluster
-/// service-account configuration (`kube::Client::try_default`).
+/// service-account configuration (`kube::Config::infer`), built by [`client_for`].
 ///
 /// Installs the crypto provider first ([`install_crypto_provider`]). Makes no request.
 ///
@@ -143,9 +143,44 @@ pub fn install_crypto_provider() {
 /// [`RuntimeError::Client`] when no configuration is found or it is invalid.
 pub async fn client() -> Result<kube::Client, RuntimeError> {
     install_crypto_provider();
-    kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .map_err(RuntimeError::Client)
+        .map_err(|error| RuntimeError::Client(kube::Error::InferConfig(error)))?;
+    client_for(config)
+}
+
+/// The controllers' Kubernetes client for `config`: kube's default stack (TLS, auth, timeouts
+/// from the config) with [`DepthLimitLayer`](crate::depth::DepthLimitLayer) under it, so one
+/// object nested too deep for serde cannot fail the lists and watches of every other.
+/// [`client_over`] puts the same layer over any other service (the fake API server).
+///
+/// # Errors
+/// [`RuntimeError::Client`] when the HTTP client cannot be built from `config` (e.g. a bad
+/// TLS identity).
+pub fn client_for(config: kube::Config) -> Result<kube::Client, RuntimeError> {
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(RuntimeError::Client)?
+        .with_layer(&crate::depth::DepthLimitLayer)
+        .build())
+}
+
+/// A client over `service` with the layers of [`client_for`], default namespace
+/// `default_namespace`. Must be called inside a Tokio runtime (the client spawns its request
+/// buffer there).
+pub fn client_over<S, B>(service: S, default_namespace: &str) -> kube::Client
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    kube::Client::new(
+        tower::Layer::layer(&crate::depth::DepthLimitLayer, service),
+        default_namespace,
+    )
 }
 
 /// How [`run`] runs a controller. Build it with [`RuntimeOptions::new`], then adjust fields.

@@ -187,18 +187,19 @@ impl FakeApiServer {
     }
 
     /// A [`kube::Client`] that sends its requests to this fake in-process, with default
-    /// namespace `"default"`.
+    /// namespace `"default"`, through the same layers as the controllers' own client
+    /// ([`crate::runtime::client_over`]).
     ///
     /// Must be called inside a Tokio runtime (the client spawns its request buffer there).
     pub fn client(&self) -> kube::Client {
-        kube::Client::new(self.clone(), "default")
+        crate::runtime::client_over(self.clone(), "default")
     }
 
     /// Serves this fake over plain HTTP/1 on `addr` (e.g. `127.0.0.1:0`) from a spawned task
     /// and returns the bound address. The task runs until the Tokio runtime shuts down.
     ///
     /// A client is then built with
-    /// `kube::Client::try_from(kube::Config::new("http://127.0.0.1:PORT".parse()?))`.
+    /// `reconcile_lib::runtime::client_for(kube::Config::new("http://127.0.0.1:PORT".parse()?))`.
     ///
     /// # Errors
     ///
