@@ -127,7 +127,8 @@ deploy-render:
 e2e:
     bash e2e/run.sh
 
-# Benchmarks: print figures (reconcile throughput, no-op writes and reads, peak RSS). The
+# Benchmarks: print figures (the client's nesting check in MiB/s beside serde_json, reconcile
+# throughput, no-op writes and reads, peak RSS). The
 # backup bench starts a real Qdrant (../shared/qdrant/qdrant or $QDRANT_BIN), writes
 # BENCH_SNAPSHOT_MIB MiB of vectors into one shard (default 1024; about 5x that free in TMPDIR),
 # and streams a shard snapshot of it into moto by the backup pipeline beside
@@ -136,6 +137,7 @@ e2e:
 bench: s3-deps
     #!/usr/bin/env bash
     set -euo pipefail
+    cargo run --release -q -p reconcile-lib --example depth_bench
     cargo run --release -q -p cluster-controller --example cluster_bench
     cargo run --release -q -p collection-controller --example collection_bench
     # The backup bench's baseline needs aws-cli (PyPI); without it the bench says it skipped it.

@@ -238,17 +238,30 @@ struct Scan {
 impl Scan {
     /// Reads `bytes`; `Some(n)` when the value ends at `bytes[n - 1]`.
     fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut i = 0;
+        while i < bytes.len() {
             if self.in_string {
-                match (self.escaped, b) {
-                    (true, _) => self.escaped = false,
-                    (false, b'\\') => self.escaped = true,
-                    (false, b'"') => self.in_string = false,
-                    _ => {}
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
                 }
-                continue;
+                // Strings are most of the bytes: jump to the next quote or backslash.
+                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    Some(at) => {
+                        i += at;
+                        if bytes[i] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escaped = true;
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    None => return None,
+                }
             }
-            match b {
+            match bytes[i] {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => {
                     self.depth += 1;
@@ -262,6 +275,7 @@ impl Scan {
                 }
                 _ => {}
             }
+            i += 1;
         }
         None
     }
