@@ -184,6 +184,55 @@ impl Applier {
         }
     }
 
+    /// Deletes the orphans among the objects of kind `K` in `namespace` that match
+    /// `selector` (a label selector, e.g. the instance labels) and are controlled by the
+    /// owner with `owner_uid`: every such object whose name is not in `keep` (the children
+    /// built this reconcile). Objects of another owner, or none, are left alone. Lists once
+    /// (`GET` with `labelSelector`), then one `DELETE` (background) per orphan. Returns the
+    /// deleted names.
+    ///
+    /// Meant for children that are rebuilt every reconcile (ConfigMaps, Services,
+    /// PodDisruptionBudgets), never for StatefulSets, Secrets or PersistentVolumeClaims,
+    /// which hold state.
+    ///
+    /// # Errors
+    /// The API server's, when listing or deleting (a 404 on delete is not an error).
+    pub async fn sweep_owned<K>(
+        &self,
+        namespace: &str,
+        selector: &str,
+        owner_uid: &str,
+        keep: &[&str],
+    ) -> Result<Vec<String>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let listed = api
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await?;
+        let mut deleted = vec![];
+        for obj in listed.items {
+            let name = obj.name_any();
+            let owned = obj
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == owner_uid && o.controller == Some(true));
+            if !owned || keep.contains(&name.as_str()) {
+                continue;
+            }
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(name),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Server-side applies `status` to the status subresource of `obj` (a namespaced custom
     /// resource). Callers send it only when it changed, so an unchanged object sees no write.
     pub async fn apply_status<K, S>(&self, obj: &K, status: &S) -> Result<K>
