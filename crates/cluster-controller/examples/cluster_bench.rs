@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use api_types::QdrantCluster;
-use cluster_controller::reconcile::{Context, reconcile};
+use cluster_controller::{context::Context, reconcile::reconcile};
 use kube::Api;
 use reconcile_lib::{
     metrics::Metrics,

@@ -17,7 +17,8 @@ use reconcile_lib::{guard, runtime::Shutdown};
 
 use crate::{
     build::{labels, secret::key_refs},
-    reconcile::{Context, error_policy, reconcile},
+    context::Context,
+    reconcile::{error_policy, reconcile},
 };
 
 /// The clusters (as `(namespace, name)`) among `clusters` that read the user's Secret

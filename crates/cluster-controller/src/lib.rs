@@ -5,9 +5,14 @@
 //! (server-side apply, field manager [`FIELD_MANAGER`]) -> update status ([`status`]).
 
 pub mod build;
+pub mod children;
+pub mod context;
 pub mod controller;
 pub mod day2;
+pub mod gate;
 pub mod keys;
+pub mod observe;
+pub mod operations;
 pub mod peers;
 pub mod pods;
 pub mod rebalance;
@@ -18,6 +23,7 @@ pub mod rollout;
 pub mod scale;
 pub mod status;
 pub mod tls;
+pub mod vocabulary;
 pub mod volumes;
 
 /// Field manager of every write this controller makes.

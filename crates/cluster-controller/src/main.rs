@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
-use cluster_controller::{CONTROLLER_NAME, controller, reconcile::Context, render};
+use cluster_controller::{CONTROLLER_NAME, context::Context, controller, render};
 use reconcile_lib::{
     cli::{RunArgs, run_controller},
     runtime,

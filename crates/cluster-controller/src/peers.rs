@@ -1,13 +1,28 @@
 //! Reads Qdrant's own view of the cluster: `GET /cluster` on each pod (through the headless
 //! Service), authenticated with the cluster's read-write API key.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use api_types::cluster::PeerStatus;
 use reconcile_lib::qdrant::{QdrantClient, QdrantConnection, QdrantError};
 use url::Url;
 
-use crate::{build::Names, status::PeersObservation};
+use crate::build::Names;
+
+/// What the Qdrant peers reported (`GET /cluster` on each pod).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PeersObservation {
+    /// Peers, ordered by pod name.
+    pub peers: Vec<PeerStatus>,
+    /// Raft leader peer id, if any peer reported one.
+    pub leader: Option<u64>,
+    /// `raft_info.pending_operations` each pod reported, by pod ordinal (pods that did not
+    /// answer are absent).
+    pub pending_operations: BTreeMap<u32, u64>,
+    /// Consensus members, peer id -> p2p URI (`peers` of `GET /cluster`), as the
+    /// lowest-ordinal pod that answered sees them.
+    pub members: BTreeMap<u64, String>,
+}
 
 /// Maps a pod (by ordinal) to its Qdrant REST URL. In a cluster: the pod's DNS name through the
 /// headless Service; tests point it at a fake Qdrant.

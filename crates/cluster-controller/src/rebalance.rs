@@ -7,11 +7,14 @@
 use std::collections::BTreeMap;
 
 use api_types::cluster::{PeerStatus, RebalanceStatus, ShardMove};
-use reconcile_lib::qdrant::QdrantError;
+use std::time::Duration;
+
+use reconcile_lib::{error::Error, qdrant::QdrantError};
 
 use crate::{
     build::Names,
     day2::plan::{CollectionPlacement, Peer, ShardOp, plan_rebalance},
+    operations::{Operation, Scope},
     peers::PeerAccess,
 };
 
@@ -110,4 +113,46 @@ fn describe(m: &ShardMove) -> String {
         "shard {} of collection {} from peer {} to peer {}",
         m.shard_id, m.collection, m.from_peer_id, m.to_peer_id
     )
+}
+
+/// The opt-in rebalance (`spec.rebalance`): only a settled cluster (every pod ready, every
+/// peer known, no backup or restore running) moves shards ([`step`]). Disruptive: it runs
+/// only when no scale-down, recovery or rollout step holds the cluster.
+pub struct Rebalance;
+
+impl Operation for Rebalance {
+    const NAME: &'static str = "rebalance";
+    const DISRUPTIVE: bool = true;
+    type Progress = RebalanceStatus;
+
+    fn wanted(&self, scope: &Scope<'_>) -> bool {
+        let (qc, observation) = (scope.qc, scope.observation);
+        let replicas = usize::try_from(qc.spec.replicas).unwrap_or(0);
+        qc.spec.rebalance_enabled()
+            && observation.ready_replicas() == qc.spec.replicas
+            && observation.busy.is_empty()
+            && observation
+                .peers_ok()
+                .is_some_and(|observed| observed.peers.len() == replicas)
+    }
+
+    async fn step(&self, scope: &Scope<'_>) -> Result<Option<RebalanceStatus>, Error> {
+        let Some(observed) = scope.observation.peers_ok() else {
+            return Ok(None);
+        };
+        let peers = peers_of(scope.names, &observed.peers);
+        Ok(step(scope.names, scope.access, &peers).await?)
+    }
+
+    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<RebalanceStatus> {
+        None
+    }
+
+    fn holds(&self, _: &RebalanceStatus) -> bool {
+        true
+    }
+
+    fn requeue(&self, scope: &Scope<'_>, r: &RebalanceStatus) -> Option<Duration> {
+        (!r.planned.is_empty() || !r.active.is_empty()).then_some(scope.ctx.scale_down_requeue)
+    }
 }

@@ -24,21 +24,30 @@
 //! removal (`DELETE /cluster/peer/{id}`, never `force`) or a record deletion (`DELETE
 //! /cluster/metadata/keys/{key}?wait=true`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use api_types::{
     QdrantCluster,
     conditions::{ConditionStatus, find_condition, types},
 };
 use k8s_openapi::api::core::v1::Pod;
-use reconcile_lib::{context::object_key, error::Error, qdrant::QdrantClient};
+use reconcile_lib::{
+    context::object_key,
+    error::Error,
+    qdrant::{QdrantClient, QdrantError},
+};
 use tracing::{info, warn};
 
+use crate::vocabulary::{reasons::PEER_RECOVERY, reasons::PEER_RECOVERY_BLOCKED};
 use crate::{
     build::{
         Names,
         statefulset::{CONTAINER, FRESH_STORAGE_MARKER},
     },
+    context::Context,
     day2::{
         plan::ShardOp,
         recover::{
@@ -46,16 +55,10 @@ use crate::{
             plan_recovery, stale_peers,
         },
     },
-    peers::PeerAccess,
-    reconcile::Context,
+    operations::{Operation, Scope},
+    peers::{PeerAccess, PeersObservation},
     scale,
-    status::PeersObservation,
 };
-
-/// Reason of the `Degraded` condition while a recovery runs.
-pub const PEER_RECOVERY: &str = "PeerRecovery";
-/// Reason of the `Degraded` condition while a recovery is refused (a shard would be lost).
-pub const PEER_RECOVERY_BLOCKED: &str = "PeerRecoveryBlocked";
 
 /// A recovery in progress: what it does or waits for, or why it is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,11 +130,9 @@ fn interrupted(qc: &QdrantCluster, why: String) -> Option<RecoveryProgress> {
 /// One step of the peer recovery of `qc`, given the reconcile's peers observation. Returns
 /// the progress to report, `None` when there is nothing to recover.
 ///
-/// Qdrant failures are reported in the progress (and logged), never returned: the next
-/// reconcile observes again.
-///
 /// # Errors
-/// Kubernetes API errors listing the Pods ([`Error::Kube`]), for the error policy to retry.
+/// Qdrant's ([`Error::Qdrant`]: the [`Recovery`] operation reports the interruption) and the
+/// Kubernetes API's listing the Pods ([`Error::Kube`], for the error policy to retry).
 pub async fn step(
     qc: &QdrantCluster,
     ctx: &Context,
@@ -157,17 +158,7 @@ pub async fn step(
             "cannot continue the peer recovery: no pod answered GET /cluster".to_owned(),
         ));
     };
-    match observe_and_act(qc, ctx, names, access, member, &observed.members, pods).await {
-        Ok(progress) => Ok(progress),
-        Err(Error::Qdrant(e)) => {
-            warn!(cluster = %object_key(qc), error = %e, "peer recovery: Qdrant failed");
-            Ok(interrupted(
-                qc,
-                format!("cannot reach Qdrant to continue the peer recovery: {e}"),
-            ))
-        }
-        Err(e) => Err(e),
-    }
+    observe_and_act(qc, ctx, names, access, member, &observed.members, pods).await
 }
 
 async fn observe_and_act(
@@ -261,7 +252,7 @@ async fn observe_and_act(
             }
         }
         RecoveryStep::Refuse(_) => {
-            if !crate::status::reported(qc, types::DEGRADED, PEER_RECOVERY_BLOCKED, &message) {
+            if !crate::vocabulary::reported(qc, types::DEGRADED, PEER_RECOVERY_BLOCKED, &message) {
                 ctx.shared
                     .events
                     .warning(qc, "PeerRecoveryBlocked", "Recover", message.clone())
@@ -336,6 +327,47 @@ async fn read_records(
         }
     }
     Ok(records)
+}
+
+/// The peer recovery operation ([`step`]): a pod whose volume came back empty rejoins with a
+/// fresh peer id and gets its shards back. Disruptive: never in the same reconcile as a
+/// scale-down step; a recovery in progress holds the rollout and the rebalance.
+pub struct Recovery;
+
+impl Operation for Recovery {
+    const NAME: &'static str = "peer recovery";
+    const DISRUPTIVE: bool = true;
+    type Progress = RecoveryProgress;
+
+    fn wanted(&self, scope: &Scope<'_>) -> bool {
+        scope.observation.applied.is_some()
+    }
+
+    async fn step(&self, scope: &Scope<'_>) -> Result<Option<RecoveryProgress>, Error> {
+        step(
+            scope.qc,
+            scope.ctx,
+            scope.names,
+            scope.access,
+            scope.observation.peers.as_ref(),
+        )
+        .await
+    }
+
+    fn interrupted(&self, scope: &Scope<'_>, error: &QdrantError) -> Option<RecoveryProgress> {
+        interrupted(
+            scope.qc,
+            format!("cannot reach Qdrant to continue the peer recovery: {error}"),
+        )
+    }
+
+    fn holds(&self, _: &RecoveryProgress) -> bool {
+        true
+    }
+
+    fn requeue(&self, scope: &Scope<'_>, _: &RecoveryProgress) -> Option<Duration> {
+        Some(scope.ctx.scale_down_requeue)
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{
     build::{self, Observed, secret},
-    reconcile::validate_name,
+    gate::validate_name,
 };
 
 /// Why a file could not be rendered. Every variant names the field or document at fault.

@@ -20,37 +20,29 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use api_types::{
-    QdrantBackup, QdrantCluster, QdrantRestore,
-    backup::{BackupPhase, RestorePhase},
-    cluster::RolloutStatus,
-};
+use api_types::{QdrantCluster, cluster::RolloutStatus};
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{Pod, PodSpec},
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, Preconditions},
+    api::{DeleteParams, Preconditions},
 };
 use reconcile_lib::{error::Result, qdrant::QdrantError};
 use tracing::info;
 
+use crate::vocabulary::{reasons::DOWNGRADE_REFUSED, reported, types::UPGRADE_BLOCKED};
 use crate::{
     build::Names,
+    context::Context,
     day2::gate::{ClusterObservation, PodObservation, RestartDecision, Restarting, decide_restart},
-    peers::PeerAccess,
-    reconcile::Context,
-    status::PeersObservation,
+    operations::{Operation, Scope},
+    peers::{PeerAccess, PeersObservation},
 };
 
 /// Label the StatefulSet controller puts on each pod: the revision the pod was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
-
-/// Condition type: an image change is refused (a downgrade across minor versions).
-pub const UPGRADE_BLOCKED: &str = "UpgradeBlocked";
-/// Reason of [`UPGRADE_BLOCKED`] (and of Progressing) for a refused downgrade.
-pub const DOWNGRADE_REFUSED: &str = "DowngradeRefused";
 
 /// A rollout in progress, for status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +102,7 @@ pub fn check_downgrade(qc: &QdrantCluster, live: Option<&StatefulSet>) -> Option
 /// True when a rollout may be under way or awaited: the live StatefulSet counts fewer pods at
 /// its update revision (`status.updatedReplicas`) than it has (`status.replicas`), or has not
 /// observed its latest generation yet, or `status.rollout` of the cluster still records one.
-/// Decides whether [`busy_with`] has anything to guard.
+/// Decides whether [`crate::observe::busy_with`] has anything to guard.
 ///
 /// `status.currentRevision` is not used: with `OnDelete`, Kubernetes before 1.36 never moves
 /// it to the update revision (kubernetes/kubernetes#73492).
@@ -124,52 +116,8 @@ pub fn may_be_rolling(qc: &QdrantCluster, live: Option<&StatefulSet>) -> bool {
     recorded || outdated
 }
 
-/// Running QdrantBackups and QdrantRestores of this cluster (`spec.cluster.name`), as
-/// `QdrantBackup <name>` / `QdrantRestore <name>`. Lists both kinds in the cluster's
-/// namespace.
-///
-/// Errors: the API server's (transient ones are retried by the caller). A kind whose CRD is
-/// not installed (404) counts as nothing running.
-pub async fn busy_with(client: &kube::Client, names: &Names) -> Result<Vec<String>> {
-    let targets = |c: &Option<api_types::collection::ClusterRef>| {
-        c.as_ref().is_some_and(|c| c.name == names.cluster)
-    };
-    let mut busy = vec![];
-    let backups: Api<QdrantBackup> = Api::namespaced(client.clone(), &names.namespace);
-    for b in not_installed_is_empty(backups.list(&ListParams::default()).await)? {
-        let running = b
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase == BackupPhase::Running);
-        if running && targets(&b.spec.cluster) {
-            busy.push(format!("QdrantBackup {}", b.name_any()));
-        }
-    }
-    let restores: Api<QdrantRestore> = Api::namespaced(client.clone(), &names.namespace);
-    for r in not_installed_is_empty(restores.list(&ListParams::default()).await)? {
-        let running = r
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase == RestorePhase::Running);
-        if running && targets(&r.spec.cluster) {
-            busy.push(format!("QdrantRestore {}", r.name_any()));
-        }
-    }
-    Ok(busy)
-}
-
-fn not_installed_is_empty<K: Clone>(
-    list: kube::Result<kube::core::ObjectList<K>>,
-) -> kube::Result<Vec<K>> {
-    match list {
-        Ok(l) => Ok(l.items),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
-        Err(e) => Err(e),
-    }
-}
-
 /// One step of a rolling restart (see the module documentation). `sts` is the StatefulSet
-/// as applied; `busy` the running backups and restores of the cluster ([`busy_with`]).
+/// as applied; `busy` the running backups and restores of the cluster ([`crate::observe::busy_with`]).
 ///
 /// `peers` is this reconcile's `GET /cluster` round ([`crate::peers::observe`]): the leader and
 /// each pod's pending consensus operations. Reads the pods (`GET pods` by the cluster's
@@ -372,6 +320,93 @@ fn versions(
     match from {
         Some(from) => (Some(from), Some(to)),
         None => (None, None),
+    }
+}
+
+/// The downgrade refusal: an image change across minor versions backwards is refused before
+/// anything is applied; the StatefulSet keeps its live image ([`check_downgrade`]) and a
+/// Warning event `DowngradeRefused` is sent once per message. Pure apart from that event.
+pub struct Downgrade;
+
+impl Operation for Downgrade {
+    const NAME: &'static str = "downgrade refusal";
+    const DISRUPTIVE: bool = false;
+    type Progress = DowngradeRefusal;
+
+    fn wanted(&self, scope: &Scope<'_>) -> bool {
+        scope.observation.live.is_some()
+    }
+
+    async fn step(&self, scope: &Scope<'_>) -> Result<Option<DowngradeRefusal>> {
+        let qc = scope.qc;
+        let refusal = check_downgrade(qc, scope.observation.live.as_ref());
+        if let Some(refusal) = &refusal
+            && !reported(qc, UPGRADE_BLOCKED, DOWNGRADE_REFUSED, &refusal.message)
+        {
+            scope
+                .ctx
+                .shared
+                .events
+                .warning(qc, "DowngradeRefused", "Upgrade", refusal.message.clone())
+                .await;
+        }
+        Ok(refusal)
+    }
+
+    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<DowngradeRefusal> {
+        None
+    }
+
+    fn holds(&self, _: &DowngradeRefusal) -> bool {
+        false
+    }
+
+    fn requeue(&self, _: &Scope<'_>, _: &DowngradeRefusal) -> Option<Duration> {
+        None
+    }
+}
+
+/// The rolling restart or upgrade ([`step`]): one pod at a time, only while the whole cluster
+/// is healthy. Disruptive: never in the same reconcile as a scale-down or peer recovery step.
+pub struct Rollout;
+
+impl Operation for Rollout {
+    const NAME: &'static str = "rollout";
+    const DISRUPTIVE: bool = true;
+    type Progress = RolloutProgress;
+
+    fn wanted(&self, scope: &Scope<'_>) -> bool {
+        scope.observation.applied.is_some()
+    }
+
+    async fn step(&self, scope: &Scope<'_>) -> Result<Option<RolloutProgress>> {
+        let Some(sts) = &scope.observation.applied else {
+            return Ok(None);
+        };
+        step(
+            scope.qc,
+            scope.ctx,
+            scope.names,
+            sts,
+            scope.access,
+            scope.observation.peers_ok(),
+            &scope.observation.busy,
+        )
+        .await
+    }
+
+    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<RolloutProgress> {
+        // The gate reads Qdrant's answers as observations (an unreachable pod is not ready):
+        // a step never fails on Qdrant.
+        None
+    }
+
+    fn holds(&self, _: &RolloutProgress) -> bool {
+        true
+    }
+
+    fn requeue(&self, scope: &Scope<'_>, _: &RolloutProgress) -> Option<Duration> {
+        Some(scope.ctx.scale_down_requeue)
     }
 }
 

@@ -8,11 +8,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reconcile_lib::qdrant::{QdrantClient, QdrantError};
+use std::time::Duration;
+
+use reconcile_lib::{
+    error::Error,
+    qdrant::{QdrantClient, QdrantError},
+};
 
 use crate::{
     build::Names,
     day2::plan::{CollectionPlacement, Peer, PeerId, ScaleDownStep, plan_scale_down},
+    operations::{Operation, Scope},
+    vocabulary::{reasons::SCALE_DOWN_REFUSED, reported, types::SCALE_DOWN_BLOCKED},
 };
 
 /// What the StatefulSet should do now.
@@ -178,6 +185,128 @@ pub async fn step(
         ScaleDownStep::Refuse(_) => hold(message, true),
         ScaleDownStep::Done => ScaleDecision::Shrink { replicas: target },
     })
+}
+
+/// A scale-down in progress: what it does or waits for, or why it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleDownProgress {
+    /// For humans: the planner's step message.
+    pub message: String,
+    /// True when refused.
+    pub blocked: bool,
+}
+
+/// What a scale-down step decided: the pods the StatefulSet keeps (`spec.replicas` once the
+/// leaving peers are drained and removed), and the progress to report while it holds more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleDownOutcome {
+    /// `spec.replicas` the StatefulSet is applied with.
+    pub replicas: i32,
+    /// `None` once the StatefulSet may shrink.
+    pub progress: Option<ScaleDownProgress>,
+}
+
+/// The scale-down operation: while the live StatefulSet has more pods than `spec.replicas`,
+/// drain the leaving peers through pod 0 (which never leaves) and only then let the
+/// StatefulSet shrink. Waits for running backups and restores. A refusal is reported
+/// (condition ScaleDownBlocked, a Warning event when the message changes), never an error;
+/// an unreachable Qdrant keeps the current size.
+pub struct ScaleDown;
+
+impl ScaleDown {
+    fn current(scope: &Scope<'_>) -> i32 {
+        scope
+            .observation
+            .live_replicas()
+            .unwrap_or(scope.qc.spec.replicas)
+    }
+}
+
+impl Operation for ScaleDown {
+    const NAME: &'static str = "scale-down";
+    const DISRUPTIVE: bool = true;
+    type Progress = ScaleDownOutcome;
+
+    fn wanted(&self, scope: &Scope<'_>) -> bool {
+        scope
+            .observation
+            .live_replicas()
+            .is_some_and(|current| current > scope.qc.spec.replicas)
+    }
+
+    async fn step(&self, scope: &Scope<'_>) -> Result<Option<ScaleDownOutcome>, Error> {
+        let (qc, names) = (scope.qc, scope.names);
+        let current = Self::current(scope);
+        let hold = |message: String, blocked: bool| ScaleDownOutcome {
+            replicas: current,
+            progress: Some(ScaleDownProgress { message, blocked }),
+        };
+        let busy = &scope.observation.busy;
+        if !busy.is_empty() {
+            return Ok(Some(hold(
+                format!(
+                    "holding {current} pods: waiting for {} to finish before draining peers \
+                     (no scale-down during backups and restores)",
+                    busy.join(", ")
+                ),
+                false,
+            )));
+        }
+        let client = scope.access.client(names, 0)?;
+        let events = &scope.ctx.shared.events;
+        Ok(Some(
+            match step(names, current, qc.spec.replicas, &client).await? {
+                ScaleDecision::Shrink { replicas } => {
+                    events
+                    .normal(qc, "ScaledDown", "Scale", format!("peers above ordinal {} drained and removed from consensus; StatefulSet shrinks to {replicas}", replicas - 1))
+                    .await;
+                    ScaleDownOutcome {
+                        replicas,
+                        progress: None,
+                    }
+                }
+                ScaleDecision::Hold {
+                    replicas,
+                    message,
+                    blocked,
+                } => {
+                    if blocked && !reported(qc, SCALE_DOWN_BLOCKED, SCALE_DOWN_REFUSED, &message) {
+                        events
+                            .warning(qc, "ScaleDownBlocked", "Scale", message.clone())
+                            .await;
+                    }
+                    ScaleDownOutcome {
+                        replicas,
+                        progress: Some(ScaleDownProgress { message, blocked }),
+                    }
+                }
+            },
+        ))
+    }
+
+    fn interrupted(&self, scope: &Scope<'_>, error: &QdrantError) -> Option<ScaleDownOutcome> {
+        let current = Self::current(scope);
+        Some(ScaleDownOutcome {
+            replicas: current,
+            progress: Some(ScaleDownProgress {
+                message: format!(
+                    "holding {current} pods: cannot reach Qdrant to plan the scale-down: {error}"
+                ),
+                blocked: false,
+            }),
+        })
+    }
+
+    fn holds(&self, outcome: &ScaleDownOutcome) -> bool {
+        outcome.progress.is_some()
+    }
+
+    fn requeue(&self, scope: &Scope<'_>, outcome: &ScaleDownOutcome) -> Option<Duration> {
+        outcome
+            .progress
+            .is_some()
+            .then_some(scope.ctx.scale_down_requeue)
+    }
 }
 
 #[cfg(test)]

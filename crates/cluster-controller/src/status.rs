@@ -1,75 +1,31 @@
 //! Update status: the QdrantCluster status as a pure function of what was observed, so it is
 //! tested without a cluster; the reconcile patches it only when it differs.
 
-use std::collections::BTreeMap;
-
 use api_types::{
     QdrantCluster, QdrantClusterStatus,
-    cluster::{
-        AuthStatus, ClusterPhase, Endpoints, GRPC_PORT, HTTP_PORT, PeerStatus, SecretKeyRef,
-    },
+    cluster::{AuthStatus, ClusterPhase, Endpoints, GRPC_PORT, HTTP_PORT, SecretKeyRef},
     conditions::{ConditionStatus, set_condition, types},
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use reconcile_lib::conditions::new_condition;
 
-use crate::build::{
-    Names,
-    secret::{KeyKind, key_refs},
-    selector_string, served_keys,
+use crate::{
+    build::{
+        Names,
+        secret::{KeyKind, key_refs},
+        selector_string, served_keys,
+    },
+    vocabulary::{
+        reasons::{
+            self, DOWNGRADE_REFUSED, PEER_RECOVERY, PEER_RECOVERY_BLOCKED, SCALE_DOWN_REFUSED,
+        },
+        types::{SCALE_DOWN_BLOCKED, UPGRADE_BLOCKED, VOLUME_EXPANSION_BLOCKED},
+    },
 };
-
-/// What the Qdrant peers reported (`GET /cluster` on each pod).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PeersObservation {
-    /// Peers, ordered by pod name.
-    pub peers: Vec<PeerStatus>,
-    /// Raft leader peer id, if any peer reported one.
-    pub leader: Option<u64>,
-    /// `raft_info.pending_operations` each pod reported, by pod ordinal (pods that did not
-    /// answer are absent).
-    pub pending_operations: BTreeMap<u32, u64>,
-    /// Consensus members, peer id -> p2p URI (`peers` of `GET /cluster`), as the
-    /// lowest-ordinal pod that answered sees them.
-    pub members: BTreeMap<u64, String>,
-}
-
-/// Condition type: a scale-down is refused (the message names collections and shards).
-pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
-/// Reason of [`SCALE_DOWN_BLOCKED`] when True.
-pub const SCALE_DOWN_REFUSED: &str = "ScaleDownRefused";
-/// Condition type: growing the volumes to `spec.persistence.size` is refused (a shrink, a
-/// StorageClass without `allowVolumeExpansion: true`, a rejected patch); the reason is one of
-/// the refusal reasons of [`crate::volumes`] and the message names the field, the claims and the
-/// StorageClass.
-pub const VOLUME_EXPANSION_BLOCKED: &str = "VolumeExpansionBlocked";
-pub use crate::rollout::UPGRADE_BLOCKED;
-
-/// A scale-down in progress: what it does or waits for, or why it is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaleDownProgress {
-    /// For humans: the planner's step message.
-    pub message: String,
-    /// True when refused.
-    pub blocked: bool,
-}
-
-/// True when the status already reports this refusal (so the Warning event is not repeated).
-pub fn scale_down_refusal_reported(qc: &QdrantCluster, message: &str) -> bool {
-    reported(qc, SCALE_DOWN_BLOCKED, SCALE_DOWN_REFUSED, message)
-}
-
-/// True when condition `type_` of the stored status already says `reason` with `message` (so
-/// a Warning event for the same refusal is not repeated).
-pub fn reported(qc: &QdrantCluster, type_: &str, reason: &str, message: &str) -> bool {
-    qc.status.as_ref().is_some_and(|s| {
-        api_types::conditions::condition_says(&s.conditions, type_, reason, message)
-    })
-}
 
 /// Everything the status is computed from.
 #[derive(Debug, Clone, Default)]
-pub struct Observation {
+pub struct Inputs {
     /// The pause annotation is set.
     pub paused: bool,
     /// The spec was refused: the message names the field.
@@ -80,9 +36,9 @@ pub struct Observation {
     /// The live StatefulSet after apply.
     pub statefulset: Option<StatefulSet>,
     /// Qdrant's view, when it could be read; `Err` holds why it could not.
-    pub peers: Option<Result<PeersObservation, String>>,
+    pub peers: Option<Result<crate::peers::PeersObservation, String>>,
     /// A scale-down holding pods above `spec.replicas`.
-    pub scale_down: Option<ScaleDownProgress>,
+    pub scale_down: Option<crate::scale::ScaleDownProgress>,
     /// TLS in use (`status.tls`, from [`crate::tls`]); `None` when not observed (then the
     /// last published value is kept).
     pub tls: Option<api_types::cluster::TlsStatus>,
@@ -100,410 +56,431 @@ pub struct Observation {
     pub recovery: Option<crate::recover::RecoveryProgress>,
 }
 
-/// The status for `qc` given `obs`. Conditions keep their `lastTransitionTime` unless their
-/// status changes; peers keep their last known value when Qdrant could not be asked.
-pub fn compute(qc: &QdrantCluster, obs: &Observation) -> QdrantClusterStatus {
-    let prev = qc.status.clone().unwrap_or_default();
-    let generation = qc.metadata.generation;
-    let names = Names::of(qc);
-    let mut st = QdrantClusterStatus {
-        observed_generation: generation,
-        conditions: prev.conditions.clone(),
-        selector: Some(selector_string(qc)),
-        endpoints: Some(Endpoints {
-            // https:// for both with `spec.tls.client` (Qdrant's service.enable_tls).
-            http: format!(
-                "{}://{}.{}.svc:{HTTP_PORT}",
-                names.client_scheme(),
-                names.cluster,
-                names.namespace
-            ),
-            grpc: format!(
-                "{}://{}.{}.svc:{GRPC_PORT}",
-                names.client_scheme(),
-                names.cluster,
-                names.namespace
-            ),
-        }),
-        auth: auth_status(qc),
-        version: prev.version.clone(),
-        peers: prev.peers.clone(),
-        raft_leader: prev.raft_leader,
-        tls: obs.tls.clone().or_else(|| prev.tls.clone()),
-        // Last known expansion progress; replaced below whenever the claims were observed.
-        volumes: prev.volumes.clone(),
-        // Last known counts; replaced below whenever the StatefulSet was observed.
-        replicas: prev.replicas,
-        ready_replicas: prev.ready_replicas,
-        ready_replicas_text: prev.ready_replicas_text.clone(),
-        ..QdrantClusterStatus::default()
-    };
-    let mut set = |type_: &str, status: ConditionStatus, reason: &str, message: String| {
-        set_condition(
-            &mut st.conditions,
-            new_condition(type_, status, reason, message, generation),
-        );
-    };
-
-    if obs.paused {
-        set(
-            types::PAUSED,
-            ConditionStatus::True,
-            "PauseAnnotationSet",
-            format!(
-                "annotation {} is \"true\": no changes are applied",
-                api_types::PAUSED_ANNOTATION
-            ),
-        );
-        st.phase = ClusterPhase::Paused;
-        // Every condition is set on first sight.
-        for t in [types::READY, types::PROGRESSING, types::DEGRADED] {
-            if api_types::conditions::find_condition(&st.conditions, t).is_none() {
-                set_condition(
-                    &mut st.conditions,
-                    new_condition(
-                        t,
-                        ConditionStatus::Unknown,
-                        "Paused",
-                        "reconciliation is paused",
-                        generation,
-                    ),
-                );
-            }
+impl Inputs {
+    /// The inputs of a reconcile that stopped on a permanent problem (`reason`, `message`)
+    /// before the StatefulSet was read or applied: the last known rest is kept.
+    pub fn blocked(blocked: Option<(String, String)>) -> Self {
+        Self {
+            blocked,
+            ..Self::default()
         }
-        return st;
     }
-    set(
-        types::PAUSED,
-        ConditionStatus::False,
-        "NotPaused",
-        String::new(),
-    );
+}
 
-    if let Some(msg) = &obs.invalid {
-        set(
-            types::READY,
-            ConditionStatus::False,
-            "InvalidSpec",
-            msg.clone(),
-        );
-        set(
-            types::PROGRESSING,
-            ConditionStatus::False,
-            "InvalidSpec",
-            "fix the spec; nothing is applied until then".into(),
-        );
-        set(
-            types::DEGRADED,
-            ConditionStatus::Unknown,
-            "InvalidSpec",
-            String::new(),
-        );
-        st.phase = ClusterPhase::Failed;
-        return st;
+/// The status for `qc` given `inputs`, one concern after another in a fixed precedence (later
+/// ones refine what earlier ones set): the gate (paused, invalid, blocked before the
+/// StatefulSet was read), the pod counts and phase, then each operation's report (scale-down,
+/// rollout, rebalance, downgrade, degraded and peer recovery, volumes), then Qdrant's peers.
+/// Conditions keep their `lastTransitionTime` unless their status changes; peers keep their
+/// last known value when Qdrant could not be asked.
+pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
+    let mut draft = Draft::new(qc, inputs);
+    if inputs.paused {
+        draft.paused();
+        return draft.st;
     }
-
+    draft.set(types::PAUSED, False, reasons::NOT_PAUSED, String::new());
+    if let Some(message) = &inputs.invalid {
+        draft.invalid(message);
+        return draft.st;
+    }
     // A permanent failure before the StatefulSet could be read: keep what was known.
-    if obs.statefulset.is_none()
-        && let Some((reason, message)) = &obs.blocked
+    if inputs.statefulset.is_none()
+        && let Some(blocked) = &inputs.blocked
     {
-        let degraded_known =
-            api_types::conditions::find_condition(&prev.conditions, types::DEGRADED).is_some();
-        set(
-            types::READY,
-            ConditionStatus::False,
-            reason,
-            message.clone(),
-        );
-        set(
-            types::PROGRESSING,
-            ConditionStatus::False,
-            reason,
-            message.clone(),
-        );
-        if !degraded_known {
-            set(
-                types::DEGRADED,
-                ConditionStatus::Unknown,
-                reason,
-                String::new(),
-            );
+        draft.blocked_early(blocked);
+        return draft.st;
+    }
+    let pods = Pods::of(qc, inputs);
+    draft.peers_and_phase(qc, inputs, &pods);
+    draft.scale_down(inputs);
+    draft.rollout(inputs, &pods);
+    draft.rebalance(inputs, &pods);
+    draft.downgrade(inputs);
+    draft.degraded(inputs, &pods);
+    draft.recovery(inputs);
+    draft.volumes(inputs);
+    // Peers keep their last known value when Qdrant could not be asked.
+    if let Some(Ok(p)) = &inputs.peers {
+        draft.st.peers = p.peers.clone();
+        draft.st.raft_leader = p.leader;
+    }
+    draft.st
+}
+
+use ConditionStatus::{False, True, Unknown};
+
+/// What the StatefulSet says about the pods, for the phase and the Ready condition.
+struct Pods {
+    /// `spec.replicas` of the QdrantCluster.
+    desired: i32,
+    /// `status` of the applied StatefulSet.
+    sts: k8s_openapi::api::apps::v1::StatefulSetStatus,
+    /// `spec.replicas` of the applied StatefulSet (more than `desired` while peers drain).
+    sts_replicas: i32,
+    /// Some pod is not at the update revision, or the StatefulSet's status is behind.
+    rolling: bool,
+    /// The StatefulSet has not reached its own `spec.replicas`.
+    scaling: bool,
+    /// Every pod ready, none outdated, at the desired count.
+    all_ready: bool,
+    /// The cluster was running once (`status.version` set, or a running phase).
+    was_running: bool,
+}
+
+impl Pods {
+    fn of(qc: &QdrantCluster, inputs: &Inputs) -> Self {
+        let desired = qc.spec.replicas;
+        let sts = inputs.statefulset.as_ref();
+        let status = sts.and_then(|s| s.status.clone()).unwrap_or_default();
+        let generation = sts.and_then(|s| s.metadata.generation);
+        let sts_replicas = sts
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .unwrap_or(desired);
+        let observed_current =
+            status.observed_generation.is_some() && status.observed_generation >= generation;
+        // With the OnDelete strategy Kubernetes (before 1.36) never moves `currentRevision`
+        // to `updateRevision` (kubernetes/kubernetes#73492), so outdated pods are counted
+        // through `updatedReplicas` (pods at the update revision) instead.
+        let rolling = !observed_current || status.updated_replicas.unwrap_or(0) < status.replicas;
+        let scaling = status.replicas != sts_replicas;
+        let ready = status.ready_replicas.unwrap_or(0);
+        let all_ready =
+            sts.is_some() && !rolling && !scaling && ready >= desired && status.replicas == desired;
+        let prev = qc.status.as_ref();
+        // Once all peers were ready, `version` is set: a cluster coming back from Paused or
+        // Failed is not "Creating" again.
+        let was_running = prev.is_some_and(|p| {
+            p.version.is_some()
+                || matches!(
+                    p.phase,
+                    ClusterPhase::Running
+                        | ClusterPhase::Scaling
+                        | ClusterPhase::Upgrading
+                        | ClusterPhase::Degraded
+                )
+        });
+        Self {
+            desired,
+            sts: status,
+            sts_replicas,
+            rolling,
+            scaling,
+            all_ready,
+            was_running,
         }
-        st.phase = ClusterPhase::Failed;
-        return st;
     }
 
-    let desired = qc.spec.replicas;
-    let sts_status = obs
-        .statefulset
-        .as_ref()
-        .and_then(|s| s.status.clone())
-        .unwrap_or_default();
-    let sts_generation = obs.statefulset.as_ref().and_then(|s| s.metadata.generation);
-    let sts_spec_replicas = obs
-        .statefulset
-        .as_ref()
-        .and_then(|s| s.spec.as_ref())
-        .and_then(|s| s.replicas)
-        .unwrap_or(desired);
-    st.replicas = sts_status.replicas;
-    st.ready_replicas = sts_status.ready_replicas.unwrap_or(0);
-    st.ready_replicas_text = Some(format!("{}/{}", st.ready_replicas, desired));
-
-    let observed_current = sts_status.observed_generation.is_some()
-        && sts_status.observed_generation >= sts_generation;
-    // With the OnDelete strategy Kubernetes (before 1.36) never moves `currentRevision` to
-    // `updateRevision` (kubernetes/kubernetes#73492), so outdated pods are counted through
-    // `updatedReplicas` (pods at the update revision) instead.
-    let rolling =
-        !observed_current || sts_status.updated_replicas.unwrap_or(0) < sts_status.replicas;
-    let scaling = sts_status.replicas != sts_spec_replicas;
-    let all_ready = obs.statefulset.is_some()
-        && !rolling
-        && !scaling
-        && st.ready_replicas >= desired
-        && st.replicas == desired;
-    // Once all peers were ready, `version` is set: a cluster coming back from Paused or Failed
-    // is not "Creating" again.
-    let was_running = prev.version.is_some()
-        || matches!(
-            prev.phase,
-            ClusterPhase::Running
-                | ClusterPhase::Scaling
-                | ClusterPhase::Upgrading
-                | ClusterPhase::Degraded
-        );
-
-    if all_ready {
-        // A refused downgrade keeps the pods on the live image: report what runs.
-        st.version = Some(
-            obs.downgrade
-                .as_ref()
-                .and_then(|d| crate::rollout::image_tag(&d.keep_image))
-                .map_or_else(|| qc.spec.image.tag.clone(), str::to_owned),
-        );
+    fn ready(&self) -> i32 {
+        self.sts.ready_replicas.unwrap_or(0)
     }
+}
 
-    if let Some((reason, message)) = &obs.blocked {
-        set(
-            types::READY,
-            ConditionStatus::False,
-            reason,
-            message.clone(),
-        );
-        set(
-            types::PROGRESSING,
-            ConditionStatus::False,
-            reason,
-            message.clone(),
-        );
-    }
+/// The status being computed, with the condition setter every concern uses.
+struct Draft {
+    st: QdrantClusterStatus,
+    generation: Option<i64>,
+}
 
-    st.phase = if all_ready {
-        ClusterPhase::Running
-    } else if !was_running {
-        ClusterPhase::Creating
-    } else if scaling {
-        ClusterPhase::Scaling
-    } else if rolling {
-        ClusterPhase::Upgrading
-    } else {
-        ClusterPhase::Degraded
-    };
-
-    if obs.blocked.is_none() {
-        let (ready, reason, message) = if all_ready {
-            (
-                ConditionStatus::True,
-                "AllPeersReady",
-                format!("{desired} of {desired} peers ready"),
-            )
-        } else {
-            (
-                ConditionStatus::False,
-                phase_reason(st.phase),
-                format!("{} of {desired} peers ready", st.ready_replicas),
+impl Draft {
+    /// The fields every status has: endpoints, selector, auth, and the last known rest.
+    fn new(qc: &QdrantCluster, inputs: &Inputs) -> Self {
+        let prev = qc.status.clone().unwrap_or_default();
+        let names = Names::of(qc);
+        let endpoint = |port: i32| {
+            // https:// for both with `spec.tls.client` (Qdrant's service.enable_tls).
+            let scheme = names.client_scheme();
+            format!(
+                "{scheme}://{}.{}.svc:{port}",
+                names.cluster, names.namespace
             )
         };
-        set(types::READY, ready, reason, message);
-        if all_ready {
-            set(
-                types::PROGRESSING,
-                ConditionStatus::False,
-                "Reconciled",
-                "the cluster matches its spec".into(),
-            );
-        } else {
-            set(
-                types::PROGRESSING,
-                ConditionStatus::True,
-                phase_reason(st.phase),
-                progress_message(st.phase, &sts_status, desired),
-            );
+        let st = QdrantClusterStatus {
+            observed_generation: qc.metadata.generation,
+            conditions: prev.conditions.clone(),
+            selector: Some(selector_string(qc)),
+            endpoints: Some(Endpoints {
+                http: endpoint(HTTP_PORT),
+                grpc: endpoint(GRPC_PORT),
+            }),
+            auth: auth_status(qc),
+            version: prev.version.clone(),
+            peers: prev.peers.clone(),
+            raft_leader: prev.raft_leader,
+            tls: inputs.tls.clone().or_else(|| prev.tls.clone()),
+            // Last known expansion progress; replaced whenever the claims were observed.
+            volumes: prev.volumes.clone(),
+            // Last known counts; replaced whenever the StatefulSet was observed.
+            replicas: prev.replicas,
+            ready_replicas: prev.ready_replicas,
+            ready_replicas_text: prev.ready_replicas_text.clone(),
+            ..QdrantClusterStatus::default()
+        };
+        Self {
+            st,
+            generation: qc.metadata.generation,
         }
     }
-    match &obs.scale_down {
-        Some(p) if p.blocked => {
-            set(
-                SCALE_DOWN_BLOCKED,
-                ConditionStatus::True,
-                SCALE_DOWN_REFUSED,
-                p.message.clone(),
-            );
-            set(
-                types::READY,
-                ConditionStatus::False,
-                "ScaleDownBlocked",
-                p.message.clone(),
-            );
-            set(
-                types::PROGRESSING,
-                ConditionStatus::False,
-                "ScaleDownBlocked",
-                p.message.clone(),
-            );
+
+    fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: String) {
+        set_condition(
+            &mut self.st.conditions,
+            new_condition(type_, status, reason, message, self.generation),
+        );
+    }
+
+    fn has(&self, type_: &str) -> bool {
+        api_types::conditions::find_condition(&self.st.conditions, type_).is_some()
+    }
+
+    /// Paused True; phase Paused; Ready, Progressing and Degraded Unknown on first sight.
+    fn paused(&mut self) {
+        let message = format!(
+            "annotation {} is \"true\": no changes are applied",
+            api_types::PAUSED_ANNOTATION
+        );
+        self.set(types::PAUSED, True, reasons::PAUSE_ANNOTATION_SET, message);
+        self.st.phase = ClusterPhase::Paused;
+        for t in [types::READY, types::PROGRESSING, types::DEGRADED] {
+            if !self.has(t) {
+                let message = "reconciliation is paused".to_string();
+                self.set(t, Unknown, reasons::PAUSED, message);
+            }
         }
-        Some(p) => {
-            set(
-                SCALE_DOWN_BLOCKED,
-                ConditionStatus::False,
-                "NotBlocked",
-                String::new(),
-            );
-            set(
-                types::READY,
-                ConditionStatus::False,
-                "Scaling",
-                p.message.clone(),
-            );
-            set(
-                types::PROGRESSING,
-                ConditionStatus::True,
-                "ScalingDown",
-                p.message.clone(),
-            );
-            st.phase = ClusterPhase::Scaling;
-        }
-        None => set(
-            SCALE_DOWN_BLOCKED,
-            ConditionStatus::False,
-            "NotBlocked",
+    }
+
+    /// Ready False, Progressing False, Degraded Unknown, all InvalidSpec; phase Failed.
+    fn invalid(&mut self, message: &str) {
+        let fix = "fix the spec; nothing is applied until then".to_string();
+        self.set(
+            types::READY,
+            False,
+            reasons::INVALID_SPEC,
+            message.to_string(),
+        );
+        self.set(types::PROGRESSING, False, reasons::INVALID_SPEC, fix);
+        self.set(
+            types::DEGRADED,
+            Unknown,
+            reasons::INVALID_SPEC,
             String::new(),
-        ),
+        );
+        self.st.phase = ClusterPhase::Failed;
     }
-    if let Some(r) = &obs.rollout {
-        st.rollout = Some(r.status.clone());
-        if obs.scale_down.is_none() && obs.blocked.is_none() {
-            st.phase = ClusterPhase::Upgrading;
-            let reason = if r.status.to_version.is_some() {
-                "Upgrading"
-            } else {
-                "RollingRestart"
-            };
-            let message = format!(
-                "{} of {} pods updated: {}",
-                r.status.updated_replicas, sts_spec_replicas, r.status.message
+
+    /// Ready and Progressing False with the problem; Degraded Unknown on first sight; phase
+    /// Failed.
+    fn blocked_early(&mut self, (reason, message): &(String, String)) {
+        self.set(types::READY, False, reason, message.clone());
+        self.set(types::PROGRESSING, False, reason, message.clone());
+        if !self.has(types::DEGRADED) {
+            self.set(types::DEGRADED, Unknown, reason, String::new());
+        }
+        self.st.phase = ClusterPhase::Failed;
+    }
+
+    /// Counts, version, phase, and Ready/Progressing from the pods (or the blocking
+    /// problem).
+    fn peers_and_phase(&mut self, qc: &QdrantCluster, inputs: &Inputs, pods: &Pods) {
+        let desired = pods.desired;
+        self.st.replicas = pods.sts.replicas;
+        self.st.ready_replicas = pods.ready();
+        self.st.ready_replicas_text = Some(format!("{}/{desired}", pods.ready()));
+        if pods.all_ready {
+            // A refused downgrade keeps the pods on the live image: report what runs.
+            self.st.version = Some(
+                inputs
+                    .downgrade
+                    .as_ref()
+                    .and_then(|d| crate::rollout::image_tag(&d.keep_image))
+                    .map_or_else(|| qc.spec.image.tag.clone(), str::to_owned),
             );
-            set(
-                types::READY,
-                ConditionStatus::False,
-                reason,
-                message.clone(),
-            );
-            set(types::PROGRESSING, ConditionStatus::True, reason, message);
+        }
+        self.st.phase = if pods.all_ready {
+            ClusterPhase::Running
+        } else if !pods.was_running {
+            ClusterPhase::Creating
+        } else if pods.scaling {
+            ClusterPhase::Scaling
+        } else if pods.rolling {
+            ClusterPhase::Upgrading
+        } else {
+            ClusterPhase::Degraded
+        };
+        if let Some((reason, message)) = &inputs.blocked {
+            self.set(types::READY, False, reason, message.clone());
+            self.set(types::PROGRESSING, False, reason, message.clone());
+            return;
+        }
+        let ready_message = format!("{} of {desired} peers ready", pods.ready());
+        if pods.all_ready {
+            self.set(types::READY, True, reasons::ALL_PEERS_READY, ready_message);
+            let message = "the cluster matches its spec".to_string();
+            self.set(types::PROGRESSING, False, reasons::RECONCILED, message);
+        } else {
+            let reason = phase_reason(self.st.phase);
+            self.set(types::READY, False, reason, ready_message);
+            let message = progress_message(self.st.phase, &pods.sts, desired);
+            self.set(types::PROGRESSING, True, reason, message);
         }
     }
-    if let Some(r) = &obs.rebalance {
-        st.rebalance = Some(r.clone());
-        if all_ready && obs.blocked.is_none() {
-            set(
+
+    /// ScaleDownBlocked, and Ready/Progressing while a scale-down holds pods.
+    fn scale_down(&mut self, inputs: &Inputs) {
+        match &inputs.scale_down {
+            Some(p) if p.blocked => {
+                self.set(
+                    SCALE_DOWN_BLOCKED,
+                    True,
+                    SCALE_DOWN_REFUSED,
+                    p.message.clone(),
+                );
+                self.set(
+                    types::READY,
+                    False,
+                    reasons::SCALE_DOWN_BLOCKED,
+                    p.message.clone(),
+                );
+                let (progressing, message) = (types::PROGRESSING, p.message.clone());
+                self.set(progressing, False, reasons::SCALE_DOWN_BLOCKED, message);
+            }
+            Some(p) => {
+                self.set(
+                    SCALE_DOWN_BLOCKED,
+                    False,
+                    reasons::NOT_BLOCKED,
+                    String::new(),
+                );
+                self.set(types::READY, False, reasons::SCALING, p.message.clone());
+                self.set(
+                    types::PROGRESSING,
+                    True,
+                    reasons::SCALING_DOWN,
+                    p.message.clone(),
+                );
+                self.st.phase = ClusterPhase::Scaling;
+            }
+            None => self.set(
+                SCALE_DOWN_BLOCKED,
+                False,
+                reasons::NOT_BLOCKED,
+                String::new(),
+            ),
+        }
+    }
+
+    /// `status.rollout`, and phase Upgrading with Ready/Progressing unless a scale-down or a
+    /// blocking problem speaks.
+    fn rollout(&mut self, inputs: &Inputs, pods: &Pods) {
+        let Some(r) = &inputs.rollout else { return };
+        self.st.rollout = Some(r.status.clone());
+        if inputs.scale_down.is_some() || inputs.blocked.is_some() {
+            return;
+        }
+        self.st.phase = ClusterPhase::Upgrading;
+        let reason = if r.status.to_version.is_some() {
+            reasons::UPGRADING
+        } else {
+            reasons::ROLLING_RESTART
+        };
+        let message = format!(
+            "{} of {} pods updated: {}",
+            r.status.updated_replicas, pods.sts_replicas, r.status.message
+        );
+        self.set(types::READY, False, reason, message.clone());
+        self.set(types::PROGRESSING, True, reason, message);
+    }
+
+    /// `status.rebalance`, and Progressing while shards move in a ready cluster.
+    fn rebalance(&mut self, inputs: &Inputs, pods: &Pods) {
+        let Some(r) = &inputs.rebalance else { return };
+        self.st.rebalance = Some(r.clone());
+        if pods.all_ready && inputs.blocked.is_none() {
+            self.set(
                 types::PROGRESSING,
-                ConditionStatus::True,
-                "Rebalancing",
+                True,
+                reasons::REBALANCING,
                 r.message.clone(),
             );
         }
     }
-    match &obs.downgrade {
-        Some(d) => {
-            set(
-                UPGRADE_BLOCKED,
-                ConditionStatus::True,
-                crate::rollout::DOWNGRADE_REFUSED,
+
+    /// UpgradeBlocked, and Progressing False for a refused downgrade when nothing else
+    /// progresses.
+    fn downgrade(&mut self, inputs: &Inputs) {
+        let Some(d) = &inputs.downgrade else {
+            self.set(UPGRADE_BLOCKED, False, reasons::NOT_BLOCKED, String::new());
+            return;
+        };
+        self.set(UPGRADE_BLOCKED, True, DOWNGRADE_REFUSED, d.message.clone());
+        if inputs.blocked.is_none() && inputs.scale_down.is_none() && inputs.rollout.is_none() {
+            self.set(
+                types::PROGRESSING,
+                False,
+                DOWNGRADE_REFUSED,
                 d.message.clone(),
             );
-            if obs.blocked.is_none() && obs.scale_down.is_none() && obs.rollout.is_none() {
-                set(
-                    types::PROGRESSING,
-                    ConditionStatus::False,
-                    crate::rollout::DOWNGRADE_REFUSED,
-                    d.message.clone(),
-                );
-            }
         }
-        None => set(
-            UPGRADE_BLOCKED,
-            ConditionStatus::False,
-            "NotBlocked",
-            String::new(),
-        ),
     }
-    let stuck = obs.rollout.as_ref().and_then(|r| r.stuck.clone());
-    let degraded = st.phase == ClusterPhase::Degraded
-        || stuck.is_some()
-        || (was_running && !all_ready && st.ready_replicas < desired.min(st.replicas));
-    let (reason, message) = match (&stuck, degraded) {
-        (Some(m), _) => ("RolloutStuck", m.clone()),
-        (None, true) => (
-            "PeersNotReady",
-            format!("{} of {desired} peers ready", st.ready_replicas),
-        ),
-        (None, false) => ("AsExpected", String::new()),
-    };
-    if stuck.is_some() {
-        st.phase = ClusterPhase::Degraded;
-    }
-    set(
-        types::DEGRADED,
-        ConditionStatus::from_bool(degraded),
-        reason,
-        message,
-    );
-    // Peer recovery: Degraded says what it does or waits for, or why it is refused.
-    if let Some(r) = &obs.recovery {
-        let reason = if r.blocked {
-            crate::recover::PEER_RECOVERY_BLOCKED
-        } else {
-            crate::recover::PEER_RECOVERY
+
+    /// Degraded from the pods and a stuck rollout (which also makes the phase Degraded).
+    fn degraded(&mut self, inputs: &Inputs, pods: &Pods) {
+        let stuck = inputs.rollout.as_ref().and_then(|r| r.stuck.clone());
+        let short = pods.ready() < pods.desired.min(self.st.replicas);
+        let degraded = self.st.phase == ClusterPhase::Degraded
+            || stuck.is_some()
+            || (pods.was_running && !pods.all_ready && short);
+        let (reason, message) = match (&stuck, degraded) {
+            (Some(m), _) => (reasons::ROLLOUT_STUCK, m.clone()),
+            (None, true) => (
+                reasons::PEERS_NOT_READY,
+                format!("{} of {} peers ready", pods.ready(), pods.desired),
+            ),
+            (None, false) => (reasons::AS_EXPECTED, String::new()),
         };
-        set(
+        if stuck.is_some() {
+            self.st.phase = ClusterPhase::Degraded;
+        }
+        self.set(
             types::DEGRADED,
-            ConditionStatus::True,
+            ConditionStatus::from_bool(degraded),
             reason,
-            r.message.clone(),
+            message,
         );
-        if st.phase == ClusterPhase::Running {
-            st.phase = ClusterPhase::Degraded;
+    }
+
+    /// Degraded True while a peer recovery runs or is refused (phase Running becomes
+    /// Degraded).
+    fn recovery(&mut self, inputs: &Inputs) {
+        let Some(r) = &inputs.recovery else { return };
+        let reason = if r.blocked {
+            PEER_RECOVERY_BLOCKED
+        } else {
+            PEER_RECOVERY
+        };
+        self.set(types::DEGRADED, True, reason, r.message.clone());
+        if self.st.phase == ClusterPhase::Running {
+            self.st.phase = ClusterPhase::Degraded;
         }
     }
 
-    // Volume expansion: its own condition; while claims resize, Progressing says which.
-    if let Some(v) = &obs.volumes {
-        st.volumes = v.status.clone();
-        let (status, reason, message) = match &v.blocked {
-            Some((reason, message)) => (ConditionStatus::True, reason.as_str(), message.clone()),
-            None => (ConditionStatus::False, "NotBlocked", String::new()),
-        };
-        set(VOLUME_EXPANSION_BLOCKED, status, reason, message);
+    /// `status.volumes`, VolumeExpansionBlocked, and Progressing while claims resize.
+    fn volumes(&mut self, inputs: &Inputs) {
+        if let Some(v) = &inputs.volumes {
+            self.st.volumes = v.status.clone();
+            let (status, reason, message) = match &v.blocked {
+                Some((reason, message)) => (True, reason.as_str(), message.clone()),
+                None => (False, reasons::NOT_BLOCKED, String::new()),
+            };
+            self.set(VOLUME_EXPANSION_BLOCKED, status, reason, message);
+        }
+        volume_conditions(
+            &mut self.st.conditions,
+            inputs.volumes.as_ref(),
+            self.generation,
+        );
     }
-    volume_conditions(&mut st.conditions, obs.volumes.as_ref(), generation);
-
-    // Peers keep their last known value when Qdrant could not be asked.
-    if let Some(Ok(p)) = &obs.peers {
-        st.peers = p.peers.clone();
-        st.raft_leader = p.leader;
-    }
-    st
 }
 
 /// VolumeExpansionBlocked set on first sight (False until the claims are observed), and the
@@ -521,7 +498,7 @@ fn volume_conditions(
             new_condition(
                 VOLUME_EXPANSION_BLOCKED,
                 ConditionStatus::False,
-                "NotBlocked",
+                reasons::NOT_BLOCKED,
                 String::new(),
                 generation,
             ),
@@ -536,8 +513,8 @@ fn volume_conditions(
         Some(c) if c.status == ConditionStatus::True => {
             (c.reason, format!("{}; {}", c.message, v.message()))
         }
-        Some(c) if c.reason != "Reconciled" => return,
-        _ => ("ExpandingVolumes".to_string(), v.message()),
+        Some(c) if c.reason != reasons::RECONCILED => return,
+        _ => (reasons::EXPANDING_VOLUMES.to_string(), v.message()),
     };
     set_condition(
         conditions,
@@ -553,14 +530,14 @@ fn volume_conditions(
 
 fn phase_reason(phase: ClusterPhase) -> &'static str {
     match phase {
-        ClusterPhase::Creating => "Creating",
-        ClusterPhase::Scaling => "Scaling",
-        ClusterPhase::Upgrading => "RollingUpdate",
-        ClusterPhase::Degraded => "PeersNotReady",
-        ClusterPhase::Running => "AllPeersReady",
-        ClusterPhase::Pending => "Pending",
-        ClusterPhase::Failed => "Failed",
-        ClusterPhase::Paused => "Paused",
+        ClusterPhase::Creating => reasons::CREATING,
+        ClusterPhase::Scaling => reasons::SCALING,
+        ClusterPhase::Upgrading => reasons::ROLLING_UPDATE,
+        ClusterPhase::Degraded => reasons::PEERS_NOT_READY,
+        ClusterPhase::Running => reasons::ALL_PEERS_READY,
+        ClusterPhase::Pending => reasons::PENDING,
+        ClusterPhase::Failed => reasons::FAILED,
+        ClusterPhase::Paused => reasons::PAUSED,
     }
 }
 

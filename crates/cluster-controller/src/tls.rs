@@ -38,18 +38,10 @@ use crate::build::{
         load_ca, renewal, required_names, server_secret, uncovered,
     },
 };
-
-/// Reason: the Secret named in `spec.tls.secretName` does not exist.
-pub const TLS_SECRET_NOT_FOUND: &str = "TlsSecretNotFound";
-/// Reason: a TLS Secret lacks a key, or its certificate is unreadable, expired or does not
-/// cover the names clients dial.
-pub const TLS_SECRET_INVALID: &str = "TlsSecretInvalid";
-/// Reason: `spec.tls.p2p.enabled` differs from what the cluster was created with.
-pub const TLS_P2P_IMMUTABLE: &str = "TlsP2pImmutable";
-/// Reason: the generated CA expires within 30 days; it must be replaced by hand.
-pub const TLS_CA_EXPIRING: &str = "TlsCaExpiring";
-/// Reason: a certificate could not be generated or signed.
-pub const TLS_CERTIFICATE_ERROR: &str = "TlsCertificateError";
+use crate::vocabulary::{
+    reasons::TLS_CA_EXPIRING, reasons::TLS_CERTIFICATE_ERROR, reasons::TLS_P2P_IMMUTABLE,
+    reasons::TLS_SECRET_INVALID, reasons::TLS_SECRET_NOT_FOUND,
+};
 
 /// What the TLS step found or did.
 #[derive(Debug, Clone, Default)]
@@ -123,7 +115,7 @@ pub async fn reconcile_at(
             scheme(prev.p2p),
             prev.p2p
         );
-        if !crate::status::reported(qc, types::READY, TLS_P2P_IMMUTABLE, &message) {
+        if !crate::vocabulary::reported(qc, types::READY, TLS_P2P_IMMUTABLE, &message) {
             shared
                 .events
                 .warning(qc, TLS_P2P_IMMUTABLE, "Validate", message.clone())

@@ -23,7 +23,10 @@
 //! Kubernetes assigns the default class to such a claim before binding it; a bound claim without
 //! a class is a pre-provisioned volume that Kubernetes never expands.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use api_types::{
     QdrantCluster,
@@ -38,28 +41,21 @@ use kube::{
 use reconcile_lib::{
     context::{Shared, object_key},
     error::{Error, Result},
+    qdrant::QdrantError,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
 use tracing::warn;
 
-use crate::build::{Names, statefulset::STORAGE_VOLUME};
-
-pub use crate::status::VOLUME_EXPANSION_BLOCKED;
-
-/// Refusal reason: `spec.persistence.size` is below a claim's current request (volumes never
-/// shrink).
-pub const SHRINK_REFUSED: &str = "ShrinkRefused";
-/// Refusal reason: a claim that must grow has no StorageClass with `allowVolumeExpansion: true`.
-pub const EXPANSION_NOT_SUPPORTED: &str = "ExpansionNotSupported";
-/// Refusal reason: the API server refused the patch of a claim (e.g. 403 from admission).
-pub const EXPANSION_REJECTED: &str = "ExpansionRejected";
-/// Refusal reason: `spec.persistence.size` or a claim's request is not a quantity this
-/// controller can compare.
-pub const INVALID_SIZE: &str = "InvalidSize";
-/// Refusal reason: the claims or StorageClasses could not be read (e.g. 403: the controller's
-/// RBAC lacks `persistentvolumeclaims` or `storageclasses`).
-pub const CANNOT_READ: &str = "CannotReadVolumes";
+use crate::vocabulary::{
+    reasons::CANNOT_READ_VOLUMES as CANNOT_READ, reasons::EXPANSION_NOT_SUPPORTED,
+    reasons::EXPANSION_REJECTED, reasons::INVALID_SIZE, reasons::SHRINK_REFUSED,
+    types::VOLUME_EXPANSION_BLOCKED,
+};
+use crate::{
+    build::{Names, statefulset::STORAGE_VOLUME},
+    operations::{Operation, Scope},
+};
 
 /// Annotation marking the cluster's default StorageClass (value `"true"`).
 pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
@@ -787,7 +783,7 @@ async fn refused(
     reason: &str,
     message: String,
 ) -> VolumesProgress {
-    if !crate::status::reported(qc, VOLUME_EXPANSION_BLOCKED, reason, &message) {
+    if !crate::vocabulary::reported(qc, VOLUME_EXPANSION_BLOCKED, reason, &message) {
         shared
             .events
             .warning(
@@ -801,6 +797,45 @@ async fn refused(
     VolumesProgress {
         status,
         blocked: Some((reason.to_string(), message)),
+    }
+}
+
+/// The volume expansion operation ([`expand`]): the claims of the pods the applied
+/// StatefulSet keeps grow to `spec.persistence.size`. Not disruptive: it runs beside any
+/// other step. While claims resize it looks again after `volume_requeue` (claims are not
+/// watched).
+pub struct VolumeExpansion;
+
+impl Operation for VolumeExpansion {
+    const NAME: &'static str = "volume expansion";
+    const DISRUPTIVE: bool = false;
+    type Progress = VolumesProgress;
+
+    fn wanted(&self, scope: &Scope<'_>) -> bool {
+        scope.observation.applied.is_some()
+    }
+
+    async fn step(&self, scope: &Scope<'_>) -> Result<Option<VolumesProgress>> {
+        let pods = scope
+            .observation
+            .applied
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .unwrap_or(scope.qc.spec.replicas);
+        Ok(Some(expand(&scope.ctx.shared, scope.qc, pods).await?))
+    }
+
+    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<VolumesProgress> {
+        None
+    }
+
+    fn holds(&self, _: &VolumesProgress) -> bool {
+        false
+    }
+
+    fn requeue(&self, scope: &Scope<'_>, v: &VolumesProgress) -> Option<Duration> {
+        v.resizing().then_some(scope.ctx.volume_requeue)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cluster_controller::{controller, reconcile::Context};
+use cluster_controller::{context::Context, controller};
 use reconcile_lib::{
     guard,
     metrics::Metrics,

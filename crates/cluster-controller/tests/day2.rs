@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::ConditionStatus};
-use cluster_controller::{reconcile::Context, rollout::UPGRADE_BLOCKED};
+use cluster_controller::{context::Context, vocabulary::types::UPGRADE_BLOCKED};
 use common::{NS, QC, peer_uri};
 use reconcile_lib::{
     qdrant::{QdrantClient, QdrantConnection},

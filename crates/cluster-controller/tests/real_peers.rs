@@ -19,7 +19,8 @@ use std::{
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::find_condition};
 use cluster_controller::{
     build::{Names, statefulset::FRESH_STORAGE_MARKER},
-    reconcile::{Context, reconcile},
+    context::Context,
+    reconcile::reconcile,
 };
 use reconcile_lib::{
     metrics::Metrics,

@@ -14,7 +14,8 @@ use cluster_controller::{
         CONFIG_HASH_ANNOTATION, Names,
         served_keys::{KEYS_HASH_ANNOTATION, ServedKeys},
     },
-    reconcile::{Context, error_policy, reconcile},
+    context::Context,
+    reconcile::{error_policy, reconcile},
 };
 use kube::runtime::controller::Action;
 use reconcile_lib::{

@@ -14,9 +14,9 @@ use api_types::{
 };
 use cluster_controller::{
     build::statefulset::FRESH_STORAGE_MARKER,
+    context::Context,
     day2::recover::RECORD_KEY_PREFIX,
-    reconcile::Context,
-    recover::{PEER_RECOVERY, PEER_RECOVERY_BLOCKED},
+    vocabulary::reasons::{PEER_RECOVERY, PEER_RECOVERY_BLOCKED},
 };
 use common::{NS, QC, peer_uri};
 use reconcile_lib::{

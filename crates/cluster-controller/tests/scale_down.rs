@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::ConditionStatus};
-use cluster_controller::{reconcile::Context, status::SCALE_DOWN_BLOCKED};
+use cluster_controller::{context::Context, vocabulary::types::SCALE_DOWN_BLOCKED};
 use common::{NS, QC};
 use reconcile_lib::{
     qdrant::{QdrantClient, QdrantConnection},

@@ -20,8 +20,9 @@ use cluster_controller::{
             certificate_hash, generate_ca, inspect, issue_server_certificate, issued_by, load_ca,
         },
     },
-    reconcile::{Context, reconcile},
-    tls::{TLS_P2P_IMMUTABLE, TLS_SECRET_INVALID, TLS_SECRET_NOT_FOUND},
+    context::Context,
+    reconcile::reconcile,
+    vocabulary::reasons::{TLS_P2P_IMMUTABLE, TLS_SECRET_INVALID, TLS_SECRET_NOT_FOUND},
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{

@@ -2,9 +2,12 @@
 //! resizing and why, and when the expansion is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cluster_controller::volumes::{
-    EXPANSION_NOT_SUPPORTED, INVALID_SIZE, ObservedClaim, SHRINK_REFUSED, STATE_NOT_BOUND,
-    STATE_RESIZE_REQUESTED, VolumePlan, claim_state, classes_to_read, default_class, plan,
+use cluster_controller::{
+    vocabulary::reasons::{EXPANSION_NOT_SUPPORTED, INVALID_SIZE, SHRINK_REFUSED},
+    volumes::{
+        ObservedClaim, STATE_NOT_BOUND, STATE_RESIZE_REQUESTED, VolumePlan, claim_state,
+        classes_to_read, default_class, plan,
+    },
 };
 use k8s_openapi::api::{core::v1::PersistentVolumeClaim, storage::v1::StorageClass};
 use serde_json::{Value, json};

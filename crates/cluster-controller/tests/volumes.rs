@@ -11,9 +11,11 @@ use api_types::{
     conditions::{ConditionStatus, find_condition, types},
 };
 use cluster_controller::{
-    reconcile::{Context, reconcile},
-    volumes::{
-        EXPANSION_NOT_SUPPORTED, EXPANSION_REJECTED, SHRINK_REFUSED, VOLUME_EXPANSION_BLOCKED,
+    context::Context,
+    reconcile::reconcile,
+    vocabulary::{
+        reasons::{EXPANSION_NOT_SUPPORTED, EXPANSION_REJECTED, SHRINK_REFUSED},
+        types::VOLUME_EXPANSION_BLOCKED,
     },
 };
 use kube::runtime::controller::Action;
@@ -567,8 +569,9 @@ mod status {
         conditions::{ConditionStatus, find_condition, types},
     };
     use cluster_controller::{
-        status::{Observation, compute},
-        volumes::{VOLUME_EXPANSION_BLOCKED, VolumesProgress},
+        status::{Inputs, compute},
+        vocabulary::types::VOLUME_EXPANSION_BLOCKED,
+        volumes::VolumesProgress,
     };
     use serde_json::json;
 
@@ -620,10 +623,10 @@ mod status {
         });
         let st = compute(
             &qc,
-            &Observation {
+            &Inputs {
                 statefulset: Some(statefulset(1)),
                 volumes: Some(resizing()),
-                ..Observation::default()
+                ..Inputs::default()
             },
         );
         let p = condition(&st, types::PROGRESSING);
@@ -640,11 +643,11 @@ mod status {
         // A blocker (a missing Secret) stays what Progressing reports.
         let st = compute(
             &cluster(),
-            &Observation {
+            &Inputs {
                 blocked: Some(("SecretNotFound".into(), "Secret x not found".into())),
                 statefulset: Some(statefulset(3)),
                 volumes: Some(resizing()),
-                ..Observation::default()
+                ..Inputs::default()
             },
         );
         let p = condition(&st, types::PROGRESSING);
@@ -660,13 +663,13 @@ mod status {
         let mut qc = cluster();
         let first = compute(
             &qc,
-            &Observation {
+            &Inputs {
                 statefulset: Some(statefulset(3)),
                 volumes: Some(VolumesProgress {
                     status: resizing().status,
                     blocked: Some(("ShrinkRefused".into(), "spec.persistence.size ...".into())),
                 }),
-                ..Observation::default()
+                ..Inputs::default()
             },
         );
         let blocked = condition(&first, VOLUME_EXPANSION_BLOCKED);
@@ -678,9 +681,9 @@ mod status {
         // Paused: nothing observed, the last known expansion and its condition stay.
         let paused = compute(
             &qc,
-            &Observation {
+            &Inputs {
                 paused: true,
-                ..Observation::default()
+                ..Inputs::default()
             },
         );
         assert_eq!(paused.volumes, first.volumes);
@@ -691,9 +694,9 @@ mod status {
         // Never observed at all: the condition is set False on first sight.
         let fresh = compute(
             &cluster(),
-            &Observation {
+            &Inputs {
                 statefulset: Some(statefulset(3)),
-                ..Observation::default()
+                ..Inputs::default()
             },
         );
         assert_eq!(

@@ -5,10 +5,7 @@
 use std::sync::Arc;
 
 use api_types::{Condition, QdrantCluster, conditions::find_condition};
-use cluster_controller::{
-    peers::PeerUrlResolver,
-    reconcile::{Context, reconcile},
-};
+use cluster_controller::{context::Context, peers::PeerUrlResolver, reconcile::reconcile};
 use reconcile_lib::{
     metrics::Metrics,
     qdrant::RaftRole,

@@ -1,0 +1,116 @@
+//! Every condition type and reason the cluster-controller writes on a QdrantCluster, in one
+//! place: what `kubectl get qdrantcluster -o yaml` can show. The shared types (Ready,
+//! Progressing, Degraded, Paused) come from [`api_types::conditions::types`]; the types here
+//! are this controller's own. Pure: no I/O.
+
+use api_types::QdrantCluster;
+
+/// Condition types of this controller (besides Ready, Progressing, Degraded and Paused).
+pub mod types {
+    /// A scale-down is refused (the message names collections and shards).
+    pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
+    /// An image change is refused (a downgrade across minor versions).
+    pub const UPGRADE_BLOCKED: &str = "UpgradeBlocked";
+    /// Growing the volumes to `spec.persistence.size` is refused (a shrink, a StorageClass
+    /// without `allowVolumeExpansion: true`, a rejected patch); the reason is one of the
+    /// volume reasons below and the message names the field, the claims and the StorageClass.
+    pub const VOLUME_EXPANSION_BLOCKED: &str = "VolumeExpansionBlocked";
+}
+
+/// Condition reasons, grouped by what sets them.
+pub mod reasons {
+    // Gate: paused and invalid.
+    /// Paused True: the pause annotation is set.
+    pub const PAUSE_ANNOTATION_SET: &str = "PauseAnnotationSet";
+    /// Paused False.
+    pub const NOT_PAUSED: &str = "NotPaused";
+    /// Ready, Progressing and Degraded seen for the first time while paused.
+    pub const PAUSED: &str = "Paused";
+    /// Ready False, Progressing False: the spec was refused (the message names the field).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+
+    // Peers and phases.
+    /// Ready True: every peer ready.
+    pub const ALL_PEERS_READY: &str = "AllPeersReady";
+    /// Progressing False: the cluster matches its spec.
+    pub const RECONCILED: &str = "Reconciled";
+    /// Phase Creating.
+    pub const CREATING: &str = "Creating";
+    /// Phase Scaling; also Ready False during a scale-down.
+    pub const SCALING: &str = "Scaling";
+    /// Phase Upgrading while the StatefulSet rolls.
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
+    /// Phase Degraded, and Degraded True: fewer peers ready than wanted.
+    pub const PEERS_NOT_READY: &str = "PeersNotReady";
+    /// Phase Pending.
+    pub const PENDING: &str = "Pending";
+    /// Phase Failed.
+    pub const FAILED: &str = "Failed";
+    /// Degraded False.
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// False of a refusal condition (ScaleDownBlocked, UpgradeBlocked, VolumeExpansionBlocked).
+    pub const NOT_BLOCKED: &str = "NotBlocked";
+
+    // Scale-down.
+    /// ScaleDownBlocked True.
+    pub const SCALE_DOWN_REFUSED: &str = "ScaleDownRefused";
+    /// Ready False and Progressing False of a refused scale-down.
+    pub const SCALE_DOWN_BLOCKED: &str = super::types::SCALE_DOWN_BLOCKED;
+    /// Progressing True while peers drain.
+    pub const SCALING_DOWN: &str = "ScalingDown";
+
+    // Rollout and upgrade.
+    /// Ready False and Progressing True while the image changes.
+    pub const UPGRADING: &str = "Upgrading";
+    /// Ready False and Progressing True while pods restart at the same image.
+    pub const ROLLING_RESTART: &str = "RollingRestart";
+    /// Degraded True: a restarted pod did not come back in time.
+    pub const ROLLOUT_STUCK: &str = "RolloutStuck";
+    /// UpgradeBlocked True (and Progressing False) for a refused downgrade.
+    pub const DOWNGRADE_REFUSED: &str = "DowngradeRefused";
+
+    // Rebalance.
+    /// Progressing True while shards move.
+    pub const REBALANCING: &str = "Rebalancing";
+
+    // Peer recovery.
+    /// Degraded True while a pod whose volume came back empty gets its shards back.
+    pub const PEER_RECOVERY: &str = "PeerRecovery";
+    /// Degraded True: the recovery is refused (the message says why).
+    pub const PEER_RECOVERY_BLOCKED: &str = "PeerRecoveryBlocked";
+
+    // Volume expansion (VolumeExpansionBlocked True, and Progressing).
+    /// Progressing True while claims resize and nothing else progresses.
+    pub const EXPANDING_VOLUMES: &str = "ExpandingVolumes";
+    /// `spec.persistence.size` is smaller than a claim's request: volumes never shrink.
+    pub const SHRINK_REFUSED: &str = "ShrinkRefused";
+    /// The claim's StorageClass is missing or has no `allowVolumeExpansion: true`.
+    pub const EXPANSION_NOT_SUPPORTED: &str = "ExpansionNotSupported";
+    /// The API server refused the patch of a claim's request.
+    pub const EXPANSION_REJECTED: &str = "ExpansionRejected";
+    /// `spec.persistence.size` or a claim's quantity does not parse.
+    pub const INVALID_SIZE: &str = "InvalidSize";
+    /// The claims or their StorageClass could not be read (a permanent API error).
+    pub const CANNOT_READ_VOLUMES: &str = "CannotReadVolumes";
+
+    // TLS (Ready False).
+    /// The Secret named in `spec.tls.secretName` does not exist.
+    pub const TLS_SECRET_NOT_FOUND: &str = "TlsSecretNotFound";
+    /// A TLS Secret lacks a key, or its certificate is unreadable, expired or does not cover
+    /// the names clients dial.
+    pub const TLS_SECRET_INVALID: &str = "TlsSecretInvalid";
+    /// `spec.tls.p2p.enabled` differs from what the cluster was created with.
+    pub const TLS_P2P_IMMUTABLE: &str = "TlsP2pImmutable";
+    /// The generated CA expires within 30 days; it must be replaced by hand.
+    pub const TLS_CA_EXPIRING: &str = "TlsCaExpiring";
+    /// A certificate could not be generated or signed.
+    pub const TLS_CERTIFICATE_ERROR: &str = "TlsCertificateError";
+}
+
+/// True when condition `type_` of `qc`'s stored status already says `reason` with `message`,
+/// so a Warning event for the same refusal is not repeated. Reads `status.conditions` only.
+pub fn reported(qc: &QdrantCluster, type_: &str, reason: &str, message: &str) -> bool {
+    qc.status.as_ref().is_some_and(|s| {
+        api_types::conditions::condition_says(&s.conditions, type_, reason, message)
+    })
+}
