@@ -1,0 +1,339 @@
+//! The precedence of the status, as a table: for each combination of gate, pods and
+//! operation reports, which phase and which reasons Ready, Progressing and Degraded show.
+//! Pure: `status::compute` with no cluster.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use api_types::{
+    QdrantCluster, QdrantClusterStatus,
+    cluster::{ClusterPhase, RebalanceStatus, RolloutStatus},
+    conditions::{ConditionStatus, find_condition, types},
+};
+use cluster_controller::{
+    recover::RecoveryProgress,
+    rollout::{DowngradeRefusal, RolloutProgress},
+    scale::ScaleDownProgress,
+    status::{Inputs, compute},
+    vocabulary::types::{SCALE_DOWN_BLOCKED, UPGRADE_BLOCKED},
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use serde_json::json;
+
+/// A 3-peer cluster that was running before (`status.version` set).
+fn cluster() -> QdrantCluster {
+    let mut qc: QdrantCluster = serde_json::from_value(json!({
+        "apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+        "metadata": {"name": "demo", "namespace": "ns", "generation": 2},
+        "spec": {"replicas": 3}}))
+    .unwrap();
+    qc.status = Some(QdrantClusterStatus {
+        version: Some("v1.18.3".into()),
+        ..QdrantClusterStatus::default()
+    });
+    qc
+}
+
+/// The applied StatefulSet with `replicas` pods, `ready` of them ready, `updated` at the
+/// update revision.
+fn sts(replicas: i32, ready: i32, updated: i32) -> StatefulSet {
+    serde_json::from_value(json!({"metadata": {"name": "demo", "generation": 1},
+        "spec": {"replicas": replicas, "selector": {}, "template": {}, "serviceName": "demo-headless"},
+        "status": {"replicas": replicas, "readyReplicas": ready, "updatedReplicas": updated,
+            "updateRevision": "r2", "observedGeneration": 1}}))
+    .unwrap()
+}
+
+fn rollout(stuck: Option<&str>) -> RolloutProgress {
+    RolloutProgress {
+        status: RolloutStatus {
+            update_revision: "r2".into(),
+            updated_replicas: 1,
+            message: "restarting demo-2".into(),
+            ..RolloutStatus::default()
+        },
+        stuck: stuck.map(str::to_owned),
+    }
+}
+
+fn scale_down(blocked: bool) -> ScaleDownProgress {
+    ScaleDownProgress {
+        message: "draining peer 3".into(),
+        blocked,
+    }
+}
+
+fn downgrade() -> DowngradeRefusal {
+    DowngradeRefusal {
+        keep_image: "qdrant/qdrant:v1.18.3".into(),
+        message: "spec.image.tag v1.17.0 is a downgrade".into(),
+    }
+}
+
+fn rebalance() -> RebalanceStatus {
+    RebalanceStatus {
+        message: "moving shard 0".into(),
+        ..RebalanceStatus::default()
+    }
+}
+
+fn recovery(blocked: bool) -> RecoveryProgress {
+    RecoveryProgress {
+        message: "copying shards to the new peer".into(),
+        blocked,
+    }
+}
+
+/// `(status, reason)` of condition `t`.
+fn says(st: &QdrantClusterStatus, t: &str) -> (ConditionStatus, String) {
+    let c = find_condition(&st.conditions, t).unwrap_or_else(|| panic!("no {t}"));
+    (c.status.clone(), c.reason.clone())
+}
+
+#[test]
+fn precedence_table() {
+    use ConditionStatus::{False, True, Unknown};
+    let blocked = || {
+        Some((
+            "SecretNotFound".to_string(),
+            "Secret team-key is missing".to_string(),
+        ))
+    };
+    // (what, inputs, phase, Ready, Progressing, Degraded)
+    type Row = (
+        &'static str,
+        Inputs,
+        ClusterPhase,
+        (ConditionStatus, &'static str),
+        (ConditionStatus, &'static str),
+        (ConditionStatus, &'static str),
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "pause wins over an invalid spec",
+            Inputs {
+                paused: true,
+                invalid: Some("spec.replicas: must be > 0".into()),
+                ..Inputs::default()
+            },
+            ClusterPhase::Paused,
+            (Unknown, "Paused"),
+            (Unknown, "Paused"),
+            (Unknown, "Paused"),
+        ),
+        (
+            "an invalid spec applies nothing",
+            Inputs {
+                invalid: Some("spec.replicas: must be > 0".into()),
+                statefulset: Some(sts(3, 3, 3)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Failed,
+            (False, "InvalidSpec"),
+            (False, "InvalidSpec"),
+            (Unknown, "InvalidSpec"),
+        ),
+        (
+            "blocked before the StatefulSet was read",
+            Inputs {
+                blocked: blocked(),
+                ..Inputs::default()
+            },
+            ClusterPhase::Failed,
+            (False, "SecretNotFound"),
+            (False, "SecretNotFound"),
+            (Unknown, "SecretNotFound"),
+        ),
+        (
+            "all peers ready",
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Running,
+            (True, "AllPeersReady"),
+            (False, "Reconciled"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a blocking problem beats the rollout",
+            Inputs {
+                blocked: blocked(),
+                statefulset: Some(sts(3, 3, 1)),
+                rollout: Some(rollout(None)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Upgrading,
+            (False, "SecretNotFound"),
+            (False, "SecretNotFound"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a scale-down beats the rollout",
+            Inputs {
+                statefulset: Some(sts(4, 4, 4)),
+                scale_down: Some(scale_down(false)),
+                rollout: Some(rollout(None)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Scaling,
+            (False, "Scaling"),
+            (True, "ScalingDown"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a refused scale-down",
+            Inputs {
+                statefulset: Some(sts(4, 4, 4)),
+                scale_down: Some(scale_down(true)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Degraded,
+            (False, "ScaleDownBlocked"),
+            (False, "ScaleDownBlocked"),
+            (True, "PeersNotReady"),
+        ),
+        (
+            "a rolling restart",
+            Inputs {
+                statefulset: Some(sts(3, 3, 1)),
+                rollout: Some(rollout(None)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Upgrading,
+            (False, "RollingRestart"),
+            (True, "RollingRestart"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a stuck rollout is Degraded",
+            Inputs {
+                statefulset: Some(sts(3, 2, 1)),
+                rollout: Some(rollout(Some("demo-2 not back in 600 s"))),
+                ..Inputs::default()
+            },
+            ClusterPhase::Degraded,
+            (False, "RollingRestart"),
+            (True, "RollingRestart"),
+            (True, "RolloutStuck"),
+        ),
+        (
+            "a refused downgrade when nothing else progresses",
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                downgrade: Some(downgrade()),
+                ..Inputs::default()
+            },
+            ClusterPhase::Running,
+            (True, "AllPeersReady"),
+            (False, "DowngradeRefused"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a rollout speaks over a refused downgrade",
+            Inputs {
+                statefulset: Some(sts(3, 3, 1)),
+                downgrade: Some(downgrade()),
+                rollout: Some(rollout(None)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Upgrading,
+            (False, "RollingRestart"),
+            (True, "RollingRestart"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a rebalance of a ready cluster",
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                rebalance: Some(rebalance()),
+                ..Inputs::default()
+            },
+            ClusterPhase::Running,
+            (True, "AllPeersReady"),
+            (True, "Rebalancing"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a peer recovery makes a running cluster Degraded",
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                recovery: Some(recovery(false)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Degraded,
+            (True, "AllPeersReady"),
+            (False, "Reconciled"),
+            (True, "PeerRecovery"),
+        ),
+        (
+            "a refused peer recovery",
+            Inputs {
+                statefulset: Some(sts(3, 2, 3)),
+                recovery: Some(recovery(true)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Degraded,
+            (False, "PeersNotReady"),
+            (True, "PeersNotReady"),
+            (True, "PeerRecoveryBlocked"),
+        ),
+    ];
+    let mut wrong = vec![];
+    for (what, inputs, phase, ready, progressing, degraded) in rows {
+        let qc = cluster();
+        let st = compute(&qc, &inputs);
+        let got = (
+            st.phase,
+            says(&st, types::READY),
+            says(&st, types::PROGRESSING),
+            says(&st, types::DEGRADED),
+        );
+        let want = (
+            phase,
+            (ready.0, ready.1.to_string()),
+            (progressing.0, progressing.1.to_string()),
+            (degraded.0, degraded.1.to_string()),
+        );
+        if got != want {
+            wrong.push(format!("{what}:\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The refusal conditions are False (NotBlocked) unless their operation refuses.
+#[test]
+fn refusal_conditions_follow_their_operation() {
+    let qc = cluster();
+    let calm = compute(
+        &qc,
+        &Inputs {
+            statefulset: Some(sts(3, 3, 3)),
+            ..Inputs::default()
+        },
+    );
+    assert_eq!(
+        says(&calm, SCALE_DOWN_BLOCKED),
+        (ConditionStatus::False, "NotBlocked".into())
+    );
+    assert_eq!(
+        says(&calm, UPGRADE_BLOCKED),
+        (ConditionStatus::False, "NotBlocked".into())
+    );
+    let refused = compute(
+        &qc,
+        &Inputs {
+            statefulset: Some(sts(4, 4, 4)),
+            scale_down: Some(scale_down(true)),
+            downgrade: Some(downgrade()),
+            ..Inputs::default()
+        },
+    );
+    assert_eq!(
+        says(&refused, SCALE_DOWN_BLOCKED),
+        (ConditionStatus::True, "ScaleDownRefused".into())
+    );
+    assert_eq!(
+        says(&refused, UPGRADE_BLOCKED),
+        (ConditionStatus::True, "DowngradeRefused".into())
+    );
+}
