@@ -652,6 +652,64 @@ async fn disabling_the_pdb_deletes_it() {
     );
 }
 
+/// Children are applied as one set, then the owned orphans are swept: a ConfigMap and a
+/// Service with the cluster's instance labels and owner UID that the build no longer makes are
+/// deleted. Kept: an owned Secret (state is never swept), a labelled ConfigMap without an owner
+/// (someone else's), and one owned by another object.
+#[tokio::test]
+async fn owned_orphans_are_swept_and_nothing_else() {
+    let env = env();
+    env.seed("demo", three_node());
+    env.reconcile("demo").await.unwrap();
+    let live = env.current("demo");
+    let uid = live.metadata.uid.clone().unwrap();
+    let labels = json!({"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo"});
+    let owner = |uid: &str| {
+        json!([{"apiVersion": QC, "kind": "QdrantCluster", "name": "demo", "uid": uid,
+            "controller": true, "blockOwnerDeletion": true}])
+    };
+    let object = |api_version: &str, kind: &str, name: &str, owners: Value| {
+        json!({"apiVersion": api_version, "kind": kind,
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "ownerReferences": owners}})
+    };
+    env.fake
+        .insert(object("v1", "ConfigMap", "demo-old-config", owner(&uid)));
+    let mut service = object("v1", "Service", "demo-old-service", owner(&uid));
+    service["spec"] = json!({"ports": [{"port": 1}]});
+    env.fake.insert(service);
+    env.fake
+        .insert(object("v1", "Secret", "demo-old-secret", owner(&uid)));
+    env.fake
+        .insert(object("v1", "ConfigMap", "someone-elses", json!([])));
+    env.fake.insert(object(
+        "v1",
+        "ConfigMap",
+        "other-owner",
+        owner("another-uid"),
+    ));
+
+    env.reconcile("demo").await.unwrap();
+    assert!(env.get("v1", "configmaps", "demo-old-config").is_none());
+    assert!(env.get("v1", "services", "demo-old-service").is_none());
+    for (plural, name) in [
+        ("secrets", "demo-old-secret"),
+        ("configmaps", "someone-elses"),
+        ("configmaps", "other-owner"),
+        ("configmaps", "demo-config"),
+        ("services", "demo"),
+        ("services", "demo-headless"),
+    ] {
+        assert!(
+            env.get("v1", plural, name).is_some(),
+            "{plural}/{name} was deleted"
+        );
+    }
+    // Nothing left to sweep: the next reconcile writes nothing.
+    let before = env.writes_excluding_events().len();
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(env.writes_excluding_events().len(), before);
+}
+
 #[tokio::test]
 async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
     let mut env = env();
