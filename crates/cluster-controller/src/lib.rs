@@ -15,6 +15,7 @@ pub mod observe;
 pub mod operations;
 pub mod peers;
 pub mod pods;
+pub mod publish;
 pub mod rebalance;
 pub mod reconcile;
 pub mod recover;

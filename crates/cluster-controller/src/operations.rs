@@ -67,6 +67,16 @@ impl Observation {
             .unwrap_or(0)
     }
 
+    /// `volumeClaimTemplates` of the live StatefulSet: immutable, so the build keeps them.
+    pub fn claim_templates(
+        &self,
+    ) -> Option<Vec<k8s_openapi::api::core::v1::PersistentVolumeClaim>> {
+        self.live
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.volume_claim_templates.clone())
+    }
+
     /// Qdrant's view when every pod that answered agreed enough to read it.
     pub fn peers_ok(&self) -> Option<&PeersObservation> {
         self.peers.as_ref().and_then(|p| p.as_ref().ok())

@@ -26,16 +26,15 @@ use crate::{
     build::{self, Names, Observed},
     children,
     context::Context,
-    gate::{self, Gate},
-    observe,
-    operations::{Driver, Observation, Scope},
+    gate, observe,
+    operations::{Driver, Scope},
     peers::PeerAccess,
+    publish,
     rebalance::Rebalance,
     recover::Recovery,
     rollout::{Downgrade, Rollout},
     scale::ScaleDown,
     status,
-    vocabulary::{reasons, reported},
     volumes::VolumeExpansion,
 };
 
@@ -55,7 +54,7 @@ pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Acti
             warn!(cluster = %object_key(&*qc), error = %e, "reconcile failed permanently");
             ctx.shared.metrics.reconcile_failed(e.metric_label());
             let blocked = Some((e.metric_label().to_string(), e.to_string()));
-            update_status(&qc, &ctx, &status::Inputs::blocked(blocked)).await?;
+            publish::status(&qc, &ctx, &status::Inputs::blocked(blocked)).await?;
             Ok(Action::requeue(ctx.resync))
         }
         Err(e) => Err(e),
@@ -69,7 +68,7 @@ pub fn error_policy(qc: Arc<QdrantCluster>, error: &Error, ctx: Arc<Context>) ->
 
 async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     if let Some(gate) = gate::check(qc) {
-        return closed(qc, ctx, gate).await;
+        return publish::closed(qc, ctx, gate).await;
     }
     let names = Names::of(qc);
     let mut observation = observe::statefulset(&ctx.shared, &names).await?;
@@ -78,7 +77,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     let keys = crate::keys::reconcile(qc, &ctx.shared, &names, observation.live.as_ref()).await?;
     let tls = crate::tls::reconcile(qc, &ctx.shared, &names).await?;
     if tls.refused {
-        update_status(qc, ctx, &status::Inputs::blocked(tls.blocked)).await?;
+        publish::status(qc, ctx, &status::Inputs::blocked(tls.blocked)).await?;
         return Ok(Action::requeue(ctx.resync));
     }
     observe::running_jobs(&mut observation, qc, &ctx.shared, &names).await?;
@@ -105,7 +104,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
             image: downgrade.as_ref().map(|d| d.keep_image.clone()),
             tls_hash: tls.cert_hash.clone(),
             keys_hash: keys.keys_hash.clone(),
-            volume_claim_templates: claim_templates(&observation),
+            volume_claim_templates: observation.claim_templates(),
         },
     )
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
@@ -141,55 +140,6 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         tls: Some(tls.status),
         ..status::Inputs::default()
     };
-    update_status(qc, ctx, &inputs).await?;
+    publish::status(qc, ctx, &inputs).await?;
     Ok(Action::requeue(requeue))
-}
-
-/// `volumeClaimTemplates` of the live StatefulSet: immutable, so the build keeps them.
-fn claim_templates(
-    observation: &Observation,
-) -> Option<Vec<k8s_openapi::api::core::v1::PersistentVolumeClaim>> {
-    observation
-        .live
-        .as_ref()
-        .and_then(|s| s.spec.as_ref())
-        .and_then(|s| s.volume_claim_templates.clone())
-}
-
-/// A closed gate: the Paused or InvalidSpec status (a Warning event the first time a spec
-/// error is reported), nothing applied, a look again at the resync.
-async fn closed(qc: &QdrantCluster, ctx: &Context, gate: Gate) -> Result<Action> {
-    match gate {
-        Gate::Paused => {
-            let inputs = status::Inputs {
-                paused: true,
-                ..status::Inputs::default()
-            };
-            update_status(qc, ctx, &inputs).await?;
-        }
-        Gate::Invalid(message) => {
-            let ready = api_types::conditions::types::READY;
-            let first_time = !reported(qc, ready, reasons::INVALID_SPEC, &message);
-            let inputs = status::Inputs {
-                invalid: Some(message.clone()),
-                ..status::Inputs::default()
-            };
-            update_status(qc, ctx, &inputs).await?;
-            if first_time {
-                ctx.shared
-                    .events
-                    .warning(qc, reasons::INVALID_SPEC, "Validate", message)
-                    .await;
-            }
-        }
-    }
-    Ok(Action::requeue(ctx.resync))
-}
-
-async fn update_status(qc: &QdrantCluster, ctx: &Context, inputs: &status::Inputs) -> Result<()> {
-    let new = status::compute(qc, inputs);
-    if status::changed(qc, &new) {
-        ctx.shared.applier.apply_status(qc, &new).await?;
-    }
-    Ok(())
 }

@@ -220,6 +220,22 @@ async fn observe_and_act(
         placement: &placement,
         records: &records,
     });
+    act(qc, ctx, names, &client, &records, step).await
+}
+
+/// Carries out one recovery `step` through `client` (a member pod's Qdrant) and sends its
+/// events: record the stale peer in the cluster metadata, issue shard operations, remove the
+/// stale peer, or forget a finished record. Returns the progress to report; `None` when idle.
+///
+/// Errors: Qdrant's ([`Error::Qdrant`]).
+async fn act(
+    qc: &QdrantCluster,
+    ctx: &Context,
+    names: &Names,
+    client: &QdrantClient,
+    records: &[RecoveryRecord],
+    step: RecoveryStep,
+) -> Result<Option<RecoveryProgress>, Error> {
     let message = step.message();
     info!(cluster = %object_key(qc), step = %message, "peer recovery");
     match &step {

@@ -138,6 +138,36 @@ pub async fn step(
     peers: Option<&PeersObservation>,
     busy: &[String],
 ) -> Result<Option<RolloutProgress>> {
+    let Some(observed) = observe(qc, ctx, names, sts, access).await? else {
+        return Ok(None);
+    };
+    let plan = plan(qc, names, sts, peers, busy, &observed);
+    act(qc, ctx, names, &observed, plan).await
+}
+
+/// What a rollout step observes: the pods at their ordinals below the StatefulSet's
+/// `spec.replicas`, the update revision, how many pods run it, the restart recorded in
+/// `status.rollout`, each pod's Kubernetes and `/readyz` state, and the shard placement.
+struct Observed {
+    update_revision: String,
+    replicas: u32,
+    pods: BTreeMap<u32, Pod>,
+    updated: usize,
+    prev: Option<RolloutStatus>,
+    restarting: Option<Restarting>,
+    observed: Vec<PodObservation>,
+    placement: Option<BTreeMap<String, crate::day2::plan::CollectionPlacement>>,
+}
+
+/// The rollout's observation, or `None` when every pod runs the update revision and no
+/// restarted pod is awaited (then Qdrant is not asked).
+async fn observe(
+    qc: &QdrantCluster,
+    ctx: &Context,
+    names: &Names,
+    sts: &StatefulSet,
+    access: &PeerAccess,
+) -> Result<Option<Observed>> {
     let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else {
         return Ok(None);
     };
@@ -190,7 +220,6 @@ pub async fn step(
             },
             None => None,
         };
-        let pending = peers.and_then(|p| p.pending_operations.get(&ordinal).copied());
         if placement_map.is_none()
             && let Some(c) = &client
         {
@@ -202,25 +231,54 @@ pub async fn step(
             terminating: pod.metadata.deletion_timestamp.is_some(),
             revision: revision(pod),
             readyz,
-            pending_operations: pending,
+            pending_operations: None,
         });
     }
-    let placement_known = placement_map.is_some();
-    let restarted_back = restarting.is_some_and(|r| {
+    Ok(Some(Observed {
+        update_revision,
+        replicas,
+        pods,
+        updated,
+        prev,
+        restarting,
+        observed,
+        placement: placement_map,
+    }))
+}
+
+/// Pure: the gate's decision ([`decide_restart`]) over the observation with this reconcile's
+/// consensus view (`peers`: leader, pending operations) and running jobs (`busy`), and the
+/// `status.rollout` it implies. A restart waits while the placement is unknown.
+fn plan(
+    qc: &QdrantCluster,
+    names: &Names,
+    sts: &StatefulSet,
+    peers: Option<&PeersObservation>,
+    busy: &[String],
+    o: &Observed,
+) -> (RestartDecision, RolloutStatus) {
+    let update_revision = &o.update_revision;
+    let mut observed = o.observed.clone();
+    for pod in &mut observed {
+        pod.pending_operations =
+            peers.and_then(|p| p.pending_operations.get(&pod.ordinal).copied());
+    }
+    let placement_known = o.placement.is_some();
+    let restarted_back = o.restarting.is_some_and(|r| {
         observed
             .iter()
-            .any(|p| p.ordinal == r.ordinal && p.is_back_at(&update_revision))
+            .any(|p| p.ordinal == r.ordinal && p.is_back_at(update_revision))
     });
-    let restarting = restarting.filter(|_| !restarted_back);
+    let restarting = o.restarting.filter(|_| !restarted_back);
     let timeout =
         Duration::from_secs(u64::try_from(qc.spec.pod_ready_timeout_seconds()).unwrap_or(600));
     let obs = ClusterObservation {
         statefulset: names.cluster.clone(),
-        replicas,
+        replicas: o.replicas,
         update_revision: update_revision.clone(),
         pods: observed,
         leader: peers.and_then(|p| p.leader),
-        placement: placement_map.unwrap_or_default(),
+        placement: o.placement.clone().unwrap_or_default(),
         busy: busy.to_vec(),
         restarting,
         pod_timeout: timeout,
@@ -235,16 +293,32 @@ pub async fn step(
         };
     }
 
-    let (from_version, to_version) = versions(qc, &pods, sts, &update_revision);
-    let mut status = RolloutStatus {
+    let (from_version, to_version) = versions(qc, &o.pods, sts, update_revision);
+    let status = RolloutStatus {
         update_revision: update_revision.clone(),
-        updated_replicas: i32::try_from(updated).unwrap_or(i32::MAX),
+        updated_replicas: i32::try_from(o.updated).unwrap_or(i32::MAX),
         from_version,
         to_version,
         restarting_pod: restarting.map(|r| format!("{}-{}", names.cluster, r.ordinal)),
-        restarted_at: restarting.and(prev.as_ref().and_then(|p| p.restarted_at.clone())),
+        restarted_at: restarting.and(o.prev.as_ref().and_then(|p| p.restarted_at.clone())),
         message: decision.message(),
     };
+    (decision, status)
+}
+
+/// Carries out `plan`: a stuck rollout is reported (a Warning event `RolloutStuck` once per
+/// reason, the record of the pod that did not come back kept), a restart deletes the pod with
+/// a UID precondition and records it. `None` when the rollout is done.
+///
+/// Errors: the API server's deleting the pod.
+async fn act(
+    qc: &QdrantCluster,
+    ctx: &Context,
+    names: &Names,
+    o: &Observed,
+    (decision, mut status): (RestartDecision, RolloutStatus),
+) -> Result<Option<RolloutProgress>> {
+    let (prev, pods) = (&o.prev, &o.pods);
     let mut stuck = None;
     match &decision {
         RestartDecision::Done => return Ok(None),
@@ -274,7 +348,7 @@ pub async fn step(
                 }),
                 ..DeleteParams::default()
             };
-            Api::<Pod>::namespaced(client, &names.namespace)
+            Api::<Pod>::namespaced(ctx.shared.applier.client().clone(), &names.namespace)
                 .delete(&pod_name, &params)
                 .await?;
             info!(cluster = %names.cluster, pod = %pod_name, "restarted pod for the rollout");

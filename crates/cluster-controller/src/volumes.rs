@@ -649,6 +649,73 @@ pub async fn expand(shared: &Shared, qc: &QdrantCluster, pods: i32) -> Result<Vo
         return Ok(refused(shared, qc, plan.status(), r.reason, r.message.clone()).await);
     }
 
+    let Patched {
+        gone,
+        refused_claims,
+        rejected,
+    } = patch_claims(shared, qc, &claims_api, &plan).await?;
+
+    let mut status = plan.status();
+    if let Some(s) = &mut status {
+        s.pending.retain(|c| !gone.contains(&c.name));
+        for c in &mut s.pending {
+            if refused_claims.contains(&c.name) {
+                c.state = EXPANSION_REJECTED.to_string();
+            }
+        }
+    }
+    if let Some(message) = rejected {
+        if let Some(s) = &mut status {
+            s.message = message.clone();
+        }
+        return Ok(refused(shared, qc, status, EXPANSION_REJECTED, message).await);
+    }
+
+    // Completed: claims were growing (not merely listed by a refusal) and none is left.
+    let was_expanding = qc.status.as_ref().is_some_and(|s| {
+        s.volumes.as_ref().is_some_and(|v| !v.pending.is_empty())
+            && !find_condition(&s.conditions, VOLUME_EXPANSION_BLOCKED)
+                .is_some_and(|c| c.status == ConditionStatus::True)
+    });
+    let status = status.filter(|s| !s.pending.is_empty());
+    if status.is_none() && was_expanding {
+        shared
+            .events
+            .normal(
+                qc,
+                "VolumeExpansionCompleted",
+                "ExpandVolume",
+                format!("every PersistentVolumeClaim has {size} (spec.persistence.size)"),
+            )
+            .await;
+    }
+    Ok(VolumesProgress {
+        status,
+        blocked: None,
+    })
+}
+
+/// What [`patch_claims`] did: claims gone before their patch (404), claims whose patch was
+/// refused, and the first refusal's message.
+struct Patched {
+    gone: BTreeSet<String>,
+    refused_claims: BTreeSet<String>,
+    rejected: Option<String>,
+}
+
+/// Sends the planned patches (`spec.resources.requests.storage`, merge patch as the
+/// controller's field manager) and one `VolumeExpansionStarted` event for the claims patched
+/// now.
+///
+/// Errors: the first transient API error (the rest are not sent); a permanent refusal is
+/// recorded in [`Patched`] instead.
+async fn patch_claims(
+    shared: &Shared,
+    qc: &QdrantCluster,
+    claims_api: &Api<PersistentVolumeClaim>,
+    plan: &VolumePlan,
+) -> Result<Patched> {
+    let size = plan.requested_size.as_str();
     let params = PatchParams {
         field_manager: Some(crate::FIELD_MANAGER.to_string()),
         ..PatchParams::default()
@@ -703,48 +770,14 @@ pub async fn expand(shared: &Shared, qc: &QdrantCluster, pods: i32) -> Result<Vo
             )
             .await;
     }
-    if let Some(e) = failed {
-        return Err(e);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(Patched {
+            gone,
+            refused_claims,
+            rejected,
+        }),
     }
-
-    let mut status = plan.status();
-    if let Some(s) = &mut status {
-        s.pending.retain(|c| !gone.contains(&c.name));
-        for c in &mut s.pending {
-            if refused_claims.contains(&c.name) {
-                c.state = EXPANSION_REJECTED.to_string();
-            }
-        }
-    }
-    if let Some(message) = rejected {
-        if let Some(s) = &mut status {
-            s.message = message.clone();
-        }
-        return Ok(refused(shared, qc, status, EXPANSION_REJECTED, message).await);
-    }
-
-    // Completed: claims were growing (not merely listed by a refusal) and none is left.
-    let was_expanding = qc.status.as_ref().is_some_and(|s| {
-        s.volumes.as_ref().is_some_and(|v| !v.pending.is_empty())
-            && !find_condition(&s.conditions, VOLUME_EXPANSION_BLOCKED)
-                .is_some_and(|c| c.status == ConditionStatus::True)
-    });
-    let status = status.filter(|s| !s.pending.is_empty());
-    if status.is_none() && was_expanding {
-        shared
-            .events
-            .normal(
-                qc,
-                "VolumeExpansionCompleted",
-                "ExpandVolume",
-                format!("every PersistentVolumeClaim has {size} (spec.persistence.size)"),
-            )
-            .await;
-    }
-    Ok(VolumesProgress {
-        status,
-        blocked: None,
-    })
 }
 
 async fn read(

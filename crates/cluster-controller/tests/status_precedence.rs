@@ -85,7 +85,7 @@ fn recovery(blocked: bool) -> RecoveryProgress {
 /// `(status, reason)` of condition `t`.
 fn says(st: &QdrantClusterStatus, t: &str) -> (ConditionStatus, String) {
     let c = find_condition(&st.conditions, t).unwrap_or_else(|| panic!("no {t}"));
-    (c.status.clone(), c.reason.clone())
+    (c.status, c.reason.clone())
 }
 
 #[test]
