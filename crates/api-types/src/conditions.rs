@@ -22,6 +22,14 @@ pub mod types {
     pub const PAUSED: &str = "Paused";
 }
 
+/// Reasons every kind shares.
+pub mod reasons {
+    /// Paused True: annotation `qdrant.operator.dev/paused` is `"true"`.
+    pub const PAUSE_ANNOTATION_SET: &str = "PauseAnnotationSet";
+    /// Paused False.
+    pub const NOT_PAUSED: &str = "NotPaused";
+}
+
 /// The status of a condition, as the Kubernetes API conventions spell it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ConditionStatus {

@@ -39,7 +39,7 @@ use crate::{
     context::{BACKUP_FINALIZER, Context},
     fence::{Fence, FenceError},
     manifest::BackupIdentity,
-    phase::{fail_now, now, wait, with_phase},
+    phase::{self, fail_now, now, wait, with_phase},
     run::{
         self,
         backup::{BackupFailure, BackupJob},
@@ -163,6 +163,9 @@ fn s3_reason(code: Option<&str>) -> &'static str {
 }
 
 async fn sync(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
+    if phase::held_by_pause(&*qbak, ctx) {
+        return phase::paused(&*qbak, ctx).await;
+    }
     let status = qbak.status.clone().unwrap_or_default();
     match status.phase {
         BackupPhase::Succeeded | BackupPhase::Failed => Ok(Action::await_change()),

@@ -6,7 +6,10 @@ use std::fmt::Debug;
 use api_types::{
     QdrantBackup, QdrantRestore,
     backup::{BackupPhase, QdrantBackupStatus, QdrantRestoreStatus},
-    conditions::Condition,
+    conditions::{
+        Condition, find_condition,
+        reasons::{NOT_PAUSED, PAUSE_ANNOTATION_SET},
+    },
 };
 use k8s_openapi::NamespaceResourceScope;
 use kube::{Resource, runtime::controller::Action};
@@ -37,7 +40,7 @@ pub trait RunObject:
     Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug
 {
     /// Its status type.
-    type Status: Clone + PartialEq + Serialize;
+    type Status: Clone + Default + PartialEq + Serialize;
     /// The `action` of its events (`Backup`, `Restore`).
     const ACTION: &'static str;
     /// The live status, if any.
@@ -141,7 +144,61 @@ pub fn with_phase<K: RunObject>(
     if phase.is_finished() && f.completion_time.is_none() {
         *f.completion_time = Some(now());
     }
+    // A run moves on only when not paused: a Paused condition left from a pause turns False.
+    if find_condition(f.conditions, types::PAUSED).is_some() {
+        set_condition(
+            f.conditions,
+            new_condition(
+                types::PAUSED,
+                ConditionStatus::False,
+                NOT_PAUSED,
+                "",
+                generation,
+            ),
+        );
+    }
     status
+}
+
+/// True when the pause annotation (`qdrant.operator.dev/paused: "true"`) holds `obj` back:
+/// the annotation is set, the run is not finished, and no task of this process runs it. A task
+/// that runs goes on (a pause is not a cancel: delete the object to stop it); a Pending run is
+/// not started, and a Running one whose task is gone is neither resumed nor given up on.
+pub fn held_by_pause<K: RunObject>(obj: &K, ctx: &Context) -> bool {
+    let mut status = obj.status().cloned();
+    let phase = status.as_mut().map(|s| *K::fields(s).phase);
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    api_types::is_paused(obj.meta())
+        && !phase.is_some_and(BackupPhase::is_finished)
+        && !ctx.jobs.is_running(&uid)
+}
+
+/// The status of a run held by the pause annotation ([`held_by_pause`]): condition Paused True
+/// (reason `PauseAnnotationSet`), everything else as it was. Waits for a change: removing
+/// the annotation is one.
+///
+/// # Errors
+/// The API server's, writing the status.
+pub async fn paused<K: RunObject>(obj: &K, ctx: &Context) -> Result<Action> {
+    let mut status = obj.status().cloned().unwrap_or_default();
+    let generation = obj.meta().generation;
+    let message = format!(
+        "annotation {} is \"true\": the {} is not started, resumed or retried",
+        api_types::PAUSED_ANNOTATION,
+        K::ACTION.to_lowercase()
+    );
+    set_condition(
+        K::fields(&mut status).conditions,
+        new_condition(
+            types::PAUSED,
+            ConditionStatus::True,
+            PAUSE_ANNOTATION_SET,
+            &message,
+            generation,
+        ),
+    );
+    write(obj, ctx, &status).await?;
+    Ok(Action::await_change())
 }
 
 /// Writes `status` (server-side apply of the status subresource) unless it is unchanged.

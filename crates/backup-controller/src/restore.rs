@@ -35,7 +35,7 @@ use crate::{
     context::{Context, RESTORE_FINALIZER},
     fence::{Fence, FenceError},
     manifest::{self, MAX_MANIFEST_BYTES, Manifest},
-    phase::{fail_now, now, wait, with_phase},
+    phase::{self, fail_now, now, wait, with_phase},
     run::{
         self,
         restore::{RestoreFailure, RestoreJob},
@@ -69,6 +69,9 @@ pub fn error_policy(qrs: Arc<QdrantRestore>, error: &Error, ctx: Arc<Context>) -
 }
 
 async fn sync(qrs: Arc<QdrantRestore>, ctx: &Context) -> Result<Action> {
+    if phase::held_by_pause(&*qrs, ctx) {
+        return phase::paused(&*qrs, ctx).await;
+    }
     let status = qrs.status.clone().unwrap_or_default();
     let uid = qrs.uid().unwrap_or_default();
     match status.phase {

@@ -68,9 +68,9 @@ pub mod reasons {
     /// Suspended False.
     pub const NOT_SUSPENDED: &str = "NotSuspended";
     /// Paused True.
-    pub const PAUSED: &str = "PauseAnnotationSet";
+    pub const PAUSED: &str = api_types::conditions::reasons::PAUSE_ANNOTATION_SET;
     /// Paused False.
-    pub const NOT_PAUSED: &str = "NotPaused";
+    pub const NOT_PAUSED: &str = api_types::conditions::reasons::NOT_PAUSED;
     /// Any condition before it was first observed.
     pub const NOT_OBSERVED: &str = "NotObserved";
 }

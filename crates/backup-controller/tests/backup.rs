@@ -8,7 +8,7 @@ mod common;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use api_types::{QdrantBackup, QdrantRestore, backup::BackupPhase};
+use api_types::{QdrantBackup, QdrantRestore, backup::BackupPhase, conditions::ConditionStatus};
 use backup_controller::{backup, context::Context, manifest, restore};
 use common::{
     faults::{FaultPlan, FaultyProxy},
@@ -576,6 +576,91 @@ async fn bad_inputs_fail_with_a_message_naming_the_cause() {
         s.message
     );
     assert!(env.objects().await.is_empty());
+}
+
+/// The pause annotation holds a QdrantBackup and a QdrantRestore back, as on every kind:
+/// Paused True, nothing started (no snapshot in Qdrant, nothing in S3), the phase kept.
+/// Removing the annotation lets each run to Succeeded, and Paused turns False.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pause_annotation_holds_backups_and_restores_back() {
+    let source = FakeCluster::start(3).await;
+    let target = FakeCluster::start(2).await;
+    seed(&source).await;
+    let env = env(&source, &target).await;
+    let paused = json!({"qdrant.operator.dev/paused": "true"});
+    env.api.insert(json!({"apiVersion": API, "kind": "QdrantBackup",
+        "metadata": {"name": "held", "namespace": NS, "uid": "uid-held-0123456789", "annotations": paused},
+        "spec": {"cluster": {"name": "demo"}, "collections": ["docs"], "storage": env.storage()}}));
+    for _ in 0..3 {
+        let b = env.current_backup("held");
+        backup::reconcile(Arc::new(b), env.ctx.clone())
+            .await
+            .unwrap();
+    }
+    let condition = |conditions: &[api_types::Condition], t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| (c.status, c.reason.clone()))
+    };
+    let s = env.current_backup("held").status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Pending);
+    assert_eq!(
+        condition(&s.conditions, "Paused"),
+        Some((ConditionStatus::True, "PauseAnnotationSet".into()))
+    );
+    assert!(
+        env.objects().await.is_empty(),
+        "a paused backup wrote to S3"
+    );
+    let snapshots: Vec<_> = [&source.main]
+        .into_iter()
+        .chain(&source.views)
+        .flat_map(|q| q.requests())
+        .filter(|(_, path)| path.contains("/snapshots"))
+        .collect();
+    assert!(
+        snapshots.is_empty(),
+        "a paused backup asked Qdrant: {snapshots:?}"
+    );
+
+    env.api.edit(API, "qdrantbackups", Some(NS), "held", |b| {
+        b["metadata"]["annotations"] = json!({});
+    });
+    let s = env.run_backup("held").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+    assert_eq!(
+        condition(&s.conditions, "Paused"),
+        Some((ConditionStatus::False, "NotPaused".into()))
+    );
+
+    env.api.insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+        "metadata": {"name": "held-back", "namespace": NS, "uid": "uid-held-restore", "annotations": paused},
+        "spec": {"source": {"backupRef": {"name": "held"}}, "cluster": {"name": "restored"},
+                 "collections": [{"name": "docs", "newName": "docs-held"}]}}));
+    for _ in 0..3 {
+        let r = env.current_restore("held-back");
+        restore::reconcile(Arc::new(r), env.ctx.clone())
+            .await
+            .unwrap();
+    }
+    let s = env.current_restore("held-back").status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Pending);
+    assert_eq!(
+        condition(&s.conditions, "Paused"),
+        Some((ConditionStatus::True, "PauseAnnotationSet".into()))
+    );
+    assert!(
+        target.main.collection("docs-held").is_none(),
+        "a paused restore created the collection"
+    );
+    env.api
+        .edit(API, "qdrantrestores", Some(NS), "held-back", |r| {
+            r["metadata"]["annotations"] = json!({});
+        });
+    let s = env.run_restore("held-back").await.status.unwrap();
+    assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+    assert!(target.main.collection("docs-held").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,10 +20,7 @@ pub mod types {
 /// Condition reasons, grouped by what sets them.
 pub mod reasons {
     // Gate: paused and invalid.
-    /// Paused True: the pause annotation is set.
-    pub const PAUSE_ANNOTATION_SET: &str = "PauseAnnotationSet";
-    /// Paused False.
-    pub const NOT_PAUSED: &str = "NotPaused";
+    pub use api_types::conditions::reasons::{NOT_PAUSED, PAUSE_ANNOTATION_SET};
     /// Ready, Progressing and Degraded seen for the first time while paused.
     pub const PAUSED: &str = "Paused";
     /// Ready False, Progressing False: the spec was refused (the message names the field).

@@ -105,9 +105,9 @@ pub fn compute(qcol: &QdrantCollection, outcome: &Outcome) -> QdrantCollectionSt
         types::PAUSED,
         ConditionStatus::from_bool(paused),
         if paused {
-            "PauseAnnotationSet"
+            api_types::conditions::reasons::PAUSE_ANNOTATION_SET
         } else {
-            "NotPaused"
+            api_types::conditions::reasons::NOT_PAUSED
         },
         String::new(),
     );
