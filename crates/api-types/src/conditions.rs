@@ -20,6 +20,13 @@ pub mod types {
     pub const DEGRADED: &str = "Degraded";
     /// The pause annotation is set: the controller applies no changes.
     pub const PAUSED: &str = "Paused";
+    /// kstatus: True while the controller works towards the spec (Flux, `kstatus` and Argo CD
+    /// read the object as in progress).
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus: True when the controller cannot make progress without a change from the user
+    /// (a refused spec, a missing dependency it will not create, a refused day-2 step, a failed
+    /// run).
+    pub const STALLED: &str = "Stalled";
 }
 
 /// Reasons every kind shares.

@@ -7,7 +7,7 @@ use api_types::{
     conditions::{ConditionStatus, set_condition, types},
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use reconcile_lib::conditions::new_condition;
+use reconcile_lib::conditions::{Kstatus, new_condition, set_kstatus};
 
 use crate::{
     build::{
@@ -77,11 +77,13 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
     let mut draft = Draft::new(qc, inputs);
     if inputs.paused {
         draft.paused();
+        draft.kstatus(inputs);
         return draft.st;
     }
     draft.set(types::PAUSED, False, reasons::NOT_PAUSED, String::new());
     if let Some(message) = &inputs.invalid {
         draft.invalid(message);
+        draft.kstatus(inputs);
         return draft.st;
     }
     // A permanent failure before the StatefulSet could be read: keep what was known.
@@ -89,6 +91,7 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
         && let Some(blocked) = &inputs.blocked
     {
         draft.blocked_early(blocked);
+        draft.kstatus(inputs);
         return draft.st;
     }
     let pods = Pods::of(qc, inputs);
@@ -105,6 +108,7 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
         draft.st.peers = p.peers.clone();
         draft.st.raft_leader = p.leader;
     }
+    draft.kstatus(inputs);
     draft.st
 }
 
@@ -463,6 +467,46 @@ impl Draft {
         if self.st.phase == ClusterPhase::Running {
             self.st.phase = ClusterPhase::Degraded;
         }
+    }
+
+    /// kstatus' `Reconciling` and `Stalled`, from the conditions computed before: Stalled
+    /// for a refused spec, a blocking problem, a refused day-2 step (ScaleDownBlocked,
+    /// UpgradeBlocked, VolumeExpansionBlocked) and a stuck rollout or refused recovery;
+    /// Reconciling while Progressing is True, a peer recovery runs, or Ready is not True; both
+    /// False when paused or done.
+    fn kstatus(&mut self, inputs: &Inputs) {
+        let find = |t: &str| api_types::conditions::find_condition(&self.st.conditions, t);
+        let is_true = |t: &str| find(t).filter(|c| c.status == True);
+        let refusal = [
+            SCALE_DOWN_BLOCKED,
+            UPGRADE_BLOCKED,
+            VOLUME_EXPANSION_BLOCKED,
+        ]
+        .into_iter()
+        .find_map(is_true)
+        .or_else(|| {
+            is_true(types::DEGRADED)
+                .filter(|c| c.reason == reasons::ROLLOUT_STUCK || c.reason == PEER_RECOVERY_BLOCKED)
+        });
+        let ready = find(types::READY);
+        let state = if inputs.paused {
+            Kstatus::current(reasons::PAUSED)
+        } else if let Some(c) = refusal {
+            Kstatus::stalled(&c.reason, &c.message)
+        } else if let Some(c) =
+            ready.filter(|_| inputs.invalid.is_some() || inputs.blocked.is_some())
+        {
+            Kstatus::stalled(&c.reason, &c.message)
+        } else if let Some(c) = is_true(types::PROGRESSING)
+            .or_else(|| is_true(types::DEGRADED).filter(|c| c.reason == PEER_RECOVERY))
+        {
+            Kstatus::reconciling(&c.reason, &c.message)
+        } else if let Some(c) = ready.filter(|c| c.status != True) {
+            Kstatus::reconciling(&c.reason, &c.message)
+        } else {
+            Kstatus::current(reasons::RECONCILED)
+        };
+        set_kstatus(&mut self.st.conditions, self.generation, &state);
     }
 
     /// `status.volumes`, VolumeExpansionBlocked, and Progressing while claims resize.

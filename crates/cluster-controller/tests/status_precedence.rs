@@ -337,3 +337,172 @@ fn refusal_conditions_follow_their_operation() {
         (ConditionStatus::True, "DowngradeRefused".into())
     );
 }
+
+/// kstatus' `Reconciling` and `Stalled` (what Flux and `kstatus` read), from the same
+/// inputs: which one is True, with which reason; `None` when both are False.
+#[test]
+fn kstatus_table() {
+    use api_types::conditions::types::{RECONCILING, STALLED};
+    let blocked = || {
+        Some((
+            "SecretNotFound".to_string(),
+            "Secret team-key is missing".to_string(),
+        ))
+    };
+    let mut creating = cluster();
+    creating.status = None;
+    let rows: Vec<(&str, QdrantCluster, Inputs, Option<(&str, &str)>)> = vec![
+        (
+            "paused",
+            cluster(),
+            Inputs {
+                paused: true,
+                ..Inputs::default()
+            },
+            None,
+        ),
+        (
+            "invalid",
+            cluster(),
+            Inputs {
+                invalid: Some("spec.replicas: must be > 0".into()),
+                ..Inputs::default()
+            },
+            Some((STALLED, "InvalidSpec")),
+        ),
+        (
+            "blocked early",
+            cluster(),
+            Inputs {
+                blocked: blocked(),
+                ..Inputs::default()
+            },
+            Some((STALLED, "SecretNotFound")),
+        ),
+        (
+            "blocked",
+            cluster(),
+            Inputs {
+                blocked: blocked(),
+                statefulset: Some(sts(3, 3, 3)),
+                ..Inputs::default()
+            },
+            Some((STALLED, "SecretNotFound")),
+        ),
+        (
+            "creating",
+            creating,
+            Inputs {
+                statefulset: Some(sts(3, 0, 3)),
+                ..Inputs::default()
+            },
+            Some((RECONCILING, "Creating")),
+        ),
+        (
+            "all ready",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                ..Inputs::default()
+            },
+            None,
+        ),
+        (
+            "rolling",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 3, 1)),
+                rollout: Some(rollout(None)),
+                ..Inputs::default()
+            },
+            Some((RECONCILING, "RollingRestart")),
+        ),
+        (
+            "stuck rollout",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 2, 1)),
+                rollout: Some(rollout(Some("demo-2 not back"))),
+                ..Inputs::default()
+            },
+            Some((STALLED, "RolloutStuck")),
+        ),
+        (
+            "draining",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(4, 4, 4)),
+                scale_down: Some(scale_down(false)),
+                ..Inputs::default()
+            },
+            Some((RECONCILING, "ScalingDown")),
+        ),
+        (
+            "refused scale-down",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(4, 4, 4)),
+                scale_down: Some(scale_down(true)),
+                ..Inputs::default()
+            },
+            Some((STALLED, "ScaleDownRefused")),
+        ),
+        (
+            "refused downgrade",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                downgrade: Some(downgrade()),
+                ..Inputs::default()
+            },
+            Some((STALLED, "DowngradeRefused")),
+        ),
+        (
+            "rebalancing",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                rebalance: Some(rebalance()),
+                ..Inputs::default()
+            },
+            Some((RECONCILING, "Rebalancing")),
+        ),
+        (
+            "recovering",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                recovery: Some(recovery(false)),
+                ..Inputs::default()
+            },
+            Some((RECONCILING, "PeerRecovery")),
+        ),
+        (
+            "refused recovery",
+            cluster(),
+            Inputs {
+                statefulset: Some(sts(3, 2, 3)),
+                recovery: Some(recovery(true)),
+                ..Inputs::default()
+            },
+            Some((STALLED, "PeerRecoveryBlocked")),
+        ),
+    ];
+    let mut wrong = vec![];
+    for (what, qc, inputs, want) in rows {
+        let st = compute(&qc, &inputs);
+        let r = says(&st, RECONCILING);
+        let s = says(&st, STALLED);
+        let got = match (r.0, s.0) {
+            (ConditionStatus::True, ConditionStatus::False) => Some((RECONCILING, r.1)),
+            (ConditionStatus::False, ConditionStatus::True) => Some((STALLED, s.1)),
+            (ConditionStatus::False, ConditionStatus::False) => None,
+            other => panic!("{what}: Reconciling and Stalled are {other:?}"),
+        };
+        let want = want.map(|(t, reason)| (t, reason.to_string()));
+        if got != want {
+            wrong.push(format!("{what}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
