@@ -14,7 +14,9 @@ use api_types::{
 use k8s_openapi::NamespaceResourceScope;
 use kube::{Resource, runtime::controller::Action};
 use reconcile_lib::{
-    conditions::{ConditionStatus, new_condition, now_seconds, set_condition, types},
+    conditions::{
+        ConditionStatus, Kstatus, new_condition, now_seconds, set_condition, set_kstatus, types,
+    },
     error::Result,
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -144,6 +146,13 @@ pub fn with_phase<K: RunObject>(
     if phase.is_finished() && f.completion_time.is_none() {
         *f.completion_time = Some(now());
     }
+    // kstatus: a run under way reconciles, a failed one stalls, a succeeded one is Current.
+    let state = match phase {
+        BackupPhase::Pending | BackupPhase::Running => Kstatus::reconciling(reason, message),
+        BackupPhase::Failed => Kstatus::stalled(reason, message),
+        BackupPhase::Succeeded => Kstatus::current(reason),
+    };
+    set_kstatus(f.conditions, generation, &state);
     // A run moves on only when not paused: a Paused condition left from a pause turns False.
     if find_condition(f.conditions, types::PAUSED).is_some() {
         set_condition(
@@ -196,6 +205,11 @@ pub async fn paused<K: RunObject>(obj: &K, ctx: &Context) -> Result<Action> {
             &message,
             generation,
         ),
+    );
+    set_kstatus(
+        K::fields(&mut status).conditions,
+        generation,
+        &Kstatus::current(types::PAUSED),
     );
     write(obj, ctx, &status).await?;
     Ok(Action::await_change())

@@ -38,7 +38,7 @@ use kube::{
 };
 use reconcile_lib::{
     apply::Outcome as ApplyOutcome,
-    conditions::new_condition,
+    conditions::{Kstatus, new_condition, set_kstatus},
     context::object_key,
     error::{Error, Result},
 };
@@ -470,6 +470,16 @@ pub fn compute_status(qbs: &QdrantBackupSchedule, outcome: &Outcome) -> QdrantBa
             );
         }
     }
+    // kstatus: a refused spec or a permanent API error stalls; an applied schedule is Current.
+    let ready = find_condition(&st.conditions, types::READY)
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .unwrap_or_default();
+    let state = match outcome {
+        Outcome::Paused => Kstatus::current(types::PAUSED),
+        Outcome::Invalid(_) | Outcome::Failed { .. } => Kstatus::stalled(&ready.0, &ready.1),
+        Outcome::Applied(_) => Kstatus::current(&ready.0),
+    };
+    set_kstatus(&mut st.conditions, generation, &state);
     st
 }
 

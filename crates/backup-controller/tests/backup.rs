@@ -548,6 +548,12 @@ async fn bad_inputs_fail_with_a_message_naming_the_cause() {
         s.message
     );
     assert_eq!(s.conditions[0].reason, "BucketNotFound");
+    // kstatus: a failed run is Stalled (Flux and `kstatus` report it as failed).
+    let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(
+        (stalled.status, stalled.reason.as_str()),
+        (ConditionStatus::True, "BucketNotFound")
+    );
 
     env.api.insert(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "wrong", "namespace": NS},
@@ -629,6 +635,14 @@ async fn the_pause_annotation_holds_backups_and_restores_back() {
     });
     let s = env.run_backup("held").await.status.unwrap();
     assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
+    // kstatus: a succeeded run is Current (neither Reconciling nor Stalled).
+    for t in ["Reconciling", "Stalled"] {
+        assert_eq!(
+            condition(&s.conditions, t).map(|c| c.0),
+            Some(ConditionStatus::False),
+            "{t}"
+        );
+    }
     assert_eq!(
         condition(&s.conditions, "Paused"),
         Some((ConditionStatus::False, "NotPaused".into()))

@@ -6,7 +6,7 @@ use api_types::{
     conditions::{ConditionStatus, set_condition},
 };
 use reconcile_lib::{
-    conditions::{new_condition, now_seconds},
+    conditions::{Kstatus, new_condition, now_seconds, set_kstatus},
     qdrant::CollectionInfo,
 };
 
@@ -236,5 +236,34 @@ pub fn compute(qcol: &QdrantCollection, outcome: &Outcome) -> QdrantCollectionSt
             );
         }
     }
+    let state = kstatus(outcome, &st.conditions);
+    set_kstatus(&mut st.conditions, generation, &state);
     st
+}
+
+/// kstatus' `Reconciling` / `Stalled` for `outcome`: waiting and deleting reconcile; a refused
+/// spec, a Qdrant refusal, a collection owned elsewhere and immutable drift stall (they need
+/// the user); a synced collection and a paused object are Current. Reason and message are
+/// Ready's (ConfigDrift's for drift).
+fn kstatus(outcome: &Outcome, conditions: &[api_types::Condition]) -> Kstatus {
+    let said = |t: &str| {
+        api_types::conditions::find_condition(conditions, t)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default()
+    };
+    let (reason, message) = said(types::READY);
+    match outcome {
+        Outcome::Paused => Kstatus::current(api_types::conditions::types::PAUSED),
+        Outcome::Waiting { .. } | Outcome::Deleting { .. } => {
+            Kstatus::reconciling(&reason, &message)
+        }
+        Outcome::Invalid(_)
+        | Outcome::QdrantError { .. }
+        | Outcome::OwnedByAnotherObject { .. } => Kstatus::stalled(&reason, &message),
+        Outcome::Synced { drift, .. } if !drift.is_empty() => {
+            let (reason, message) = said(types::CONFIG_DRIFT);
+            Kstatus::stalled(&reason, &message)
+        }
+        Outcome::Synced { .. } => Kstatus::current(&reason),
+    }
 }
