@@ -113,6 +113,11 @@ pub struct QdrantClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_disruption_budget: Option<PodDisruptionBudgetSpec>,
 
+    /// NetworkPolicy of the peers (networking.k8s.io/v1). Off by default; recommended on
+    /// wherever the cluster network enforces NetworkPolicies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+
     /// Node selector of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -524,6 +529,25 @@ impl ServiceType {
             Self::LoadBalancer => "LoadBalancer",
         }
     }
+}
+
+/// NetworkPolicy `<cluster>` of the peers: with it, the p2p port 6335 accepts only the
+/// cluster's own pods, and REST (6333) and gRPC (6334) accept only `allowedClients` and the
+/// operator's namespace (its controllers create collections, take backups and read
+/// `/cluster`). Other ingress to the pods is denied; egress is not restricted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy (default false). Turning it off deletes the one the operator
+    /// created.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Who else may reach REST and gRPC: NetworkPolicy peers, as in a NetworkPolicy's
+    /// `ingress[].from` (`podSelector` in the cluster's namespace, `namespaceSelector`, both
+    /// together, or `ipBlock`). Empty: only the operator's namespace. Prometheus scraping
+    /// `/metrics` on 6333 needs an entry too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_clients: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// PodDisruptionBudget of the peers (policy/v1).

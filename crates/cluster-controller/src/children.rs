@@ -4,13 +4,15 @@
 //! applied here fails to compile. After applying, the ConfigMaps, Services and
 //! PodDisruptionBudgets that carry the cluster's instance labels and are controlled by this
 //! QdrantCluster (owner UID) but were not built this time are deleted (e.g. the
-//! PodDisruptionBudget once `spec.podDisruptionBudget` is turned off). StatefulSets, Secrets and
+//! PodDisruptionBudget once `spec.podDisruptionBudget` is turned off, the NetworkPolicy once
+//! `spec.networkPolicy` is). StatefulSets, Secrets and
 //! PersistentVolumeClaims are never swept: they hold state.
 
 use api_types::QdrantCluster;
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{ConfigMap, Service},
+    networking::v1::NetworkPolicy,
     policy::v1::PodDisruptionBudget,
 };
 use kube::ResourceExt;
@@ -42,6 +44,7 @@ pub async fn apply(
         client_service,
         statefulset,
         pdb,
+        network_policy,
     } = desired;
     let applier = &shared.applier;
     let mut changes = Changes::default();
@@ -65,6 +68,9 @@ pub async fn apply(
     if let Some(pdb) = &pdb {
         changes.note("PodDisruptionBudget", pdb, applier.apply(pdb).await?.1);
     }
+    if let Some(policy) = &network_policy {
+        changes.note("NetworkPolicy", policy, applier.apply(policy).await?.1);
+    }
 
     let uid = qc.uid().unwrap_or_default();
     let selector = selector_string(qc);
@@ -72,6 +78,7 @@ pub async fn apply(
     let config_maps = [config_map.name_any()];
     let services = [headless_service.name_any(), client_service.name_any()];
     let pdbs: Vec<String> = pdb.iter().map(ResourceExt::name_any).collect();
+    let policies: Vec<String> = network_policy.iter().map(ResourceExt::name_any).collect();
     for (kind, deleted) in [
         (
             "ConfigMap",
@@ -89,6 +96,12 @@ pub async fn apply(
             "PodDisruptionBudget",
             applier
                 .sweep_owned::<PodDisruptionBudget>(ns, &selector, &uid, &as_strs(&pdbs))
+                .await?,
+        ),
+        (
+            "NetworkPolicy",
+            applier
+                .sweep_owned::<NetworkPolicy>(ns, &selector, &uid, &as_strs(&policies))
                 .await?,
         ),
     ] {

@@ -20,6 +20,9 @@ pub struct Context {
     pub scale_down_requeue: Duration,
     /// Requeue while PersistentVolumeClaims resize (claims are not watched).
     pub volume_requeue: Duration,
+    /// The namespace the operator runs in (`POD_NAMESPACE`): the QdrantCluster NetworkPolicy
+    /// lets its pods reach REST and gRPC. `None`: `qdrant-operator`.
+    pub operator_namespace: Option<String>,
 }
 
 impl Context {
@@ -37,6 +40,7 @@ impl Context {
             resync: Duration::from_secs(300),
             scale_down_requeue: Duration::from_secs(10),
             volume_requeue: Duration::from_secs(15),
+            operator_namespace: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use api_types::QdrantCluster;
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{ConfigMap, Secret, Service},
+    networking::v1::NetworkPolicy,
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -70,6 +71,7 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
         .owns(api!(ConfigMap), owned.clone())
         .owns(api!(Service), owned.clone())
         .owns(api!(PodDisruptionBudget), owned.clone())
+        .owns(api!(NetworkPolicy), owned.clone())
         .owns(api!(Secret), owned)
         // The user's Secrets (`spec.auth.*.secretKeyRef`, `spec.tls.secretName`) are not owned:
         // each change is mapped to the clusters that read a Secret of that name.

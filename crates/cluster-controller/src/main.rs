@@ -45,9 +45,14 @@ fn main() -> ExitCode {
     };
     let namespace = args.namespace.clone();
     let resync = args.resync();
+    // The downward API's namespace of this pod (deploy/base sets POD_NAMESPACE).
+    let operator_namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty());
     run_controller(CONTROLLER_NAME, &args, move |client, metrics, shutdown| {
         let mut ctx = Context::new(client.clone(), metrics);
         ctx.resync = resync;
+        ctx.operator_namespace = operator_namespace.clone();
         controller::run(client, namespace.clone(), Arc::new(ctx), shutdown)
     })
 }

@@ -105,6 +105,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
             tls_hash: tls.cert_hash.clone(),
             keys_hash: keys.keys_hash.clone(),
             volume_claim_templates: observation.claim_templates(),
+            operator_namespace: ctx.operator_namespace.clone(),
         },
     )
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;

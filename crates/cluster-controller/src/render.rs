@@ -138,12 +138,24 @@ pub fn render(input: &str) -> Result<String, RenderError> {
                 names.served_keys_secret
             ));
         }
-        push_doc(&mut out, &desired.config_map)?;
-        push_doc(&mut out, &desired.headless_service)?;
-        push_doc(&mut out, &desired.client_service)?;
-        push_doc(&mut out, &desired.statefulset)?;
-        if let Some(pdb) = &desired.pdb {
+        // Destructured without `..`: a child added to the build must be rendered too.
+        let build::Desired {
+            config_map,
+            headless_service,
+            client_service,
+            statefulset,
+            pdb,
+            network_policy,
+        } = &desired;
+        push_doc(&mut out, config_map)?;
+        push_doc(&mut out, headless_service)?;
+        push_doc(&mut out, client_service)?;
+        push_doc(&mut out, statefulset)?;
+        if let Some(pdb) = pdb {
             push_doc(&mut out, pdb)?;
+        }
+        if let Some(policy) = network_policy {
+            push_doc(&mut out, policy)?;
         }
     }
     Ok(out)

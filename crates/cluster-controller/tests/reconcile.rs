@@ -652,6 +652,61 @@ async fn disabling_the_pdb_deletes_it() {
     );
 }
 
+/// `spec.networkPolicy`: off by default; on, the NetworkPolicy `<cluster>` lets the p2p port
+/// take only the cluster's pods, and REST/gRPC only the allowed clients and the operator's
+/// namespace (`POD_NAMESPACE`, here `ops`); turned off again, it is deleted.
+#[tokio::test]
+async fn the_network_policy_lets_in_only_peers_clients_and_the_operator() {
+    let env = env();
+    let mut ctx = Context::new(env.fake.client(), Arc::new(Metrics::new("test")));
+    ctx.operator_namespace = Some("ops".into());
+    let ctx = Arc::new(ctx);
+    let reconcile_demo = || async { reconcile(Arc::new(env.current("demo")), ctx.clone()).await };
+    env.seed("demo", three_node());
+    reconcile_demo().await.unwrap();
+    assert!(
+        env.get("networking.k8s.io/v1", "networkpolicies", "demo")
+            .is_none()
+    );
+
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["networkPolicy"] = json!({"enabled": true,
+            "allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "search"}}}]});
+    });
+    reconcile_demo().await.unwrap();
+    let policy = env
+        .get("networking.k8s.io/v1", "networkpolicies", "demo")
+        .unwrap();
+    let pods = json!({"matchLabels": {"app.kubernetes.io/instance": "demo", "app.kubernetes.io/name": "qdrant"}});
+    assert_eq!(policy["spec"]["podSelector"], pods);
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([
+            {"from": [{"podSelector": pods}], "ports": [{"port": 6335, "protocol": "TCP"}]},
+            {"from": [
+                {"namespaceSelector": {"matchLabels": {"team": "search"}}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}
+             ],
+             "ports": [{"port": 6333, "protocol": "TCP"}, {"port": 6334, "protocol": "TCP"}]}
+        ])
+    );
+    assert_eq!(policy["metadata"]["ownerReferences"][0]["name"], "demo");
+    // A no-op resync writes nothing.
+    let before = env.writes_excluding_events().len();
+    reconcile_demo().await.unwrap();
+    assert_eq!(env.writes_excluding_events().len(), before);
+
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["networkPolicy"]["enabled"] = json!(false);
+    });
+    reconcile_demo().await.unwrap();
+    assert!(
+        env.get("networking.k8s.io/v1", "networkpolicies", "demo")
+            .is_none()
+    );
+}
+
 /// Children are applied as one set, then the owned orphans are swept: a ConfigMap and a
 /// Service with the cluster's instance labels and owner UID that the build no longer makes are
 /// deleted. Kept: an owned Secret (state is never swept), a labelled ConfigMap without an owner

@@ -2,6 +2,7 @@
 //! network). One module per child resource.
 
 pub mod config;
+pub mod network_policy;
 pub mod pdb;
 pub mod secret;
 pub mod served_keys;
@@ -200,7 +201,13 @@ pub struct Observed {
     /// written; goes on the pod template as [`served_keys::KEYS_HASH_ANNOTATION`] so a rotated
     /// key rolls the pods. `None` (e.g. `render`) leaves the annotation out.
     pub keys_hash: Option<String>,
+    /// The namespace the operator's controllers run in (`POD_NAMESPACE`), which the
+    /// NetworkPolicy lets reach REST and gRPC; `None` means [`DEFAULT_OPERATOR_NAMESPACE`].
+    pub operator_namespace: Option<String>,
 }
+
+/// The namespace the install manifests put the operator in.
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "qdrant-operator";
 
 /// Every desired child of a cluster, ready to apply.
 #[derive(Debug, Clone)]
@@ -215,6 +222,9 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// PodDisruptionBudget; `None` when disabled (an existing one is then deleted).
     pub pdb: Option<PodDisruptionBudget>,
+    /// NetworkPolicy; `None` unless `spec.networkPolicy.enabled` (an existing one is then
+    /// deleted).
+    pub network_policy: Option<k8s_openapi::api::networking::v1::NetworkPolicy>,
 }
 
 /// Builds every desired child of `qc` (validated beforehand) from its spec and what was
@@ -231,5 +241,12 @@ pub fn build(qc: &QdrantCluster, observed: &Observed) -> Result<Desired, config:
         client_service: service::client(qc),
         statefulset: statefulset::statefulset(qc, &config_hash, observed),
         pdb: pdb::pdb(qc),
+        network_policy: network_policy::network_policy(
+            qc,
+            observed
+                .operator_namespace
+                .as_deref()
+                .unwrap_or(DEFAULT_OPERATOR_NAMESPACE),
+        ),
     })
 }
