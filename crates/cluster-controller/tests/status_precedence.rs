@@ -351,7 +351,9 @@ fn kstatus_table() {
     };
     let mut creating = cluster();
     creating.status = None;
-    let rows: Vec<(&str, QdrantCluster, Inputs, Option<(&str, &str)>)> = vec![
+    /// (what, cluster, inputs, the True one of Reconciling/Stalled and its reason)
+    type Row = (&'static str, QdrantCluster, Inputs, Option<(&'static str, &'static str)>);
+    let rows: Vec<Row> = vec![
         (
             "paused",
             cluster(),
