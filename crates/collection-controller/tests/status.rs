@@ -37,7 +37,9 @@ fn synced(drift: Vec<FieldDrift>) -> Outcome {
 
 #[test]
 fn kstatus_table() {
-    let rows: Vec<(&str, Outcome, Option<(&str, &str)>)> = vec![
+    /// (what, outcome, the True one of Reconciling/Stalled and its reason)
+    type Row = (&'static str, Outcome, Option<(&'static str, &'static str)>);
+    let rows: Vec<Row> = vec![
         ("paused", Outcome::Paused, None),
         (
             "invalid",
