@@ -188,11 +188,11 @@ impl FakeApiServer {
 
     /// A [`kube::Client`] that sends its requests to this fake in-process, with default
     /// namespace `"default"`, through the same layers as the controllers' own client
-    /// ([`crate::runtime::client_over`]).
+    /// ([`reconcile_lib::runtime::client_over`]).
     ///
     /// Must be called inside a Tokio runtime (the client spawns its request buffer there).
     pub fn client(&self) -> kube::Client {
-        crate::runtime::client_over(self.clone(), "default")
+        reconcile_lib::runtime::client_over(self.clone(), "default")
     }
 
     /// Serves this fake over plain HTTP/1 on `addr` (e.g. `127.0.0.1:0`) from a spawned task

@@ -265,7 +265,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::qdrant::{RaftRole, SnapshotPriority};
+use reconcile_lib::qdrant::{RaftRole, SnapshotPriority};
 
 /// The Qdrant version the fake reports on `GET /`.
 pub const FAKE_QDRANT_VERSION: &str = "1.18.3";
@@ -280,7 +280,7 @@ pub const READ_ONLY_DENIED_MESSAGE: &str = "Forbidden: Global manage access is r
 /// HTTP status the fake answers `Wrong input: Collection `{c}` already exists!` with (creating
 /// an existing collection, or an alias named like a collection): 409, as a real Qdrant 1.18.3
 /// answers (`StorageError::AlreadyExists` in `src/actix/helpers.rs`; the contract suite checks
-/// it against the server). [`crate::qdrant::QdrantError::is_already_exists`] also accepts 400.
+/// it against the server). [`reconcile_lib::qdrant::QdrantError::is_already_exists`] also accepts 400.
 pub const ALREADY_EXISTS_STATUS: StatusCode = StatusCode::CONFLICT;
 
 /// Path suffixes of the POST routes the read-only key may call (reads such as
@@ -1177,7 +1177,7 @@ fn record(req: &Request) -> RecordedRequest {
         method: req.method().clone(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
-        api_key: header_text(crate::qdrant::API_KEY_HEADER),
+        api_key: header_text(reconcile_lib::qdrant::API_KEY_HEADER),
         authorization: header_text(header::AUTHORIZATION.as_str()),
         peer_id: 0,
     }
@@ -2699,7 +2699,7 @@ async fn from_stored(snapshot: FakeSnapshot, need_checksum: bool) -> Result<Fetc
 /// header, a non-success status is `Wrong input: Failed to download tar from {url}: status -
 /// {status}`, a transport failure `Service internal error: Http request error: ...`.
 async fn fetch_http(url: &Url, api_key: Option<&str>, hash: bool) -> Result<Fetched, Failure> {
-    let tls = crate::qdrant::tls_config(rustls::RootCertStore::empty())
+    let tls = reconcile_lib::qdrant::tls_config(rustls::RootCertStore::empty())
         .map_err(|e| internal(format!("Http request error: {e}")))?;
     let mut builder = reqwest::Client::builder().tls_backend_preconfigured(tls);
     if let Some(key) = api_key {
@@ -2707,7 +2707,7 @@ async fn fetch_http(url: &Url, api_key: Option<&str>, hash: bool) -> Result<Fetc
             .map_err(|e| internal(format!("malformed API key: {e}")))?;
         value.set_sensitive(true);
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(crate::qdrant::API_KEY_HEADER, value);
+        headers.insert(reconcile_lib::qdrant::API_KEY_HEADER, value);
         builder = builder.default_headers(headers);
     }
     let client = builder
@@ -5499,7 +5499,7 @@ mod model {
     pub(super) struct SnapshotRecover {
         pub(super) location: UrlField,
         #[serde(default)]
-        pub(super) priority: Option<crate::qdrant::SnapshotPriority>,
+        pub(super) priority: Option<reconcile_lib::qdrant::SnapshotPriority>,
         #[serde(default)]
         pub(super) checksum: Option<String>,
         #[serde(default)]
@@ -5526,7 +5526,7 @@ mod model {
     pub(super) struct ShardSnapshotRecover {
         pub(super) location: ShardSnapshotLocation,
         #[serde(default)]
-        pub(super) priority: Option<crate::qdrant::SnapshotPriority>,
+        pub(super) priority: Option<reconcile_lib::qdrant::SnapshotPriority>,
         #[serde(default)]
         pub(super) checksum: Option<String>,
         #[serde(default)]
