@@ -5,7 +5,7 @@
 //! implementing only what the controllers call, with the real wire shapes and error codes. And
 //! the real thing where the machine has it: Qdrant server processes ([`real_qdrant`]),
 //! single-node or as the peers of a StatefulSet the fake API server holds ([`real_cluster`]).
-//! [`bench`] runs fakes in a child process for the benchmarks; [`eventually`] polls a
+//! [`bench`](mod@bench) runs fakes in a child process for the benchmarks; [`eventually`] polls a
 //! condition.
 
 pub mod apiserver;
