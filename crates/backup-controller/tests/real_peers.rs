@@ -22,7 +22,7 @@ use api_types::{
     cluster::ClusterPhase,
 };
 use backup_controller::{backup, context::Context, restore};
-use cluster_controller::{build::Names, reconcile as cluster};
+use cluster_controller::{build::Names, context::Context as ClusterContext, reconcile as cluster};
 use common::s3::server;
 use reconcile_lib::{
     metrics::Metrics,
@@ -40,7 +40,7 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(240);
 
 struct Env {
     api: FakeApiServer,
-    cluster_ctx: Arc<cluster::Context>,
+    cluster_ctx: Arc<ClusterContext>,
     started: Instant,
 }
 
@@ -150,7 +150,7 @@ async fn backup_on_three_peers_then_restore_into_two_by_presigned_url() {
     }
     let _source = RealCluster::start(&api, NS, "demo", &binary, 3).unwrap();
     let _target = RealCluster::start(&api, NS, "restored", &binary, 2).unwrap();
-    let mut cluster_ctx = cluster::Context::new(api.client(), Arc::new(Metrics::new("test")));
+    let mut cluster_ctx = ClusterContext::new(api.client(), Arc::new(Metrics::new("test")));
     cluster_ctx.qdrant_timeout = Duration::from_secs(20);
     let env = Env {
         api: api.clone(),
