@@ -49,14 +49,12 @@ use backup_controller::{
     upload::UploadSettings,
 };
 use futures::{StreamExt, TryStreamExt};
-use reconcile_lib::{
-    qdrant::{QdrantClient, SnapshotDescription},
-    testing::{
-        bench::peak_rss_kib,
-        real_qdrant::{self, SingleNode, SingleNodeOptions},
-    },
-};
+use reconcile_lib::qdrant::{QdrantClient, SnapshotDescription};
 use serde_json::json;
+use testkit::{
+    bench::peak_rss_kib,
+    real_qdrant::{self, SingleNode, SingleNodeOptions},
+};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 

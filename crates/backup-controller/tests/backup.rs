@@ -19,13 +19,13 @@ use kube::{Api, api::DeleteParams};
 use reconcile_lib::{
     metrics::Metrics,
     qdrant::{QdrantClient, QdrantConnection},
-    testing::{
-        apiserver::FakeApiServer,
-        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-    },
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use testkit::{
+    apiserver::FakeApiServer,
+    qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+};
 use url::Url;
 
 const NS: &str = "db";
@@ -821,7 +821,7 @@ async fn a_leader_change_mid_backup_leaves_one_attempt_and_nothing_orphaned() {
         let _ = backup::reconcile(Arc::new(env.current_backup("handover")), old.clone()).await;
     }
     futures::future::select_all(held.iter().map(|h| Box::pin(h.reached()))).await;
-    reconcile_lib::testing::eventually("attempt 1 recorded shard 0", || {
+    testkit::eventually("attempt 1 recorded shard 0", || {
         let s = env.current_backup("handover").status.unwrap_or_default();
         s.attempt == 1 && s.artifacts.len() == 1
     })
@@ -838,7 +838,7 @@ async fn a_leader_change_mid_backup_leaves_one_attempt_and_nothing_orphaned() {
     for h in &held {
         h.release();
     }
-    reconcile_lib::testing::eventually("the old task ended", || !old.jobs.is_running(uid)).await;
+    testkit::eventually("the old task ended", || !old.jobs.is_running(uid)).await;
     let s = env.current_backup("handover").status.unwrap();
     assert_eq!(
         (s.phase, s.attempt),
@@ -1048,7 +1048,7 @@ async fn a_leader_change_mid_restore_stops_the_old_task() {
     for h in &held {
         h.release();
     }
-    reconcile_lib::testing::eventually("the old task ended", || {
+    testkit::eventually("the old task ended", || {
         !old.jobs.is_running("uid-restore-handover")
     })
     .await;

@@ -6,13 +6,9 @@
 use std::{sync::Arc, time::Duration};
 
 use backup_controller::{context::Context, controller};
-use reconcile_lib::{
-    guard,
-    metrics::Metrics,
-    runtime::Shutdown,
-    testing::{apiserver::FakeApiServer, eventually},
-};
+use reconcile_lib::{guard, metrics::Metrics, runtime::Shutdown};
 use serde_json::json;
+use testkit::{apiserver::FakeApiServer, eventually};
 
 const API: &str = "qdrant.operator.dev/v1alpha1";
 

@@ -28,9 +28,9 @@ use reconcile_lib::{
     metrics::Metrics,
     qdrant::{QdrantClient, QdrantConnection},
     secrets::secret_value,
-    testing::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant},
 };
 use serde_json::{Value, json};
+use testkit::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant};
 use url::Url;
 
 const NS: &str = "rp-backup";

@@ -14,11 +14,9 @@ use backup_controller::{
     schedule::{reconcile, types},
 };
 use jiff::{SignedDuration, Timestamp};
-use reconcile_lib::{
-    metrics::Metrics,
-    testing::apiserver::{Failure, FakeApiServer},
-};
+use reconcile_lib::metrics::Metrics;
 use serde_json::{Value, json};
+use testkit::apiserver::{Failure, FakeApiServer};
 
 const NS: &str = "search";
 const API: &str = "qdrant.operator.dev/v1alpha1";

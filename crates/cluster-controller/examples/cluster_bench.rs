@@ -13,14 +13,12 @@ use std::sync::Arc;
 use api_types::QdrantCluster;
 use cluster_controller::{context::Context, reconcile::reconcile};
 use kube::Api;
-use reconcile_lib::{
-    metrics::Metrics,
-    testing::{
-        apiserver::FakeApiServer,
-        bench::{FakeProcess, peak_rss_kib, reconcile_all, serve_commands},
-    },
-};
+use reconcile_lib::metrics::Metrics;
 use serde_json::json;
+use testkit::{
+    apiserver::FakeApiServer,
+    bench::{FakeProcess, peak_rss_kib, reconcile_all, serve_commands},
+};
 
 const CONCURRENCY: usize = 16;
 

@@ -6,13 +6,9 @@
 use std::{sync::Arc, time::Duration};
 
 use cluster_controller::{context::Context, controller};
-use reconcile_lib::{
-    guard,
-    metrics::Metrics,
-    runtime::Shutdown,
-    testing::{apiserver::FakeApiServer, eventually},
-};
+use reconcile_lib::{guard, metrics::Metrics, runtime::Shutdown};
 use serde_json::json;
+use testkit::{apiserver::FakeApiServer, eventually};
 
 /// `controller::run` in namespace `ns` against `fake`, with the resync an hour away: anything
 /// a test sees is driven by watch events.

@@ -25,9 +25,9 @@ use cluster_controller::{
 use reconcile_lib::{
     metrics::Metrics,
     qdrant::{QdrantClient, QdrantConnection},
-    testing::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant},
 };
 use serde_json::{Value, json};
+use testkit::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant};
 use url::Url;
 
 const QC: &str = "qdrant.operator.dev/v1alpha1";

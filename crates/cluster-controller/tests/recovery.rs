@@ -19,11 +19,9 @@ use cluster_controller::{
     vocabulary::reasons::{PEER_RECOVERY, PEER_RECOVERY_BLOCKED},
 };
 use common::{NS, QC, peer_uri};
-use reconcile_lib::{
-    qdrant::{QdrantClient, QdrantConnection},
-    testing::{apiserver::FakeApiServer, qdrant::FakeQdrant},
-};
+use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 use serde_json::json;
+use testkit::{apiserver::FakeApiServer, qdrant::FakeQdrant};
 use url::Url;
 
 mod common;

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::ConditionStatus};
 use cluster_controller::{context::Context, vocabulary::types::SCALE_DOWN_BLOCKED};
 use common::{NS, QC};
-use reconcile_lib::{
-    qdrant::{QdrantClient, QdrantConnection},
-    testing::{apiserver::FakeApiServer, qdrant::FakeQdrant},
-};
+use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 use serde_json::json;
+use testkit::{apiserver::FakeApiServer, qdrant::FakeQdrant};
 
 mod common;
 

@@ -33,12 +33,12 @@ use reconcile_lib::{
     metrics::Metrics,
     qdrant::RaftRole,
     target::{Target, TargetRef, resolve},
-    testing::{
-        apiserver::FakeApiServer,
-        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-    },
 };
 use serde_json::{Value, json};
+use testkit::{
+    apiserver::FakeApiServer,
+    qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+};
 
 const NS: &str = "qdrant";
 const QC: &str = "qdrant.operator.dev/v1alpha1";

@@ -19,15 +19,12 @@ use cluster_controller::{
     },
 };
 use kube::runtime::controller::Action;
-use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::RaftRole,
-    testing::{
-        apiserver::{Failure, FakeApiServer},
-        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-    },
-};
+use reconcile_lib::{metrics::Metrics, qdrant::RaftRole};
 use serde_json::{Value, json};
+use testkit::{
+    apiserver::{Failure, FakeApiServer},
+    qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
+};
 
 const NS: &str = "qdrant";
 const QC: &str = "qdrant.operator.dev/v1alpha1";

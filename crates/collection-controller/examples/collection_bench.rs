@@ -12,15 +12,13 @@ use std::sync::Arc;
 use api_types::QdrantCollection;
 use collection_controller::reconcile::{Context, reconcile};
 use kube::Api;
-use reconcile_lib::{
-    metrics::Metrics,
-    testing::{
-        apiserver::FakeApiServer,
-        bench::{FakeProcess, peak_rss_kib, reconcile_all, serve_commands},
-        qdrant::{FakeQdrant, FakeQdrantOptions},
-    },
-};
+use reconcile_lib::metrics::Metrics;
 use serde_json::json;
+use testkit::{
+    apiserver::FakeApiServer,
+    bench::{FakeProcess, peak_rss_kib, reconcile_all, serve_commands},
+    qdrant::{FakeQdrant, FakeQdrantOptions},
+};
 
 const CONCURRENCY: usize = 16;
 const NAMESPACES: usize = 20;

@@ -6,17 +6,13 @@
 use std::{sync::Arc, time::Duration};
 
 use collection_controller::{controller, reconcile::Context};
-use reconcile_lib::{
-    guard,
-    metrics::Metrics,
-    runtime::Shutdown,
-    testing::{
-        apiserver::FakeApiServer,
-        eventually,
-        qdrant::{FakeQdrant, FakeQdrantOptions},
-    },
-};
+use reconcile_lib::{guard, metrics::Metrics, runtime::Shutdown};
 use serde_json::json;
+use testkit::{
+    apiserver::FakeApiServer,
+    eventually,
+    qdrant::{FakeQdrant, FakeQdrantOptions},
+};
 
 #[tokio::test]
 async fn a_cluster_becoming_ready_wakes_its_collections() {

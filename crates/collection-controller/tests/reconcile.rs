@@ -17,13 +17,13 @@ use kube::{Api, api::DeleteParams};
 use reconcile_lib::{
     metrics::Metrics,
     qdrant::{ApiKey, QdrantClient, QdrantConnection},
-    testing::{
-        apiserver::FakeApiServer,
-        qdrant::{FakeQdrant, FakeQdrantOptions},
-        real_qdrant::{self, SingleNode, SingleNodeOptions},
-    },
 };
 use serde_json::{Value, json};
+use testkit::{
+    apiserver::FakeApiServer,
+    qdrant::{FakeQdrant, FakeQdrantOptions},
+    real_qdrant::{self, SingleNode, SingleNodeOptions},
+};
 use url::Url;
 
 const NS: &str = "search";

@@ -11,7 +11,9 @@
 //! - [`secrets`]: reading values out of Secrets.
 //! - [`events`]: Kubernetes events.
 //! - [`qdrant`]: the Qdrant REST client for cluster endpoints.
-//! - `testing` (feature `testing`): in-process fakes of the Kubernetes API server and Qdrant.
+//!
+//! The test fakes (a Kubernetes API server, a Qdrant server) and the real-Qdrant helpers are in
+//! the `testkit` crate, a dev-dependency of the controllers.
 
 pub mod apply;
 pub mod cli;
@@ -29,6 +31,3 @@ pub mod secrets;
 pub mod server;
 pub mod target;
 pub mod telemetry;
-
-#[cfg(feature = "testing")]
-pub mod testing;

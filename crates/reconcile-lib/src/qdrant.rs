@@ -2264,9 +2264,7 @@ fn parse_ca_bundle(pem: &[u8]) -> Result<rustls::RootCertStore, QdrantError> {
 }
 
 /// A rustls client configuration with the *ring* provider trusting exactly `roots`.
-pub(crate) fn tls_config(
-    roots: rustls::RootCertStore,
-) -> Result<rustls::ClientConfig, QdrantError> {
+pub fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, QdrantError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -2280,7 +2278,7 @@ pub(crate) fn tls_config(
 /// reqwest's own rustls backend (platform roots) uses the process-wide default provider and
 /// panics without one; install *ring* unless a default exists. Losing a race to another
 /// installer is fine: a default then exists.
-pub(crate) fn ensure_default_crypto_provider() {
+pub fn ensure_default_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }

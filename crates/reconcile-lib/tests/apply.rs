@@ -1,18 +1,15 @@
 //! Server-side apply of children (`reconcile_lib::apply::Applier`) against the fake API server:
 //! removals reach the child, a no-op resync writes nothing, an edit behind our back is taken
 //! back.
-#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
-use reconcile_lib::{
-    apply::{APPLIED_HASH_ANNOTATION, Applier, Outcome},
-    testing::apiserver::FakeApiServer,
-};
+use reconcile_lib::apply::{APPLIED_HASH_ANNOTATION, Applier, Outcome};
 use serde_json::json;
+use testkit::apiserver::FakeApiServer;
 
 fn config_map(annotations: &[(&str, &str)], data: &[(&str, &str)]) -> ConfigMap {
     let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {

@@ -1,6 +1,5 @@
 //! Tests of the fake Kubernetes API server: the real `kube` client and `kube::runtime`
 //! watchers run against it, in-process and over HTTP.
-#![cfg(feature = "testing")]
 
 use std::{collections::BTreeMap, error::Error, time::Duration};
 
@@ -15,8 +14,8 @@ use kube::{
     core::Status,
     runtime::watcher::{self, Event},
 };
-use reconcile_lib::testing::apiserver::{Failure, FakeApiServer};
 use serde_json::{Value, json};
+use testkit::apiserver::{Failure, FakeApiServer};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 type BoxError = Box<dyn Error + Send + Sync>;

@@ -9,7 +9,6 @@
 //! the loser step down within one `retry_period`. The sequential test below avoids the race;
 //! the concurrent one asserts only that the replicas settle on one leader.
 
-#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -20,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use reconcile_lib::metrics::Metrics;
 use reconcile_lib::runtime::{RuntimeError, RuntimeOptions, Shutdown, run_until};
-use reconcile_lib::testing::apiserver::FakeApiServer;
 use serde_json::Value;
+use testkit::apiserver::FakeApiServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -8,7 +8,7 @@
 //!   starts one single-node server from `../shared/qdrant/qdrant` (or `$QDRANT_BIN`) in cluster
 //!   mode with both keys for the whole suite and sets all of these;
 //! - else a single-node server the test starts itself from that binary
-//!   (`reconcile_lib::testing::real_qdrant`: cluster mode, both keys, free ports of 127.0.0.1,
+//!   (`testkit::real_qdrant`: cluster mode, both keys, free ports of 127.0.0.1,
 //!   its own storage directory, stopped when the test ends), so a plain `cargo test` runs the
 //!   real cases too;
 //! - else none: the test prints a `SKIP [<test>]: no Qdrant server binary ...` line.
@@ -41,7 +41,6 @@
 //! cluster states, several peers (peer views), readiness flips, injected failures (including
 //! a download cut midway), slow replies, headers sent, the fake's snapshot bytes, and the
 //! replica states after a recovery.
-#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -54,12 +53,12 @@ use reconcile_lib::qdrant::{
     QdrantConnection, QdrantError, RaftRole, ShardTransferInfo, SnapshotDescription,
     SnapshotDownload, SnapshotPriority, SnapshotRecover,
 };
-use reconcile_lib::testing::qdrant::{
+use serde_json::{Value, json};
+use testkit::qdrant::{
     ClusterState, FAKE_SNAPSHOTS_PATH, FakeQdrant, FakeQdrantOptions, FakeRecovery,
     MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE, WRONG_KEY_MESSAGE,
 };
-use reconcile_lib::testing::real_qdrant::{self, SingleNode, SingleNodeOptions};
-use serde_json::{Value, json};
+use testkit::real_qdrant::{self, SingleNode, SingleNodeOptions};
 use url::Url;
 
 /// The read-write key the fake target is started with.

@@ -6,13 +6,10 @@ use std::sync::Arc;
 
 use api_types::{Condition, QdrantCluster, conditions::find_condition};
 use cluster_controller::{context::Context, peers::PeerUrlResolver, reconcile::reconcile};
-use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::RaftRole,
-    testing::{
-        apiserver::FakeApiServer,
-        qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-    },
+use reconcile_lib::{metrics::Metrics, qdrant::RaftRole};
+use testkit::{
+    apiserver::FakeApiServer,
+    qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
 };
 
 /// Namespace of every test cluster.

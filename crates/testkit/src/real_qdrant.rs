@@ -10,7 +10,7 @@
 //! - [`wait_ready`] polls `GET /readyz` (Qdrant's readiness: every shard of every collection
 //!   loaded and, in cluster mode, consensus established).
 //!
-//! The peers of a cluster, one per pod of a StatefulSet, are in [`super::real_cluster`].
+//! The peers of a cluster, one per pod of a StatefulSet, are in [`crate::real_cluster`].
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
@@ -22,7 +22,7 @@ use std::{
 use tokio::process::{Child, Command};
 use url::Url;
 
-use crate::qdrant::{QdrantClient, QdrantConnection};
+use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 
 /// Environment variable naming the Qdrant server binary (overrides [`default_binary_path`]).
 pub const BINARY_ENV: &str = "QDRANT_BIN";
@@ -269,7 +269,7 @@ pub async fn write_points(
     ids: std::ops::Range<u64>,
     dim: usize,
 ) -> Result<(), String> {
-    crate::qdrant::ensure_default_crypto_provider();
+    reconcile_lib::qdrant::ensure_default_crypto_provider();
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
     if let Some(pem) = &conn.ca_bundle_pem {
         for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())? {

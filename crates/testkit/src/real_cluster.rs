@@ -1,6 +1,6 @@
 //! Real Qdrant peers for the pods of a StatefulSet held by the [`FakeApiServer`]: the fake
 //! keeps the API, this module plays the StatefulSet controller and the kubelet, and each pod
-//! runs the real Qdrant server ([`super::real_qdrant::binary`]) through the pod's own
+//! runs the real Qdrant server ([`crate::real_qdrant::binary`]) through the pod's own
 //! container command (the operator's start script).
 //!
 //! # What it does, per StatefulSet (polled every 100 ms)
@@ -61,7 +61,7 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 use tokio::{process::Command, task::JoinHandle};
 
-use super::{
+use crate::{
     apiserver::FakeApiServer,
     real_qdrant::{QdrantProcess, log_tail},
 };
@@ -878,7 +878,7 @@ fn readiness_probe(pod: &Value, ip: IpAddr) -> Option<Probe> {
     }?;
     let scheme = get["scheme"].as_str().unwrap_or("HTTP").to_lowercase();
     let path = get["path"].as_str().unwrap_or("/");
-    crate::qdrant::ensure_default_crypto_provider();
+    reconcile_lib::qdrant::ensure_default_crypto_provider();
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .timeout(Duration::from_secs(3))
