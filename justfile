@@ -126,6 +126,11 @@ run controller="cluster-controller" *args:
 deploy-render:
     kubectl kustomize deploy/base
 
+# Render the Helm chart as `helm template` would, without helm (crates/chart-render); values
+# files are merged over the chart's values.yaml, e.g. `just helm-render my-values.yaml`.
+helm-render *values:
+    cargo run -q -p chart-render --bin chart-render -- deploy/helm/qdrant-operator {{values}}
+
 # End-to-end tests against the current kube context (skipped when no cluster is reachable).
 e2e:
     bash e2e/run.sh
