@@ -89,17 +89,20 @@ test: s3-deps
 s3-deps moto="5.2.5":
     @python3 -c 'import sys, boto3, moto.server; sys.exit(moto.__version__ != sys.argv[1])' '{{moto}}' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]=={{moto}}'
 
-# Write crds/ from the Rust types.
+# Write crds/ and the Helm chart's deploy/helm/qdrant-operator/crds/ from the Rust types.
 crds:
-    cargo run -q -p api-types --bin crdgen -- crds
+    cargo run -q -p api-types --bin crdgen -- crds --chart deploy/helm/qdrant-operator/crds
 
-# Fail when crds/ differs from what crdgen writes (the test suite checks this too).
+# Fail when crds/ or the Helm chart's crds/ differs from what crdgen writes (the test suite
+# checks this too).
 crds-check:
     #!/usr/bin/env bash
     set -euo pipefail
     tmp=$(mktemp -d)
-    cargo run -q -p api-types --bin crdgen -- "$tmp" >/dev/null
-    diff -ru crds "$tmp" || { echo "crds/ is stale: run 'just crds' and commit" >&2; exit 1; }
+    trap 'rm -rf "$tmp"' EXIT
+    cargo run -q -p api-types --bin crdgen -- "$tmp/crds" --chart "$tmp/chart-crds" >/dev/null
+    diff -ru crds "$tmp/crds" || { echo "crds/ is stale: run 'just crds' and commit" >&2; exit 1; }
+    diff -ru deploy/helm/qdrant-operator/crds "$tmp/chart-crds" || { echo "deploy/helm/qdrant-operator/crds/ is stale: run 'just crds' and commit" >&2; exit 1; }
 
 # Format check and clippy with warnings denied.
 lint:
@@ -122,6 +125,11 @@ run controller="cluster-controller" *args:
 # Render the kustomize base (CRDs + controller) as installed on a cluster.
 deploy-render:
     kubectl kustomize deploy/base
+
+# Render the Helm chart as `helm template` would, without helm (crates/chart-render); values
+# files are merged over the chart's values.yaml, e.g. `just helm-render my-values.yaml`.
+helm-render *values:
+    cargo run -q -p chart-render --bin chart-render -- deploy/helm/qdrant-operator {{values}}
 
 # End-to-end tests against the current kube context (skipped when no cluster is reachable).
 e2e:

@@ -83,6 +83,27 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::S
     ))
 }
 
+/// The label the kustomize base (`deploy/base/kustomization.yaml`, `labels:`) puts on every
+/// object it installs, the CRDs included.
+pub const PART_OF_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "qdrant-operator");
+
+/// A CRD as the Helm chart's `deploy/helm/qdrant-operator/crds/` ships it: [`to_yaml`] with
+/// [`PART_OF_LABEL`] added, i.e. the object `kubectl kustomize deploy/base` renders (Helm
+/// installs `crds/` files untemplated, so the label is written into the file).
+///
+/// Errors: serialization failure (not expected for derived CRDs).
+pub fn to_chart_yaml(
+    crd: &CustomResourceDefinition,
+) -> Result<String, serde_saphyr::SerializeError> {
+    let mut crd = crd.clone();
+    let (key, value) = PART_OF_LABEL;
+    crd.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(key.to_owned(), value.to_owned());
+    to_yaml(&crd)
+}
+
 /// `crds/kustomization.yaml`: lists every CRD file so `deploy/` can include the directory
 /// (kustomize refuses single files outside a kustomization's directory).
 pub fn kustomization() -> String {

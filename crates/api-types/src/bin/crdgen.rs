@@ -1,37 +1,80 @@
-//! Writes the operator's CRDs to `crds/` (or the directory given as the first argument).
-//! `just crds` runs it; a test fails when the committed files are stale.
+//! Writes the operator's CRDs to `crds/` (or the directory given as the first argument), and
+//! with `--chart DIR` also the Helm chart's copies (labelled as the kustomize base labels
+//! them, see `api_types::crd::to_chart_yaml`) to `DIR` (`deploy/helm/qdrant-operator/crds`).
+//! `just crds` runs it; tests fail when the committed files are stale.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 fn main() -> ExitCode {
-    let dir = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("crds"));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("crdgen: cannot create {}: {e}", dir.display());
-        return ExitCode::FAILURE;
+    let mut dir = None;
+    let mut chart = None;
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--chart" {
+            match args.next() {
+                Some(d) => chart = Some(PathBuf::from(d)),
+                None => return usage("--chart needs a directory"),
+            }
+        } else if dir.is_none() && !arg.to_string_lossy().starts_with('-') {
+            dir = Some(PathBuf::from(arg));
+        } else {
+            return usage(&format!("unexpected argument {}", arg.display()));
+        }
     }
-    for (file, crd) in api_types::crd::all() {
-        let path = dir.join(file);
-        let yaml = match api_types::crd::to_yaml(&crd) {
-            Ok(y) => y,
+    let dir = dir.unwrap_or_else(|| PathBuf::from("crds"));
+    let crds = api_types::crd::all();
+    let mut files: Vec<(PathBuf, String)> = vec![];
+    for (file, crd) in &crds {
+        match api_types::crd::to_yaml(crd) {
+            Ok(y) => files.push((dir.join(file), y)),
             Err(e) => {
                 eprintln!("crdgen: cannot serialize {file}: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        if let Err(e) = std::fs::write(&path, yaml) {
-            eprintln!("crdgen: cannot write {}: {e}", path.display());
+        }
+    }
+    files.push((
+        dir.join("kustomization.yaml"),
+        api_types::crd::kustomization(),
+    ));
+    if let Some(chart) = &chart {
+        for (file, crd) in &crds {
+            match api_types::crd::to_chart_yaml(crd) {
+                Ok(y) => files.push((chart.join(file), y)),
+                Err(e) => {
+                    eprintln!("crdgen: cannot serialize {file} for the chart: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    for d in std::iter::once(&dir).chain(chart.as_ref()) {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            eprintln!("crdgen: cannot create {}: {e}", d.display());
             return ExitCode::FAILURE;
         }
-        println!("wrote {}", path.display());
     }
-    let path = dir.join("kustomization.yaml");
-    if let Err(e) = std::fs::write(&path, api_types::crd::kustomization()) {
+    for (path, text) in files {
+        if let Err(code) = write(&path, &text) {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ExitCode> {
+    if let Err(e) = std::fs::write(path, text) {
         eprintln!("crdgen: cannot write {}: {e}", path.display());
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
     println!("wrote {}", path.display());
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("crdgen: {problem}\nusage: crdgen [CRDS_DIR] [--chart CHART_CRDS_DIR]");
+    ExitCode::from(2)
 }
