@@ -352,7 +352,12 @@ fn kstatus_table() {
     let mut creating = cluster();
     creating.status = None;
     /// (what, cluster, inputs, the True one of Reconciling/Stalled and its reason)
-    type Row = (&'static str, QdrantCluster, Inputs, Option<(&'static str, &'static str)>);
+    type Row = (
+        &'static str,
+        QdrantCluster,
+        Inputs,
+        Option<(&'static str, &'static str)>,
+    );
     let rows: Vec<Row> = vec![
         (
             "paused",
