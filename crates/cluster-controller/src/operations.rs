@@ -122,16 +122,24 @@ pub trait Operation: Sync {
         scope: &Scope<'_>,
     ) -> impl Future<Output = Result<Option<Self::Progress>, Error>> + Send;
 
-    /// Pure: the progress to report when Qdrant failed during [`Operation::step`].
-    fn interrupted(&self, scope: &Scope<'_>, error: &QdrantError) -> Option<Self::Progress>;
+    /// Pure: the progress to report when Qdrant failed during [`Operation::step`]. By
+    /// default none: the operation reports nothing until Qdrant answers again.
+    fn interrupted(&self, _scope: &Scope<'_>, _error: &QdrantError) -> Option<Self::Progress> {
+        None
+    }
 
     /// Pure: true when this progress holds the cluster, so no later disruptive operation runs
-    /// in this reconcile.
-    fn holds(&self, progress: &Self::Progress) -> bool;
+    /// in this reconcile (only read for [`Operation::DISRUPTIVE`] ones). By default any
+    /// progress holds it.
+    fn holds(&self, _progress: &Self::Progress) -> bool {
+        true
+    }
 
-    /// Pure: how soon to look again while this progress lasts (`None`: the resync is soon
-    /// enough).
-    fn requeue(&self, scope: &Scope<'_>, progress: &Self::Progress) -> Option<Duration>;
+    /// Pure: how soon to look again while this progress lasts (`None`, the default: the
+    /// resync is soon enough).
+    fn requeue(&self, _scope: &Scope<'_>, _progress: &Self::Progress) -> Option<Duration> {
+        None
+    }
 }
 
 /// Runs operations with the shared rules (module docs) and collects the requeue.

@@ -144,14 +144,6 @@ impl Operation for Rebalance {
         Ok(step(scope.names, scope.access, &peers).await?)
     }
 
-    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<RebalanceStatus> {
-        None
-    }
-
-    fn holds(&self, _: &RebalanceStatus) -> bool {
-        true
-    }
-
     fn requeue(&self, scope: &Scope<'_>, r: &RebalanceStatus) -> Option<Duration> {
         (!r.planned.is_empty() || !r.active.is_empty()).then_some(scope.ctx.scale_down_requeue)
     }

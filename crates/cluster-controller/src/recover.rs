@@ -377,10 +377,6 @@ impl Operation for Recovery {
         )
     }
 
-    fn holds(&self, _: &RecoveryProgress) -> bool {
-        true
-    }
-
     fn requeue(&self, scope: &Scope<'_>, _: &RecoveryProgress) -> Option<Duration> {
         Some(scope.ctx.scale_down_requeue)
     }

@@ -426,18 +426,6 @@ impl Operation for Downgrade {
         }
         Ok(refusal)
     }
-
-    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<DowngradeRefusal> {
-        None
-    }
-
-    fn holds(&self, _: &DowngradeRefusal) -> bool {
-        false
-    }
-
-    fn requeue(&self, _: &Scope<'_>, _: &DowngradeRefusal) -> Option<Duration> {
-        None
-    }
 }
 
 /// The rolling restart or upgrade ([`step`]): one pod at a time, only while the whole cluster
@@ -467,16 +455,6 @@ impl Operation for Rollout {
             &scope.observation.busy,
         )
         .await
-    }
-
-    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<RolloutProgress> {
-        // The gate reads Qdrant's answers as observations (an unreachable pod is not ready):
-        // a step never fails on Qdrant.
-        None
-    }
-
-    fn holds(&self, _: &RolloutProgress) -> bool {
-        true
     }
 
     fn requeue(&self, scope: &Scope<'_>, _: &RolloutProgress) -> Option<Duration> {

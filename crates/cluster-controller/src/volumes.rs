@@ -41,7 +41,6 @@ use kube::{
 use reconcile_lib::{
     context::{Shared, object_key},
     error::{Error, Result},
-    qdrant::QdrantError,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -857,14 +856,6 @@ impl Operation for VolumeExpansion {
             .and_then(|s| s.replicas)
             .unwrap_or(scope.qc.spec.replicas);
         Ok(Some(expand(&scope.ctx.shared, scope.qc, pods).await?))
-    }
-
-    fn interrupted(&self, _: &Scope<'_>, _: &QdrantError) -> Option<VolumesProgress> {
-        None
-    }
-
-    fn holds(&self, _: &VolumesProgress) -> bool {
-        false
     }
 
     fn requeue(&self, scope: &Scope<'_>, v: &VolumesProgress) -> Option<Duration> {

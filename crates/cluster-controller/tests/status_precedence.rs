@@ -498,14 +498,8 @@ fn kstatus_table() {
     let mut wrong = vec![];
     for (what, qc, inputs, want) in rows {
         let st = compute(&qc, &inputs);
-        let r = says(&st, RECONCILING);
-        let s = says(&st, STALLED);
-        let got = match (r.0, s.0) {
-            (ConditionStatus::True, ConditionStatus::False) => Some((RECONCILING, r.1)),
-            (ConditionStatus::False, ConditionStatus::True) => Some((STALLED, s.1)),
-            (ConditionStatus::False, ConditionStatus::False) => None,
-            other => panic!("{what}: Reconciling and Stalled are {other:?}"),
-        };
+        let got =
+            testkit::kstatus::verdict(&st.conditions).unwrap_or_else(|e| panic!("{what}: {e}"));
         let want = want.map(|(t, reason)| (t, reason.to_string()));
         if got != want {
             wrong.push(format!("{what}: want {want:?}, got {got:?}"));

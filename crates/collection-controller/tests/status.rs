@@ -5,10 +5,7 @@
 use api_types::{
     QdrantCollection,
     collection::FieldDrift,
-    conditions::{
-        ConditionStatus, find_condition,
-        types::{RECONCILING, STALLED},
-    },
+    conditions::types::{RECONCILING, STALLED},
 };
 use collection_controller::status::{Outcome, compute};
 use reconcile_lib::qdrant::CollectionInfo;
@@ -91,17 +88,8 @@ fn kstatus_table() {
     let mut wrong = vec![];
     for (what, outcome, want) in rows {
         let st = compute(&collection(), &outcome);
-        let get = |t: &str| {
-            let c = find_condition(&st.conditions, t).unwrap_or_else(|| panic!("{what}: no {t}"));
-            (c.status, c.reason.clone())
-        };
-        let (r, s) = (get(RECONCILING), get(STALLED));
-        let got = match (r.0, s.0) {
-            (ConditionStatus::True, ConditionStatus::False) => Some((RECONCILING, r.1)),
-            (ConditionStatus::False, ConditionStatus::True) => Some((STALLED, s.1)),
-            (ConditionStatus::False, ConditionStatus::False) => None,
-            other => panic!("{what}: Reconciling and Stalled are {other:?}"),
-        };
+        let got =
+            testkit::kstatus::verdict(&st.conditions).unwrap_or_else(|e| panic!("{what}: {e}"));
         let want = want.map(|(t, reason)| (t, reason.to_string()));
         if got != want {
             wrong.push(format!("{what}: want {want:?}, got {got:?}"));

@@ -10,6 +10,7 @@
 
 pub mod apiserver;
 pub mod bench;
+pub mod kstatus;
 pub mod qdrant;
 pub mod real_cluster;
 pub mod real_qdrant;
