@@ -116,24 +116,99 @@ fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
 }
 
 fn kustomize_base() -> Vec<Value> {
+    kustomize("deploy/base")
+}
+
+/// `kubectl kustomize <dir>` (relative to the repository) as JSON objects.
+fn kustomize(dir: &str) -> Vec<Value> {
     let out = Command::new("kubectl")
         .arg("kustomize")
-        .arg(repo().join("deploy/base"))
+        .arg(repo().join(dir))
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run `kubectl kustomize deploy/base` ({e}): this test compares the Helm \
-                 chart with the kustomize base and needs kubectl (client only) on PATH; install \
-                 it (CI machines have it)"
+                "cannot run `kubectl kustomize {dir}` ({e}): this test renders the kustomize \
+                 manifests and needs kubectl (client only) on PATH; install it (CI machines \
+                 have it)"
             )
         });
     assert!(
         out.status.success(),
-        "`kubectl kustomize deploy/base` failed: {}",
+        "`kubectl kustomize {dir}` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    chart_render::parse_documents(&text, "kubectl kustomize deploy/base").unwrap()
+    chart_render::parse_documents(&text, &format!("kubectl kustomize {dir}")).unwrap()
+}
+
+/// The namespaced overlay: every controller watches team-a and team-b, bound there by
+/// RoleBindings to its ClusterRole; no ClusterRoleBinding is left but the cluster-controller's
+/// StorageClass read; everything else is the base's.
+#[test]
+fn the_namespaced_overlay_grants_only_the_watched_namespaces() {
+    let objects = kustomize("deploy/overlays/namespaced");
+    let cluster_bindings: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
+        .iter()
+        .map(|b| b["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cluster_bindings,
+        vec!["qdrant-operator-cluster-controller-storageclasses"]
+    );
+    let storage = of_kind(&objects, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "qdrant-operator-cluster-controller-storageclasses")
+        .unwrap();
+    assert_eq!(
+        storage["rules"],
+        json!([{"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list"]}])
+    );
+    for controller in ["cluster", "collection", "backup"] {
+        for ns in ["team-a", "team-b"] {
+            let binding = of_kind(&objects, "RoleBinding")
+                .into_iter()
+                .find(|b| {
+                    b["metadata"]["namespace"] == ns
+                        && b["metadata"]["name"]
+                            == format!("qdrant-operator-{controller}-controller")
+                })
+                .unwrap_or_else(|| {
+                    panic!("no RoleBinding for the {controller}-controller in {ns}")
+                });
+            assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+            assert_eq!(
+                binding["roleRef"]["name"],
+                format!("qdrant-operator-{controller}-controller")
+            );
+            assert_eq!(
+                binding["subjects"],
+                json!([{"kind": "ServiceAccount", "name": format!("{controller}-controller"), "namespace": "qdrant-operator"}])
+            );
+        }
+    }
+    for d in deployments(&objects) {
+        assert_eq!(
+            env(d, "WATCH_NAMESPACES"),
+            Some(&json!("team-a,team-b")),
+            "{}",
+            d["metadata"]["name"]
+        );
+    }
+    // The rest is the base: the same Deployments, ServiceAccounts, Roles and CRDs.
+    let base = kustomize_base();
+    for kind in [
+        "Deployment",
+        "ServiceAccount",
+        "Role",
+        "CustomResourceDefinition",
+        "Namespace",
+    ] {
+        assert_eq!(
+            of_kind(&objects, kind).len(),
+            of_kind(&base, kind).len(),
+            "{kind}"
+        );
+    }
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => args,
         None => cli.run,
     };
-    let namespace = args.namespace.clone();
+    let scopes = args.watch_scopes();
     let resync = args.resync();
     // The downward API's namespace of this pod (deploy/base sets POD_NAMESPACE).
     let operator_namespace = std::env::var("POD_NAMESPACE")
@@ -53,7 +53,15 @@ fn main() -> ExitCode {
         let mut ctx = Context::new(client.clone(), metrics);
         ctx.resync = resync;
         ctx.operator_namespace = operator_namespace.clone();
-        controller::run(client, namespace.clone(), Arc::new(ctx), shutdown)
+        let ctx = Arc::new(ctx);
+        let scopes = scopes.clone();
+        // One controller per watched namespace (or one for all), sharing the context.
+        async move {
+            reconcile_lib::cli::for_each_scope(&scopes, |namespace| {
+                controller::run(client.clone(), namespace, ctx.clone(), shutdown.clone())
+            })
+            .await;
+        }
     })
 }
 

@@ -145,6 +145,55 @@ async fn an_undecodable_cluster_does_not_stall_the_others() {
     running.stop().await;
 }
 
+/// `--namespaces a,b`: one controller per listed namespace, sharing one context; clusters in
+/// those namespaces are reconciled, one in another namespace is not.
+#[tokio::test]
+async fn watching_a_list_of_namespaces_reconciles_only_those() {
+    let fake = FakeApiServer::new();
+    for ns in ["a", "b", "c"] {
+        fake.insert(
+            json!({"apiVersion": "qdrant.operator.dev/v1alpha1", "kind": "QdrantCluster",
+            "metadata": {"name": "demo", "namespace": ns}, "spec": {"replicas": 1}}),
+        );
+    }
+    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+    ctx.resync = Duration::from_secs(3600);
+    let ctx = Arc::new(ctx);
+    let (trigger, shutdown) = Shutdown::channel();
+    let scopes = vec![Some("a".to_string()), Some("b".to_string())];
+    let run = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            reconcile_lib::cli::for_each_scope(&scopes, |ns| {
+                controller::run(fake.client(), ns, ctx.clone(), shutdown.clone())
+            })
+            .await;
+        })
+    };
+    for ns in ["a", "b"] {
+        eventually("the StatefulSet of a watched namespace", || {
+            fake.get("apps/v1", "statefulsets", Some(ns), "demo")
+                .is_some()
+        })
+        .await;
+    }
+    assert!(
+        fake.get("apps/v1", "statefulsets", Some("c"), "demo")
+            .is_none()
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.contains("/namespaces/c/")),
+        "namespace c was read"
+    );
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 /// `depth` objects nested in one another: `{"a": {"a": … {}}}`.
 fn nested(depth: usize) -> serde_json::Value {
     let mut value = json!({});

@@ -34,11 +34,19 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => args,
         None => cli.run,
     };
-    let namespace = args.namespace.clone();
+    let scopes = args.watch_scopes();
     let resync = args.resync();
     run_controller(CONTROLLER_NAME, &args, move |client, metrics, shutdown| {
         let mut ctx = Context::new(client.clone(), metrics);
         ctx.resync = resync;
-        controller::run(client, namespace.clone(), Arc::new(ctx), shutdown)
+        let ctx = Arc::new(ctx);
+        let scopes = scopes.clone();
+        // One controller per watched namespace (or one for all), sharing the context.
+        async move {
+            reconcile_lib::cli::for_each_scope(&scopes, |namespace| {
+                controller::run(client.clone(), namespace, ctx.clone(), shutdown.clone())
+            })
+            .await;
+        }
     })
 }

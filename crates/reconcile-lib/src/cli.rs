@@ -18,6 +18,11 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (e.g. `team-a,team-b`); wins over
+    /// `--namespace`. Each namespace gets its own watches; the RBAC can then be namespaced
+    /// (deploy/overlays/namespaced).
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// Elect a leader through a Lease (turn off only for local development).
     #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -27,6 +32,26 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// What to watch: one entry per namespace of `--namespaces` (blank ones dropped, each
+    /// once), else `--namespace`, else `[None]` (all namespaces).
+    pub fn watch_scopes(&self) -> Vec<Option<String>> {
+        let mut listed: Vec<Option<String>> = vec![];
+        for ns in self
+            .namespaces
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+        {
+            if !listed.iter().any(|l| l.as_deref() == Some(ns)) {
+                listed.push(Some(ns.to_string()));
+            }
+        }
+        if listed.is_empty() {
+            listed.push(self.namespace.clone().filter(|n| !n.is_empty()));
+        }
+        listed
+    }
+
     /// The resync interval.
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds)
@@ -85,4 +110,45 @@ where
             }
         }
     })
+}
+
+/// Runs `run` once per watch scope ([`RunArgs::watch_scopes`]) concurrently, and returns when
+/// every one has ended (each ends when the shared shutdown fires). A controller's `start`
+/// closure calls it with its `controller::run`.
+pub async fn for_each_scope<F, Fut>(scopes: &[Option<String>], run: F)
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    futures::future::join_all(scopes.iter().cloned().map(run)).await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod scope_tests {
+    use clap::Parser;
+
+    use super::RunArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn scopes(args: &[&str]) -> Vec<Option<String>> {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().run.watch_scopes()
+    }
+
+    #[test]
+    fn namespaces_win_over_namespace_and_default_to_all() {
+        assert_eq!(scopes(&[]), vec![None]);
+        assert_eq!(scopes(&["--namespace", "a"]), vec![Some("a".to_string())]);
+        assert_eq!(
+            scopes(&["--namespace", "x", "--namespaces", "a,b, ,a"]),
+            vec![Some("a".to_string()), Some("b".to_string())]
+        );
+    }
 }
