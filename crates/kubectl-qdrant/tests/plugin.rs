@@ -330,6 +330,19 @@ spec:
     ] {
         assert!(out.contains(part), "missing {part:?} in:\n{out}");
     }
+    let tls = render::render(
+        "apiVersion: qdrant.operator.dev/v1alpha1\nkind: QdrantCluster\nmetadata: {name: demo, namespace: qdrant}\nspec: {replicas: 3, tls: {client: {enabled: true}}}\n",
+        "img",
+    )
+    .unwrap();
+    assert!(
+        tls.contains("# Secrets demo-ca (the generated CA: tls.crt, tls.key) and demo-tls (keys tls.crt, tls.key, ca.crt; type kubernetes.io/tls;"),
+        "{tls}"
+    );
+    assert!(
+        tls.contains("demo.qdrant.svc and every <pod>.demo-headless.qdrant.svc"),
+        "{tls}"
+    );
     let bad = render::render(
         "apiVersion: qdrant.operator.dev/v1alpha1\nkind: QdrantCluster\nmetadata: {name: a}\nspec: {replicas: 1}\n---\napiVersion: qdrant.operator.dev/v1alpha1\nkind: QdrantBackupSchedule\nmetadata: {name: s}\nspec: {schedule: nope, backupTemplate: {cluster: {name: a}, storage: {s3: {bucket: b, credentialsSecretRef: {name: s}}}}}\n",
         "img",
