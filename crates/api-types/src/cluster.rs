@@ -118,6 +118,10 @@ pub struct QdrantClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
 
+    /// Prometheus monitoring of the peers through the prometheus-operator. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+
     /// Node selector of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -548,6 +552,29 @@ pub struct NetworkPolicySpec {
     /// `/metrics` on 6333 needs an entry too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_clients: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+}
+
+/// Prometheus monitoring (`monitoring.coreos.com/v1`, the prometheus-operator's CRDs): a
+/// PodMonitor `<cluster>` scraping every peer's `/metrics` (with the read-only key when the
+/// cluster has one, else the operator's key; over https with client TLS), a PrometheusRule
+/// `<cluster>` with alerts (peer down, consensus not working, pending consensus operations,
+/// shard replicas not Active, a transfer stuck, disk and memory near the limit), and a Grafana
+/// dashboard ConfigMap `<cluster>-dashboard` (label `grafana_dashboard: "1"`). Without the
+/// CRDs, condition MonitoringReady is False (reason `PrometheusOperatorMissing`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Create the monitoring objects (default false). Turning it off deletes them.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Scrape interval, a Prometheus duration (default `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub interval: Option<String>,
+    /// Labels added to the PodMonitor and PrometheusRule, e.g. `release: kube-prometheus-stack`
+    /// when Prometheus selects monitors by label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// PodDisruptionBudget of the peers (policy/v1).

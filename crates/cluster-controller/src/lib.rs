@@ -11,6 +11,7 @@ pub mod controller;
 pub mod day2;
 pub mod gate;
 pub mod keys;
+pub mod monitoring;
 pub mod observe;
 pub mod operations;
 pub mod peers;

@@ -26,7 +26,9 @@ use crate::{
     build::{self, Names, Observed},
     children,
     context::Context,
-    gate, observe,
+    gate,
+    monitoring::Monitoring,
+    observe,
     operations::{Driver, Scope},
     peers::PeerAccess,
     publish,
@@ -119,6 +121,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         observation: &observation,
     };
     let volumes = driver.run(&after, &VolumeExpansion).await?;
+    let monitoring = driver.run(&after, &Monitoring).await?;
     let recovery = driver.run(&after, &Recovery).await?;
     let rollout = driver.run(&after, &Rollout).await?;
     let rebalance = driver.run(&after, &Rebalance).await?;
@@ -138,6 +141,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         rebalance,
         recovery,
         volumes,
+        monitoring,
         tls: Some(tls.status),
         ..status::Inputs::default()
     };

@@ -19,7 +19,7 @@ use crate::{
         reasons::{
             self, DOWNGRADE_REFUSED, PEER_RECOVERY, PEER_RECOVERY_BLOCKED, SCALE_DOWN_REFUSED,
         },
-        types::{SCALE_DOWN_BLOCKED, UPGRADE_BLOCKED, VOLUME_EXPANSION_BLOCKED},
+        types::{self as own, SCALE_DOWN_BLOCKED, UPGRADE_BLOCKED, VOLUME_EXPANSION_BLOCKED},
     },
 };
 
@@ -54,6 +54,9 @@ pub struct Inputs {
     /// A peer recovery in progress (a pod whose volume came back empty), or its refusal:
     /// condition Degraded True with reason `PeerRecovery` / `PeerRecoveryBlocked`.
     pub recovery: Option<crate::recover::RecoveryProgress>,
+    /// The monitoring objects of `spec.monitoring` (condition MonitoringReady); `None` when
+    /// monitoring is off or the step did not run.
+    pub monitoring: Option<crate::monitoring::MonitoringProgress>,
 }
 
 impl Inputs {
@@ -103,6 +106,7 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
     draft.degraded(inputs, &pods);
     draft.recovery(inputs);
     draft.volumes(inputs);
+    draft.monitoring(qc, inputs);
     // Peers keep their last known value when Qdrant could not be asked.
     if let Some(Ok(p)) = &inputs.peers {
         draft.st.peers = p.peers.clone();
@@ -507,6 +511,27 @@ impl Draft {
             Kstatus::current(reasons::RECONCILED)
         };
         set_kstatus(&mut self.st.conditions, self.generation, &state);
+    }
+
+    /// MonitoringReady from the monitoring step; once `spec.monitoring` is off, False with
+    /// reason `MonitoringDisabled` (only when the condition was written before).
+    fn monitoring(&mut self, qc: &QdrantCluster, inputs: &Inputs) {
+        match &inputs.monitoring {
+            Some(m) => {
+                let status = ConditionStatus::from_bool(m.ready);
+                self.set(own::MONITORING_READY, status, &m.reason, m.message.clone());
+            }
+            None if !crate::build::monitoring::enabled(qc) && self.has(own::MONITORING_READY) => {
+                let message = "spec.monitoring is off; its PodMonitor, PrometheusRule and dashboard are deleted";
+                self.set(
+                    own::MONITORING_READY,
+                    False,
+                    reasons::MONITORING_DISABLED,
+                    message.into(),
+                );
+            }
+            None => {}
+        }
     }
 
     /// `status.volumes`, VolumeExpansionBlocked, and Progressing while claims resize.

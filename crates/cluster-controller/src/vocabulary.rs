@@ -15,6 +15,9 @@ pub mod types {
     /// without `allowVolumeExpansion: true`, a rejected patch); the reason is one of the
     /// volume reasons below and the message names the field, the claims and the StorageClass.
     pub const VOLUME_EXPANSION_BLOCKED: &str = "VolumeExpansionBlocked";
+    /// `spec.monitoring`: the PodMonitor and PrometheusRule are applied (True), or the
+    /// prometheus-operator CRDs are missing (False). Absent while monitoring was never on.
+    pub const MONITORING_READY: &str = "MonitoringReady";
 }
 
 /// Condition reasons, grouped by what sets them.
@@ -89,6 +92,14 @@ pub mod reasons {
     pub const INVALID_SIZE: &str = "InvalidSize";
     /// The claims or their StorageClass could not be read (a permanent API error).
     pub const CANNOT_READ_VOLUMES: &str = "CannotReadVolumes";
+
+    // Monitoring.
+    /// MonitoringReady True.
+    pub const MONITORING_APPLIED: &str = "MonitoringApplied";
+    /// MonitoringReady False: no `monitoring.coreos.com/v1` PodMonitor or PrometheusRule kind.
+    pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
+    /// MonitoringReady False: `spec.monitoring` was turned off (its objects are deleted).
+    pub const MONITORING_DISABLED: &str = "MonitoringDisabled";
 
     // TLS (Ready False).
     /// The Secret named in `spec.tls.secretName` does not exist.

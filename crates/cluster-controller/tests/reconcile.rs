@@ -704,6 +704,117 @@ async fn the_network_policy_lets_in_only_peers_clients_and_the_operator() {
     );
 }
 
+/// `spec.monitoring`: a PodMonitor scraping every peer with the read-only key (Qdrant answers
+/// 401 without one), a PrometheusRule with the alerts, a dashboard ConfigMap, and
+/// MonitoringReady True. Without the prometheus-operator CRDs (404), MonitoringReady False
+/// says so and the cluster is reconciled as usual. Turned off: all three are deleted.
+#[tokio::test]
+async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_missing() {
+    let env = env();
+    env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ro", "namespace": NS}, "stringData": {"key": "read-only"}}));
+    env.seed(
+        "demo",
+        json!({"replicas": 3,
+        "auth": {"apiKey": {"generate": true}, "readOnlyApiKey": {"secretKeyRef": {"name": "ro", "key": "key"}}},
+        "monitoring": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}}}),
+    );
+    env.reconcile("demo").await.unwrap();
+    let monitor = env
+        .get("monitoring.coreos.com/v1", "podmonitors", "demo")
+        .unwrap();
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "demo"
+    );
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"],
+        json!({"matchNames": [NS]})
+    );
+    assert_eq!(
+        monitor["spec"]["podMetricsEndpoints"],
+        json!([{"port": "http", "path": "/metrics", "interval": "15s", "scheme": "http",
+            "authorization": {"type": "Bearer", "credentials": {"name": "demo-served-keys", "key": "read-only-api-key"}}}])
+    );
+    let rule = env
+        .get("monitoring.coreos.com/v1", "prometheusrules", "demo")
+        .unwrap();
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        alerts,
+        vec![
+            "QdrantPeerDown",
+            "QdrantConsensusNotWorking",
+            "QdrantPendingConsensusOperations",
+            "QdrantShardReplicasNotActive",
+            "QdrantShardTransferStuck",
+            "QdrantDiskNearlyFull",
+            "QdrantMemoryNearLimit"
+        ]
+    );
+    let board = env.get("v1", "configmaps", "demo-dashboard").unwrap();
+    assert_eq!(board["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: serde_json::Value =
+        serde_json::from_str(board["data"]["demo-dashboard.json"].as_str().unwrap()).unwrap();
+    assert!(json["panels"].as_array().unwrap().len() >= 6);
+    let ready = |env: &Env| {
+        let qc = env.current("demo");
+        let c = api_types::conditions::find_condition(
+            &qc.status.unwrap().conditions,
+            "MonitoringReady",
+        )
+        .cloned()
+        .unwrap();
+        (c.status, c.reason)
+    };
+    assert_eq!(
+        ready(&env),
+        (ConditionStatus::True, "MonitoringApplied".into())
+    );
+    // A no-op resync writes nothing.
+    let before = env.writes_excluding_events().len();
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(env.writes_excluding_events().len(), before);
+
+    // No prometheus-operator: the kinds answer 404; the rest goes on.
+    env.fake
+        .remove("monitoring.coreos.com/v1", "podmonitors", Some(NS), "demo");
+    // The PodMonitor's GET and apply PATCH (the PrometheusRule is not tried after).
+    env.fake.fail_next(Failure {
+        method: None,
+        path_contains: Some("/apis/monitoring.coreos.com/".into()),
+        status: 404,
+        times: 2,
+    });
+    env.reconcile("demo").await.unwrap();
+    assert_eq!(
+        ready(&env),
+        (ConditionStatus::False, "PrometheusOperatorMissing".into())
+    );
+    assert!(env.get("apps/v1", "statefulsets", "demo").is_some());
+
+    // Off: everything it created goes.
+    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        q["spec"]["monitoring"]["enabled"] = json!(false);
+    });
+    env.reconcile("demo").await.unwrap();
+    assert!(env.get("v1", "configmaps", "demo-dashboard").is_none());
+    assert!(
+        env.get("monitoring.coreos.com/v1", "prometheusrules", "demo")
+            .is_none()
+    );
+    assert_eq!(
+        ready(&env),
+        (ConditionStatus::False, "MonitoringDisabled".into())
+    );
+}
+
 /// Children are applied as one set, then the owned orphans are swept: a ConfigMap and a
 /// Service with the cluster's instance labels and owner UID that the build no longer makes are
 /// deleted. Kept: an owned Secret (state is never swept), a labelled ConfigMap without an owner

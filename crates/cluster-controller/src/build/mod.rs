@@ -2,6 +2,7 @@
 //! network). One module per child resource.
 
 pub mod config;
+pub mod monitoring;
 pub mod network_policy;
 pub mod pdb;
 pub mod secret;
