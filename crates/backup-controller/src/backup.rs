@@ -328,6 +328,7 @@ async fn start(
         fence: Fence::new(&ctx.shared.applier, &written),
         qbak: Arc::new(written),
         events: ctx.shared.events.clone(),
+        metrics: ctx.shared.metrics.clone(),
         source,
         attempts_prefix: attempts_prefix(&qbak, &bucket),
         bucket,
@@ -348,6 +349,8 @@ struct Task {
     qbak: Arc<QdrantBackup>,
     fence: Fence<QdrantBackup>,
     events: reconcile_lib::events::Events,
+    /// Where the finished run's duration and bytes are counted.
+    metrics: Arc<reconcile_lib::metrics::Metrics>,
     source: run::backup::Source,
     bucket: Bucket,
     /// [`attempts_prefix`]: the directory of attempt `n` is this followed by `n`.
@@ -549,7 +552,18 @@ impl Task {
                 (status, failure.reason, message, false)
             }
         };
-        match self.fence.write(&final_status).await {
+        let written = self.fence.write(&final_status).await;
+        if written.is_ok() {
+            let bytes = if succeeded {
+                final_status.total_bytes
+            } else {
+                0
+            };
+            let result = if succeeded { "Succeeded" } else { "Failed" };
+            let took = crate::phase::run_duration::<QdrantBackup>(&final_status);
+            self.metrics.backup_finished(result, took, bytes);
+        }
+        match written {
             Ok(()) if succeeded => self.events.normal(qbak, reason, "Backup", message).await,
             Ok(()) => self.events.warning(qbak, reason, "Backup", message).await,
             Err(FenceError::Superseded(why)) => self.give_way(&job.directory, &why).await,

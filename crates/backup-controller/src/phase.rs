@@ -114,6 +114,18 @@ impl RunObject for QdrantRestore {
     }
 }
 
+/// How long the run of `status` has taken: from `status.startTime` to now (zero when it has
+/// no start time or it does not parse). For the run-duration metrics.
+pub fn run_duration<K: RunObject>(status: &K::Status) -> std::time::Duration {
+    K::run_token(status)
+        .start_time
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(|start| {
+            std::time::Duration::try_from(jiff::Timestamp::now().duration_since(start)).ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Now, RFC 3339 to the second, for start and completion times.
 pub fn now() -> String {
     now_seconds().to_string()

@@ -228,10 +228,14 @@ async fn pending(
         .await;
     let applier = ctx.shared.applier.clone();
     let events = ctx.shared.events.clone();
+    let metrics = ctx.shared.metrics.clone();
     let obj = Arc::new(written);
     ctx.jobs
         .start(&qrs.uid().unwrap_or_default(), move |cancel| async move {
-            run_task(obj, applier, events, job, source, bucket, status, cancel).await;
+            run_task(
+                obj, applier, events, metrics, job, source, bucket, status, cancel,
+            )
+            .await;
         });
     Ok(Action::requeue(ctx.resync))
 }
@@ -267,6 +271,7 @@ async fn run_task(
     qrs: Arc<QdrantRestore>,
     applier: reconcile_lib::apply::Applier,
     events: reconcile_lib::events::Events,
+    metrics: Arc<reconcile_lib::metrics::Metrics>,
     job: RestoreJob,
     source: run::backup::Source,
     bucket: Bucket,
@@ -341,7 +346,15 @@ async fn run_task(
             (status, failure.reason, failure.message, false)
         }
     };
-    match fence.write(&final_status).await {
+    let written = fence.write(&final_status).await;
+    if written.is_ok() {
+        let result = if succeeded { "Succeeded" } else { "Failed" };
+        metrics.restore_finished(
+            result,
+            crate::phase::run_duration::<QdrantRestore>(&final_status),
+        );
+    }
+    match written {
         Ok(()) if succeeded => events.normal(&*qrs, reason, "Restore", message).await,
         Ok(()) => events.warning(&*qrs, reason, "Restore", message).await,
         Err(FenceError::Superseded(why)) => {

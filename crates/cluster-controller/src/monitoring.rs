@@ -87,6 +87,11 @@ impl Operation for Monitoring {
             Err(e) => return Err(e),
         }))
     }
+
+    /// Applying the monitoring objects is not a day-2 step.
+    fn holds(&self, _: &MonitoringProgress) -> bool {
+        false
+    }
 }
 
 /// `Ok(false)` for a 404 (the kind itself is not installed), else `result`.

@@ -17,6 +17,8 @@
 //!   policy.
 //! - **One requeue.** The earliest [`requeue`](Operation::requeue) of any progress, else the
 //!   resync interval.
+//! - **One count.** Each reconcile in which an operation's progress [`holds`](Operation::holds)
+//!   counts once in `qdrant_operator_day2_steps_total{kind=<operation>}`.
 
 use std::{future::Future, time::Duration};
 
@@ -183,6 +185,9 @@ impl Driver {
         if let Some(p) = &progress {
             if O::DISRUPTIVE && op.holds(p) {
                 self.holder = Some(O::NAME);
+            }
+            if op.holds(p) {
+                scope.ctx.shared.metrics.day2_step(O::NAME);
             }
             if let Some(after) = op.requeue(scope, p) {
                 self.requeue = Some(self.requeue.map_or(after, |r| r.min(after)));

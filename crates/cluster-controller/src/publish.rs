@@ -13,12 +13,17 @@ use crate::{
 };
 
 /// Computes the status of `qc` from `inputs` and server-side applies it to the status
-/// subresource when it differs from the stored one (an unchanged cluster sees no write).
+/// subresource when it differs from the stored one (an unchanged cluster sees no write), and
+/// counts the cluster under its phase (`qdrant_operator_clusters`).
 ///
 /// # Errors
 /// The API server's, patching the status.
 pub async fn status(qc: &QdrantCluster, ctx: &Context, inputs: &status::Inputs) -> Result<()> {
     let new = status::compute(qc, inputs);
+    let key = reconcile_lib::context::object_key(qc);
+    ctx.shared
+        .metrics
+        .cluster_phase(&key, Some(&format!("{:?}", new.phase)));
     if status::changed(qc, &new) {
         ctx.shared.applier.apply_status(qc, &new).await?;
     }

@@ -426,6 +426,11 @@ impl Operation for Downgrade {
         }
         Ok(refusal)
     }
+
+    /// A refusal is not a step.
+    fn holds(&self, _: &DowngradeRefusal) -> bool {
+        false
+    }
 }
 
 /// The rolling restart or upgrade ([`step`]): one pod at a time, only while the whole cluster

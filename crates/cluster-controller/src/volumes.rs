@@ -858,6 +858,11 @@ impl Operation for VolumeExpansion {
         Ok(Some(expand(&scope.ctx.shared, scope.qc, pods).await?))
     }
 
+    /// Only a resize under way is a step (a settled or refused expansion is not).
+    fn holds(&self, v: &VolumesProgress) -> bool {
+        v.resizing()
+    }
+
     fn requeue(&self, scope: &Scope<'_>, v: &VolumesProgress) -> Option<Duration> {
         v.resizing().then_some(scope.ctx.volume_requeue)
     }

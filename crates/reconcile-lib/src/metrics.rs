@@ -65,6 +65,42 @@ pub struct Metrics {
     in_flight: InFlight,
     next_id: AtomicU64,
     stall_after: Duration,
+    domain: Domain,
+}
+
+/// Buckets of `qdrant_operator_{backup,restore}_duration_seconds`: 1 s to 4 h.
+pub const RUN_DURATION_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
+
+/// Label set of the domain metrics that have one label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+/// The operator's domain metrics (all registered by every controller, written by the one
+/// that knows: clusters and day-2 steps by the cluster-controller, backup and restore runs by
+/// the backup-controller).
+#[derive(Debug)]
+struct Domain {
+    /// `clusters{phase}`: QdrantClusters by `status.phase`, from each one's last reconcile.
+    clusters: Family<KindLabels, Gauge>,
+    /// The phase each cluster was counted under, by `namespace/name`.
+    phases: Mutex<BTreeMap<String, String>>,
+    /// `day2_steps_total{kind}`: steps a day-2 operation took (drains, restarts, shard
+    /// moves, recoveries, volume patches), by operation.
+    day2_steps: Family<KindLabels, Counter>,
+    /// `backup_bytes_total`: bytes uploaded by succeeded backups.
+    backup_bytes: Counter,
+    /// `backup_duration_seconds{kind}` and `restore_duration_seconds{kind}` by result
+    /// (`Succeeded`, `Failed`).
+    backup_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    restore_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+}
+
+fn run_histogram() -> Histogram {
+    Histogram::new(RUN_DURATION_BUCKETS)
 }
 
 impl Metrics {
@@ -109,6 +145,43 @@ impl Metrics {
             leader.clone(),
         );
 
+        let domain = Domain {
+            clusters: Family::default(),
+            phases: Mutex::default(),
+            day2_steps: Family::default(),
+            backup_bytes: Counter::default(),
+            backup_duration: Family::new_with_constructor(run_histogram),
+            restore_duration: Family::new_with_constructor(run_histogram),
+        };
+        registry.register(
+            "clusters",
+            "QdrantClusters by status.phase (label kind), as last reconciled",
+            domain.clusters.clone(),
+        );
+        registry.register(
+            "day2_steps",
+            "Steps taken by day-2 operations (label kind: scale-down, peer recovery, rollout, rebalance, volume expansion)",
+            domain.day2_steps.clone(),
+        );
+        registry.register_with_unit(
+            "backup",
+            "Bytes uploaded to S3 by succeeded QdrantBackups",
+            Unit::Bytes,
+            domain.backup_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "backup_duration",
+            "Duration of finished QdrantBackups, by result (label kind)",
+            Unit::Seconds,
+            domain.backup_duration.clone(),
+        );
+        registry.register_with_unit(
+            "restore_duration",
+            "Duration of finished QdrantRestores, by result (label kind)",
+            Unit::Seconds,
+            domain.restore_duration.clone(),
+        );
+
         Self {
             registry,
             reconciles,
@@ -118,7 +191,73 @@ impl Metrics {
             in_flight: InFlight::default(),
             next_id: AtomicU64::new(0),
             stall_after: DEFAULT_STALL_AFTER,
+            domain,
         }
+    }
+
+    /// Counts QdrantCluster `key` (`namespace/name`) under `phase` in
+    /// `qdrant_operator_clusters{kind=<phase>}` (moving it from the phase it was counted under),
+    /// or removes it (`None`: deleted).
+    pub fn cluster_phase(&self, key: &str, phase: Option<&str>) {
+        let mut phases = self
+            .domain
+            .phases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let gauge = |p: &str| {
+            self.domain
+                .clusters
+                .get_or_create(&KindLabels {
+                    kind: p.to_string(),
+                })
+                .clone()
+        };
+        if let Some(old) = phases.get(key) {
+            if Some(old.as_str()) == phase {
+                return;
+            }
+            gauge(old).dec();
+        }
+        match phase {
+            Some(p) => {
+                gauge(p).inc();
+                phases.insert(key.to_string(), p.to_string());
+            }
+            None => {
+                phases.remove(key);
+            }
+        }
+    }
+
+    /// One step of day-2 operation `operation` (`qdrant_operator_day2_steps_total`).
+    pub fn day2_step(&self, operation: &str) {
+        self.domain
+            .day2_steps
+            .get_or_create(&KindLabels {
+                kind: operation.to_string(),
+            })
+            .inc();
+    }
+
+    /// A finished QdrantBackup: its duration by `result` and, when it succeeded, its bytes.
+    pub fn backup_finished(&self, result: &str, duration: Duration, bytes: u64) {
+        self.domain
+            .backup_duration
+            .get_or_create(&KindLabels {
+                kind: result.to_string(),
+            })
+            .observe(duration.as_secs_f64());
+        self.domain.backup_bytes.inc_by(bytes);
+    }
+
+    /// A finished QdrantRestore: its duration by `result`.
+    pub fn restore_finished(&self, result: &str, duration: Duration) {
+        self.domain
+            .restore_duration
+            .get_or_create(&KindLabels {
+                kind: result.to_string(),
+            })
+            .observe(duration.as_secs_f64());
     }
 
     /// Sets [`Self::stall_after`] (tests use milliseconds).
@@ -242,6 +381,69 @@ mod tests {
             let (name, value) = l.rsplit_once(' ')?;
             (name == series).then(|| value.parse().unwrap())
         })
+    }
+
+    #[test]
+    fn domain_metrics_count_clusters_by_phase_steps_and_runs() {
+        let m = Metrics::new("cluster-controller");
+        let phase = |text: &str, p: &str| {
+            sample(
+                text,
+                &format!(
+                    r#"qdrant_operator_clusters{{controller="cluster-controller",kind="{p}"}}"#
+                ),
+            )
+        };
+        m.cluster_phase("ns/a", Some("Creating"));
+        m.cluster_phase("ns/b", Some("Creating"));
+        m.cluster_phase("ns/a", Some("Running"));
+        m.cluster_phase("ns/a", Some("Running"));
+        let text = m.encode().unwrap();
+        assert_eq!(phase(&text, "Creating"), Some(1.0), "{text}");
+        assert_eq!(phase(&text, "Running"), Some(1.0), "{text}");
+        m.cluster_phase("ns/b", None);
+        assert_eq!(phase(&m.encode().unwrap(), "Creating"), Some(0.0));
+
+        m.day2_step("scale-down");
+        m.day2_step("scale-down");
+        m.backup_finished("Succeeded", Duration::from_secs(90), 1024);
+        m.backup_finished("Failed", Duration::from_secs(3), 0);
+        m.restore_finished("Succeeded", Duration::from_secs(20));
+        let text = m.encode().unwrap();
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(
+            get(
+                r#"qdrant_operator_day2_steps_total{controller="cluster-controller",kind="scale-down"}"#
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            get(r#"qdrant_operator_backup_bytes_total{controller="cluster-controller"}"#),
+            Some(1024.0),
+            "{text}"
+        );
+        assert_eq!(
+            get(
+                r#"qdrant_operator_backup_duration_seconds_count{controller="cluster-controller",kind="Succeeded"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            get(
+                r#"qdrant_operator_backup_duration_seconds_sum{controller="cluster-controller",kind="Succeeded"}"#
+            ),
+            Some(90.0),
+            "{text}"
+        );
+        assert_eq!(
+            get(
+                r#"qdrant_operator_restore_duration_seconds_count{controller="cluster-controller",kind="Succeeded"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
     }
 
     #[test]
