@@ -24,6 +24,7 @@
 //!
 //! [`reconcile_until`](Harness::reconcile_until) and [`repeat_until`] are the polling loops
 //! the tests drive a controller with: reconcile, look, wait, up to a [`Patience`].
+//! [`qdrant_writes`] and [`qdrant_reads`] sum up what a controller asked of a [`FakeQdrant`].
 
 use std::{
     sync::Arc,
@@ -34,7 +35,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::apiserver::FakeApiServer;
+use crate::{apiserver::FakeApiServer, qdrant::FakeQdrant};
 
 /// The fake API server and the namespace a test works in, with the helpers every
 /// controller's tests share. See the [module documentation](self).
@@ -306,7 +307,7 @@ enum Limit {
 
 impl Patience {
     /// At most `rounds` rounds, `every` apart.
-    pub fn rounds(rounds: u32, every: Duration) -> Self {
+    pub const fn rounds(rounds: u32, every: Duration) -> Self {
         Self {
             every,
             limit: Limit::Rounds(rounds),
@@ -315,7 +316,7 @@ impl Patience {
 
     /// Rounds `every` apart until `timeout` has passed since the first began (a slow machine
     /// gets fewer rounds, not less time).
-    pub fn timeout(timeout: Duration, every: Duration) -> Self {
+    pub const fn timeout(timeout: Duration, every: Duration) -> Self {
         Self {
             every,
             limit: Limit::Time(timeout),
@@ -346,4 +347,26 @@ pub async fn repeat_until(
         }
         tokio::time::sleep(patience.every).await;
     }
+}
+
+/// The requests `qdrant` served that change something (not `GET`), as `METHOD /path`, in
+/// order, since it started or last cleared them.
+pub fn qdrant_writes(qdrant: &FakeQdrant) -> Vec<String> {
+    qdrant
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m != http::Method::GET)
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect()
+}
+
+/// The paths of the `GET` requests `qdrant` served, in order, since it started or last
+/// cleared them.
+pub fn qdrant_reads(qdrant: &FakeQdrant) -> Vec<String> {
+    qdrant
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m == http::Method::GET)
+        .map(|(_, p)| p)
+        .collect()
 }
