@@ -9,27 +9,27 @@ mod common;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use api_types::{QdrantBackup, QdrantRestore, backup::BackupPhase, conditions::ConditionStatus};
-use backup_controller::{backup, context::Context, manifest, restore};
+use backup_controller::{backup, context::Context, manifest, restore, s3::Bucket};
 use common::{
+    Env,
     faults::{FaultPlan, FaultyProxy},
     s3::{S3Server, server},
 };
 use futures::StreamExt;
 use kube::{Api, api::DeleteParams};
-use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::{QdrantClient, QdrantConnection},
-};
+use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use testkit::{
-    apiserver::FakeApiServer,
+    harness::Patience,
     qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
 };
 use url::Url;
 
 const NS: &str = "db";
 const API: &str = "qdrant.operator.dev/v1alpha1";
+/// How long a backup or restore may run: 600 reconciles, 100 ms apart.
+const PATIENCE: Patience = Patience::rounds(600, Duration::from_millis(100));
 
 /// A fake Qdrant cluster of `peers` peers (ids 1..=n): the main fake answers as peer 1, views
 /// answer as the others.
@@ -72,24 +72,16 @@ impl FakeCluster {
     }
 }
 
-struct Env {
-    api: FakeApiServer,
+/// The S3 side: the server and the test's fresh bucket.
+struct Storage {
     s3: S3Server,
     bucket: String,
-    ctx: Arc<Context>,
-    rewrites: Arc<BTreeMap<String, Url>>,
 }
 
-impl Env {
-    /// A second controller process against the same API server (a new leader).
-    fn other_process(&self) -> Arc<Context> {
-        process(&self.api, self.rewrites.clone())
-    }
-}
 /// Two clusters (`demo`: 3 peers, `restored`: 2 peers), their QdrantClusters in the fake API
-/// server, the S3 credentials Secret and a fresh bucket.
-async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
-    let api = FakeApiServer::new();
+/// server, the S3 credentials Secret and a fresh bucket. Every controller process (its own
+/// task registry) reaches the fakes through the in-cluster URLs, rewritten.
+async fn env(source: &FakeCluster, target: &FakeCluster) -> Env<Storage> {
     let s3 = server();
     let bucket = s3.new_bucket("").await.location().bucket.clone();
     let mut rewrites: BTreeMap<String, Url> = BTreeMap::new();
@@ -102,6 +94,20 @@ async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
                 fake.url_of_peer(i),
             );
         }
+    }
+    let rewrites = Arc::new(rewrites);
+    let env = Env::new(NS, "img", Storage { s3, bucket }, move |ctx| {
+        ctx.wait_requeue = Duration::from_millis(100);
+        ctx.retry_backoff = Duration::from_millis(10);
+        let rewrites = rewrites.clone();
+        ctx.rewrite = Some(Arc::new(move |url: &Url| {
+            url.host_str()
+                .and_then(|h| rewrites.get(h))
+                .cloned()
+                .unwrap_or_else(|| url.clone())
+        }));
+    });
+    for (cluster, n) in [("demo", 3u64), ("restored", 2)] {
         let peers: Vec<Value> = (1..=n)
             .map(|i| {
                 json!({"pod": format!("{cluster}-{}", i - 1), "peerId": i,
@@ -109,68 +115,39 @@ async fn env(source: &FakeCluster, target: &FakeCluster) -> Env {
                        "url": format!("http://{cluster}-{}.{cluster}-headless.db.svc:6333", i - 1)})
             })
             .collect();
-        let mut qc = api.insert(json!({
-            "apiVersion": API, "kind": "QdrantCluster",
-            "metadata": {"name": cluster, "namespace": NS}, "spec": {"replicas": n},
-        }));
-        let generation = qc["metadata"]["generation"].clone();
-        qc["status"] = json!({
-            "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True", "reason": "x", "message": "",
-                            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-            "endpoints": {"http": format!("http://{cluster}.db.svc:6333"), "grpc": format!("http://{cluster}.db.svc:6334")},
-            "peers": peers,
-        });
-        api.insert(qc);
+        env.seed_with_status(
+            json!({"apiVersion": API, "kind": "QdrantCluster",
+                "metadata": {"name": cluster}, "spec": {"replicas": n}}),
+            |qc| {
+                let generation = qc["metadata"]["generation"].clone();
+                json!({
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "x", "message": "",
+                                    "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                    "endpoints": {"http": format!("http://{cluster}.db.svc:6333"), "grpc": format!("http://{cluster}.db.svc:6334")},
+                    "peers": peers,
+                })
+            },
+        );
     }
-    api.insert(json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "s3-credentials", "namespace": NS},
+    let s3 = &env.world.s3;
+    env.seed(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s3-credentials"},
         "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key}}));
-    let rewrites = Arc::new(rewrites);
-    let ctx = process(&api, rewrites.clone());
-    Env {
-        api,
-        s3,
-        bucket,
-        ctx,
-        rewrites,
-    }
+    env
 }
 
-/// The reconcile context of one controller process (its own task registry) against `api`,
-/// with the in-cluster URLs rewritten to the fakes.
-fn process(api: &FakeApiServer, rewrites: Arc<BTreeMap<String, Url>>) -> Arc<Context> {
-    let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")), "img");
-    ctx.wait_requeue = Duration::from_millis(100);
-    ctx.retry_backoff = Duration::from_millis(10);
-    ctx.rewrite = Some(Arc::new(move |url: &Url| {
-        url.host_str()
-            .and_then(|h| rewrites.get(h))
-            .cloned()
-            .unwrap_or_else(|| url.clone())
-    }));
-    Arc::new(ctx)
-}
-
-impl Env {
+impl Env<Storage> {
     fn storage(&self) -> Value {
-        json!({"s3": {"bucket": self.bucket, "prefix": "qdrant", "endpoint": self.s3.endpoint,
-                      "forcePathStyle": true, "region": self.s3.region,
+        let s3 = &self.world.s3;
+        json!({"s3": {"bucket": self.world.bucket, "prefix": "qdrant", "endpoint": s3.endpoint,
+                      "forcePathStyle": true, "region": s3.region,
                       "credentialsSecretRef": {"name": "s3-credentials"}}})
     }
 
     fn backup(&self, name: &str, spec: Value) {
-        self.api.insert(json!({"apiVersion": API, "kind": "QdrantBackup",
-            "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}-0123456789")}, "spec": spec}));
-    }
-
-    fn current_backup(&self, name: &str) -> QdrantBackup {
-        serde_json::from_value(self.api.get(API, "qdrantbackups", Some(NS), name).unwrap()).unwrap()
-    }
-
-    fn current_restore(&self, name: &str) -> QdrantRestore {
-        serde_json::from_value(self.api.get(API, "qdrantrestores", Some(NS), name).unwrap())
-            .unwrap()
+        self.seed(json!({"apiVersion": API, "kind": "QdrantBackup",
+            "metadata": {"name": name, "uid": format!("uid-{name}-0123456789")}, "spec": spec}));
     }
 
     /// Reconciles the backup until its phase is final (the run is a background task).
@@ -180,18 +157,9 @@ impl Env {
 
     /// [`Self::run_backup`] by the controller process `ctx`.
     async fn run_backup_in(&self, name: &str, ctx: &Arc<Context>) -> QdrantBackup {
-        for _ in 0..600 {
-            let b = self.current_backup(name);
-            if b.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
-                return b;
-            }
-            let _ = backup::reconcile(Arc::new(b), ctx.clone()).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "backup {name} did not finish: {:?}",
-            self.current_backup(name).status
-        );
+        self.finish_backup(name, ctx, PATIENCE)
+            .await
+            .unwrap_or_else(|b| panic!("backup {name} did not finish: {:?}", b.status))
     }
 
     async fn run_restore(&self, name: &str) -> QdrantRestore {
@@ -200,33 +168,30 @@ impl Env {
 
     /// [`Self::run_restore`] by the controller process `ctx`.
     async fn run_restore_in(&self, name: &str, ctx: &Arc<Context>) -> QdrantRestore {
-        for _ in 0..600 {
-            let r = self.current_restore(name);
-            if r.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
-                return r;
-            }
-            let _ = restore::reconcile(Arc::new(r), ctx.clone()).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "restore {name} did not finish: {:?}",
-            self.current_restore(name).status
-        );
+        self.finish_restore(name, ctx, PATIENCE)
+            .await
+            .unwrap_or_else(|r| panic!("restore {name} did not finish: {:?}", r.status))
+    }
+
+    /// The test's bucket.
+    async fn bucket(&self) -> Bucket {
+        self.world.s3.bucket(&self.world.bucket, "").await
     }
 
     async fn objects(&self) -> Vec<(String, u64)> {
-        let b = self.s3.bucket(&self.bucket, "").await;
-        b.list_objects("").await.unwrap()
+        self.bucket().await.list_objects("").await.unwrap()
     }
 
     async fn uploads(&self) -> Vec<(String, String)> {
-        let b = self.s3.bucket(&self.bucket, "").await;
-        b.list_multipart_uploads("").await.unwrap()
+        self.bucket()
+            .await
+            .list_multipart_uploads("")
+            .await
+            .unwrap()
     }
 
     async fn sha_of(&self, key: &str) -> String {
-        let b = self.s3.bucket(&self.bucket, "").await;
-        let (_, mut stream) = b.get_object_stream(key).await.unwrap();
+        let (_, mut stream) = self.bucket().await.get_object_stream(key).await.unwrap();
         let mut h = Sha256::new();
         while let Some(c) = stream.next().await {
             h.update(c.unwrap());
@@ -234,11 +199,11 @@ impl Env {
         hex::encode(h.finalize())
     }
 
+    /// `reason note` of every event, core (`v1`) ones first.
     fn events(&self) -> Vec<String> {
-        self.api
-            .list("v1", "events", Some(NS))
+        self.list("v1", "events")
             .into_iter()
-            .chain(self.api.list("events.k8s.io/v1", "events", Some(NS)))
+            .chain(self.harness.events())
             .map(|e| {
                 format!(
                     "{} {}",
@@ -302,7 +267,7 @@ async fn backup_of_a_multi_shard_collection_then_restore_into_another_cluster() 
     assert_eq!(status.qdrant_version.as_deref(), Some("1.18.3"));
 
     // The manifest's checksums are those of the objects; each shard from a distinct peer.
-    let b = env.s3.bucket(&env.bucket, "").await;
+    let b = env.bucket().await;
     let m = manifest::parse(
         &b.get_small_object(&format!("{dir}/manifest.json"), 1 << 20)
             .await
@@ -341,7 +306,7 @@ async fn backup_of_a_multi_shard_collection_then_restore_into_another_cluster() 
     assert!(env.events().iter().any(|e| e.starts_with("Succeeded")));
 
     // Restore into the 2-peer cluster under a new name, through presigned URLs.
-    env.api
+    env.fake
         .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "back", "namespace": NS, "uid": "uid-restore-1"},
         "spec": {"source": {"backupRef": {"name": "nightly"}}, "cluster": {"name": "restored"},
@@ -390,7 +355,7 @@ async fn restore_falls_back_to_upload_when_qdrant_cannot_download() {
     );
     target.main.set_snapshot_url_recovery(false);
     let manifest_key = env
-        .current_backup("b1")
+        .current::<QdrantBackup>("b1")
         .status
         .unwrap()
         .manifest_key
@@ -398,7 +363,7 @@ async fn restore_falls_back_to_upload_when_qdrant_cannot_download() {
     // From the S3 manifest directly (no QdrantBackup needed).
     let mut storage = env.storage()["s3"].clone();
     storage["prefix"] = json!("elsewhere");
-    env.api
+    env.fake
         .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "up", "namespace": NS, "uid": "uid-restore-2"},
         "spec": {"source": {"s3": {"storage": storage, "manifestKey": manifest_key}},
@@ -421,7 +386,7 @@ async fn s3_failing_mid_upload_every_attempt_leaves_no_parts_and_fails_after_thr
     source.main.set_snapshot_padding(12 * 1024 * 1024);
     let env = env(&source, &target).await;
     let proxy = FaultyProxy::start(
-        &env.s3.endpoint,
+        &env.world.s3.endpoint,
         FaultPlan {
             matching: "partNumber=2".into(),
             from: 1,
@@ -555,9 +520,9 @@ async fn bad_inputs_fail_with_a_message_naming_the_cause() {
         (ConditionStatus::True, "BucketNotFound")
     );
 
-    env.api.insert(json!({"apiVersion": "v1", "kind": "Secret",
+    env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "wrong", "namespace": NS},
-        "stringData": {"AWS_ACCESS_KEY_ID": env.s3.access_key_id, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}}));
+        "stringData": {"AWS_ACCESS_KEY_ID": env.world.s3.access_key_id, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}}));
     let mut storage = env.storage();
     storage["s3"]["credentialsSecretRef"] = json!({"name": "wrong"});
     env.backup(
@@ -594,11 +559,11 @@ async fn the_pause_annotation_holds_backups_and_restores_back() {
     seed(&source).await;
     let env = env(&source, &target).await;
     let paused = json!({"qdrant.operator.dev/paused": "true"});
-    env.api.insert(json!({"apiVersion": API, "kind": "QdrantBackup",
+    env.fake.insert(json!({"apiVersion": API, "kind": "QdrantBackup",
         "metadata": {"name": "held", "namespace": NS, "uid": "uid-held-0123456789", "annotations": paused},
         "spec": {"cluster": {"name": "demo"}, "collections": ["docs"], "storage": env.storage()}}));
     for _ in 0..3 {
-        let b = env.current_backup("held");
+        let b = env.current::<QdrantBackup>("held");
         backup::reconcile(Arc::new(b), env.ctx.clone())
             .await
             .unwrap();
@@ -609,7 +574,7 @@ async fn the_pause_annotation_holds_backups_and_restores_back() {
             .find(|c| c.type_ == t)
             .map(|c| (c.status, c.reason.clone()))
     };
-    let s = env.current_backup("held").status.unwrap();
+    let s = env.current::<QdrantBackup>("held").status.unwrap();
     assert_eq!(s.phase, BackupPhase::Pending);
     assert_eq!(
         condition(&s.conditions, "Paused"),
@@ -630,7 +595,7 @@ async fn the_pause_annotation_holds_backups_and_restores_back() {
         "a paused backup asked Qdrant: {snapshots:?}"
     );
 
-    env.api.edit(API, "qdrantbackups", Some(NS), "held", |b| {
+    env.edit(API, "qdrantbackups", "held", |b| {
         b["metadata"]["annotations"] = json!({});
     });
     let s = env.run_backup("held").await.status.unwrap();
@@ -648,17 +613,17 @@ async fn the_pause_annotation_holds_backups_and_restores_back() {
         Some((ConditionStatus::False, "NotPaused".into()))
     );
 
-    env.api.insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+    env.fake.insert(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "held-back", "namespace": NS, "uid": "uid-held-restore", "annotations": paused},
         "spec": {"source": {"backupRef": {"name": "held"}}, "cluster": {"name": "restored"},
                  "collections": [{"name": "docs", "newName": "docs-held"}]}}));
     for _ in 0..3 {
-        let r = env.current_restore("held-back");
+        let r = env.current::<QdrantRestore>("held-back");
         restore::reconcile(Arc::new(r), env.ctx.clone())
             .await
             .unwrap();
     }
-    let s = env.current_restore("held-back").status.unwrap();
+    let s = env.current::<QdrantRestore>("held-back").status.unwrap();
     assert_eq!(s.phase, BackupPhase::Pending);
     assert_eq!(
         condition(&s.conditions, "Paused"),
@@ -668,10 +633,9 @@ async fn the_pause_annotation_holds_backups_and_restores_back() {
         target.main.collection("docs-held").is_none(),
         "a paused restore created the collection"
     );
-    env.api
-        .edit(API, "qdrantrestores", Some(NS), "held-back", |r| {
-            r["metadata"]["annotations"] = json!({});
-        });
+    env.edit(API, "qdrantrestores", "held-back", |r| {
+        r["metadata"]["annotations"] = json!({});
+    });
     let s = env.run_restore("held-back").await.status.unwrap();
     assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
     assert!(target.main.collection("docs-held").is_some());
@@ -683,23 +647,20 @@ async fn waits_while_the_cluster_scales_and_for_the_secret() {
     let target = FakeCluster::start(2).await;
     seed(&source).await;
     let env = env(&source, &target).await;
-    let mut qc = env
-        .api
-        .get(API, "qdrantclusters", Some(NS), "demo")
-        .unwrap();
+    let mut qc = env.get(API, "qdrantclusters", "demo").unwrap();
     qc["status"]["phase"] = json!("Scaling");
-    env.api.insert(qc);
+    env.fake.insert(qc);
     env.backup(
         "later",
         json!({"cluster": {"name": "demo"}, "storage": env.storage()}),
     );
     for _ in 0..3 {
-        let b = env.current_backup("later");
+        let b = env.current::<QdrantBackup>("later");
         backup::reconcile(Arc::new(b), env.ctx.clone())
             .await
             .unwrap();
     }
-    let s = env.current_backup("later").status.unwrap();
+    let s = env.current::<QdrantBackup>("later").status.unwrap();
     assert_eq!(s.phase, BackupPhase::Pending);
     assert_eq!(s.conditions[0].reason, "ClusterBusy");
     assert!(s.message.unwrap().contains("Scaling"));
@@ -711,12 +672,12 @@ async fn waits_while_the_cluster_scales_and_for_the_secret() {
         json!({"connection": {"url": "http://demo.db.svc:6333"}, "storage": storage}),
     );
     for _ in 0..2 {
-        let b = env.current_backup("nosecret");
+        let b = env.current::<QdrantBackup>("nosecret");
         backup::reconcile(Arc::new(b), env.ctx.clone())
             .await
             .unwrap();
     }
-    let s = env.current_backup("nosecret").status.unwrap();
+    let s = env.current::<QdrantBackup>("nosecret").status.unwrap();
     assert_eq!(s.phase, BackupPhase::Pending);
     assert_eq!(s.conditions[0].reason, "SecretNotFound");
 }
@@ -732,14 +693,11 @@ async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the
         json!({"cluster": {"name": "demo"}, "storage": env.storage(), "deletionPolicy": "Delete"}),
     );
     // A previous leader got as far as attempt 1 and left a partial object behind.
-    let mut obj = env
-        .api
-        .get(API, "qdrantbackups", Some(NS), "again")
-        .unwrap();
+    let mut obj = env.get(API, "qdrantbackups", "again").unwrap();
     obj["metadata"]["finalizers"] = json!(["qdrant.operator.dev/backup"]);
     obj["status"] = json!({"phase": "Running", "attempt": 1});
-    env.api.insert(obj);
-    let b = env.s3.bucket(&env.bucket, "").await;
+    env.fake.insert(obj);
+    let b = env.bucket().await;
     b.put_object(
         "qdrant/db/again/uid-agai-1/docs/shard-0.snapshot",
         bytes::Bytes::from_static(b"partial"),
@@ -762,17 +720,20 @@ async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the
     // deletionPolicy Delete: deleting the QdrantBackup deletes its objects, but not while a
     // restore that reads it has not finished.
     let mut reading = env
-        .api
+        .fake
         .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "reading", "namespace": NS},
         "spec": {"source": {"backupRef": {"name": "again"}}, "cluster": {"name": "restored"}}}));
     reading["status"] = json!({"phase": "Running"});
-    env.api.insert(reading.clone());
-    let api: Api<QdrantBackup> = Api::namespaced(env.api.client(), NS);
+    env.fake.insert(reading.clone());
+    let api: Api<QdrantBackup> = Api::namespaced(env.fake.client(), NS);
     api.delete("again", &DeleteParams::default()).await.unwrap();
-    let err = backup::reconcile(Arc::new(env.current_backup("again")), env.ctx.clone())
-        .await
-        .unwrap_err();
+    let err = backup::reconcile(
+        Arc::new(env.current::<QdrantBackup>("again")),
+        env.ctx.clone(),
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("while QdrantRestore reading reads it"),
@@ -784,16 +745,12 @@ async fn an_interrupted_backup_resumes_as_a_new_attempt_and_deletion_follows_the
         "nothing deleted under a running restore"
     );
     reading["status"] = json!({"phase": "Succeeded"});
-    env.api.insert(reading);
-    let b = env.current_backup("again");
+    env.fake.insert(reading);
+    let b = env.current::<QdrantBackup>("again");
     backup::reconcile(Arc::new(b), env.ctx.clone())
         .await
         .unwrap();
-    assert!(
-        env.api
-            .get(API, "qdrantbackups", Some(NS), "again")
-            .is_none()
-    );
+    assert!(env.get(API, "qdrantbackups", "again").is_none());
     assert!(env.objects().await.is_empty());
 }
 
@@ -818,18 +775,25 @@ async fn a_leader_change_mid_backup_leaves_one_attempt_and_nothing_orphaned() {
     let old = env.ctx.clone();
     let uid = "uid-handover-0123456789";
     for _ in 0..3 {
-        let _ = backup::reconcile(Arc::new(env.current_backup("handover")), old.clone()).await;
+        let _ = backup::reconcile(
+            Arc::new(env.current::<QdrantBackup>("handover")),
+            old.clone(),
+        )
+        .await;
     }
     futures::future::select_all(held.iter().map(|h| Box::pin(h.reached()))).await;
     testkit::eventually("attempt 1 recorded shard 0", || {
-        let s = env.current_backup("handover").status.unwrap_or_default();
+        let s = env
+            .current::<QdrantBackup>("handover")
+            .status
+            .unwrap_or_default();
         s.attempt == 1 && s.artifacts.len() == 1
     })
     .await;
     assert!(old.jobs.is_running(uid));
 
     // The new leader resumes it and finishes attempt 2 while the old task is held.
-    let new = env.other_process();
+    let new = env.controller();
     let s = env.run_backup_in("handover", &new).await.status.unwrap();
     assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
     assert_eq!(s.attempt, 2);
@@ -839,7 +803,7 @@ async fn a_leader_change_mid_backup_leaves_one_attempt_and_nothing_orphaned() {
         h.release();
     }
     testkit::eventually("the old task ended", || !old.jobs.is_running(uid)).await;
-    let s = env.current_backup("handover").status.unwrap();
+    let s = env.current::<QdrantBackup>("handover").status.unwrap();
     assert_eq!(
         (s.phase, s.attempt),
         (BackupPhase::Succeeded, 2),
@@ -903,7 +867,7 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
     let s = env.run_backup("single").await.status.unwrap();
     assert_eq!(s.phase, BackupPhase::Succeeded, "{:?}", s.message);
     let manifest_key = s.manifest_key.clone().unwrap();
-    let bucket = env.s3.bucket(&env.bucket, "").await;
+    let bucket = env.bucket().await;
     let manifest: Value = serde_json::from_slice(
         &bucket
             .get_small_object(&manifest_key, 1 << 20)
@@ -920,7 +884,7 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
     let target = FakeQdrant::start(FakeQdrantOptions::default()).await;
     target.set_cluster_disabled();
     let restore = |name: &str, collections: Value| {
-        env.api
+        env.fake
             .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
             "metadata": {"name": name, "namespace": NS},
             "spec": {"source": {"s3": {"storage": env.storage()["s3"], "manifestKey": manifest_key}},
@@ -975,7 +939,7 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
         .delete_objects(&[format!("{directory}/{snapshot}")])
         .await
         .unwrap();
-    env.api
+    env.fake
         .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "signed", "namespace": NS},
         "spec": {"source": {"s3": {"storage": env.storage()["s3"], "manifestKey": manifest_key}},
@@ -993,7 +957,7 @@ async fn a_collection_created_during_a_restore_is_never_overwritten() {
     for secret in [
         "X-Amz-Signature",
         "X-Amz-Credential",
-        env.s3.access_key_id.as_str(),
+        env.world.s3.access_key_id.as_str(),
     ] {
         assert!(!everything.contains(secret), "{secret} in {everything}");
     }
@@ -1022,19 +986,23 @@ async fn a_leader_change_mid_restore_stops_the_old_task() {
         .chain(&target.views)
         .map(|peer| peer.hold_next("/collections/docs/shards/1/snapshots/recover"))
         .collect();
-    env.api
+    env.fake
         .insert(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "handover", "namespace": NS, "uid": "uid-restore-handover"},
         "spec": {"source": {"backupRef": {"name": "base"}}, "cluster": {"name": "restored"}}}));
     let old = env.ctx.clone();
     for _ in 0..3 {
-        let _ = restore::reconcile(Arc::new(env.current_restore("handover")), old.clone()).await;
+        let _ = restore::reconcile(
+            Arc::new(env.current::<QdrantRestore>("handover")),
+            old.clone(),
+        )
+        .await;
     }
     futures::future::select_all(held.iter().map(|h| Box::pin(h.reached()))).await;
     assert!(old.jobs.is_running("uid-restore-handover"));
 
     // The new leader finds it Running with no task of its own.
-    let new = env.other_process();
+    let new = env.controller();
     let r = env.run_restore_in("handover", &new).await.status.unwrap();
     assert_eq!(r.phase, BackupPhase::Failed);
     let reason = &r
@@ -1052,7 +1020,7 @@ async fn a_leader_change_mid_restore_stops_the_old_task() {
         !old.jobs.is_running("uid-restore-handover")
     })
     .await;
-    let after = env.current_restore("handover").status.unwrap();
+    let after = env.current::<QdrantRestore>("handover").status.unwrap();
     assert_eq!(after.phase, BackupPhase::Failed, "{:?}", after.message);
     assert_eq!(after.message, r.message, "the new leader's verdict stands");
     let events = env.events();
@@ -1083,15 +1051,14 @@ async fn deleting_a_retained_backup_keeps_its_objects() {
         BackupPhase::Succeeded
     );
     let before = env.objects().await;
-    let api: Api<QdrantBackup> = Api::namespaced(env.api.client(), NS);
+    let api: Api<QdrantBackup> = Api::namespaced(env.fake.client(), NS);
     api.delete("keep", &DeleteParams::default()).await.unwrap();
-    backup::reconcile(Arc::new(env.current_backup("keep")), env.ctx.clone())
-        .await
-        .unwrap();
-    assert!(
-        env.api
-            .get(API, "qdrantbackups", Some(NS), "keep")
-            .is_none()
-    );
+    backup::reconcile(
+        Arc::new(env.current::<QdrantBackup>("keep")),
+        env.ctx.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(env.get(API, "qdrantbackups", "keep").is_none());
     assert_eq!(env.objects().await, before);
 }

@@ -17,90 +17,91 @@ use std::{
 };
 
 use api_types::{
-    QdrantBackup, QdrantCluster, QdrantRestore,
+    QdrantCluster,
     backup::{BackupPhase, RecoveryMethodUsed},
     cluster::ClusterPhase,
 };
-use backup_controller::{backup, context::Context, restore};
 use cluster_controller::{build::Names, context::Context as ClusterContext, reconcile as cluster};
-use common::s3::server;
+use common::{Env, s3::server};
+use k8s_openapi::api::core::v1::Secret;
 use reconcile_lib::{
     metrics::Metrics,
     qdrant::{QdrantClient, QdrantConnection},
     secrets::secret_value,
 };
 use serde_json::{Value, json};
-use testkit::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant};
+use testkit::{
+    harness::{Harness, Patience, repeat_until},
+    real_cluster::RealCluster,
+    real_qdrant,
+};
 use url::Url;
 
 const NS: &str = "rp-backup";
 const API: &str = "qdrant.operator.dev/v1alpha1";
 /// How long one phase may take on a loaded 2-core machine.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(240);
+/// A backup or a restore: reconciled every 100 ms for up to [`PHASE_TIMEOUT`].
+const PATIENCE: Patience = Patience::timeout(PHASE_TIMEOUT, Duration::from_millis(100));
 
-struct Env {
-    api: FakeApiServer,
-    cluster_ctx: Arc<ClusterContext>,
+/// The cluster-controller that brings the clusters up, and the scenario's clock.
+struct Clusters {
+    ctx: Arc<ClusterContext>,
     started: Instant,
 }
 
-impl Env {
+impl Env<Clusters> {
     fn log(&self, what: &str) {
         println!(
             "[backup_restore] {:>6.1}s {what}",
-            self.started.elapsed().as_secs_f64()
+            self.world.started.elapsed().as_secs_f64()
         );
     }
 
     fn qc(&self, name: &str) -> QdrantCluster {
-        serde_json::from_value(self.api.get(API, "qdrantclusters", Some(NS), name).unwrap())
-            .unwrap()
+        self.current(name)
     }
 
     /// Runs the cluster-controller's reconcile on every cluster until each is Running with
     /// all its peers ready.
     async fn up(&self, clusters: &[(&str, i32)]) {
-        let started = Instant::now();
-        loop {
-            let mut all = true;
-            for (name, n) in clusters {
-                let qc = self.qc(name);
-                if let Err(e) = cluster::reconcile(Arc::new(qc), self.cluster_ctx.clone()).await {
-                    self.log(&format!("{name}: reconcile error (retried): {e}"));
+        let outcome = repeat_until(
+            Patience::timeout(PHASE_TIMEOUT, Duration::from_millis(250)),
+            async || {
+                let mut all = true;
+                for (name, n) in clusters {
+                    let qc = self.qc(name);
+                    if let Err(e) = cluster::reconcile(Arc::new(qc), self.world.ctx.clone()).await {
+                        self.log(&format!("{name}: reconcile error (retried): {e}"));
+                    }
+                    let st = self.qc(name).status.unwrap_or_default();
+                    all &= st.phase == ClusterPhase::Running
+                        && st.ready_replicas == *n
+                        && st.peers.len() == *n as usize;
                 }
-                let st = self.qc(name).status.unwrap_or_default();
-                all &= st.phase == ClusterPhase::Running
-                    && st.ready_replicas == *n
-                    && st.peers.len() == *n as usize;
-            }
-            if all {
-                self.log(&format!(
-                    "clusters Running: done in {:.1}s",
-                    started.elapsed().as_secs_f64()
-                ));
-                return;
-            }
-            assert!(
-                started.elapsed() < PHASE_TIMEOUT,
+                all
+            },
+        )
+        .await;
+        match outcome {
+            Ok(took) => self.log(&format!(
+                "clusters Running: done in {:.1}s",
+                took.as_secs_f64()
+            )),
+            Err(_) => panic!(
                 "clusters not Running after {PHASE_TIMEOUT:?}: {:?}",
                 clusters
                     .iter()
                     .map(|(c, _)| self.qc(c).status)
                     .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            ),
         }
     }
 
     /// A client for cluster `name`'s pod `ordinal`, with the cluster's generated API key.
     fn connection(&self, name: &str, ordinal: u32) -> QdrantConnection {
         let names = Names::of(&self.qc(name));
-        let secret = serde_json::from_value(
-            self.api
-                .get("v1", "secrets", Some(NS), &names.api_key_secret)
-                .unwrap(),
-        )
-        .unwrap();
+        let secret: Secret = self.current(&names.api_key_secret);
         QdrantConnection::new(Url::parse(&names.pod_http_url(ordinal)).unwrap())
             .with_optional_api_key(secret_value(&secret, "api-key"))
             .with_timeout(Duration::from_secs(30))
@@ -125,10 +126,6 @@ impl Env {
             .await
             .unwrap()
     }
-
-    fn get<T: serde::de::DeserializeOwned>(&self, plural: &str, name: &str) -> T {
-        serde_json::from_value(self.api.get(API, plural, Some(NS), name).unwrap()).unwrap()
-    }
 }
 
 /// Backup of a 3-shard, replication-factor-2 collection on 3 real peers to S3, then restore
@@ -143,20 +140,23 @@ async fn backup_on_three_peers_then_restore_into_two_by_presigned_url() {
         return;
     };
     reconcile_lib::runtime::install_crypto_provider();
-    let api = FakeApiServer::new();
+    let harness = Harness::new(NS);
     for (name, replicas) in [("demo", 3), ("restored", 2)] {
-        api.insert(json!({"apiVersion": API, "kind": "QdrantCluster",
-            "metadata": {"name": name, "namespace": NS}, "spec": {"replicas": replicas}}));
+        harness.seed(json!({"apiVersion": API, "kind": "QdrantCluster",
+            "metadata": {"name": name}, "spec": {"replicas": replicas}}));
     }
-    let _source = RealCluster::start(&api, NS, "demo", &binary, 3).unwrap();
-    let _target = RealCluster::start(&api, NS, "restored", &binary, 2).unwrap();
-    let mut cluster_ctx = ClusterContext::new(api.client(), Arc::new(Metrics::new("test")));
+    let _source = RealCluster::start(&harness.fake, NS, "demo", &binary, 3).unwrap();
+    let _target = RealCluster::start(&harness.fake, NS, "restored", &binary, 2).unwrap();
+    let mut cluster_ctx = ClusterContext::new(harness.client(), Arc::new(Metrics::new("test")));
     cluster_ctx.qdrant_timeout = Duration::from_secs(20);
-    let env = Env {
-        api: api.clone(),
-        cluster_ctx: Arc::new(cluster_ctx),
+    let clusters = Clusters {
+        ctx: Arc::new(cluster_ctx),
         started: Instant::now(),
     };
+    // The backup-controller: its waits polled every 100 ms.
+    let env = Env::with_harness(harness, "img", clusters, |ctx| {
+        ctx.wait_requeue = Duration::from_millis(100);
+    });
     env.up(&[("demo", 3), ("restored", 2)]).await;
 
     env.client("demo", 0)
@@ -179,30 +179,22 @@ async fn backup_on_three_peers_then_restore_into_two_by_presigned_url() {
 
     let s3 = server();
     let bucket = s3.new_bucket("").await.location().bucket.clone();
-    api.insert(json!({"apiVersion": "v1", "kind": "Secret",
+    env.seed(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "s3-credentials", "namespace": NS},
         "stringData": {"AWS_ACCESS_KEY_ID": s3.access_key_id,
                        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key}}));
     let storage = json!({"s3": {"bucket": bucket, "prefix": "qdrant", "endpoint": s3.endpoint,
         "forcePathStyle": true, "region": s3.region,
         "credentialsSecretRef": {"name": "s3-credentials"}}});
-    api.insert(json!({"apiVersion": API, "kind": "QdrantBackup",
+    env.seed(json!({"apiVersion": API, "kind": "QdrantBackup",
         "metadata": {"name": "nightly", "namespace": NS},
         "spec": {"cluster": {"name": "demo"}, "collections": ["docs"], "storage": storage}}));
-    let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")), "img");
-    ctx.wait_requeue = Duration::from_millis(100);
-    let ctx = Arc::new(ctx);
 
     let started = Instant::now();
-    let b: QdrantBackup = loop {
-        let b: QdrantBackup = env.get("qdrantbackups", "nightly");
-        if b.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
-            break b;
-        }
-        let _ = backup::reconcile(Arc::new(b), ctx.clone()).await;
-        assert!(started.elapsed() < PHASE_TIMEOUT, "backup did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let b = env
+        .finish_backup("nightly", &env.ctx, PATIENCE)
+        .await
+        .unwrap_or_else(|_| panic!("backup did not finish"));
     let status = b.status.unwrap();
     assert_eq!(status.phase, BackupPhase::Succeeded, "{:?}", status.message);
     env.log(&format!(
@@ -237,20 +229,15 @@ async fn backup_on_three_peers_then_restore_into_two_by_presigned_url() {
         }
     }
 
-    api.insert(json!({"apiVersion": API, "kind": "QdrantRestore",
+    env.seed(json!({"apiVersion": API, "kind": "QdrantRestore",
         "metadata": {"name": "back", "namespace": NS},
         "spec": {"source": {"backupRef": {"name": "nightly"}}, "cluster": {"name": "restored"},
                  "collections": [{"name": "docs", "newName": "docs-copy"}]}}));
     let started = Instant::now();
-    let r: QdrantRestore = loop {
-        let r: QdrantRestore = env.get("qdrantrestores", "back");
-        if r.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
-            break r;
-        }
-        let _ = restore::reconcile(Arc::new(r), ctx.clone()).await;
-        assert!(started.elapsed() < PHASE_TIMEOUT, "restore did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let r = env
+        .finish_restore("back", &env.ctx, PATIENCE)
+        .await
+        .unwrap_or_else(|_| panic!("restore did not finish"));
     let rs = r.status.unwrap();
     assert_eq!(rs.phase, BackupPhase::Succeeded, "{:?}", rs.message);
     let col = &rs.collections[0];

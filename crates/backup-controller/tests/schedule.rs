@@ -9,31 +9,23 @@ use api_types::{
     conditions::{Condition, ConditionStatus, find_condition},
 };
 use backup_controller::{
-    context::Context,
     create_backup::create_backup,
     schedule::{reconcile, types},
 };
 use jiff::{SignedDuration, Timestamp};
-use reconcile_lib::metrics::Metrics;
 use serde_json::{Value, json};
-use testkit::apiserver::{Failure, FakeApiServer};
+use testkit::apiserver::Failure;
+
+mod common;
+
+use common::Env;
 
 const NS: &str = "search";
 const API: &str = "qdrant.operator.dev/v1alpha1";
 const IMAGE: &str = "ghcr.io/qdrant-operator/backup-controller:0.1.0";
 
-struct Env {
-    fake: FakeApiServer,
-    ctx: Arc<Context>,
-}
-
 fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")), IMAGE);
-    Env {
-        fake,
-        ctx: Arc::new(ctx),
-    }
+    Env::new(NS, IMAGE, (), |_| {})
 }
 
 fn template() -> Value {
@@ -65,47 +57,37 @@ fn nightly() -> Value {
 impl Env {
     /// Seeds the schedule `name` and returns its uid.
     fn schedule(&self, name: &str, spec: Value) -> String {
-        let stored = self.fake.insert(json!({
+        let stored = self.seed(json!({
             "apiVersion": API, "kind": "QdrantBackupSchedule",
-            "metadata": {"name": name, "namespace": NS},
+            "metadata": {"name": name},
             "spec": spec,
         }));
         stored["metadata"]["uid"].as_str().unwrap().to_string()
     }
 
-    fn edit_spec(&self, name: &str, f: impl FnOnce(&mut Value)) {
-        assert!(
-            self.fake
-                .edit(API, "qdrantbackupschedules", Some(NS), name, |o| f(
-                    &mut o["spec"]
-                ))
-        );
-    }
-
-    fn current(&self, name: &str) -> QdrantBackupSchedule {
-        serde_json::from_value(
-            self.fake
-                .get(API, "qdrantbackupschedules", Some(NS), name)
-                .unwrap(),
-        )
-        .unwrap()
+    /// A user's edit of the schedule's spec (the schedule must exist).
+    fn edit_schedule_spec(&self, name: &str, f: impl FnOnce(&mut Value)) {
+        assert!(self.edit_spec::<QdrantBackupSchedule>(name, f));
     }
 
     async fn reconcile(&self, name: &str) {
-        reconcile(Arc::new(self.current(name)), self.ctx.clone())
-            .await
-            .unwrap();
+        reconcile(
+            Arc::new(self.current::<QdrantBackupSchedule>(name)),
+            self.ctx.clone(),
+        )
+        .await
+        .unwrap();
     }
 
     fn condition(&self, name: &str, t: &str) -> Condition {
-        let st = self.current(name).status.unwrap();
+        let st = self.current::<QdrantBackupSchedule>(name).status.unwrap();
         find_condition(&st.conditions, t)
             .cloned()
             .unwrap_or_else(|| panic!("{t} missing"))
     }
 
     fn cron_job(&self, name: &str) -> Option<Value> {
-        self.fake.get("batch/v1", "cronjobs", Some(NS), name)
+        self.get("batch/v1", "cronjobs", name)
     }
 
     /// Seeds a QdrantBackup of the schedule `owner_uid` created `age` ago.
@@ -119,10 +101,10 @@ impl Env {
             })
             .into_iter()
             .collect();
-        self.fake.insert(json!({
+        self.seed(json!({
             "apiVersion": API, "kind": "QdrantBackup",
             "metadata": {
-                "name": name, "namespace": NS,
+                "name": name,
                 "creationTimestamp": created.to_string(),
                 "labels": {"qdrant.operator.dev/schedule": "nightly"},
                 "ownerReferences": owners,
@@ -133,17 +115,12 @@ impl Env {
     }
 
     fn backups(&self) -> Vec<String> {
-        self.fake
-            .list(API, "qdrantbackups", Some(NS))
-            .iter()
-            .map(|b| b["metadata"]["name"].as_str().unwrap().to_string())
-            .collect()
+        self.names(API, "qdrantbackups")
     }
 
     /// `(reason, note)` of every event about the schedule `name`.
-    fn events(&self, name: &str) -> Vec<(String, String)> {
-        self.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
+    fn events_about(&self, name: &str) -> Vec<(String, String)> {
+        self.events()
             .iter()
             .filter(|e| e["regarding"]["name"] == name)
             .map(|e| {
@@ -203,21 +180,13 @@ async fn applies_the_cron_job_and_its_rbac() {
     );
 
     let sa = env
-        .fake
-        .get(
-            "v1",
-            "serviceaccounts",
-            Some(NS),
-            "nightly-backup-scheduler",
-        )
+        .get("v1", "serviceaccounts", "nightly-backup-scheduler")
         .expect("ServiceAccount created");
     assert_eq!(sa["metadata"]["ownerReferences"][0]["uid"], json!(uid));
     let role = env
-        .fake
         .get(
             "rbac.authorization.k8s.io/v1",
             "roles",
-            Some(NS),
             "nightly-backup-scheduler",
         )
         .expect("Role created");
@@ -231,11 +200,9 @@ async fn applies_the_cron_job_and_its_rbac() {
         ])
     );
     let rb = env
-        .fake
         .get(
             "rbac.authorization.k8s.io/v1",
             "rolebindings",
-            Some(NS),
             "nightly-backup-scheduler",
         )
         .expect("RoleBinding created");
@@ -248,15 +215,13 @@ async fn applies_the_cron_job_and_its_rbac() {
         json!([{"kind": "ServiceAccount", "name": "nightly-backup-scheduler", "namespace": NS}])
     );
     // Nothing else was created.
-    assert_eq!(env.fake.list("batch/v1", "jobs", Some(NS)).len(), 0);
-    assert_eq!(
-        env.fake
-            .list("rbac.authorization.k8s.io/v1", "roles", Some(NS))
-            .len(),
-        1
-    );
+    assert_eq!(env.list("batch/v1", "jobs").len(), 0);
+    assert_eq!(env.list("rbac.authorization.k8s.io/v1", "roles").len(), 1);
 
-    let st = env.current("nightly").status.unwrap();
+    let st = env
+        .current::<QdrantBackupSchedule>("nightly")
+        .status
+        .unwrap();
     assert_eq!(st.cron_job_name.as_deref(), Some("nightly"));
     assert_eq!(st.observed_generation, Some(1));
     assert_eq!(st.backups, 0);
@@ -274,7 +239,7 @@ async fn applies_the_cron_job_and_its_rbac() {
         ConditionStatus::False
     );
     assert_eq!(
-        env.events("nightly")
+        env.events_about("nightly")
             .iter()
             .map(|(r, _)| r.as_str())
             .collect::<Vec<_>>(),
@@ -314,7 +279,7 @@ async fn suspend_toggles_the_cron_job() {
     env.reconcile("nightly").await;
     assert_eq!(env.cron_job("nightly").unwrap()["spec"]["suspend"], false);
 
-    env.edit_spec("nightly", |s| s["suspend"] = json!(true));
+    env.edit_schedule_spec("nightly", |s| s["suspend"] = json!(true));
     env.reconcile("nightly").await;
     assert_eq!(env.cron_job("nightly").unwrap()["spec"]["suspend"], true);
     let s = env.condition("nightly", types::SUSPENDED);
@@ -327,16 +292,19 @@ async fn suspend_toggles_the_cron_job() {
         ConditionStatus::True
     );
     assert_eq!(
-        env.current("nightly").status.unwrap().observed_generation,
+        env.current::<QdrantBackupSchedule>("nightly")
+            .status
+            .unwrap()
+            .observed_generation,
         Some(2)
     );
     assert!(
-        env.events("nightly")
+        env.events_about("nightly")
             .iter()
             .any(|(r, _)| r == "CronJobUpdated")
     );
 
-    env.edit_spec("nightly", |s| s["suspend"] = json!(false));
+    env.edit_schedule_spec("nightly", |s| s["suspend"] = json!(false));
     env.reconcile("nightly").await;
     assert_eq!(env.cron_job("nightly").unwrap()["spec"]["suspend"], false);
     assert_eq!(
@@ -350,7 +318,7 @@ async fn a_schedule_change_updates_the_cron_job() {
     let env = env();
     env.schedule("nightly", nightly());
     env.reconcile("nightly").await;
-    env.edit_spec("nightly", |s| {
+    env.edit_schedule_spec("nightly", |s| {
         s["schedule"] = json!("30 3 * * 1-5");
         s.as_object_mut().unwrap().remove("timeZone");
     });
@@ -370,13 +338,7 @@ async fn an_invalid_cron_expression_is_a_condition_and_creates_nothing() {
 
     assert!(env.cron_job("nightly").is_none());
     assert!(
-        env.fake
-            .get(
-                "v1",
-                "serviceaccounts",
-                Some(NS),
-                "nightly-backup-scheduler"
-            )
+        env.get("v1", "serviceaccounts", "nightly-backup-scheduler")
             .is_none()
     );
     let ready = env.condition("nightly", types::READY);
@@ -389,7 +351,7 @@ async fn an_invalid_cron_expression_is_a_condition_and_creates_nothing() {
         "{}",
         ready.message
     );
-    let events = env.events("nightly");
+    let events = env.events_about("nightly");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].0, "InvalidSpec");
     assert!(events[0].1.contains("spec.schedule"), "{events:?}");
@@ -400,7 +362,7 @@ async fn an_invalid_cron_expression_is_a_condition_and_creates_nothing() {
     assert_eq!(env.fake.writes(), vec![]);
 
     // Fixed: the CronJob appears and Ready turns True.
-    env.edit_spec("nightly", |s| s["schedule"] = json!("0 2 * * *"));
+    env.edit_schedule_spec("nightly", |s| s["schedule"] = json!("0 2 * * *"));
     env.reconcile("nightly").await;
     assert!(env.cron_job("nightly").is_some());
     assert_eq!(
@@ -452,10 +414,9 @@ async fn create_backup_creates_the_backup_from_the_template_once() {
         .unwrap();
     assert_eq!(name, "nightly-29555640");
     let b = env
-        .fake
-        .get(API, "qdrantbackups", Some(NS), &name)
+        .get(API, "qdrantbackups", &name)
         .expect("QdrantBackup created");
-    let schedule = env.current("nightly");
+    let schedule = env.current::<QdrantBackupSchedule>("nightly");
     assert_eq!(
         b["spec"],
         serde_json::to_value(&schedule.spec.backup_template).unwrap()
@@ -566,8 +527,7 @@ fn seed_mixed(env: &Env, uid: &str) {
 /// each note names its backup too.
 fn deleted_names(env: &Env) -> Vec<String> {
     let mut names: Vec<String> = env
-        .fake
-        .list("events.k8s.io/v1", "events", Some(NS))
+        .events()
         .into_iter()
         .filter(|e| e["reason"] == "BackupDeleted" && e["regarding"]["name"] == "nightly")
         .map(|e| {
@@ -603,7 +563,11 @@ async fn retention_keep_last() {
         deleted_names(&env),
         ["nightly-f", "nightly-s1", "nightly-s2"]
     );
-    let notes: Vec<String> = env.events("nightly").into_iter().map(|e| e.1).collect();
+    let notes: Vec<String> = env
+        .events_about("nightly")
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
     assert!(
         notes.contains(
             &"deleted QdrantBackup nightly-s1 (retention.keepLast 2: older than the 2 newest successful backups)"
@@ -612,7 +576,10 @@ async fn retention_keep_last() {
         "{notes:?}"
     );
 
-    let st = env.current("nightly").status.unwrap();
+    let st = env
+        .current::<QdrantBackupSchedule>("nightly")
+        .status
+        .unwrap();
     assert_eq!(st.backups, 3);
     assert_eq!(st.last_backup.as_deref(), Some("nightly-r"));
     assert_eq!(st.last_successful_backup.as_deref(), Some("nightly-s4"));
@@ -640,7 +607,13 @@ async fn retention_max_age() {
         deleted_names(&env),
         ["nightly-f", "nightly-s1", "nightly-s2"]
     );
-    assert_eq!(env.current("nightly").status.unwrap().backups, 3);
+    assert_eq!(
+        env.current::<QdrantBackupSchedule>("nightly")
+            .status
+            .unwrap()
+            .backups,
+        3
+    );
 }
 
 #[tokio::test]
@@ -652,7 +625,10 @@ async fn retention_max_age_never_deletes_the_last_good_backup() {
     seed_mixed(&env, &uid);
     env.reconcile("nightly").await;
     assert_eq!(env.backups(), ["manual", "nightly-r", "nightly-s4"]);
-    let st = env.current("nightly").status.unwrap();
+    let st = env
+        .current::<QdrantBackupSchedule>("nightly")
+        .status
+        .unwrap();
     assert_eq!(st.last_successful_backup.as_deref(), Some("nightly-s4"));
 }
 
@@ -684,7 +660,13 @@ async fn without_retention_every_backup_is_kept() {
     assert_eq!(env.backups().len(), 7);
     assert!(deleted_names(&env).is_empty());
     // The manual backup is not the schedule's: not counted.
-    assert_eq!(env.current("nightly").status.unwrap().backups, 6);
+    assert_eq!(
+        env.current::<QdrantBackupSchedule>("nightly")
+            .status
+            .unwrap()
+            .backups,
+        6
+    );
 }
 
 #[tokio::test]
@@ -696,7 +678,7 @@ async fn backups_being_deleted_are_not_deleted_again() {
     seed_mixed(&env, &uid);
     // The backup-controller's finalizer holds deleted backups until their S3 objects go.
     for b in env.backups() {
-        env.fake.edit(API, "qdrantbackups", Some(NS), &b, |o| {
+        env.edit(API, "qdrantbackups", &b, |o| {
             o["metadata"]["finalizers"] = json!(["qdrant.operator.dev/backup"]);
         });
     }
@@ -705,7 +687,13 @@ async fn backups_being_deleted_are_not_deleted_again() {
         deleted_names(&env),
         ["nightly-f", "nightly-s1", "nightly-s2", "nightly-s3"]
     );
-    assert_eq!(env.current("nightly").status.unwrap().backups, 2);
+    assert_eq!(
+        env.current::<QdrantBackupSchedule>("nightly")
+            .status
+            .unwrap()
+            .backups,
+        2
+    );
     env.fake.clear_requests();
     env.reconcile("nightly").await;
     assert_eq!(
@@ -721,18 +709,23 @@ async fn status_reports_the_cron_jobs_last_schedule_time() {
     let uid = env.schedule("nightly", nightly());
     env.reconcile("nightly").await;
     assert_eq!(
-        env.current("nightly").status.unwrap().last_schedule_time,
+        env.current::<QdrantBackupSchedule>("nightly")
+            .status
+            .unwrap()
+            .last_schedule_time,
         None
     );
 
     // The CronJob ran and its Job's pod created a backup.
-    env.fake
-        .edit("batch/v1", "cronjobs", Some(NS), "nightly", |cj| {
-            cj["status"] = json!({"lastScheduleTime": "2026-03-10T01:00:00Z"});
-        });
+    env.edit("batch/v1", "cronjobs", "nightly", |cj| {
+        cj["status"] = json!({"lastScheduleTime": "2026-03-10T01:00:00Z"});
+    });
     env.backup("nightly-29555580", Some(&uid), hours(0), "Pending");
     env.reconcile("nightly").await;
-    let st = env.current("nightly").status.unwrap();
+    let st = env
+        .current::<QdrantBackupSchedule>("nightly")
+        .status
+        .unwrap();
     assert_eq!(
         st.last_schedule_time.as_deref(),
         Some("2026-03-10T01:00:00Z")
@@ -770,9 +763,12 @@ async fn a_forbidden_write_is_a_condition_and_a_server_error_is_retried() {
         status: 503,
         times: 1,
     });
-    let err = reconcile(Arc::new(env.current("nightly")), env.ctx.clone())
-        .await
-        .unwrap_err();
+    let err = reconcile(
+        Arc::new(env.current::<QdrantBackupSchedule>("nightly")),
+        env.ctx.clone(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_transient(), "{err}");
 
     // Next time through, everything is applied and Ready turns True.

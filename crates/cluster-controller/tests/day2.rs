@@ -6,70 +6,14 @@
 use std::sync::Arc;
 
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::ConditionStatus};
-use cluster_controller::{context::Context, vocabulary::types::UPGRADE_BLOCKED};
-use common::{NS, QC, peer_uri};
+use cluster_controller::vocabulary::types::UPGRADE_BLOCKED;
+use common::{Env, NS, Peers, QC, peer_uri};
 use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 use serde_json::{Value, json};
-use testkit::{apiserver::FakeApiServer, qdrant::FakeQdrant};
 
 mod common;
 
-struct Env {
-    fake: FakeApiServer,
-    qdrant: FakeQdrant,
-    _views: Vec<FakeQdrant>,
-    urls: Vec<url::Url>,
-    ctx: Arc<Context>,
-}
-
-async fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let qdrant = common::three_peer_qdrant().await;
-    let mut views = vec![];
-    let mut urls = vec![qdrant.url()];
-    for id in [101, 102] {
-        let v = qdrant.peer_view(id).await;
-        urls.push(v.url());
-        views.push(v);
-    }
-    let ctx = ctx(&fake, &urls);
-    Env {
-        ctx,
-        fake,
-        qdrant,
-        _views: views,
-        urls,
-    }
-}
-
-/// A fresh controller reaching pod `i` at `urls[i]`.
-fn ctx(fake: &FakeApiServer, urls: &[url::Url]) -> Arc<Context> {
-    let urls = urls.to_vec();
-    common::context(
-        fake,
-        Arc::new(move |_, ordinal| urls.get(ordinal as usize).cloned()),
-    )
-}
-
-impl Env {
-    fn current(&self) -> QdrantCluster {
-        common::current(&self.fake)
-    }
-
-    async fn reconcile_with(&self, ctx: &Arc<Context>) {
-        common::reconcile_demo(&self.fake, ctx).await;
-    }
-
-    async fn reconcile(&self) {
-        self.reconcile_with(&self.ctx).await;
-    }
-
-    fn sts(&self) -> Value {
-        self.fake
-            .get("apps/v1", "statefulsets", Some(NS), "demo")
-            .unwrap()
-    }
-
+impl Env<Peers> {
     fn sts_image(&self) -> String {
         self.sts()["spec"]["template"]["spec"]["containers"][0]["image"]
             .as_str()
@@ -87,7 +31,7 @@ impl Env {
             .filter(|(_, rev, _)| rev.as_str() == update)
             .count();
         let ready = pods.iter().filter(|(_, _, r)| *r).count();
-        self.fake.edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
+        self.edit("apps/v1", "statefulsets", "demo", |s| {
             let generation = s["metadata"]["generation"].clone();
             s["status"] = json!({"replicas": 3, "readyReplicas": ready, "updatedReplicas": updated,
                 "currentRevision": "r1", "updateRevision": update, "observedGeneration": generation});
@@ -96,9 +40,7 @@ impl Env {
 
     /// Creates (or replaces) pod `ordinal` at `revision`, running the StatefulSet's image.
     fn pod(&self, ordinal: u32, revision: &str, ready: bool) {
-        let _ = self
-            .fake
-            .remove("v1", "pods", Some(NS), &format!("demo-{ordinal}"));
+        let _ = self.remove("v1", "pods", &format!("demo-{ordinal}"));
         let image = self.sts_image();
         self.fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": format!("demo-{ordinal}"), "namespace": NS,
@@ -112,8 +54,7 @@ impl Env {
     /// Pods as (ordinal, revision, ready), sorted by ordinal.
     fn pods(&self) -> Vec<(u32, String, bool)> {
         let mut out: Vec<_> = self
-            .fake
-            .list("v1", "pods", Some(NS))
+            .list("v1", "pods")
             .into_iter()
             .map(|p| {
                 let name = p["metadata"]["name"].as_str().unwrap();
@@ -139,30 +80,24 @@ impl Env {
             .collect()
     }
 
-    fn qdrant_writes(&self) -> Vec<String> {
-        common::qdrant_writes(&self.qdrant)
-    }
-
-    fn condition(&self, t: &str) -> api_types::Condition {
-        common::condition(&self.fake, t)
-    }
-
     fn rollout(&self) -> Option<api_types::cluster::RolloutStatus> {
-        self.current().status.unwrap().rollout
+        self.qc().status.unwrap().rollout
     }
 
     /// A running 3-peer cluster at revision r1 with one collection (3 shards, RF 2).
     async fn running(&self) {
-        self.fake.insert(json!({"apiVersion": QC, "kind": "QdrantCluster", "metadata": {"name": "demo", "namespace": NS},
-            "spec": {"replicas": 3, "auth": {}, "image": {"tag": "v1.18.0"}}}));
+        self.seed_cluster(
+            "demo",
+            json!({"replicas": 3, "auth": {}, "image": {"tag": "v1.18.0"}}),
+        );
         self.reconcile().await;
         for i in 0..3 {
             self.pod(i, "r1", true);
         }
         self.sts_status("r1");
         self.reconcile().await;
-        assert_eq!(self.current().status.unwrap().phase, ClusterPhase::Running);
-        let client = QdrantClient::new(&QdrantConnection::new(self.urls[0].clone())).unwrap();
+        assert_eq!(self.qc().status.unwrap().phase, ClusterPhase::Running);
+        let client = QdrantClient::new(&QdrantConnection::new(self.qdrant.url())).unwrap();
         client
             .create_collection("docs", &json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 2}))
             .await
@@ -171,7 +106,7 @@ impl Env {
     }
 
     fn set_tag(&self, tag: &str) {
-        self.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+        self.edit_kind::<QdrantCluster>("demo", |q| {
             q["spec"]["image"]["tag"] = json!(tag);
             let g = q["metadata"]["generation"].as_i64().unwrap_or(1);
             q["metadata"]["generation"] = json!(g + 1);
@@ -181,7 +116,7 @@ impl Env {
 
 #[tokio::test]
 async fn an_upgrade_restarts_one_pod_at_a_time_highest_ordinal_first() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
 
     env.set_tag("v1.18.2");
@@ -206,7 +141,7 @@ async fn an_upgrade_restarts_one_pod_at_a_time_highest_ordinal_first() {
             "round {round}: exactly one pod at a time: {deleted:?}"
         );
         order.push(deleted[0].clone());
-        let st = env.current().status.unwrap();
+        let st = env.qc().status.unwrap();
         assert_eq!(st.phase, ClusterPhase::Upgrading);
         let r = st.rollout.unwrap();
         assert_eq!(r.restarting_pod.as_deref(), Some(deleted[0].as_str()));
@@ -217,9 +152,9 @@ async fn an_upgrade_restarts_one_pod_at_a_time_highest_ordinal_first() {
         env.fake.clear_requests();
 
         // The pod is gone: nothing else moves, and a fresh controller knows what it awaits.
-        assert!(env.fake.get("v1", "pods", Some(NS), &deleted[0]).is_none());
+        assert!(env.get("v1", "pods", &deleted[0]).is_none());
         env.sts_status("r2");
-        env.reconcile_with(&ctx(&env.fake, &env.urls)).await;
+        env.reconcile_with(&env.controller()).await;
         assert!(env.pod_deletes().is_empty());
         let r = env.rollout().unwrap();
         assert!(
@@ -242,7 +177,7 @@ async fn an_upgrade_restarts_one_pod_at_a_time_highest_ordinal_first() {
 
     env.sts_status("r2");
     env.reconcile().await;
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.rollout, None);
     assert_eq!(st.phase, ClusterPhase::Running);
     assert_eq!(st.version.as_deref(), Some("v1.18.2"));
@@ -251,7 +186,7 @@ async fn an_upgrade_restarts_one_pod_at_a_time_highest_ordinal_first() {
 
 #[tokio::test]
 async fn no_pod_is_restarted_while_a_shard_replica_is_not_active() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
     env.set_tag("v1.18.1");
     env.reconcile().await;
@@ -264,7 +199,7 @@ async fn no_pod_is_restarted_while_a_shard_replica_is_not_active() {
         msg.contains("shard 1 of collection docs to be Active on peer 101"),
         "{msg}"
     );
-    assert_eq!(env.current().status.unwrap().phase, ClusterPhase::Upgrading);
+    assert_eq!(env.qc().status.unwrap().phase, ClusterPhase::Upgrading);
 
     env.qdrant.set_replica_state("docs", 1, 101, "Active");
     env.reconcile().await;
@@ -273,15 +208,18 @@ async fn no_pod_is_restarted_while_a_shard_replica_is_not_active() {
 
 #[tokio::test]
 async fn an_unanswering_peer_holds_the_rollout() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
     env.set_tag("v1.18.1");
     env.reconcile().await;
     env.sts_status("r2");
     // Pod 1's Qdrant does not answer (/readyz and GET /cluster).
-    let mut urls = env.urls.clone();
-    urls[1] = url::Url::parse("http://127.0.0.1:9/").unwrap();
-    let ctx = ctx(&env.fake, &urls);
+    let mut urls = env.qdrant.urls.lock().unwrap().clone();
+    urls.insert(1, url::Url::parse("http://127.0.0.1:9/").unwrap());
+    let ctx = common::context(
+        &env.fake,
+        Arc::new(move |_, ordinal| urls.get(&ordinal).cloned()),
+    );
     env.reconcile_with(&ctx).await;
     assert!(env.pod_deletes().is_empty());
     let msg = env.rollout().unwrap().message;
@@ -290,7 +228,7 @@ async fn an_unanswering_peer_holds_the_rollout() {
 
 #[tokio::test]
 async fn a_running_backup_defers_restarts() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
     env.fake.insert(json!({"apiVersion": QC, "kind": "QdrantBackup",
         "metadata": {"name": "nightly-1", "namespace": NS},
@@ -310,17 +248,16 @@ async fn a_running_backup_defers_restarts() {
     assert!(msg.contains("QdrantBackup nightly-1"), "{msg}");
     assert!(!msg.contains("other-1"), "{msg}");
 
-    env.fake
-        .edit(QC, "qdrantbackups", Some(NS), "nightly-1", |b| {
-            b["status"]["phase"] = json!("Succeeded");
-        });
+    env.edit(QC, "qdrantbackups", "nightly-1", |b| {
+        b["status"]["phase"] = json!("Succeeded");
+    });
     env.reconcile().await;
     assert_eq!(env.pod_deletes(), ["demo-2"]);
 }
 
 #[tokio::test]
 async fn a_pod_that_does_not_come_back_stops_the_rollout() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
     env.set_tag("v1.18.1");
     env.reconcile().await;
@@ -328,12 +265,12 @@ async fn a_pod_that_does_not_come_back_stops_the_rollout() {
     env.reconcile().await;
     assert_eq!(env.pod_deletes(), ["demo-2"]);
     env.fake.clear_requests();
-    assert!(env.fake.get("v1", "pods", Some(NS), "demo-2").is_none());
+    assert!(env.get("v1", "pods", "demo-2").is_none());
     env.pod(2, "r2", false);
 
     // Pretend the restart happened 11 minutes ago (timeout 600 s by default).
     let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(660);
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["status"]["rollout"]["restartedAt"] = json!(long_ago.to_string());
     });
     env.reconcile().await;
@@ -342,7 +279,7 @@ async fn a_pod_that_does_not_come_back_stops_the_rollout() {
         env.pod_deletes().is_empty(),
         "never pushed past a stuck pod"
     );
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.phase, ClusterPhase::Degraded);
     let degraded = env.condition("Degraded");
     assert_eq!(degraded.status, ConditionStatus::True);
@@ -366,7 +303,7 @@ async fn a_pod_that_does_not_come_back_stops_the_rollout() {
 
 #[tokio::test]
 async fn a_downgrade_across_minor_versions_is_refused() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
     env.set_tag("v1.17.4");
     env.reconcile().await;
@@ -379,11 +316,11 @@ async fn a_downgrade_across_minor_versions_is_refused() {
         "{}",
         c.message
     );
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.version.as_deref(), Some("v1.18.0"));
     assert_eq!(env.condition("Progressing").reason, "DowngradeRefused");
     assert!(env.pod_deletes().is_empty());
-    let events: Vec<Value> = env.fake.list("events.k8s.io/v1", "events", Some(NS));
+    let events: Vec<Value> = env.events();
     assert!(
         events.iter().any(|e| e["reason"] == "DowngradeRefused"),
         "{events:?}"
@@ -406,7 +343,7 @@ async fn a_downgrade_across_minor_versions_is_refused() {
 
 #[tokio::test]
 async fn rebalance_moves_shards_onto_a_new_peer_one_transfer_at_a_time() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     // The collection was created while the cluster had two peers.
     env.qdrant
         .set_peers((0..2).map(|i| (100 + i, peer_uri(i))).collect());
@@ -426,10 +363,10 @@ async fn rebalance_moves_shards_onto_a_new_peer_one_transfer_at_a_time() {
     // Off by default: nothing moves.
     env.qdrant.clear_requests();
     env.reconcile().await;
-    assert!(env.current().status.unwrap().rebalance.is_none());
+    assert!(env.qc().status.unwrap().rebalance.is_none());
     assert!(env.qdrant_writes().is_empty());
 
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["rebalance"] = json!({"enabled": true});
     });
     let mut moves = 0;
@@ -437,7 +374,7 @@ async fn rebalance_moves_shards_onto_a_new_peer_one_transfer_at_a_time() {
         env.qdrant.clear_requests();
         env.reconcile().await;
         let writes = env.qdrant_writes();
-        let st = env.current().status.unwrap();
+        let st = env.qc().status.unwrap();
         let Some(r) = st.rebalance else {
             assert!(writes.is_empty());
             break;
@@ -456,7 +393,7 @@ async fn rebalance_moves_shards_onto_a_new_peer_one_transfer_at_a_time() {
             env.qdrant.clear_requests();
             env.reconcile().await;
             assert!(env.qdrant_writes().is_empty());
-            let r = env.current().status.unwrap().rebalance.unwrap();
+            let r = env.qc().status.unwrap().rebalance.unwrap();
             assert_eq!(r.active.len(), 1, "{r:?}");
             assert!(r.planned.is_empty());
             env.qdrant.complete_transfers();
@@ -467,21 +404,21 @@ async fn rebalance_moves_shards_onto_a_new_peer_one_transfer_at_a_time() {
     for peer in [100, 101, 102] {
         assert_eq!(count_on(peer), 2, "{:?}", env.qdrant.placement("docs"));
     }
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.rebalance, None);
     assert_eq!(st.phase, ClusterPhase::Running);
 }
 
 #[tokio::test]
 async fn a_running_restore_defers_a_scale_down() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running().await;
     env.fake
         .insert(json!({"apiVersion": QC, "kind": "QdrantRestore",
         "metadata": {"name": "restore-1", "namespace": NS},
         "spec": {"cluster": {"name": "demo"}, "source": {"backup": {"name": "b"}}},
         "status": {"phase": "Running"}}));
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["replicas"] = json!(2);
     });
     env.qdrant.clear_requests();
@@ -491,15 +428,14 @@ async fn a_running_restore_defers_a_scale_down() {
         "no drain while a restore runs"
     );
     assert_eq!(env.sts()["spec"]["replicas"], 3);
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.phase, ClusterPhase::Scaling);
     let msg = env.condition("Progressing").message;
     assert!(msg.contains("waiting for QdrantRestore restore-1"), "{msg}");
 
-    env.fake
-        .edit(QC, "qdrantrestores", Some(NS), "restore-1", |r| {
-            r["status"]["phase"] = json!("Succeeded");
-        });
+    env.edit(QC, "qdrantrestores", "restore-1", |r| {
+        r["status"]["phase"] = json!("Succeeded");
+    });
     env.reconcile().await;
     assert!(
         env.qdrant_writes()

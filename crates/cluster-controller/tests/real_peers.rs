@@ -12,91 +12,72 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    sync::Arc,
+    ops::Deref,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::find_condition};
+use api_types::{QdrantCluster, cluster::ClusterPhase};
 use cluster_controller::{
     build::{Names, statefulset::FRESH_STORAGE_MARKER},
     context::Context,
     reconcile::reconcile,
 };
-use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::{QdrantClient, QdrantConnection},
+use common::Env;
+use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
+use serde_json::json;
+use testkit::{
+    harness::{Harness, Patience, repeat_until},
+    real_cluster::RealCluster,
+    real_qdrant,
 };
-use serde_json::{Value, json};
-use testkit::{apiserver::FakeApiServer, real_cluster::RealCluster, real_qdrant};
 use url::Url;
 
-const QC: &str = "qdrant.operator.dev/v1alpha1";
+mod common;
+
 /// How long one phase of a scenario may take on a loaded 2-core machine.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// One scenario's world: the fake API server, the real peers, a controller.
-struct Env {
+/// One scenario's world: the crate's [`Env`] (the fake API server in the scenario's own
+/// namespace, a controller, the real peers as its Qdrant side), the scenario's name and clock,
+/// and the API key the test's own requests send.
+struct Scenario {
+    env: Env<RealCluster>,
     test: &'static str,
-    ns: String,
-    api: FakeApiServer,
-    peers: RealCluster,
-    ctx: Arc<Context>,
     started: Instant,
     /// The API key the test's own requests send (`None`: none).
-    key: std::sync::Mutex<Option<String>>,
+    key: Mutex<Option<String>>,
 }
 
-/// A fresh controller (as after a restart or a leader change): no memory but what it observes.
-fn controller(api: &FakeApiServer) -> Arc<Context> {
-    let mut ctx = Context::new(api.client(), Arc::new(Metrics::new("test")));
-    ctx.qdrant_timeout = Duration::from_secs(20);
-    Arc::new(ctx)
+impl Deref for Scenario {
+    type Target = Env<RealCluster>;
+
+    fn deref(&self) -> &Env<RealCluster> {
+        &self.env
+    }
 }
 
-impl Env {
+impl Scenario {
     /// Creates QdrantCluster `demo` with `spec` in namespace `ns` and its real peers, or `None`
-    /// (after the SKIP line) without the Qdrant binary.
-    fn new(test: &'static str, ns: &str, spec: Value) -> Option<Self> {
+    /// (after the SKIP line) without the Qdrant binary. Every controller of the scenario (as
+    /// after a restart or a leader change: no memory but what it observes) gives Qdrant 20 s.
+    fn new(test: &'static str, ns: &str, spec: serde_json::Value) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let Some(binary) = real_qdrant::binary() else {
             println!("{}", real_qdrant::skip_line(test));
             return None;
         };
-        let api = FakeApiServer::new();
-        api.insert(json!({"apiVersion": QC, "kind": "QdrantCluster",
-            "metadata": {"name": "demo", "namespace": ns}, "spec": spec}));
-        let peers = RealCluster::start(&api, ns, "demo", &binary, 4).unwrap();
+        let harness = Harness::new(ns);
+        harness.seed_spec::<QdrantCluster>("demo", spec);
+        let peers = RealCluster::start(&harness.fake, ns, "demo", &binary, 4).unwrap();
         Some(Self {
+            env: Env::with_harness(harness, peers, |ctx: &mut Context| {
+                ctx.qdrant_timeout = Duration::from_secs(20);
+            }),
             test,
-            ns: ns.to_owned(),
-            ctx: controller(&api),
-            api,
-            peers,
             started: Instant::now(),
-            key: std::sync::Mutex::new(None),
+            key: Mutex::new(None),
         })
-    }
-
-    fn qc(&self) -> QdrantCluster {
-        serde_json::from_value(
-            self.api
-                .get(QC, "qdrantclusters", Some(&self.ns), "demo")
-                .unwrap(),
-        )
-        .unwrap()
-    }
-
-    fn edit_spec(&self, f: impl FnOnce(&mut Value)) {
-        self.api
-            .edit(QC, "qdrantclusters", Some(&self.ns), "demo", |q| {
-                f(&mut q["spec"])
-            });
-    }
-
-    fn sts(&self) -> Value {
-        self.api
-            .get("apps/v1", "statefulsets", Some(&self.ns), "demo")
-            .unwrap_or(Value::Null)
     }
 
     fn log(&self, what: &str) {
@@ -110,21 +91,21 @@ impl Env {
     /// Reconciles (with `ctx`) every 250 ms until `done` holds for the stored cluster; panics
     /// after [`PHASE_TIMEOUT`] with the status and the peers' logs.
     async fn drive_with(&self, ctx: &Arc<Context>, what: &str, done: impl Fn(&Self) -> bool) {
-        let started = Instant::now();
-        loop {
-            if let Err(e) = reconcile(Arc::new(self.qc()), ctx.clone()).await {
-                self.log(&format!("reconcile error (retried): {e}"));
-            }
-            if done(self) {
-                self.log(&format!(
-                    "{what}: done in {:.1}s",
-                    started.elapsed().as_secs_f64()
-                ));
-                return;
-            }
-            if started.elapsed() > PHASE_TIMEOUT {
+        let outcome = repeat_until(
+            Patience::timeout(PHASE_TIMEOUT, Duration::from_millis(250)),
+            async || {
+                if let Err(e) = reconcile(Arc::new(self.qc()), ctx.clone()).await {
+                    self.log(&format!("reconcile error (retried): {e}"));
+                }
+                done(self)
+            },
+        )
+        .await;
+        match outcome {
+            Ok(took) => self.log(&format!("{what}: done in {:.1}s", took.as_secs_f64())),
+            Err(_) => {
                 let logs: Vec<String> = (0..4)
-                    .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 40)))
+                    .map(|i| format!("--- pod {i}\n{}", self.qdrant.log_tail(i, 40)))
                     .collect();
                 panic!(
                     "[{}] {what}: not done after {PHASE_TIMEOUT:?}\nstatus: {}\nsts status: {}\npods: {}\n{}",
@@ -135,7 +116,6 @@ impl Env {
                     logs.join("\n")
                 );
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
@@ -144,8 +124,7 @@ impl Env {
     }
 
     fn pods_summary(&self) -> String {
-        self.api
-            .list("v1", "pods", Some(&self.ns))
+        self.list("v1", "pods")
             .iter()
             .map(|p| {
                 format!(
@@ -174,10 +153,6 @@ impl Env {
             && st.ready_replicas == n
             && st.peers.len() == n as usize
             && st.observed_generation == qc.metadata.generation
-    }
-
-    fn condition(&self, type_: &str) -> Option<api_types::Condition> {
-        find_condition(&self.qc().status?.conditions, type_).cloned()
     }
 
     fn names(&self) -> Names {
@@ -252,7 +227,7 @@ impl Env {
     /// Every write request (not GET) the pods served, as (method, path, status).
     fn writes(&self) -> Vec<(String, String, u16)> {
         (0..4)
-            .flat_map(|i| self.peers.requests(i))
+            .flat_map(|i| self.qdrant.requests(i))
             .filter(|(m, _, _)| m != "GET")
             .collect()
     }
@@ -260,8 +235,7 @@ impl Env {
     /// Pod `ordinal`'s Qdrant container: (restartCount, lastState.terminated.message).
     fn container(&self, ordinal: u32) -> (u64, String) {
         let pod = self
-            .api
-            .get("v1", "pods", Some(&self.ns), &format!("demo-{ordinal}"))
+            .get("v1", "pods", &format!("demo-{ordinal}"))
             .unwrap_or_default();
         let status = &pod["status"]["containerStatuses"][0];
         (
@@ -298,7 +272,7 @@ fn print_counts(test: &str, collection: &str, before: u64, after: u64) {
 /// mid-drain and carries on from what it observes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_3_to_2_rf1_and_rf2_with_a_controller_restart_mid_drain() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "scale_down_3_to_2",
         "rp-scale-3to2",
         json!({"replicas": 3, "auth": {}}),
@@ -325,11 +299,11 @@ async fn scale_down_3_to_2_rf1_and_rf2_with_a_controller_restart_mid_drain() {
             .filter(|(_, p, _)| *p == leaving)
             .count();
     }
-    env.edit_spec(|s| s["replicas"] = json!(2));
+    env.edit_spec::<QdrantCluster>("demo", |s| s["replicas"] = json!(2));
     // The first controller issues the first step, then "restarts".
     env.drive("first drain step", |e| e.phase() == ClusterPhase::Scaling)
         .await;
-    let fresh = controller(&env.api);
+    let fresh = env.controller();
     env.drive_with(&fresh, "drained and shrunk to 2", |e| e.running_with(2))
         .await;
     for (name, before, rf) in [("single", single, 1), ("double", double, 2)] {
@@ -378,7 +352,7 @@ async fn scale_down_3_to_2_rf1_and_rf2_with_a_controller_restart_mid_drain() {
 /// leaving peers onto pod 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_3_to_1_is_refused_for_rf2_and_runs_once_rf_is_1() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "scale_down_3_to_1",
         "rp-scale-3to1",
         json!({"replicas": 3, "auth": {}}),
@@ -387,13 +361,13 @@ async fn scale_down_3_to_1_is_refused_for_rf2_and_runs_once_rf_is_1() {
     };
     env.up(3).await;
     let before = env.collection("mirrored", 3, 2, 2000).await;
-    env.edit_spec(|s| s["replicas"] = json!(1));
+    env.edit_spec::<QdrantCluster>("demo", |s| s["replicas"] = json!(1));
     env.drive("refusal reported", |e| {
-        e.condition("ScaleDownBlocked")
+        e.try_condition("ScaleDownBlocked")
             .is_some_and(|c| c.status == api_types::conditions::ConditionStatus::True)
     })
     .await;
-    let blocked = env.condition("ScaleDownBlocked").unwrap();
+    let blocked = env.condition("ScaleDownBlocked");
     println!("[{}] ScaleDownBlocked: {}", env.test, blocked.message);
     assert!(
         blocked.message.contains("replication factor 2"),
@@ -425,7 +399,7 @@ async fn scale_down_3_to_1_is_refused_for_rf2_and_runs_once_rf_is_1() {
 }
 
 /// The peer of every pod, by pod name, from the stored status.
-fn peer_of(env: &Env, pod: &str) -> u64 {
+fn peer_of(env: &Scenario, pod: &str) -> u64 {
     env.peer_ids()
         .into_iter()
         .find(|(p, _)| p == pod)
@@ -437,7 +411,7 @@ fn peer_of(env: &Env, pod: &str) -> u64 {
 /// answering (a client retrying across the Ready pods, as through the Service).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_change_rolls_one_pod_at_a_time_while_reads_answer() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "rolling_config",
         "rp-roll",
         json!({"replicas": 3, "auth": {}}),
@@ -448,10 +422,11 @@ async fn a_config_change_rolls_one_pod_at_a_time_while_reads_answer() {
     let before = env.collection("items", 3, 2, 2000).await;
     let revision = env.sts()["status"]["updateRevision"].clone();
     let peers_before = env.peer_ids();
-    env.edit_spec(|s| s["config"] = json!({"storage": {"performance": {"max_search_threads": 1}}}));
+    env.edit_spec::<QdrantCluster>("demo", |s| {
+        s["config"] = json!({"storage": {"performance": {"max_search_threads": 1}}})
+    });
 
-    let api = env.api.clone();
-    let ns = env.ns.clone();
+    let harness = env.harness.clone();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let names = env.names();
     let reader = {
@@ -459,7 +434,7 @@ async fn a_config_change_rolls_one_pod_at_a_time_while_reads_answer() {
         tokio::spawn(async move {
             let (mut reads, mut failures, mut max_unready) = (0u64, vec![], 0usize);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let pods = api.list("v1", "pods", Some(&ns));
+                let pods = harness.list("v1", "pods");
                 let ready: Vec<u32> = pods
                     .iter()
                     .filter(|p| {
@@ -511,7 +486,7 @@ async fn a_config_change_rolls_one_pod_at_a_time_while_reads_answer() {
     assert!(failures.is_empty(), "{failures:?}");
     assert!(max_unready <= 1, "one pod at a time");
     let deletions: Vec<_> = env
-        .api
+        .fake
         .requests()
         .into_iter()
         .filter(|r| r.method == http::Method::DELETE && r.path.contains("/pods/"))
@@ -526,7 +501,7 @@ async fn a_config_change_rolls_one_pod_at_a_time_while_reads_answer() {
 /// Opt-in rebalance after 2 → 3: the new peer gets an even share of the shards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_after_scaling_2_to_3_moves_shards_onto_the_new_peer() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "rebalance",
         "rp-rebalance",
         json!({"replicas": 2, "auth": {}, "rebalance": {"enabled": true}}),
@@ -535,7 +510,7 @@ async fn rebalance_after_scaling_2_to_3_moves_shards_onto_the_new_peer() {
     };
     env.up(2).await;
     let before = env.collection("items", 6, 1, 3000).await;
-    env.edit_spec(|s| s["replicas"] = json!(3));
+    env.edit_spec::<QdrantCluster>("demo", |s| s["replicas"] = json!(3));
     env.drive("3 peers Running", |e| e.running_with(3)).await;
     let new = peer_of(&env, "demo-2");
     let started = Instant::now();
@@ -565,7 +540,7 @@ async fn rebalance_after_scaling_2_to_3_moves_shards_onto_the_new_peer() {
 /// the operator's certificates; the cluster forms and answers a client that trusts the CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_tls_for_clients_and_peers() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "generated_tls",
         "rp-tls",
         json!({"replicas": 3, "auth": {}, "tls": {"client": {"enabled": true}, "p2p": {"enabled": true}}}),
@@ -582,11 +557,7 @@ async fn generated_tls_for_clients_and_peers() {
         st.peers
     );
     let ca_ref = tls.ca_secret_ref.unwrap();
-    let secret = env
-        .api
-        .get("v1", "secrets", Some(&env.ns), &ca_ref.name)
-        .unwrap();
-    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret).unwrap();
+    let secret: k8s_openapi::api::core::v1::Secret = env.current(&ca_ref.name);
     let ca = secret.data.unwrap().remove(&ca_ref.key).unwrap().0;
     let conn = |i: u32| {
         let url = Url::parse(&env.names().pod_http_url(i)).unwrap();
@@ -628,7 +599,7 @@ async fn generated_tls_for_clients_and_peers() {
 /// start script marks a lost volume only from the state the instance stopped with.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_peer_with_its_storage_comes_back_as_the_same_peer() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "crash_restart",
         "rp-crash",
         json!({"replicas": 3, "auth": {}}),
@@ -647,7 +618,7 @@ async fn a_crashed_peer_with_its_storage_comes_back_as_the_same_peer() {
     let (restarts, _) = env.container(1);
     let writes_before = env.writes().len();
 
-    env.peers.crash(1);
+    env.qdrant.crash(1);
     env.drive("pod 1 restarted and Running again", |e| {
         e.container(1).0 > restarts && e.running_with(3)
     })
@@ -685,7 +656,7 @@ async fn a_crashed_peer_with_its_storage_comes_back_as_the_same_peer() {
         issued.iter().all(|(_, path, _)| !path.contains("/cluster")),
         "no peer removal, recovery record or shard operation: {issued:?}"
     );
-    let degraded = env.condition("Degraded").unwrap();
+    let degraded = env.condition("Degraded");
     assert_ne!(degraded.reason, "PeerRecovery", "{degraded:?}");
 }
 
@@ -694,7 +665,7 @@ async fn a_crashed_peer_with_its_storage_comes_back_as_the_same_peer() {
 /// joined with a new peer id copies its shards back. No point is lost (replication factor 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_volume_rejoins_as_a_new_peer_and_gets_its_shards_back() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "wiped_volume",
         "rp-wiped",
         json!({"replicas": 3, "auth": {}}),
@@ -713,7 +684,7 @@ async fn a_wiped_volume_rejoins_as_a_new_peer_and_gets_its_shards_back() {
     assert!(!lost.is_empty(), "pod 2 holds replicas: {placement:?}");
     let writes_before = env.writes().len();
 
-    env.peers.wipe_volume("storage", 2).await;
+    env.qdrant.wipe_volume("storage", 2).await;
     env.drive("pod 2 rejoined as a new peer", |e| {
         e.running_with(3)
             && e.peer_ids()
@@ -780,15 +751,13 @@ async fn a_wiped_volume_rejoins_as_a_new_peer_and_gets_its_shards_back() {
 }
 
 /// Every REST request the pods served, as (method, path, status), pod by pod.
-fn all_requests(env: &Env) -> Vec<Vec<(String, String, u16)>> {
-    (0..3).map(|i| env.peers.requests(i)).collect()
+fn all_requests(env: &Scenario) -> Vec<Vec<(String, String, u16)>> {
+    (0..3).map(|i| env.qdrant.requests(i)).collect()
 }
 
 /// Value of `key` in the served-keys Secret.
-fn served(env: &Env, key: &str) -> Option<String> {
-    let s = env
-        .api
-        .get("v1", "secrets", Some(&env.ns), "demo-served-keys")?;
+fn served(env: &Scenario, key: &str) -> Option<String> {
+    let s = env.get("v1", "secrets", "demo-served-keys")?;
     reconcile_lib::secrets::secret_value(&serde_json::from_value(s).ok()?, key)
 }
 
@@ -802,7 +771,7 @@ fn served(env: &Env, key: &str) -> Option<String> {
 /// lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
-    let Some(env) = Env::new(
+    let Some(env) = Scenario::new(
         "key_rotation",
         "rp-key-rotation",
         json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "team-key", "key": "token"}},
@@ -816,7 +785,7 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
             "metadata": {"name": "team-key", "namespace": "rp-key-rotation"},
             "stringData": {"token": value}})
     };
-    env.api.insert(user_secret(old_key));
+    env.fake.insert(user_secret(old_key));
     *env.key.lock().unwrap() = Some(old_key.to_owned());
     env.up(3).await;
     let before = env.collection("items", 3, 2, 2000).await;
@@ -825,8 +794,8 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
     // Every pod instance seen while the key rolls (name, uid), and the most pods not Ready at once.
     let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let max_unready = std::sync::atomic::AtomicUsize::new(0);
-    let watch_pods = |e: &Env| {
-        let pods = e.api.list("v1", "pods", Some(&e.ns));
+    let watch_pods = |e: &Scenario| {
+        let pods = e.list("v1", "pods");
         let ready = pods
             .iter()
             .filter(|p| {
@@ -849,8 +818,8 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
 
     // The user rotates the key (as `kubectl apply` of the Secret would).
     let rotated = Instant::now();
-    env.api.remove("v1", "secrets", Some(&env.ns), "team-key");
-    env.api.insert(user_secret(new_key));
+    env.remove("v1", "secrets", "team-key");
+    env.fake.insert(user_secret(new_key));
     env.drive("the first pod restarted with the new key", |e| {
         watch_pods(e);
         e.qc()
@@ -889,14 +858,14 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
     *env.key.lock().unwrap() = saved;
     // A new controller (a restart or a leader change) carries on from the served Secret and
     // the pods.
-    let fresh = controller(&env.api);
-    let template_hash = |e: &Env| {
+    let fresh = env.controller();
+    let template_hash = |e: &Scenario| {
         e.sts()["spec"]["template"]["metadata"]["annotations"]["qdrant.operator.dev/keys-hash"]
             .clone()
     };
-    let every_pod_at_template = |e: &Env| {
+    let every_pod_at_template = |e: &Scenario| {
         let hash = template_hash(e);
-        let pods = e.api.list("v1", "pods", Some(&e.ns));
+        let pods = e.list("v1", "pods");
         pods.len() == 3
             && pods
                 .iter()
@@ -921,7 +890,7 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
     *env.key.lock().unwrap() = None;
     let rolled_out = rotated.elapsed();
     // The user shortens the grace period: the old key is dropped by a second roll.
-    env.edit_spec(|s| s["auth"]["oldKeyGracePeriodSeconds"] = json!(0));
+    env.edit_spec::<QdrantCluster>("demo", |s| s["auth"]["oldKeyGracePeriodSeconds"] = json!(0));
     env.drive_with(&fresh, "the old key dropped and rolled again", |e| {
         watch_pods(e);
         served(e, "alt-api-key").as_deref() == Some(new_key)
@@ -999,7 +968,7 @@ async fn a_rotated_api_key_rolls_through_the_gate_without_a_refused_request() {
             ),
             "demo-{ordinal} with the old key: {refused:?}"
         );
-        let last = env.peers.requests(ordinal).pop();
+        let last = env.qdrant.requests(ordinal).pop();
         assert!(
             last.as_ref()
                 .is_some_and(|(_, _, s)| *s == 401 || *s == 403),

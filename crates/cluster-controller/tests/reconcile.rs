@@ -21,66 +21,13 @@ use kube::runtime::controller::Action;
 use reconcile_lib::{metrics::Metrics, qdrant::RaftRole};
 use serde_json::{Value, json};
 use testkit::{
-    apiserver::{Failure, FakeApiServer},
+    apiserver::Failure,
     qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
 };
 
-const NS: &str = "qdrant";
-const QC: &str = "qdrant.operator.dev/v1alpha1";
+mod common;
 
-struct Env {
-    fake: FakeApiServer,
-    ctx: Arc<Context>,
-}
-
-fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let ctx = Arc::new(Context::new(fake.client(), Arc::new(Metrics::new("test"))));
-    Env { fake, ctx }
-}
-
-fn cluster(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": QC, "kind": "QdrantCluster", "metadata": {"name": name, "namespace": NS}, "spec": spec})
-}
-
-impl Env {
-    fn seed(&self, name: &str, spec: Value) -> QdrantCluster {
-        serde_json::from_value(self.fake.insert(cluster(name, spec))).unwrap()
-    }
-
-    fn current(&self, name: &str) -> QdrantCluster {
-        serde_json::from_value(self.fake.get(QC, "qdrantclusters", Some(NS), name).unwrap())
-            .unwrap()
-    }
-
-    async fn reconcile(&self, name: &str) -> Result<Action, reconcile_lib::error::Error> {
-        reconcile(Arc::new(self.current(name)), self.ctx.clone()).await
-    }
-
-    fn get(&self, api_version: &str, plural: &str, name: &str) -> Option<Value> {
-        self.fake.get(api_version, plural, Some(NS), name)
-    }
-
-    fn writes_excluding_events(&self) -> Vec<String> {
-        self.fake
-            .writes()
-            .into_iter()
-            .filter(|r| !r.path.contains("/events"))
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
-    }
-
-    fn mark_statefulset_ready(&self, name: &str, ready: i32) {
-        self.fake.edit("apps/v1", "statefulsets", Some(NS), name, |s| {
-            let replicas = s["spec"]["replicas"].as_i64().unwrap();
-            let generation = s["metadata"]["generation"].clone();
-            s["status"] = json!({
-                "replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
-                "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": generation,
-            });
-        });
-    }
-}
+use common::{Env, NS, QC};
 
 fn status(qc: &QdrantCluster) -> api_types::QdrantClusterStatus {
     qc.status.clone().expect("status written")
@@ -98,9 +45,9 @@ fn three_node() -> Value {
 
 #[tokio::test]
 async fn create_builds_every_child_with_owner_references() {
-    let env = env();
-    let qc = env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let env = Env::without_qdrant();
+    let qc = env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
 
     let uid = qc.metadata.uid.clone().unwrap();
     let children = [
@@ -135,7 +82,7 @@ async fn create_builds_every_child_with_owner_references() {
     assert_eq!(sts["spec"]["replicas"], json!(3));
     assert_eq!(sts["spec"]["serviceName"], json!("demo-headless"));
 
-    let qc = env.current("demo");
+    let qc = env.cluster("demo");
     let st = status(&qc);
     assert_eq!(st.phase, ClusterPhase::Creating);
     assert_eq!(st.observed_generation, qc.metadata.generation);
@@ -176,13 +123,13 @@ async fn create_builds_every_child_with_owner_references() {
 
 #[tokio::test]
 async fn second_reconcile_issues_no_writes() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
     env.mark_statefulset_ready("demo", 0);
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     env.fake.clear_requests();
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_eq!(
         env.fake.writes(),
         vec![],
@@ -193,23 +140,21 @@ async fn second_reconcile_issues_no_writes() {
 
 #[tokio::test]
 async fn deleted_and_edited_children_are_restored() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
 
-    assert!(env.fake.remove("v1", "services", Some(NS), "demo-headless"));
-    env.fake.edit("v1", "services", Some(NS), "demo", |s| {
+    assert!(env.remove("v1", "services", "demo-headless"));
+    env.edit("v1", "services", "demo", |s| {
         s["spec"]["type"] = json!("NodePort")
     });
-    env.fake
-        .edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
-            s["spec"]["replicas"] = json!(1)
-        });
-    env.fake
-        .edit("v1", "configmaps", Some(NS), "demo-config", |c| {
-            c["data"]["production.yaml"] = json!("cluster: {enabled: false}\n")
-        });
-    env.reconcile("demo").await.unwrap();
+    env.edit("apps/v1", "statefulsets", "demo", |s| {
+        s["spec"]["replicas"] = json!(1)
+    });
+    env.edit("v1", "configmaps", "demo-config", |c| {
+        c["data"]["production.yaml"] = json!("cluster: {enabled: false}\n")
+    });
+    env.try_reconcile("demo").await.unwrap();
 
     let headless = env
         .get("v1", "services", "demo-headless")
@@ -234,33 +179,33 @@ async fn deleted_and_edited_children_are_restored() {
 
 #[tokio::test]
 async fn deleted_generated_secret_is_recreated_but_an_existing_one_is_never_overwritten() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
     let before = env.get("v1", "secrets", "demo-api-key").unwrap();
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_eq!(
         env.get("v1", "secrets", "demo-api-key").unwrap()["metadata"]["resourceVersion"],
         before["metadata"]["resourceVersion"]
     );
-    env.fake.remove("v1", "secrets", Some(NS), "demo-api-key");
-    env.reconcile("demo").await.unwrap();
+    env.remove("v1", "secrets", "demo-api-key");
+    env.try_reconcile("demo").await.unwrap();
     assert!(env.get("v1", "secrets", "demo-api-key").is_some());
 }
 
 #[tokio::test]
 async fn config_change_rolls_the_statefulset() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
     let hash = |env: &Env| {
         env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION].clone()
     };
     let before = hash(&env);
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["config"] = json!({"log_level": "DEBUG"})
     });
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_ne!(
         hash(&env),
         before,
@@ -275,10 +220,10 @@ async fn config_change_rolls_the_statefulset() {
     );
 
     // An image change is a template change too.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["image"] = json!({"tag": "v1.18.1"})
     });
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     let sts = env.get("apps/v1", "statefulsets", "demo").unwrap();
     assert_eq!(
         sts["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -288,15 +233,15 @@ async fn config_change_rolls_the_statefulset() {
 
 #[tokio::test]
 async fn pause_stops_changes() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["metadata"]["annotations"] = json!({"qdrant.operator.dev/paused": "true"});
         q["spec"]["replicas"] = json!(5);
     });
     env.fake.clear_requests();
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     let writes = env.writes_excluding_events();
     assert!(
         writes
@@ -308,21 +253,21 @@ async fn pause_stops_changes() {
         env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["replicas"],
         json!(3)
     );
-    let qc = env.current("demo");
+    let qc = env.cluster("demo");
     assert_eq!(status(&qc).phase, ClusterPhase::Paused);
     assert_eq!(condition(&qc, types::PAUSED).status, ConditionStatus::True);
 
     // Unpause: the change goes through.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["metadata"]["annotations"] = json!({})
     });
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_eq!(
         env.get("apps/v1", "statefulsets", "demo").unwrap()["spec"]["replicas"],
         json!(5)
     );
     assert_eq!(
-        condition(&env.current("demo"), types::PAUSED).status,
+        condition(&env.cluster("demo"), types::PAUSED).status,
         ConditionStatus::False
     );
 }
@@ -330,23 +275,23 @@ async fn pause_stops_changes() {
 #[tokio::test]
 async fn conflicts_and_server_errors_are_retried_with_backoff() {
     for code in [409, 500, 503] {
-        let env = env();
-        env.seed("demo", three_node());
+        let env = Env::without_qdrant();
+        env.seed_cluster("demo", three_node());
         env.fake.fail_next(Failure {
             method: Some(http::Method::PATCH),
             path_contains: Some("statefulsets".into()),
             status: code,
             times: 2,
         });
-        let qc = Arc::new(env.current("demo"));
+        let qc = Arc::new(env.cluster("demo"));
         let err = env
-            .reconcile("demo")
+            .try_reconcile("demo")
             .await
             .expect_err("injected failure surfaces");
         assert!(err.is_transient(), "{code} must be transient: {err}");
         let first = error_policy(qc.clone(), &err, env.ctx.clone());
         let err = env
-            .reconcile("demo")
+            .try_reconcile("demo")
             .await
             .expect_err("second injected failure");
         let second = error_policy(qc.clone(), &err, env.ctx.clone());
@@ -359,7 +304,7 @@ async fn conflicts_and_server_errors_are_retried_with_backoff() {
             !in_range(&first, 0, 999),
             "first delay is at least the 1 s minimum: {first:?}"
         );
-        env.reconcile("demo")
+        env.try_reconcile("demo")
             .await
             .expect("succeeds once the API server recovers");
         assert!(
@@ -371,15 +316,15 @@ async fn conflicts_and_server_errors_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn bad_spec_sets_a_condition_and_applies_nothing() {
-    let env = env();
-    env.seed(
+    let env = Env::without_qdrant();
+    env.seed_cluster(
         "bad",
         json!({"replicas": 3, "config": {"service": {"api_key": "hunter2"}}}),
     );
-    env.reconcile("bad")
+    env.try_reconcile("bad")
         .await
         .expect("a bad spec is not an error to retry");
-    let qc = env.current("bad");
+    let qc = env.cluster("bad");
     assert_eq!(status(&qc).phase, ClusterPhase::Failed);
     let ready = condition(&qc, types::READY);
     assert_eq!(ready.status, ConditionStatus::False);
@@ -392,28 +337,27 @@ async fn bad_spec_sets_a_condition_and_applies_nothing() {
     assert!(env.get("apps/v1", "statefulsets", "bad").is_none());
     assert!(env.get("v1", "configmaps", "bad-config").is_none());
     assert!(
-        env.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
+        env.events()
             .iter()
             .any(|e| e["reason"] == json!("InvalidSpec"))
     );
     // Reported once: the next reconcile writes nothing.
     env.fake.clear_requests();
-    env.reconcile("bad").await.unwrap();
+    env.try_reconcile("bad").await.unwrap();
     assert_eq!(env.fake.writes(), vec![]);
 }
 
 #[tokio::test]
 async fn missing_user_secret_blocks_with_a_condition() {
-    let env = env();
-    env.seed("byo", json!({"replicas": 1, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}}}}));
-    env.reconcile("byo").await.unwrap();
+    let env = Env::without_qdrant();
+    env.seed_cluster("byo", json!({"replicas": 1, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}}}}));
+    env.try_reconcile("byo").await.unwrap();
     assert!(
         env.get("v1", "secrets", "my-key").is_none(),
         "a referenced Secret is never created"
     );
     assert!(env.get("v1", "secrets", "byo-api-key").is_none());
-    let ready = condition(&env.current("byo"), types::READY);
+    let ready = condition(&env.cluster("byo"), types::READY);
     assert_eq!(ready.reason, "SecretNotFound");
     assert!(ready.message.contains("my-key"));
     let sts = env.get("apps/v1", "statefulsets", "byo").unwrap();
@@ -435,9 +379,9 @@ async fn missing_user_secret_blocks_with_a_condition() {
     );
     // Once the user creates it, the block clears and the key is served.
     env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-key", "namespace": NS}, "data": {"token": "czNjcjN0"}}));
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     assert_ne!(
-        condition(&env.current("byo"), types::READY).reason,
+        condition(&env.cluster("byo"), types::READY).reason,
         "SecretNotFound"
     );
     assert_eq!(served(&env, "byo").api_key, "s3cr3t");
@@ -464,7 +408,7 @@ fn pods_from_template(env: &Env, cluster: &str, n: u32) {
     let hash = template_keys_hash(env, cluster);
     for i in 0..n {
         let name = format!("{cluster}-{i}");
-        env.fake.remove("v1", "pods", Some(NS), &name);
+        env.remove("v1", "pods", &name);
         env.fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": NS,
                 "labels": {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": cluster},
@@ -484,7 +428,7 @@ fn everything_but_secrets(env: &Env) -> String {
         ("v1", "events"),
         ("events.k8s.io/v1", "events"),
     ] {
-        for o in env.fake.list(api, plural, Some(NS)) {
+        for o in env.list(api, plural) {
             out.push_str(&o.to_string());
         }
     }
@@ -496,15 +440,15 @@ fn everything_but_secrets(env: &Env) -> String {
 /// dropped once every pod runs the new one, and no key value lands anywhere but Secrets.
 #[tokio::test]
 async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_it() {
-    let env = env();
+    let env = Env::without_qdrant();
     let secret = |value: &str| {
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-key", "namespace": NS},
             "data": {"token": base64(value)}})
     };
     env.fake.insert(secret("old-key-value"));
-    env.seed("byo", json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}},
+    env.seed_cluster("byo", json!({"replicas": 3, "auth": {"apiKey": {"secretKeyRef": {"name": "my-key", "key": "token"}},
         "oldKeyGracePeriodSeconds": 120}}));
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     let first = served(&env, "byo");
     assert_eq!(
         (first.api_key.as_str(), first.alt_api_key.as_str()),
@@ -512,9 +456,9 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     );
     let h1 = template_keys_hash(&env, "byo");
     pods_from_template(&env, "byo", 3);
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     env.fake.clear_requests();
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     assert_eq!(
         env.writes_excluding_events(),
         Vec::<String>::new(),
@@ -522,9 +466,9 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     );
 
     // The user rotates the key.
-    env.fake.remove("v1", "secrets", Some(NS), "my-key");
+    env.remove("v1", "secrets", "my-key");
     env.fake.insert(secret("new-key-value"));
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     let rotating = served(&env, "byo");
     assert_eq!(rotating.api_key, "new-key-value");
     assert_eq!(
@@ -539,18 +483,15 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     assert_eq!(rotating.salt, first.salt);
     let h2 = template_keys_hash(&env, "byo");
     assert_ne!(h2, h1, "the template changes: the pods roll");
-    assert!(env.fake.has_event(NS, "ApiKeyRotating", "byo", "previous"));
+    assert!(env.has_event("ApiKeyRotating", "byo", "previous"));
 
     // A fresh controller mid-roll (one pod restarted) changes nothing: the state is in the
     // Secret and the pods.
-    env.fake.edit("v1", "pods", Some(NS), "byo-2", |p| {
+    env.edit("v1", "pods", "byo-2", |p| {
         p["metadata"]["annotations"][KEYS_HASH_ANNOTATION] = json!(h2)
     });
-    let fresh = Arc::new(Context::new(
-        env.fake.client(),
-        Arc::new(Metrics::new("test")),
-    ));
-    reconcile(Arc::new(env.current("byo")), fresh)
+    let fresh = env.controller();
+    reconcile(Arc::new(env.cluster("byo")), fresh)
         .await
         .unwrap();
     assert_eq!(served(&env, "byo"), rotating);
@@ -559,7 +500,7 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     // Every pod runs the new state: the old key's grace period (2 minutes here) starts,
     // the template stays, and the controller comes back when it ends.
     pods_from_template(&env, "byo", 3);
-    let action = env.reconcile("byo").await.unwrap();
+    let action = env.try_reconcile("byo").await.unwrap();
     let grace = served(&env, "byo");
     assert_eq!(grace.alt_api_key, "old-key-value", "still accepted");
     assert_eq!(
@@ -569,29 +510,26 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
     );
     assert!(grace.rolled_out_at.is_some());
     assert_eq!(template_keys_hash(&env, "byo"), h2);
-    assert!(
-        env.fake
-            .has_event(NS, "ApiKeyRolledOut", "byo", "switch clients")
-    );
+    assert!(env.has_event("ApiKeyRolledOut", "byo", "switch clients"));
     assert_eq!(
         action,
         Action::requeue(Duration::from_secs(120)),
         "back when the grace period ends (before the 5-minute resync)"
     );
     // A shorter grace period (0: at once) drops the old key, which rolls once more.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "byo", |q| {
+    env.edit(QC, "qdrantclusters", "byo", |q| {
         q["spec"]["auth"]["oldKeyGracePeriodSeconds"] = json!(0)
     });
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     let dropped = served(&env, "byo");
     assert_eq!(dropped.api_key, "new-key-value");
     assert_eq!(dropped.alt_api_key, "new-key-value");
     let h3 = template_keys_hash(&env, "byo");
     assert!(h3 != h2 && h3 != h1);
-    assert!(env.fake.has_event(NS, "OldApiKeyDropped", "byo", "dropped"));
+    assert!(env.has_event("OldApiKeyDropped", "byo", "dropped"));
 
     pods_from_template(&env, "byo", 3);
-    env.reconcile("byo").await.unwrap();
+    env.try_reconcile("byo").await.unwrap();
     assert_eq!(served(&env, "byo"), dropped);
     assert_eq!(template_keys_hash(&env, "byo"), h3);
 
@@ -609,12 +547,9 @@ async fn a_rotated_key_is_remembered_in_the_served_secret_until_every_pod_runs_i
 /// The value behind the cluster's `status.auth.apiKeySecretRef`: the key the collection and
 /// backup controllers send.
 fn operator_key(env: &Env, name: &str) -> String {
-    let qc = env.current(name);
+    let qc = env.cluster(name);
     let key_ref = status(&qc).auth.unwrap().api_key_secret_ref.unwrap();
-    let secret = env
-        .fake
-        .get("v1", "secrets", Some(NS), &key_ref.name)
-        .unwrap();
+    let secret = env.get("v1", "secrets", &key_ref.name).unwrap();
     let encoded = secret["data"][&key_ref.key].as_str().unwrap().to_string();
     use base64::Engine;
     String::from_utf8(
@@ -632,17 +567,17 @@ fn base64(s: &str) -> String {
 
 #[tokio::test]
 async fn disabling_the_pdb_deletes_it() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
     assert!(
         env.get("policy/v1", "poddisruptionbudgets", "demo")
             .is_some()
     );
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["podDisruptionBudget"] = json!({"enabled": false})
     });
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert!(
         env.get("policy/v1", "poddisruptionbudgets", "demo")
             .is_none()
@@ -654,19 +589,19 @@ async fn disabling_the_pdb_deletes_it() {
 /// namespace (`POD_NAMESPACE`, here `ops`); turned off again, it is deleted.
 #[tokio::test]
 async fn the_network_policy_lets_in_only_peers_clients_and_the_operator() {
-    let env = env();
+    let env = Env::without_qdrant();
     let mut ctx = Context::new(env.fake.client(), Arc::new(Metrics::new("test")));
     ctx.operator_namespace = Some("ops".into());
     let ctx = Arc::new(ctx);
-    let reconcile_demo = || async { reconcile(Arc::new(env.current("demo")), ctx.clone()).await };
-    env.seed("demo", three_node());
+    let reconcile_demo = || async { reconcile(Arc::new(env.cluster("demo")), ctx.clone()).await };
+    env.seed_cluster("demo", three_node());
     reconcile_demo().await.unwrap();
     assert!(
         env.get("networking.k8s.io/v1", "networkpolicies", "demo")
             .is_none()
     );
 
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["networkPolicy"] = json!({"enabled": true,
             "allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "search"}}}]});
     });
@@ -694,7 +629,7 @@ async fn the_network_policy_lets_in_only_peers_clients_and_the_operator() {
     reconcile_demo().await.unwrap();
     assert_eq!(env.writes_excluding_events().len(), before);
 
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["networkPolicy"]["enabled"] = json!(false);
     });
     reconcile_demo().await.unwrap();
@@ -710,16 +645,16 @@ async fn the_network_policy_lets_in_only_peers_clients_and_the_operator() {
 /// says so and the cluster is reconciled as usual. Turned off: all three are deleted.
 #[tokio::test]
 async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_missing() {
-    let env = env();
+    let env = Env::without_qdrant();
     env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "ro", "namespace": NS}, "stringData": {"key": "read-only"}}));
-    env.seed(
+    env.seed_cluster(
         "demo",
         json!({"replicas": 3,
         "auth": {"apiKey": {"generate": true}, "readOnlyApiKey": {"secretKeyRef": {"name": "ro", "key": "key"}}},
         "monitoring": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}}}),
     );
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     let monitor = env
         .get("monitoring.coreos.com/v1", "podmonitors", "demo")
         .unwrap();
@@ -764,7 +699,7 @@ async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_mi
         serde_json::from_str(board["data"]["demo-dashboard.json"].as_str().unwrap()).unwrap();
     assert!(json["panels"].as_array().unwrap().len() >= 6);
     let ready = |env: &Env| {
-        let qc = env.current("demo");
+        let qc = env.cluster("demo");
         let c = api_types::conditions::find_condition(
             &qc.status.unwrap().conditions,
             "MonitoringReady",
@@ -779,7 +714,7 @@ async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_mi
     );
     // A no-op resync writes nothing.
     let before = env.writes_excluding_events().len();
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_eq!(env.writes_excluding_events().len(), before);
 
     // No prometheus-operator: the kinds answer 404; the rest goes on.
@@ -792,7 +727,7 @@ async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_mi
         status: 404,
         times: 2,
     });
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_eq!(
         ready(&env),
         (ConditionStatus::False, "PrometheusOperatorMissing".into())
@@ -803,7 +738,7 @@ async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_mi
     env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
         q["spec"]["monitoring"]["enabled"] = json!(false);
     });
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert!(env.get("v1", "configmaps", "demo-dashboard").is_none());
     assert!(
         env.get("monitoring.coreos.com/v1", "prometheusrules", "demo")
@@ -821,10 +756,10 @@ async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_mi
 /// (someone else's), and one owned by another object.
 #[tokio::test]
 async fn owned_orphans_are_swept_and_nothing_else() {
-    let env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
-    let live = env.current("demo");
+    let env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
+    let live = env.cluster("demo");
     let uid = live.metadata.uid.clone().unwrap();
     let labels = json!({"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo"});
     let owner = |uid: &str| {
@@ -851,7 +786,7 @@ async fn owned_orphans_are_swept_and_nothing_else() {
         owner("another-uid"),
     ));
 
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert!(env.get("v1", "configmaps", "demo-old-config").is_none());
     assert!(env.get("v1", "services", "demo-old-service").is_none());
     for (plural, name) in [
@@ -869,15 +804,15 @@ async fn owned_orphans_are_swept_and_nothing_else() {
     }
     // Nothing left to sweep: the next reconcile writes nothing.
     let before = env.writes_excluding_events().len();
-    env.reconcile("demo").await.unwrap();
+    env.try_reconcile("demo").await.unwrap();
     assert_eq!(env.writes_excluding_events().len(), before);
 }
 
 #[tokio::test]
 async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
-    let mut env = env();
-    env.seed("demo", three_node());
-    env.reconcile("demo").await.unwrap();
+    let mut env = Env::without_qdrant();
+    env.seed_cluster("demo", three_node());
+    env.try_reconcile("demo").await.unwrap();
 
     // One fake Qdrant per pod, each answering GET /cluster as that peer, requiring the
     // generated key.
@@ -885,7 +820,7 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
         let s = serde_json::from_value(env.get("v1", "secrets", "demo-api-key").unwrap()).unwrap();
         reconcile_lib::secrets::secret_value(&s, "api-key").unwrap()
     };
-    let names = Names::of(&env.current("demo"));
+    let names = Names::of(&env.cluster("demo"));
     let peers: Vec<(u64, String)> = (0..3)
         .map(|i| (100 + i as u64, format!("{}/", names.peer_uri(i))))
         .collect();
@@ -918,8 +853,8 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
         Arc::new(move |_, i| urls.get(i as usize).cloned());
 
     env.mark_statefulset_ready("demo", 3);
-    env.reconcile("demo").await.unwrap();
-    let qc = env.current("demo");
+    env.try_reconcile("demo").await.unwrap();
+    let qc = env.cluster("demo");
     let st = status(&qc);
     assert_eq!(st.phase, ClusterPhase::Running);
     assert_eq!(st.ready_replicas, 3);
@@ -961,8 +896,8 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
 
     // A peer going unready after Running is Degraded.
     env.mark_statefulset_ready("demo", 2);
-    env.reconcile("demo").await.unwrap();
-    let qc = env.current("demo");
+    env.try_reconcile("demo").await.unwrap();
+    let qc = env.cluster("demo");
     assert_eq!(status(&qc).phase, ClusterPhase::Degraded);
     assert_eq!(
         condition(&qc, types::DEGRADED).status,
@@ -971,19 +906,19 @@ async fn ready_pods_make_the_cluster_running_with_peers_from_qdrant() {
     assert_eq!(condition(&qc, types::READY).status, ConditionStatus::False);
 
     // Paused and resumed, a cluster that once ran is Degraded, not back to Creating.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["metadata"]["annotations"] = json!({"qdrant.operator.dev/paused": "true"})
     });
-    env.reconcile("demo").await.unwrap();
-    assert_eq!(status(&env.current("demo")).phase, ClusterPhase::Paused);
+    env.try_reconcile("demo").await.unwrap();
+    assert_eq!(status(&env.cluster("demo")).phase, ClusterPhase::Paused);
     assert_eq!(
-        status(&env.current("demo")).ready_replicas,
+        status(&env.cluster("demo")).ready_replicas,
         2,
         "counts kept while paused"
     );
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["metadata"]["annotations"] = json!({})
     });
-    env.reconcile("demo").await.unwrap();
-    assert_eq!(status(&env.current("demo")).phase, ClusterPhase::Degraded);
+    env.try_reconcile("demo").await.unwrap();
+    assert_eq!(status(&env.cluster("demo")).phase, ClusterPhase::Degraded);
 }

@@ -2,26 +2,15 @@
 //! fake Qdrant with one listener per pod (peer views), where pod 2's volume comes back empty.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
-
-use api_types::{
-    QdrantCluster,
-    cluster::ClusterPhase,
-    conditions::{Condition, ConditionStatus},
-};
+use api_types::{cluster::ClusterPhase, conditions::ConditionStatus};
 use cluster_controller::{
     build::statefulset::FRESH_STORAGE_MARKER,
-    context::Context,
     day2::recover::RECORD_KEY_PREFIX,
     vocabulary::reasons::{PEER_RECOVERY, PEER_RECOVERY_BLOCKED},
 };
-use common::{NS, QC, peer_uri};
+use common::{Env, NS, Peers, peer_uri};
 use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 use serde_json::json;
-use testkit::{apiserver::FakeApiServer, qdrant::FakeQdrant};
 use url::Url;
 
 mod common;
@@ -38,68 +27,7 @@ fn closed_port() -> Url {
     Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap()
 }
 
-struct Env {
-    fake: FakeApiServer,
-    /// Answers as peer 100 (pod 0); `views` answer as the other pods' peers.
-    qdrant: FakeQdrant,
-    views: Mutex<Vec<FakeQdrant>>,
-    /// Pod ordinal -> the REST URL the controller reaches it at.
-    urls: Arc<Mutex<BTreeMap<u32, Url>>>,
-    ctx: Arc<Context>,
-}
-
-async fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let qdrant = common::three_peer_qdrant().await;
-    let v1 = qdrant.peer_view(101).await;
-    let v2 = qdrant.peer_view(STALE).await;
-    let urls = Arc::new(Mutex::new(BTreeMap::from([
-        (0, qdrant.url()),
-        (1, v1.url()),
-        (2, v2.url()),
-    ])));
-    Env {
-        ctx: ctx(&fake, &urls),
-        fake,
-        qdrant,
-        views: Mutex::new(vec![v1, v2]),
-        urls,
-    }
-}
-
-/// A fresh controller (as after a restart or a new leader): no memory but what it observes.
-fn ctx(fake: &FakeApiServer, urls: &Arc<Mutex<BTreeMap<u32, Url>>>) -> Arc<Context> {
-    let urls = urls.clone();
-    common::context(
-        fake,
-        Arc::new(move |_, ordinal| urls.lock().unwrap().get(&ordinal).cloned()),
-    )
-}
-
-impl Env {
-    fn current(&self) -> QdrantCluster {
-        common::current(&self.fake)
-    }
-
-    async fn reconcile_with(&self, ctx: &Arc<Context>) {
-        common::reconcile_demo(&self.fake, ctx).await;
-    }
-
-    async fn reconcile(&self) {
-        self.reconcile_with(&self.ctx).await;
-    }
-
-    fn mark_ready(&self, ready: i64) {
-        self.fake
-            .edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
-                let replicas = s["spec"]["replicas"].clone();
-                let generation = s["metadata"]["generation"].clone();
-                s["status"] = json!({"replicas": replicas, "readyReplicas": ready,
-                    "updatedReplicas": replicas, "currentRevision": "r1", "updateRevision": "r1",
-                    "observedGeneration": generation});
-            });
-    }
-
+impl Env<Peers> {
     /// Qdrant writes since the last call, as `METHOD path[?query] body`.
     fn take_writes(&self) -> Vec<String> {
         let writes = self
@@ -116,24 +44,9 @@ impl Env {
         writes
     }
 
-    fn condition(&self, t: &str) -> Condition {
-        common::condition(&self.fake, t)
-    }
-
     fn degraded(&self) -> (ConditionStatus, String, String) {
         let c = self.condition("Degraded");
         (c.status, c.reason, c.message)
-    }
-
-    /// How many times an event with `reason` was published (kube's recorder turns a repeat
-    /// into a series on the first event object).
-    fn events(&self, reason: &str) -> u64 {
-        self.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
-            .into_iter()
-            .filter(|e| e["reason"] == json!(reason))
-            .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
-            .sum()
     }
 
     async fn members(&self) -> Vec<u64> {
@@ -149,14 +62,11 @@ impl Env {
 
     /// A running 3-peer cluster with collections created through Qdrant's API.
     async fn running(&self, collections: &[(&str, u64, u64)]) {
-        self.fake
-            .insert(json!({"apiVersion": QC, "kind": "QdrantCluster",
-            "metadata": {"name": "demo", "namespace": NS},
-            "spec": {"replicas": 3, "auth": {}}}));
+        self.seed_cluster("demo", json!({"replicas": 3, "auth": {}}));
         self.reconcile().await;
-        self.mark_ready(3);
+        self.mark_statefulset_ready("demo", 3);
         self.reconcile().await;
-        assert_eq!(self.current().status.unwrap().phase, ClusterPhase::Running);
+        assert_eq!(self.qc().status.unwrap().phase, ClusterPhase::Running);
         let client = QdrantClient::new(&QdrantConnection::new(self.qdrant.url())).unwrap();
         for (name, shards, rf) in collections {
             client
@@ -186,19 +96,19 @@ impl Env {
     /// by consensus and crash-loops (nothing listens), its container's termination message
     /// carries the start script's marker, and the StatefulSet has 2 ready pods.
     fn lose_pod_2_volume(&self) {
-        self.urls.lock().unwrap().insert(2, closed_port());
+        self.qdrant.urls.lock().unwrap().insert(2, closed_port());
         self.fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "demo-2", "namespace": NS, "labels": {
                 "app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo",
                 "controller-revision-hash": "r1"}}}));
-        self.fake.edit("v1", "pods", Some(NS), "demo-2", |p| {
+        self.edit("v1", "pods", "demo-2", |p| {
             p["status"] = json!({"phase": "Running", "containerStatuses": [{
                 "name": "qdrant", "ready": false, "restartCount": 3, "image": "qdrant/qdrant",
                 "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
                 "lastState": {"terminated": {"exitCode": 101, "reason": "Error",
                     "message": format!("{FRESH_STORAGE_MARKER}: no Raft state of a joined peer in /qdrant/storage/raft_state.json\n")}}}]});
         });
-        self.mark_ready(2);
+        self.mark_statefulset_ready("demo", 2);
         // Qdrant refuses the fresh peer while the stale one still lists replicas.
         let refused = self.qdrant.bootstrap_peer(FRESH, &peer_uri(2)).unwrap_err();
         assert!(refused.contains("already used by peer 102"), "{refused}");
@@ -208,16 +118,16 @@ impl Env {
     async fn pod_2_joins(&self) -> Result<(), String> {
         self.qdrant.bootstrap_peer(FRESH, &peer_uri(2))?;
         let view = self.qdrant.peer_view(FRESH).await;
-        self.urls.lock().unwrap().insert(2, view.url());
-        self.views.lock().unwrap().push(view);
-        self.mark_ready(3);
+        self.qdrant.urls.lock().unwrap().insert(2, view.url());
+        self.qdrant.views.lock().unwrap().push(view);
+        self.mark_statefulset_ready("demo", 3);
         Ok(())
     }
 }
 
 #[tokio::test]
 async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running(&[("double", 3, 2), ("other", 1, 1)]).await;
     // Round robin over 100, 101, 102: shard 1 on 102 and 100, shard 2 on 101 and 102.
     let before = env.qdrant.placement("double");
@@ -247,7 +157,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
         (ConditionStatus::True, PEER_RECOVERY)
     );
     assert!(message.contains("empty volume"), "{message}");
-    assert_eq!(env.events("StalePeerDetected"), 1);
+    assert_eq!(env.event_count("StalePeerDetected"), 1);
 
     // 2. Its replicas are dropped, one per collection and reconcile.
     env.reconcile().await;
@@ -267,13 +177,13 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
             .values()
             .all(|rs| rs.iter().all(|(p, _)| *p != STALE))
     );
-    assert_eq!(env.events("StaleReplicaDropped"), 2);
+    assert_eq!(env.event_count("StaleReplicaDropped"), 2);
 
     // 3. The emptied stale peer leaves consensus, without force.
     env.reconcile().await;
     assert_eq!(env.take_writes(), ["DELETE /cluster/peer/102"]);
     assert_eq!(env.members().await, [100, 101]);
-    assert_eq!(env.events("StalePeerRemoved"), 1);
+    assert_eq!(env.event_count("StalePeerRemoved"), 1);
 
     // 4. Until the pod restarts and joins, the recovery waits and says so.
     env.reconcile().await;
@@ -297,7 +207,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
         message.contains("replicate shard 1 of collection double from peer 100 to peer 103"),
         "{message}"
     );
-    assert_eq!(env.events("ShardReplicated"), 1);
+    assert_eq!(env.event_count("ShardReplicated"), 1);
     // While it runs nothing is issued again, by this controller or a fresh one.
     env.reconcile().await;
     assert_eq!(
@@ -312,7 +222,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
         "{:?}",
         env.degraded()
     );
-    let fresh = ctx(&env.fake, &env.urls);
+    let fresh = env.controller();
     env.reconcile_with(&fresh).await;
     assert_eq!(
         env.take_writes(),
@@ -338,7 +248,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
         env.take_writes(),
         [format!("DELETE /cluster/metadata/keys/{key}?wait=true")]
     );
-    assert_eq!(env.events("PeerRecovered"), 1);
+    assert_eq!(env.event_count("PeerRecovered"), 1);
     env.reconcile().await;
     assert_eq!(env.take_writes(), Vec::<String>::new());
     let (status, reason, _) = env.degraded();
@@ -346,7 +256,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
         (status, reason.as_str()),
         (ConditionStatus::False, "AsExpected")
     );
-    assert_eq!(env.current().status.unwrap().phase, ClusterPhase::Running);
+    assert_eq!(env.qc().status.unwrap().phase, ClusterPhase::Running);
 
     let after = env.qdrant.placement("double");
     let active = |shard: u32| -> Vec<(u64, String)> { after[&shard].clone() };
@@ -361,10 +271,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
     );
     assert!(env.qdrant.cluster_metadata().is_empty());
     // The ConfigMap lists the members pod 0 would bootstrap from, pod 2 included again.
-    let cm = env
-        .fake
-        .get("v1", "configmaps", Some(NS), "demo-config")
-        .unwrap();
+    let cm = env.get("v1", "configmaps", "demo-config").unwrap();
     assert_eq!(
         cm["data"]["bootstrap-peers"],
         json!(format!(
@@ -378,7 +285,7 @@ async fn an_empty_volume_rejoins_fresh_and_gets_its_shards_back() {
 
 #[tokio::test]
 async fn a_shard_only_the_lost_peer_held_blocks_the_recovery_and_keeps_the_peer() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     // "single": one replica per shard; shard 2 lives on 102 only.
     env.running(&[("single", 3, 1), ("double", 3, 2)]).await;
     assert_eq!(
@@ -412,14 +319,14 @@ async fn a_shard_only_the_lost_peer_held_blocks_the_recovery_and_keeps_the_peer(
     );
     assert!(!message.contains("collection double"), "{message}");
     assert_eq!(env.members().await, [100, 101, STALE]);
-    assert_eq!(env.events("PeerRecoveryBlocked"), 1);
+    assert_eq!(env.event_count("PeerRecoveryBlocked"), 1);
     // The pod still cannot join.
     assert!(env.pod_2_joins().await.is_err());
 
     // Reported once, not repeated.
     env.reconcile().await;
     assert_eq!(env.take_writes(), Vec::<String>::new());
-    assert_eq!(env.events("PeerRecoveryBlocked"), 1);
+    assert_eq!(env.event_count("PeerRecoveryBlocked"), 1);
 
     // The user gives the lost collection up (or restores it elsewhere): the recovery goes on.
     let client = QdrantClient::new(&QdrantConnection::new(env.qdrant.url())).unwrap();
@@ -432,21 +339,21 @@ async fn a_shard_only_the_lost_peer_held_blocks_the_recovery_and_keeps_the_peer(
 
 #[tokio::test]
 async fn a_pod_that_is_merely_down_is_left_alone() {
-    let env = env().await;
+    let env = Env::with_peer_views().await;
     env.running(&[("double", 3, 2)]).await;
     // Pod 2 does not answer, but it shows no sign of an empty volume: it was OOM-killed.
-    env.urls.lock().unwrap().insert(2, closed_port());
+    env.qdrant.urls.lock().unwrap().insert(2, closed_port());
     env.fake.insert(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "demo-2", "namespace": NS, "labels": {
             "app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "demo",
             "controller-revision-hash": "r1"}}}));
-    env.fake.edit("v1", "pods", Some(NS), "demo-2", |p| {
+    env.edit("v1", "pods", "demo-2", |p| {
         p["status"] = json!({"phase": "Running", "containerStatuses": [{
             "name": "qdrant", "ready": false, "restartCount": 1, "image": "qdrant/qdrant",
             "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
             "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]});
     });
-    env.mark_ready(2);
+    env.mark_statefulset_ready("demo", 2);
     env.take_writes();
     for _ in 0..3 {
         env.reconcile().await;

@@ -2,85 +2,27 @@
 //! fake Qdrant modelling three peers with shard placement and transfers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use api_types::{QdrantCluster, cluster::ClusterPhase, conditions::ConditionStatus};
-use cluster_controller::{context::Context, vocabulary::types::SCALE_DOWN_BLOCKED};
-use common::{NS, QC};
+use cluster_controller::vocabulary::types::SCALE_DOWN_BLOCKED;
+use common::Env;
 use reconcile_lib::qdrant::{QdrantClient, QdrantConnection};
 use serde_json::json;
-use testkit::{apiserver::FakeApiServer, qdrant::FakeQdrant};
+use testkit::qdrant::FakeQdrant;
 
 mod common;
 
-struct Env {
-    fake: FakeApiServer,
-    qdrant: FakeQdrant,
-    ctx: Arc<Context>,
-}
-
-async fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let qdrant = common::three_peer_qdrant().await;
-    Env {
-        ctx: ctx(&fake, &qdrant),
-        fake,
-        qdrant,
-    }
-}
-
-/// A fresh controller that reaches every pod at the one fake Qdrant.
-fn ctx(fake: &FakeApiServer, qdrant: &FakeQdrant) -> Arc<Context> {
-    let url = qdrant.url();
-    common::context(fake, Arc::new(move |_, _| Some(url.clone())))
-}
-
-impl Env {
-    fn current(&self) -> QdrantCluster {
-        common::current(&self.fake)
-    }
-
-    async fn reconcile_with(&self, ctx: &Arc<Context>) {
-        common::reconcile_demo(&self.fake, ctx).await;
-    }
-
-    async fn reconcile(&self) {
-        self.reconcile_with(&self.ctx).await;
-    }
-
+impl Env<FakeQdrant> {
     fn sts_replicas(&self) -> i64 {
-        self.fake
-            .get("apps/v1", "statefulsets", Some(NS), "demo")
-            .unwrap()["spec"]["replicas"]
-            .as_i64()
-            .unwrap()
-    }
-
-    fn mark_ready(&self) {
-        self.fake.edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
-            let replicas = s["spec"]["replicas"].clone();
-            let generation = s["metadata"]["generation"].clone();
-            s["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas,
-                "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": generation});
-        });
-    }
-
-    fn qdrant_writes(&self) -> Vec<String> {
-        common::qdrant_writes(&self.qdrant)
-    }
-
-    fn condition(&self, t: &str) -> api_types::Condition {
-        common::condition(&self.fake, t)
+        self.sts()["spec"]["replicas"].as_i64().unwrap()
     }
 
     /// A running 3-peer cluster with collections created through Qdrant's API.
     async fn running(&self, collections: &[(&str, u64, u64)]) {
-        self.fake.insert(json!({"apiVersion": QC, "kind": "QdrantCluster", "metadata": {"name": "demo", "namespace": NS},
-            "spec": {"replicas": 3, "auth": {}}}));
+        self.seed_cluster("demo", json!({"replicas": 3, "auth": {}}));
         self.reconcile().await;
         self.mark_ready();
         self.reconcile().await;
-        assert_eq!(self.current().status.unwrap().phase, ClusterPhase::Running);
+        assert_eq!(self.qc().status.unwrap().phase, ClusterPhase::Running);
         let client = QdrantClient::new(&QdrantConnection::new(self.qdrant.url())).unwrap();
         for (name, shards, rf) in collections {
             client
@@ -91,9 +33,7 @@ impl Env {
     }
 
     fn scale_to(&self, n: i64) {
-        self.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
-            q["spec"]["replicas"] = json!(n)
-        });
+        self.edit_spec::<QdrantCluster>("demo", |s| s["replicas"] = json!(n));
     }
 
     /// Every replica of every shard of `collection`, as (shard, peer).
@@ -108,7 +48,7 @@ impl Env {
 
 #[tokio::test]
 async fn scale_3_to_2_moves_the_shards_then_removes_the_peer_then_shrinks() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(&[("single", 3, 1), ("double", 3, 2)]).await;
     assert!(
         env.replicas("single").iter().any(|(_, p)| *p == 102),
@@ -128,7 +68,7 @@ async fn scale_3_to_2_moves_the_shards_then_removes_the_peer_then_shrinks() {
                 .all(|w| w.starts_with("POST /collections/")),
         "{first_ops:?}"
     );
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.phase, ClusterPhase::Scaling);
     let progressing = env.condition("Progressing");
     assert_eq!(
@@ -191,8 +131,7 @@ async fn scale_3_to_2_moves_the_shards_then_removes_the_peer_then_shrinks() {
         assert!(rs.iter().all(|(_, state)| state == "Active"));
     }
     assert!(
-        env.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
+        env.events()
             .iter()
             .any(|e| e["reason"] == json!("ScaledDown"))
     );
@@ -200,7 +139,7 @@ async fn scale_3_to_2_moves_the_shards_then_removes_the_peer_then_shrinks() {
 
 #[tokio::test]
 async fn a_new_controller_mid_drain_resumes_without_duplicating_transfers() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(&[("single", 3, 1)]).await;
     env.scale_to(2);
     env.reconcile().await;
@@ -213,7 +152,7 @@ async fn a_new_controller_mid_drain_resumes_without_duplicating_transfers() {
     assert!(issued > 0);
 
     // The old leader is gone; a new one starts from nothing but observation.
-    let fresh = ctx(&env.fake, &env.qdrant);
+    let fresh = env.controller();
     env.qdrant.clear_requests();
     env.reconcile_with(&fresh).await;
     assert_eq!(
@@ -234,7 +173,7 @@ async fn a_new_controller_mid_drain_resumes_without_duplicating_transfers() {
 
 #[tokio::test]
 async fn a_refused_scale_down_keeps_the_statefulset_and_says_why() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(&[("triple", 2, 3)]).await;
     env.scale_to(2);
     env.qdrant.clear_requests();
@@ -253,22 +192,12 @@ async fn a_refused_scale_down_keeps_the_statefulset_and_says_why() {
         blocked.message
     );
     assert_eq!(env.condition("Ready").status, ConditionStatus::False);
-    let warnings: Vec<_> = env
-        .fake
-        .list("events.k8s.io/v1", "events", Some(NS))
-        .into_iter()
-        .filter(|e| e["reason"] == json!("ScaleDownBlocked"))
-        .collect();
+    let warnings = env.events_with_reason("ScaleDownBlocked");
     assert_eq!(warnings.len(), 1);
 
     // Reported once; going back to 3 clears it.
     env.reconcile().await;
-    let warnings = env
-        .fake
-        .list("events.k8s.io/v1", "events", Some(NS))
-        .into_iter()
-        .filter(|e| e["reason"] == json!("ScaleDownBlocked"))
-        .count();
+    let warnings = env.events_with_reason("ScaleDownBlocked").len();
     assert_eq!(warnings, 1, "the same refusal is not announced twice");
     env.scale_to(3);
     env.reconcile().await;
@@ -281,7 +210,7 @@ async fn a_refused_scale_down_keeps_the_statefulset_and_says_why() {
 
 #[tokio::test]
 async fn an_unreachable_qdrant_holds_the_size() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(&[("single", 3, 1)]).await;
     env.scale_to(2);
     env.qdrant.fail_next("/cluster", 503, 5);

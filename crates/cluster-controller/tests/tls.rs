@@ -20,8 +20,6 @@ use cluster_controller::{
             certificate_hash, generate_ca, inspect, issue_server_certificate, issued_by, load_ca,
         },
     },
-    context::Context,
-    reconcile::reconcile,
     vocabulary::reasons::{TLS_P2P_IMMUTABLE, TLS_SECRET_INVALID, TLS_SECRET_NOT_FOUND},
 };
 use jiff::{SignedDuration, Timestamp};
@@ -30,18 +28,16 @@ use k8s_openapi::api::{
     core::v1::{Container, Secret},
 };
 use reconcile_lib::{
-    metrics::Metrics,
     qdrant::RaftRole,
     target::{Target, TargetRef, resolve},
 };
 use serde_json::{Value, json};
-use testkit::{
-    apiserver::FakeApiServer,
-    qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-};
+use testkit::qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions};
 
-const NS: &str = "qdrant";
-const QC: &str = "qdrant.operator.dev/v1alpha1";
+mod common;
+
+use common::{Env, NS, QC};
+
 const DAY: SignedDuration = SignedDuration::from_hours(24);
 
 // ---------------------------------------------------------------------------------------------
@@ -274,70 +270,18 @@ fn the_tls_volume_and_mount_path_are_reserved() {
 // ---------------------------------------------------------------------------------------------
 // Reconcile scenarios
 
-struct Env {
-    fake: FakeApiServer,
-    ctx: Arc<Context>,
-}
-
 fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
     // No pod is reachable in these scenarios unless a test says so.
-    ctx.peer_urls = Arc::new(|_, _| None);
-    Env {
-        ctx: Arc::new(ctx),
-        fake,
-    }
+    Env::new((), |ctx| ctx.peer_urls = Arc::new(|_, _| None))
 }
 
 impl Env {
-    fn seed(&self, spec: Value) -> QdrantCluster {
-        serde_json::from_value(self.fake.insert(json!({
-            "apiVersion": QC, "kind": "QdrantCluster",
-            "metadata": {"name": "demo", "namespace": NS}, "spec": spec,
-        })))
-        .unwrap()
-    }
-
-    fn current(&self) -> QdrantCluster {
-        serde_json::from_value(
-            self.fake
-                .get(QC, "qdrantclusters", Some(NS), "demo")
-                .unwrap(),
-        )
-        .unwrap()
-    }
-
-    async fn reconcile(&self) {
-        reconcile(Arc::new(self.current()), self.ctx.clone())
-            .await
-            .unwrap();
-    }
-
-    fn secret(&self, name: &str) -> Option<Secret> {
-        self.fake
-            .get("v1", "secrets", Some(NS), name)
-            .map(|v| serde_json::from_value(v).unwrap())
-    }
-
     fn material(&self, name: &str) -> SecretMaterial {
-        SecretMaterial::of(&self.secret(name).unwrap())
-    }
-
-    fn statefulset(&self) -> StatefulSet {
-        serde_json::from_value(
-            self.fake
-                .get("apps/v1", "statefulsets", Some(NS), "demo")
-                .unwrap(),
-        )
-        .unwrap()
+        SecretMaterial::of(&self.current::<Secret>(name))
     }
 
     fn config(&self) -> Value {
-        let cm = self
-            .fake
-            .get("v1", "configmaps", Some(NS), "demo-config")
-            .unwrap();
+        let cm = self.get("v1", "configmaps", "demo-config").unwrap();
         serde_saphyr::from_str(cm["data"]["production.yaml"].as_str().unwrap()).unwrap()
     }
 
@@ -346,29 +290,10 @@ impl Env {
             .iter()
             .map(|(k, v)| ((*k).to_string(), json!(v)))
             .collect();
-        self.fake.insert(json!({
+        self.seed(json!({
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": name, "namespace": NS}, "stringData": data,
+            "metadata": {"name": name}, "stringData": data,
         }));
-    }
-
-    fn events(&self, reason: &str) -> Vec<Value> {
-        self.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
-            .into_iter()
-            .filter(|e| e["reason"] == json!(reason))
-            .collect()
-    }
-
-    fn mark_statefulset_ready(&self, ready: i32) {
-        self.fake.edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
-            let replicas = s["spec"]["replicas"].as_i64().unwrap();
-            let generation = s["metadata"]["generation"].clone();
-            s["status"] = json!({
-                "replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
-                "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": generation,
-            });
-        });
     }
 }
 
@@ -389,12 +314,14 @@ fn ca_of(env: &Env) -> material::LoadedCa {
 #[tokio::test]
 async fn generated_secrets_are_created_once_and_a_second_reconcile_writes_nothing() {
     let env = env();
-    let qc = env.seed(both_tls());
+    let qc = env.seed_cluster("demo", both_tls());
     env.reconcile().await;
 
     let uid = qc.metadata.uid.clone().unwrap();
     for name in ["demo-ca", "demo-tls"] {
-        let s = env.secret(name).unwrap_or_else(|| panic!("{name} missing"));
+        let s = env
+            .try_current::<Secret>(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"), "{name}");
         let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.uid, uid, "{name}");
@@ -417,7 +344,7 @@ async fn generated_secrets_are_created_once_and_a_second_reconcile_writes_nothin
     );
 
     // The pods serve it: mounted, hashed on the template, named in config.yaml.
-    let sts = env.statefulset();
+    let sts = env.current::<StatefulSet>("demo");
     assert_eq!(
         template_annotation(&sts, TLS_HASH_ANNOTATION),
         Some(certificate_hash(&cert, &ca.material.cert_pem))
@@ -426,14 +353,17 @@ async fn generated_secrets_are_created_once_and_a_second_reconcile_writes_nothin
     assert_eq!(config["service"]["enable_tls"], json!(true));
     assert_eq!(config["cluster"]["p2p"]["enable_tls"], json!(true));
     assert_eq!(config["tls"]["cert"], json!("/qdrant/tls/tls.crt"));
-    assert_eq!(env.events("CertificateIssued").len(), 1);
-    assert_eq!(env.events("CertificateAuthorityCreated").len(), 1);
+    assert_eq!(env.events_with_reason("CertificateIssued").len(), 1);
+    assert_eq!(
+        env.events_with_reason("CertificateAuthorityCreated").len(),
+        1
+    );
 
     // Steady state: reads only.
-    env.mark_statefulset_ready(0);
+    env.mark_statefulset_ready("demo", 0);
     env.reconcile().await;
     let versions = |env: &Env| {
-        ["demo-ca", "demo-tls"].map(|n| env.secret(n).unwrap().metadata.resource_version)
+        ["demo-ca", "demo-tls"].map(|n| env.current::<Secret>(n).metadata.resource_version)
     };
     let before = versions(&env);
     env.fake.clear_requests();
@@ -444,22 +374,23 @@ async fn generated_secrets_are_created_once_and_a_second_reconcile_writes_nothin
         "a no-op reconcile must not write"
     );
     assert_eq!(versions(&env), before);
-    assert_eq!(env.events("CertificateIssued").len(), 1);
+    assert_eq!(env.events_with_reason("CertificateIssued").len(), 1);
 }
 
 #[tokio::test]
 async fn a_near_expiry_certificate_is_renewed_and_rolls_the_pods_while_the_ca_is_untouched() {
     let env = env();
-    env.seed(both_tls());
+    env.seed_cluster("demo", both_tls());
     env.reconcile().await;
-    let ca_before = env.secret("demo-ca").unwrap();
+    let ca_before = env.current::<Secret>("demo-ca");
     let ca = ca_of(&env);
-    let first_hash = template_annotation(&env.statefulset(), TLS_HASH_ANNOTATION).unwrap();
+    let first_hash =
+        template_annotation(&env.current::<StatefulSet>("demo"), TLS_HASH_ANNOTATION).unwrap();
 
     // A certificate of this CA issued 300 days ago: 65 days left, under a third of a year.
-    let names = Names::of(&env.current());
+    let names = Names::of(&env.qc());
     let old = issue_server_certificate(&ca, &names, Timestamp::now() - 300 * DAY).unwrap();
-    env.fake.edit("v1", "secrets", Some(NS), "demo-tls", |s| {
+    env.edit("v1", "secrets", "demo-tls", |s| {
         s["data"] = json!({});
         s["stringData"] = json!({
             "tls.crt": old.cert_pem, "tls.key": old.key_pem, "ca.crt": ca.material.cert_pem,
@@ -481,7 +412,7 @@ async fn a_near_expiry_certificate_is_renewed_and_rolls_the_pods_while_the_ca_is
     assert!(not_after > Timestamp::now() + 364 * DAY);
 
     // The CA Secret was not written.
-    let ca_after = env.secret("demo-ca").unwrap();
+    let ca_after = env.current::<Secret>("demo-ca");
     assert_eq!(
         ca_after.metadata.resource_version,
         ca_before.metadata.resource_version
@@ -493,12 +424,12 @@ async fn a_near_expiry_certificate_is_renewed_and_rolls_the_pods_while_the_ca_is
     assert_ne!(new_hash, old_hash);
     assert_ne!(new_hash, first_hash);
     assert_eq!(
-        template_annotation(&env.statefulset(), TLS_HASH_ANNOTATION),
+        template_annotation(&env.current::<StatefulSet>("demo"), TLS_HASH_ANNOTATION),
         Some(new_hash)
     );
-    let status = env.current().status.unwrap().tls.unwrap();
+    let status = env.qc().status.unwrap().tls.unwrap();
     assert_eq!(status.not_after, Some(not_after.to_string()));
-    let renewed = env.events("CertificateRenewed");
+    let renewed = env.events_with_reason("CertificateRenewed");
     assert_eq!(renewed.len(), 1);
     assert!(
         renewed[0]["note"].as_str().unwrap().contains("expires at"),
@@ -511,13 +442,13 @@ async fn a_near_expiry_certificate_is_renewed_and_rolls_the_pods_while_the_ca_is
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_replaced_and_a_foreign_serving_secret_is_left_alone() {
     let env = env();
-    env.seed(both_tls());
+    env.seed_cluster("demo", both_tls());
     env.reconcile().await;
     let ca = ca_of(&env);
-    let names = Names::of(&env.current());
+    let names = Names::of(&env.qc());
     let stranger = load_ca(generate_ca(&names, Timestamp::now()).unwrap()).unwrap();
     let foreign = issue_server_certificate(&stranger, &names, Timestamp::now()).unwrap();
-    env.fake.edit("v1", "secrets", Some(NS), "demo-tls", |s| {
+    env.edit("v1", "secrets", "demo-tls", |s| {
         s["data"] = json!({});
         s["stringData"] = json!({
             "tls.crt": foreign.cert_pem, "tls.key": foreign.key_pem, "ca.crt": ca.material.cert_pem,
@@ -528,7 +459,7 @@ async fn a_certificate_from_another_ca_is_replaced_and_a_foreign_serving_secret_
     assert!(issued_by(&cert, &ca.material.cert_pem));
 
     // A serving Secret the operator did not create is never overwritten.
-    env.fake.edit("v1", "secrets", Some(NS), "demo-tls", |s| {
+    env.edit("v1", "secrets", "demo-tls", |s| {
         s["metadata"]["ownerReferences"] = json!([]);
         s["data"] = json!({});
         s["stringData"] =
@@ -539,7 +470,7 @@ async fn a_certificate_from_another_ca_is_replaced_and_a_foreign_serving_secret_
         env.material("demo-tls").cert_pem,
         Some(foreign.cert_pem.clone())
     );
-    let c = ready(&env.current());
+    let c = ready(&env.qc());
     assert_eq!(c.reason, TLS_SECRET_INVALID);
     assert!(
         c.message.contains("spec.tls.secretName: demo-tls"),
@@ -551,11 +482,14 @@ async fn a_certificate_from_another_ca_is_replaced_and_a_foreign_serving_secret_
 #[tokio::test]
 async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
     let env = env();
-    env.seed(json!({"replicas": 2, "tls": {"client": {"enabled": true}, "secretName": "mine"}}));
+    env.seed_cluster(
+        "demo",
+        json!({"replicas": 2, "tls": {"client": {"enabled": true}, "secretName": "mine"}}),
+    );
 
     // Missing Secret.
     env.reconcile().await;
-    let c = ready(&env.current());
+    let c = ready(&env.qc());
     assert_eq!(c.status, ConditionStatus::False);
     assert_eq!(c.reason, TLS_SECRET_NOT_FOUND);
     assert!(
@@ -565,28 +499,27 @@ async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
     );
 
     // Missing keys (the key text never shows up in the message).
-    let ca = load_ca(generate_ca(&Names::of(&env.current()), Timestamp::now()).unwrap()).unwrap();
-    let server =
-        issue_server_certificate(&ca, &Names::of(&env.current()), Timestamp::now()).unwrap();
+    let ca = load_ca(generate_ca(&Names::of(&env.qc()), Timestamp::now()).unwrap()).unwrap();
+    let server = issue_server_certificate(&ca, &Names::of(&env.qc()), Timestamp::now()).unwrap();
     env.put_secret("mine", &[("tls.crt", &server.cert_pem)]);
     env.reconcile().await;
-    let c = ready(&env.current());
+    let c = ready(&env.qc());
     assert_eq!(c.reason, TLS_SECRET_INVALID);
     assert!(c.message.contains("spec.tls.secretName"), "{}", c.message);
     assert!(c.message.contains("tls.key, ca.crt"), "{}", c.message);
     assert!(!c.message.contains("BEGIN"), "{}", c.message);
     // The operator generates nothing in user mode.
-    assert!(env.secret("demo-ca").is_none());
-    assert!(env.secret("demo-tls").is_none());
+    assert!(env.try_current::<Secret>("demo-ca").is_none());
+    assert!(env.try_current::<Secret>("demo-tls").is_none());
     // The pods mount the user's Secret; without a complete Secret there is no hash yet.
-    let sts = env.statefulset();
+    let sts = env.current::<StatefulSet>("demo");
     assert_eq!(template_annotation(&sts, TLS_HASH_ANNOTATION), None);
 
     // A certificate for another headless Service does not cover the pods.
-    let mut params_names = Names::of(&env.current());
+    let mut params_names = Names::of(&env.qc());
     params_names.headless = "elsewhere".into();
     let narrow = issue_server_certificate(&ca, &params_names, Timestamp::now()).unwrap();
-    env.fake.remove("v1", "secrets", Some(NS), "mine");
+    env.remove("v1", "secrets", "mine");
     env.put_secret(
         "mine",
         &[
@@ -596,7 +529,7 @@ async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
         ],
     );
     env.reconcile().await;
-    let c = ready(&env.current());
+    let c = ready(&env.qc());
     assert_eq!(c.reason, TLS_SECRET_INVALID);
     assert!(
         c.message.contains(
@@ -607,7 +540,7 @@ async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
     );
 
     // A complete Secret (as cert-manager writes it): served, hashed, published, not blocked.
-    env.fake.remove("v1", "secrets", Some(NS), "mine");
+    env.remove("v1", "secrets", "mine");
     env.put_secret(
         "mine",
         &[
@@ -617,7 +550,7 @@ async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
         ],
     );
     env.reconcile().await;
-    let qc = env.current();
+    let qc = env.qc();
     assert!(!ready(&qc).reason.starts_with("Tls"), "{:?}", ready(&qc));
     let tls = qc.status.unwrap().tls.unwrap();
     assert_eq!(tls.certificate_secret_name.as_deref(), Some("mine"));
@@ -627,7 +560,7 @@ async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
         "expiry is published for generated certificates only"
     );
     assert_eq!(
-        template_annotation(&env.statefulset(), TLS_HASH_ANNOTATION),
+        template_annotation(&env.current::<StatefulSet>("demo"), TLS_HASH_ANNOTATION),
         Some(certificate_hash(&server.cert_pem, &ca.material.cert_pem))
     );
     // The user's Secret was never written.
@@ -637,13 +570,16 @@ async fn a_user_secret_missing_keys_or_names_is_a_condition_not_a_panic() {
             .iter()
             .all(|w| !w.path.ends_with("/secrets/mine"))
     );
-    assert!(env.secret("demo-ca").is_none());
+    assert!(env.try_current::<Secret>("demo-ca").is_none());
 }
 
 #[tokio::test]
 async fn status_publishes_the_ca_and_https_endpoints_and_the_other_controllers_use_them() {
     let mut env = env();
-    env.seed(json!({"replicas": 1, "auth": {}, "tls": {"client": {"enabled": true}}}));
+    env.seed_cluster(
+        "demo",
+        json!({"replicas": 1, "auth": {}, "tls": {"client": {"enabled": true}}}),
+    );
 
     // The operator's own client trusts the CA (its PEM must parse even for this http fake).
     let fake_qdrant = FakeQdrant::start(FakeQdrantOptions {
@@ -663,10 +599,10 @@ async fn status_publishes_the_ca_and_https_endpoints_and_the_other_controllers_u
     Arc::get_mut(&mut env.ctx).unwrap().peer_urls = Arc::new(move |_, _| Some(url.clone()));
 
     env.reconcile().await;
-    env.mark_statefulset_ready(1);
+    env.mark_statefulset_ready("demo", 1);
     env.reconcile().await;
 
-    let qc = env.current();
+    let qc = env.qc();
     let st = qc.status.clone().unwrap();
     let endpoints = st.endpoints.unwrap();
     assert_eq!(endpoints.http, "https://demo.qdrant.svc:6333");
@@ -712,7 +648,7 @@ async fn status_publishes_the_ca_and_https_endpoints_and_the_other_controllers_u
     );
 
     // Without the CA Secret the resolver waits instead of trusting the system roots.
-    env.fake.remove("v1", "secrets", Some(NS), "demo-tls");
+    env.remove("v1", "secrets", "demo-tls");
     match resolve(NS, target, &client, Duration::from_secs(5), None)
         .await
         .unwrap()
@@ -730,19 +666,22 @@ async fn status_publishes_the_ca_and_https_endpoints_and_the_other_controllers_u
 #[tokio::test]
 async fn a_p2p_change_is_refused_and_nothing_is_applied() {
     let env = env();
-    env.seed(json!({"replicas": 3, "tls": {"p2p": {"enabled": true}}}));
+    env.seed_cluster(
+        "demo",
+        json!({"replicas": 3, "tls": {"p2p": {"enabled": true}}}),
+    );
     env.reconcile().await;
-    assert!(env.current().status.unwrap().tls.unwrap().p2p);
+    assert!(env.qc().status.unwrap().tls.unwrap().p2p);
     let config_before = env.config();
 
     // The CRD's CEL rule refuses this at the API server; the fake has no CEL, so the
     // controller's own guard is what is tested.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["tls"] = json!({"client": {"enabled": true}});
     });
     env.fake.clear_requests();
     env.reconcile().await;
-    let qc = env.current();
+    let qc = env.qc();
     let c = ready(&qc);
     assert_eq!(c.status, ConditionStatus::False);
     assert_eq!(c.reason, TLS_P2P_IMMUTABLE);
@@ -766,35 +705,35 @@ async fn a_p2p_change_is_refused_and_nothing_is_applied() {
         qc.status.unwrap().tls.unwrap().p2p,
         "status keeps what runs"
     );
-    assert_eq!(env.events(TLS_P2P_IMMUTABLE).len(), 1);
+    assert_eq!(env.events_with_reason(TLS_P2P_IMMUTABLE).len(), 1);
     env.reconcile().await;
     assert_eq!(
-        env.events(TLS_P2P_IMMUTABLE).len(),
+        env.events_with_reason(TLS_P2P_IMMUTABLE).len(),
         1,
         "one Warning per refusal"
     );
 
     // Set back: reconciled again.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["tls"] = json!({"p2p": {"enabled": true}});
     });
     env.reconcile().await;
-    assert_ne!(ready(&env.current()).reason, TLS_P2P_IMMUTABLE);
+    assert_ne!(ready(&env.qc()).reason, TLS_P2P_IMMUTABLE);
 
     // The other direction: a cluster created without TLS cannot turn p2p TLS on.
     let env = self::env();
-    env.seed(json!({"replicas": 1}));
+    env.seed_cluster("demo", json!({"replicas": 1}));
     env.reconcile().await;
-    let tls = env.current().status.unwrap().tls.unwrap();
+    let tls = env.qc().status.unwrap().tls.unwrap();
     assert!(!tls.client && !tls.p2p);
     assert_eq!(tls.ca_secret_ref, None);
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["tls"] = json!({"p2p": {"enabled": true}});
     });
     env.reconcile().await;
-    assert_eq!(ready(&env.current()).reason, TLS_P2P_IMMUTABLE);
+    assert_eq!(ready(&env.qc()).reason, TLS_P2P_IMMUTABLE);
     assert!(
-        env.secret("demo-ca").is_none(),
+        env.try_current::<Secret>("demo-ca").is_none(),
         "nothing generated for a refused spec"
     );
 }
@@ -802,27 +741,27 @@ async fn a_p2p_change_is_refused_and_nothing_is_applied() {
 #[tokio::test]
 async fn client_tls_can_be_turned_on_later_and_reuses_the_generated_ca() {
     let env = env();
-    env.seed(json!({"replicas": 1}));
+    env.seed_cluster("demo", json!({"replicas": 1}));
     env.reconcile().await;
     let plain_config = env.config();
     assert_eq!(plain_config.get("tls"), None);
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["tls"] = json!({"client": {"enabled": true}});
     });
     env.reconcile().await;
     assert_eq!(env.config()["service"]["enable_tls"], json!(true));
     let ca = env.material("demo-ca");
     // Off and on again: the CA stays, so clients that trusted it keep trusting it.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["tls"] = json!({"client": {"enabled": false}});
     });
     env.reconcile().await;
     assert_eq!(env.config().get("tls"), None);
     assert_eq!(
-        env.current().status.unwrap().endpoints.unwrap().http,
+        env.qc().status.unwrap().endpoints.unwrap().http,
         "http://demo.qdrant.svc:6333"
     );
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["tls"] = json!({"client": {"enabled": true}});
     });
     env.reconcile().await;

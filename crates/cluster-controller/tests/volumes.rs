@@ -8,66 +8,23 @@ use std::sync::Arc;
 use api_types::{
     QdrantCluster,
     cluster::ClusterPhase,
-    conditions::{ConditionStatus, find_condition, types},
+    conditions::{ConditionStatus, types},
 };
 use cluster_controller::{
-    context::Context,
     reconcile::reconcile,
     vocabulary::{
         reasons::{EXPANSION_NOT_SUPPORTED, EXPANSION_REJECTED, SHRINK_REFUSED},
         types::VOLUME_EXPANSION_BLOCKED,
     },
 };
+use common::{Env, NS, QC};
 use kube::runtime::controller::Action;
-use reconcile_lib::{metrics::Metrics, qdrant::RaftRole};
 use serde_json::{Value, json};
-use testkit::{
-    apiserver::{Failure, FakeApiServer},
-    qdrant::{ClusterState, FakeQdrant, FakeQdrantOptions},
-};
+use testkit::{apiserver::Failure, qdrant::FakeQdrant};
 
-const NS: &str = "qdrant";
-const QC: &str = "qdrant.operator.dev/v1alpha1";
+mod common;
+
 const PVCS: &str = "persistentvolumeclaims";
-
-struct Env {
-    fake: FakeApiServer,
-    _qdrant: FakeQdrant,
-    ctx: Arc<Context>,
-}
-
-async fn env() -> Env {
-    let fake = FakeApiServer::new();
-    let peers = (0..3)
-        .map(|i| {
-            (
-                100 + i,
-                format!("http://demo-{i}.demo-headless.{NS}.svc:6335/"),
-            )
-        })
-        .collect();
-    let qdrant = FakeQdrant::start(FakeQdrantOptions {
-        cluster: Some(ClusterState {
-            peer_id: 100,
-            peers,
-            leader: Some(100),
-            role: Some(RaftRole::Leader),
-            term: 1,
-            commit: 1,
-            pending_operations: 0,
-        }),
-        ..FakeQdrantOptions::default()
-    })
-    .await;
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
-    let url = qdrant.url();
-    ctx.peer_urls = Arc::new(move |_, _| Some(url.clone()));
-    Env {
-        fake,
-        _qdrant: qdrant,
-        ctx: Arc::new(ctx),
-    }
-}
 
 fn storage_class(name: &str, allow: Option<bool>) -> Value {
     let mut sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
@@ -78,31 +35,7 @@ fn storage_class(name: &str, allow: Option<bool>) -> Value {
     sc
 }
 
-impl Env {
-    fn current(&self) -> QdrantCluster {
-        serde_json::from_value(
-            self.fake
-                .get(QC, "qdrantclusters", Some(NS), "demo")
-                .unwrap(),
-        )
-        .unwrap()
-    }
-
-    async fn reconcile(&self) -> Action {
-        reconcile(Arc::new(self.current()), self.ctx.clone())
-            .await
-            .unwrap()
-    }
-
-    fn mark_ready(&self) {
-        self.fake.edit("apps/v1", "statefulsets", Some(NS), "demo", |s| {
-            let replicas = s["spec"]["replicas"].clone();
-            let generation = s["metadata"]["generation"].clone();
-            s["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas,
-                "currentRevision": "r1", "updateRevision": "r1", "observedGeneration": generation});
-        });
-    }
-
+impl Env<FakeQdrant> {
     /// The claim of pod `i` as the StatefulSet controller creates it from the claim template,
     /// bound with `size`.
     fn insert_claim(&self, i: i32, size: &str) {
@@ -115,9 +48,7 @@ impl Env {
     }
 
     fn claim(&self, i: i32) -> Value {
-        self.fake
-            .get("v1", PVCS, Some(NS), &format!("storage-demo-{i}"))
-            .unwrap()
+        self.get("v1", PVCS, &format!("storage-demo-{i}")).unwrap()
     }
 
     fn requested(&self, i: i32) -> String {
@@ -129,17 +60,14 @@ impl Env {
 
     /// What the external resizer and the kubelet do once they are done.
     fn finish_resize(&self, i: i32, size: &str) {
-        self.fake
-            .edit("v1", PVCS, Some(NS), &format!("storage-demo-{i}"), |c| {
-                c["status"]["capacity"]["storage"] = json!(size);
-                c["status"].as_object_mut().unwrap().remove("conditions");
-            });
+        self.edit("v1", PVCS, &format!("storage-demo-{i}"), |c| {
+            c["status"]["capacity"]["storage"] = json!(size);
+            c["status"].as_object_mut().unwrap().remove("conditions");
+        });
     }
 
     fn set_size(&self, size: &str) {
-        self.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
-            q["spec"]["persistence"]["size"] = json!(size)
-        });
+        self.edit_spec::<QdrantCluster>("demo", |s| s["persistence"]["size"] = json!(size));
     }
 
     fn claim_patches(&self) -> Vec<(String, Option<String>)> {
@@ -151,35 +79,21 @@ impl Env {
             .collect()
     }
 
-    fn events(&self, reason: &str) -> Vec<Value> {
-        self.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
-            .into_iter()
-            .filter(|e| e["reason"] == json!(reason))
-            .collect()
-    }
-
-    fn condition(&self, t: &str) -> api_types::Condition {
-        find_condition(&self.current().status.unwrap().conditions, t)
-            .cloned()
-            .unwrap_or_else(|| panic!("condition {t} missing"))
-    }
-
     /// A running cluster of `replicas` peers at 10Gi, each with its bound claim, and the
     /// StorageClass `standard` (`allowVolumeExpansion` as given).
     async fn running(&self, replicas: i32, allow: Option<bool>) {
         self.fake.insert(storage_class("standard", allow));
-        self.fake
-            .insert(json!({"apiVersion": QC, "kind": "QdrantCluster",
-            "metadata": {"name": "demo", "namespace": NS},
-            "spec": {"replicas": replicas, "persistence": {"size": "10Gi"}}}));
+        self.seed_cluster(
+            "demo",
+            json!({"replicas": replicas, "persistence": {"size": "10Gi"}}),
+        );
         self.reconcile().await;
         for i in 0..replicas {
             self.insert_claim(i, "10Gi");
         }
         self.mark_ready();
         self.reconcile().await;
-        let st = self.current().status.unwrap();
+        let st = self.qc().status.unwrap();
         assert_eq!(st.phase, ClusterPhase::Running);
         assert_eq!(st.volumes, None);
         let blocked = self.condition(VOLUME_EXPANSION_BLOCKED);
@@ -200,7 +114,7 @@ fn patch_of(i: i32) -> (String, Option<String>) {
 
 #[tokio::test]
 async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(3, Some(true)).await;
 
     env.set_size("20Gi");
@@ -217,16 +131,13 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
         assert_eq!(env.claim(i)["spec"]["storageClassName"], json!("standard"));
         assert_eq!(env.claim(i)["spec"]["volumeName"], json!(format!("pv-{i}")));
     }
-    let sts = env
-        .fake
-        .get("apps/v1", "statefulsets", Some(NS), "demo")
-        .unwrap();
+    let sts = env.get("apps/v1", "statefulsets", "demo").unwrap();
     assert_eq!(
         sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
         json!("10Gi"),
         "the StatefulSet keeps its immutable claim template"
     );
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     let volumes = st.volumes.clone().unwrap();
     assert_eq!(volumes.requested_size, "20Gi");
     let pending: Vec<_> = volumes
@@ -260,7 +171,7 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
         env.condition(VOLUME_EXPANSION_BLOCKED).status,
         ConditionStatus::False
     );
-    let started = env.events("VolumeExpansionStarted");
+    let started = env.events_with_reason("VolumeExpansionStarted");
     assert_eq!(
         started.len(),
         1,
@@ -281,7 +192,7 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
     );
 
     // The resizer is at work on one claim, done with another: nothing is patched again.
-    env.fake.edit("v1", PVCS, Some(NS), "storage-demo-1", |c| {
+    env.edit("v1", PVCS, "storage-demo-1", |c| {
         c["status"]["conditions"] = json!([{"type": "FileSystemResizePending", "status": "True"}]);
         c["status"]["allocatedResourceStatuses"] = json!({"storage": "NodeResizePending"});
     });
@@ -289,7 +200,7 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
     env.fake.clear_requests();
     env.reconcile().await;
     assert_eq!(env.claim_patches(), [], "a claim is patched once");
-    let volumes = env.current().status.unwrap().volumes.unwrap();
+    let volumes = env.qc().status.unwrap().volumes.unwrap();
     let pending: Vec<_> = volumes
         .pending
         .iter()
@@ -310,7 +221,7 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
         env.condition(types::PROGRESSING).message
     );
     assert_eq!(
-        env.events("VolumeExpansionStarted")[0]["series"],
+        env.events_with_reason("VolumeExpansionStarted")[0]["series"],
         Value::Null,
         "no new event"
     );
@@ -319,14 +230,14 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
     env.finish_resize(0, "21474836480");
     env.finish_resize(1, "20Gi");
     let action = env.reconcile().await;
-    let st = env.current().status.unwrap();
+    let st = env.qc().status.unwrap();
     assert_eq!(st.volumes, None, "status.volumes goes away");
     let progressing = env.condition(types::PROGRESSING);
     assert_eq!(
         (progressing.status, progressing.reason.as_str()),
         (ConditionStatus::False, "Reconciled")
     );
-    assert_eq!(env.events("VolumeExpansionCompleted").len(), 1);
+    assert_eq!(env.events_with_reason("VolumeExpansionCompleted").len(), 1);
     assert_eq!(action, Action::requeue(env.ctx.resync));
 
     env.fake.clear_requests();
@@ -344,7 +255,7 @@ async fn growing_10gi_to_20gi_patches_every_claim_reports_progress_then_settles(
 
 #[tokio::test]
 async fn shrinking_is_refused_with_a_condition_and_no_claim_is_touched() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(3, Some(true)).await;
     let before: Vec<Value> = (0..3).map(|i| env.claim(i)).collect();
 
@@ -367,18 +278,18 @@ async fn shrinking_is_refused_with_a_condition_and_no_claim_is_touched() {
             blocked.message
         );
     }
-    let volumes = env.current().status.unwrap().volumes.unwrap();
+    let volumes = env.qc().status.unwrap().volumes.unwrap();
     assert_eq!(volumes.message, blocked.message);
     assert!(volumes.pending.iter().all(|c| c.state == SHRINK_REFUSED));
     // The cluster keeps serving: a refused expansion does not make it unready.
     assert_eq!(env.condition(types::READY).status, ConditionStatus::True);
-    assert_eq!(env.events(VOLUME_EXPANSION_BLOCKED).len(), 1);
+    assert_eq!(env.events_with_reason(VOLUME_EXPANSION_BLOCKED).len(), 1);
 
     // The refusal is reported once: a second reconcile writes nothing.
     env.fake.clear_requests();
     env.reconcile().await;
     assert_eq!(env.fake.writes(), []);
-    assert_eq!(env.events(VOLUME_EXPANSION_BLOCKED).len(), 1);
+    assert_eq!(env.events_with_reason(VOLUME_EXPANSION_BLOCKED).len(), 1);
 
     // Back to the claims' size: the refusal clears, nothing is patched.
     env.set_size("10737418240");
@@ -390,9 +301,9 @@ async fn shrinking_is_refused_with_a_condition_and_no_claim_is_touched() {
         (blocked.status, blocked.reason.as_str()),
         (ConditionStatus::False, "NotBlocked")
     );
-    assert_eq!(env.current().status.unwrap().volumes, None);
+    assert_eq!(env.qc().status.unwrap().volumes, None);
     assert_eq!(
-        env.events("VolumeExpansionCompleted"),
+        env.events_with_reason("VolumeExpansionCompleted"),
         Vec::<Value>::new(),
         "nothing was expanded"
     );
@@ -400,7 +311,7 @@ async fn shrinking_is_refused_with_a_condition_and_no_claim_is_touched() {
 
 #[tokio::test]
 async fn a_storage_class_without_allow_volume_expansion_is_reported_and_nothing_is_patched() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(3, None).await;
 
     env.set_size("20Gi");
@@ -417,7 +328,7 @@ async fn a_storage_class_without_allow_volume_expansion_is_reported_and_nothing_
         "{}",
         blocked.message
     );
-    assert_eq!(env.events(VOLUME_EXPANSION_BLOCKED).len(), 1);
+    assert_eq!(env.events_with_reason(VOLUME_EXPANSION_BLOCKED).len(), 1);
     assert!(
         env.fake
             .requests()
@@ -448,17 +359,17 @@ async fn a_storage_class_without_allow_volume_expansion_is_reported_and_nothing_
 
 #[tokio::test]
 async fn a_claim_created_later_by_a_scale_up_is_grown_too() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(2, Some(true)).await;
     env.set_size("20Gi");
     env.reconcile().await;
     env.finish_resize(0, "20Gi");
     env.finish_resize(1, "20Gi");
     env.reconcile().await;
-    assert_eq!(env.current().status.unwrap().volumes, None);
+    assert_eq!(env.qc().status.unwrap().volumes, None);
 
     // Scale up: the StatefulSet grows; its pod and claim do not exist yet.
-    env.fake.edit(QC, "qdrantclusters", Some(NS), "demo", |q| {
+    env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["replicas"] = json!(3)
     });
     env.fake.clear_requests();
@@ -479,7 +390,7 @@ async fn a_claim_created_later_by_a_scale_up_is_grown_too() {
     env.reconcile().await;
     assert_eq!(env.claim_patches(), [patch_of(2)]);
     assert_eq!(env.requested(2), "20Gi");
-    let volumes = env.current().status.unwrap().volumes.unwrap();
+    let volumes = env.qc().status.unwrap().volumes.unwrap();
     assert_eq!(
         volumes
             .pending
@@ -492,7 +403,7 @@ async fn a_claim_created_later_by_a_scale_up_is_grown_too() {
 
 #[tokio::test]
 async fn refused_reads_and_patches_become_a_condition_and_server_errors_are_retried() {
-    let env = env().await;
+    let env = Env::with_one_fake().await;
     env.running(1, Some(true)).await;
     env.set_size("20Gi");
 
@@ -503,7 +414,7 @@ async fn refused_reads_and_patches_become_a_condition_and_server_errors_are_retr
         status: 503,
         times: 1,
     });
-    let err = reconcile(Arc::new(env.current()), env.ctx.clone())
+    let err = reconcile(Arc::new(env.qc()), env.ctx.clone())
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
@@ -525,10 +436,10 @@ async fn refused_reads_and_patches_become_a_condition_and_server_errors_are_retr
         "{}",
         blocked.message
     );
-    let volumes = env.current().status.unwrap().volumes.unwrap();
+    let volumes = env.qc().status.unwrap().volumes.unwrap();
     assert_eq!(volumes.pending[0].state, EXPANSION_REJECTED);
     assert_eq!(volumes.message, blocked.message);
-    assert_eq!(env.current().status.unwrap().phase, ClusterPhase::Running);
+    assert_eq!(env.qc().status.unwrap().phase, ClusterPhase::Running);
 
     // A claim the controller may not read (RBAC): reported, the reconcile goes on.
     env.fake.fail_next(Failure {
@@ -544,7 +455,7 @@ async fn refused_reads_and_patches_become_a_condition_and_server_errors_are_retr
         (ConditionStatus::True, "CannotReadVolumes")
     );
     assert_eq!(
-        env.current().status.unwrap().volumes.unwrap().pending[0].state,
+        env.qc().status.unwrap().volumes.unwrap().pending[0].state,
         EXPANSION_REJECTED,
         "the last known progress is kept"
     );

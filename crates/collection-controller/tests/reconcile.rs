@@ -2,7 +2,7 @@
 //! in-process fake Kubernetes API server and the fake Qdrant (TESTING.md layers 3 and 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Duration};
+use std::{ops::Deref, sync::Arc, time::Duration};
 
 use api_types::{
     QdrantCollection,
@@ -20,7 +20,7 @@ use reconcile_lib::{
 };
 use serde_json::{Value, json};
 use testkit::{
-    apiserver::FakeApiServer,
+    harness::{Harness, qdrant_reads, qdrant_writes},
     qdrant::{FakeQdrant, FakeQdrantOptions},
     real_qdrant::{self, SingleNode, SingleNodeOptions},
 };
@@ -30,13 +30,23 @@ const NS: &str = "search";
 const API: &str = "qdrant.operator.dev/v1alpha1";
 const KEY: &str = "s3cr3t-key";
 
+/// One test's world: the harness (dereferenced to: `env.fake`, `env.get(..)`, ...), the fake
+/// Qdrant, a controller context, and where its endpoints lead.
 struct Env {
-    fake: FakeApiServer,
+    harness: Harness,
     qdrant: FakeQdrant,
     ctx: Arc<Context>,
     /// The Qdrant every endpoint is rewritten to (the fake's unless [`env_at`] named another)
     /// and the key in the `demo-api-key` Secret.
     target: (Url, String),
+}
+
+impl Deref for Env {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
 }
 
 async fn env() -> Env {
@@ -46,24 +56,24 @@ async fn env() -> Env {
 /// An environment whose endpoints all lead to `target` (URL, API key): a real Qdrant; `None`
 /// for the fake (which is started either way, and stays idle with a real target).
 async fn env_at(target: Option<(Url, String)>) -> Env {
-    let fake = FakeApiServer::new();
+    let harness = Harness::new(NS);
     let qdrant = FakeQdrant::start(FakeQdrantOptions {
         api_key: Some(KEY.into()),
         ..FakeQdrantOptions::default()
     })
     .await;
     let target = target.unwrap_or_else(|| (qdrant.url(), KEY.to_string()));
-    let mut ctx = Context::new(fake.client(), Arc::new(Metrics::new("test")));
+    let mut ctx = Context::new(harness.client(), Arc::new(Metrics::new("test")));
     let url = target.0.clone();
     ctx.rewrite = Some(Arc::new(move |_| url.clone()));
     ctx.deletion_timeout = Duration::from_secs(600);
     let env = Env {
-        fake,
+        harness,
         qdrant,
         ctx: Arc::new(ctx),
         target,
     };
-    env.fake.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-api-key", "namespace": NS}, "stringData": {"api-key": env.target.1}}));
+    env.seed(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-api-key"}, "stringData": {"api-key": env.target.1}}));
     env
 }
 
@@ -76,41 +86,42 @@ impl Env {
     }
 
     fn uid(&self, name: &str) -> String {
-        self.current(name).unwrap().metadata.uid.unwrap()
+        self.stored(name).unwrap().metadata.uid.unwrap()
     }
 
+    /// The QdrantCluster `demo` with the status its controller writes: Running and Ready, or
+    /// Creating.
     fn cluster(&self, ready: bool) {
-        let mut qc = self.fake.insert(json!({
-            "apiVersion": API, "kind": "QdrantCluster",
-            "metadata": {"name": "demo", "namespace": NS},
-            "spec": {"replicas": 3},
-        }));
-        let generation = qc["metadata"]["generation"].clone();
-        qc["status"] = json!({
-            "phase": if ready { "Running" } else { "Creating" },
-            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "reason": "x", "message": "",
-                            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-            "endpoints": {"http": "http://demo.search.svc:6333", "grpc": "http://demo.search.svc:6334"},
-            "auth": {"apiKeySecretRef": {"name": "demo-api-key", "key": "api-key"}},
-        });
-        self.fake.insert(qc);
+        self.seed_with_status(
+            json!({"apiVersion": API, "kind": "QdrantCluster", "metadata": {"name": "demo"},
+                "spec": {"replicas": 3}}),
+            |qc| {
+                let generation = qc["metadata"]["generation"].clone();
+                json!({
+                    "phase": if ready { "Running" } else { "Creating" },
+                    "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "reason": "x", "message": "",
+                                    "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                    "endpoints": {"http": "http://demo.search.svc:6333", "grpc": "http://demo.search.svc:6334"},
+                    "auth": {"apiKeySecretRef": {"name": "demo-api-key", "key": "api-key"}},
+                })
+            },
+        );
     }
 
     fn collection(&self, name: &str, spec: Value) {
-        self.fake.insert(json!({"apiVersion": API, "kind": "QdrantCollection", "metadata": {"name": name, "namespace": NS}, "spec": spec}));
+        self.seed(json!({"apiVersion": API, "kind": "QdrantCollection", "metadata": {"name": name}, "spec": spec}));
     }
 
-    fn current(&self, name: &str) -> Option<QdrantCollection> {
-        self.fake
-            .get(API, "qdrantcollections", Some(NS), name)
-            .map(|v| serde_json::from_value(v).unwrap())
+    /// The stored QdrantCollection `name`, if any.
+    fn stored(&self, name: &str) -> Option<QdrantCollection> {
+        self.try_current(name)
     }
 
     async fn reconcile(
         &self,
         name: &str,
     ) -> Result<kube::runtime::controller::Action, reconcile_lib::error::Error> {
-        reconcile(Arc::new(self.current(name).unwrap()), self.ctx.clone()).await
+        reconcile(Arc::new(self.stored(name).unwrap()), self.ctx.clone()).await
     }
 
     /// Reconciles until the finalizer is in place and one sync ran (the finalizer helper adds
@@ -121,32 +132,22 @@ impl Env {
     }
 
     fn qdrant_writes(&self) -> Vec<String> {
-        self.qdrant
-            .requests()
-            .into_iter()
-            .filter(|(m, _)| m != http::Method::GET)
-            .map(|(m, p)| format!("{m} {p}"))
-            .collect()
+        qdrant_writes(&self.qdrant)
     }
 
     fn qdrant_reads(&self) -> Vec<String> {
-        self.qdrant
-            .requests()
-            .into_iter()
-            .filter(|(m, _)| m == http::Method::GET)
-            .map(|(_, p)| p)
-            .collect()
+        qdrant_reads(&self.qdrant)
     }
 
     fn condition(&self, name: &str, t: &str) -> api_types::Condition {
-        let q = self.current(name).unwrap();
+        let q = self.stored(name).unwrap();
         find_condition(&q.status.unwrap().conditions, t)
             .cloned()
             .unwrap_or_else(|| panic!("{t} missing"))
     }
 
     async fn delete(&self, name: &str) {
-        let api: Api<QdrantCollection> = Api::namespaced(self.fake.client(), NS);
+        let api: Api<QdrantCollection> = Api::namespaced(self.client(), NS);
         api.delete(name, &DeleteParams::default()).await.unwrap();
     }
 }
@@ -169,7 +170,7 @@ async fn waits_while_the_cluster_is_not_ready() {
     env.cluster(false);
     env.collection("articles", articles());
     env.sync("articles").await;
-    let q = env.current("articles").unwrap();
+    let q = env.stored("articles").unwrap();
     assert_eq!(q.status.as_ref().unwrap().phase, CollectionPhase::Waiting);
     let ready = env.condition("articles", types::READY);
     assert_eq!(
@@ -189,7 +190,7 @@ async fn creates_the_collection_with_the_key_and_endpoint_from_cluster_status() 
     env.collection("articles", articles());
     env.sync("articles").await;
 
-    let q = env.current("articles").unwrap();
+    let q = env.stored("articles").unwrap();
     assert_eq!(
         q.metadata.finalizers,
         Some(vec![collection_controller::FINALIZER.to_string()])
@@ -298,10 +299,9 @@ async fn a_spec_change_of_a_mutable_field_is_applied_in_place() {
     env.cluster(true);
     env.collection("articles", articles());
     env.sync("articles").await;
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "articles", |q| {
-            q["spec"]["optimizersConfig"] = json!({"indexingThreshold": 20000});
-        });
+    env.edit(API, "qdrantcollections", "articles", |q| {
+        q["spec"]["optimizersConfig"] = json!({"indexingThreshold": 20000});
+    });
     env.qdrant.clear_requests();
     env.reconcile("articles").await.unwrap();
     assert_eq!(env.qdrant_writes(), ["PATCH /collections/articles"]);
@@ -317,11 +317,10 @@ async fn immutable_drift_is_reported_never_fixed() {
     env.cluster(true);
     env.collection("articles", articles());
     env.sync("articles").await;
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "articles", |q| {
-            q["spec"]["vectors"]["size"] = json!(1024);
-            q["spec"]["shardNumber"] = json!(3);
-        });
+    env.edit(API, "qdrantcollections", "articles", |q| {
+        q["spec"]["vectors"]["size"] = json!(1024);
+        q["spec"]["shardNumber"] = json!(3);
+    });
     env.qdrant.clear_requests();
     env.reconcile("articles").await.unwrap();
     assert_eq!(
@@ -343,7 +342,7 @@ async fn immutable_drift_is_reported_never_fixed() {
         "{}",
         drift.message
     );
-    let st = env.current("articles").unwrap().status.unwrap();
+    let st = env.stored("articles").unwrap().status.unwrap();
     assert_eq!(st.drift.len(), 2);
     assert_eq!(
         env.condition("articles", types::READY).status,
@@ -351,8 +350,7 @@ async fn immutable_drift_is_reported_never_fixed() {
         "the collection still serves"
     );
     assert!(
-        env.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
+        env.events()
             .iter()
             .any(|e| e["reason"] == json!("ConfigDrift"))
     );
@@ -372,7 +370,7 @@ async fn indexes_and_aliases_converge() {
             .contains(&("shared".to_string(), "other".to_string()))
     );
 
-    env.fake.edit(API, "qdrantcollections", Some(NS), "articles", |q| {
+    env.edit(API, "qdrantcollections", "articles", |q| {
         q["spec"]["payloadIndexes"] = json!([{"field": "year", "schema": "Integer"}, {"field": "lang", "schema": "Keyword", "params": {"is_tenant": true}}]);
         q["spec"]["aliases"] = json!(["shared", "articles-v2"]);
     });
@@ -469,21 +467,18 @@ async fn adopting_a_collection_marks_it_and_leaves_undeclared_indexes_and_aliase
         }),
         "the application's own metadata stays"
     );
-    assert!(
-        env.fake
-            .has_event(NS, "CollectionAdopted", "adopt", "legacy")
-    );
+    assert!(env.has_event("CollectionAdopted", "adopt", "legacy"));
     assert_eq!(
         env.condition("adopt", types::READY).status,
         ConditionStatus::True
     );
 
     // Declaring others creates them and leaves the application's.
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "adopt", |q| {
-            q["spec"]["payloadIndexes"] = json!([{"field": "year", "schema": "Integer"}, {"field": "lang", "schema": "Keyword"}]);
-            q["spec"]["aliases"] = json!(["legacy-v2"]);
-        });
+    env.edit(API, "qdrantcollections", "adopt", |q| {
+        q["spec"]["payloadIndexes"] =
+            json!([{"field": "year", "schema": "Integer"}, {"field": "lang", "schema": "Keyword"}]);
+        q["spec"]["aliases"] = json!(["legacy-v2"]);
+    });
     env.reconcile("adopt").await.unwrap();
     assert_eq!(
         index_fields(&app, "legacy").await,
@@ -495,11 +490,10 @@ async fn adopting_a_collection_marks_it_and_leaves_undeclared_indexes_and_aliase
     );
 
     // Removing a declared one deletes it, and only it.
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "adopt", |q| {
-            q["spec"]["payloadIndexes"] = json!([{"field": "lang", "schema": "Keyword"}]);
-            q["spec"]["aliases"] = json!([]);
-        });
+    env.edit(API, "qdrantcollections", "adopt", |q| {
+        q["spec"]["payloadIndexes"] = json!([{"field": "lang", "schema": "Keyword"}]);
+        q["spec"]["aliases"] = json!([]);
+    });
     env.reconcile("adopt").await.unwrap();
     assert_eq!(index_fields(&app, "legacy").await, ["lang", "tenant"]);
     assert_eq!(alias_names(&app, "legacy").await, ["legacy-live"]);
@@ -509,10 +503,9 @@ async fn adopting_a_collection_marks_it_and_leaves_undeclared_indexes_and_aliase
     assert_eq!(declared, json!({"payloadIndexes": ["lang"], "aliases": []}));
 
     // Nothing declared any more: everything left stays, and a resync writes nothing.
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "adopt", |q| {
-            q["spec"]["payloadIndexes"] = json!([]);
-        });
+    env.edit(API, "qdrantcollections", "adopt", |q| {
+        q["spec"]["payloadIndexes"] = json!([]);
+    });
     env.reconcile("adopt").await.unwrap();
     assert_eq!(index_fields(&app, "legacy").await, ["tenant"]);
     env.qdrant.clear_requests();
@@ -554,7 +547,7 @@ async fn two_objects_one_collection(env: &Env, collection: &str) {
         "OwnedByAnotherObject"
     );
     assert_eq!(
-        env.current("second").unwrap().status.unwrap().phase,
+        env.stored("second").unwrap().status.unwrap().phase,
         CollectionPhase::Failed
     );
     let info = qdrant.collection_info(collection).await.unwrap().unwrap();
@@ -562,8 +555,7 @@ async fn two_objects_one_collection(env: &Env, collection: &str) {
     assert!(info.payload_schema.is_empty(), "no index");
     assert_eq!(alias_names(&qdrant, collection).await, Vec::<String>::new());
     let warnings = env
-        .fake
-        .list("events.k8s.io/v1", "events", Some(NS))
+        .events()
         .iter()
         .filter(|e| {
             e["reason"] == json!("OwnedByAnotherObject")
@@ -575,12 +567,9 @@ async fn two_objects_one_collection(env: &Env, collection: &str) {
     // Deleting the second leaves the collection (the finalizer still completes).
     env.delete("second").await;
     env.reconcile("second").await.unwrap();
-    assert!(env.current("second").is_none(), "finalizer removed");
+    assert!(env.stored("second").is_none(), "finalizer removed");
     assert!(qdrant.collection_info(collection).await.unwrap().is_some());
-    assert!(
-        env.fake
-            .has_event(NS, "CollectionNotDeleted", "second", &first)
-    );
+    assert!(env.has_event("CollectionNotDeleted", "second", &first));
     env.reconcile("first").await.unwrap();
     assert_eq!(
         env.condition("first", types::READY).status,
@@ -590,7 +579,7 @@ async fn two_objects_one_collection(env: &Env, collection: &str) {
     // Deleting the owner deletes it.
     env.delete("first").await;
     env.reconcile("first").await.unwrap();
-    assert!(env.current("first").is_none());
+    assert!(env.stored("first").is_none());
     assert!(qdrant.collection_info(collection).await.unwrap().is_none());
 }
 
@@ -677,7 +666,7 @@ async fn a_connection_edited_to_a_collection_owned_elsewhere_is_refused() {
     let ctx = Arc::new(ctx);
     let run = |name: &'static str| {
         let ctx = ctx.clone();
-        let obj = env.current(name).unwrap();
+        let obj = env.stored(name).unwrap();
         async move { reconcile(Arc::new(obj), ctx).await.unwrap() }
     };
     let on = |url: &str| {
@@ -691,11 +680,10 @@ async fn a_connection_edited_to_a_collection_owned_elsewhere_is_refused() {
     }
     assert!(env.qdrant.collection("docs").is_some() && q2.collection("docs").is_some());
 
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "ours", |q| {
-            q["spec"]["connection"]["url"] = json!("http://q2.example:6333");
-            q["spec"]["hnswConfig"] = json!({"m": 48});
-        });
+    env.edit(API, "qdrantcollections", "ours", |q| {
+        q["spec"]["connection"]["url"] = json!("http://q2.example:6333");
+        q["spec"]["hnswConfig"] = json!({"m": 48});
+    });
     q2.clear_requests();
     run("ours").await;
     let ready = env.condition("ours", types::READY);
@@ -710,7 +698,7 @@ async fn a_connection_edited_to_a_collection_owned_elsewhere_is_refused() {
 
     env.delete("ours").await;
     run("ours").await;
-    assert!(env.current("ours").is_none(), "finalizer removed");
+    assert!(env.stored("ours").is_none(), "finalizer removed");
     assert!(
         q2.collection("docs").is_some(),
         "the other object's collection stays"
@@ -732,7 +720,7 @@ async fn retain_releases_the_mark_so_a_new_object_adopts_the_collection() {
     env.sync("old").await;
     env.delete("old").await;
     env.reconcile("old").await.unwrap();
-    assert!(env.current("old").is_none());
+    assert!(env.stored("old").is_none());
     let info = app.collection_info("kept").await.unwrap().unwrap();
     assert_eq!(
         info.config["metadata"],
@@ -744,10 +732,7 @@ async fn retain_releases_the_mark_so_a_new_object_adopts_the_collection() {
         ["year"],
         "Retain keeps the data"
     );
-    assert!(
-        env.fake
-            .has_event(NS, "CollectionRetained", "old", "owner mark was removed")
-    );
+    assert!(env.has_event("CollectionRetained", "old", "owner mark was removed"));
 
     // An object re-created under the same name is another object (another uid): it adopts.
     env.collection("old", json!({"cluster": {"name": "demo"}, "collectionName": "kept", "vectors": {"size": 4, "distance": "Dot"}}));
@@ -780,12 +765,9 @@ async fn delete_leaves_a_collection_it_never_marked() {
     created_by_an_application(&app, "appdata").await;
     env.delete("late").await;
     env.reconcile("late").await.unwrap();
-    assert!(env.current("late").is_none());
+    assert!(env.stored("late").is_none());
     assert!(app.collection_info("appdata").await.unwrap().is_some());
-    assert!(
-        env.fake
-            .has_event(NS, "CollectionNotDeleted", "late", "no owner mark")
-    );
+    assert!(env.has_event("CollectionNotDeleted", "late", "no owner mark"));
 }
 
 #[tokio::test]
@@ -797,7 +779,7 @@ async fn deletion_retain_keeps_the_collection() {
     env.delete("articles").await;
     env.reconcile("articles").await.unwrap();
     assert!(
-        env.current("articles").is_none(),
+        env.stored("articles").is_none(),
         "finalizer removed, object gone"
     );
     assert!(
@@ -816,7 +798,7 @@ async fn deletion_delete_removes_the_collection() {
     env.sync("articles").await;
     env.delete("articles").await;
     env.reconcile("articles").await.unwrap();
-    assert!(env.current("articles").is_none());
+    assert!(env.stored("articles").is_none());
     assert!(
         env.qdrant.collection("articles").is_none(),
         "Delete removes the data"
@@ -831,13 +813,12 @@ async fn a_gone_cluster_does_not_block_deletion() {
     spec["deletionPolicy"] = json!("Delete");
     env.collection("articles", spec);
     env.sync("articles").await;
-    env.fake.remove(API, "qdrantclusters", Some(NS), "demo");
+    env.remove(API, "qdrantclusters", "demo");
     env.delete("articles").await;
     env.reconcile("articles").await.unwrap();
-    assert!(env.current("articles").is_none());
+    assert!(env.stored("articles").is_none());
     assert!(
-        env.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
+        env.events()
             .iter()
             .any(|e| e["reason"] == json!("CollectionNotDeleted"))
     );
@@ -859,7 +840,7 @@ async fn an_unreachable_qdrant_retries_deletion_then_gives_up() {
         .expect_err("transient: retried with backoff");
     assert!(err.is_transient());
     assert!(
-        env.current("articles").is_some(),
+        env.stored("articles").is_some(),
         "finalizer kept while retrying"
     );
     // After the deletion timeout the finalizer goes, with a Warning, and the data stays.
@@ -867,13 +848,12 @@ async fn an_unreachable_qdrant_retries_deletion_then_gives_up() {
     let url = env.qdrant.url();
     ctx.rewrite = Some(Arc::new(move |_| url.clone()));
     ctx.deletion_timeout = Duration::ZERO;
-    reconcile(Arc::new(env.current("articles").unwrap()), Arc::new(ctx))
+    reconcile(Arc::new(env.stored("articles").unwrap()), Arc::new(ctx))
         .await
         .unwrap();
-    assert!(env.current("articles").is_none());
+    assert!(env.stored("articles").is_none());
     assert!(
-        env.fake
-            .list("events.k8s.io/v1", "events", Some(NS))
+        env.events()
             .iter()
             .any(|e| e["reason"] == json!("CollectionNotDeleted"))
     );
@@ -883,10 +863,9 @@ async fn an_unreachable_qdrant_retries_deletion_then_gives_up() {
 async fn a_wrong_api_key_becomes_a_condition_with_qdrants_message() {
     let env = env().await;
     env.cluster(true);
-    env.fake
-        .edit("v1", "secrets", Some(NS), "demo-api-key", |s| {
-            s["stringData"]["api-key"] = json!("wrong")
-        });
+    env.edit("v1", "secrets", "demo-api-key", |s| {
+        s["stringData"]["api-key"] = json!("wrong")
+    });
     env.collection("articles", articles());
     env.sync("articles").await;
     let ready = env.condition("articles", types::READY);
@@ -898,7 +877,7 @@ async fn a_wrong_api_key_becomes_a_condition_with_qdrants_message() {
         ready.message
     );
     assert_eq!(
-        env.current("articles").unwrap().status.unwrap().phase,
+        env.stored("articles").unwrap().status.unwrap().phase,
         CollectionPhase::Failed
     );
 }
@@ -932,10 +911,9 @@ async fn a_named_vector_missing_in_qdrant_is_drift() {
         json!({"cluster": {"name": "demo"}, "namedVectors": {"a": {"size": 4, "distance": "Dot"}}}),
     );
     env.sync("multi").await;
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "multi", |q| {
-            q["spec"]["namedVectors"]["b"] = json!({"size": 8, "distance": "Cosine"});
-        });
+    env.edit(API, "qdrantcollections", "multi", |q| {
+        q["spec"]["namedVectors"]["b"] = json!({"size": 8, "distance": "Cosine"});
+    });
     env.qdrant.clear_requests();
     env.reconcile("multi").await.unwrap();
     assert_eq!(env.qdrant_writes(), Vec::<String>::new());
@@ -978,7 +956,7 @@ async fn a_connection_target_uses_its_url_and_key_secret() {
     env.sync("ext").await;
     assert!(env.qdrant.collection("external_docs").is_some());
     assert_eq!(
-        env.current("ext")
+        env.stored("ext")
             .unwrap()
             .status
             .unwrap()
@@ -1001,11 +979,10 @@ async fn pause_stops_syncing() {
     env.cluster(true);
     env.collection("articles", articles());
     env.sync("articles").await;
-    env.fake
-        .edit(API, "qdrantcollections", Some(NS), "articles", |q| {
-            q["metadata"]["annotations"] = json!({"qdrant.operator.dev/paused": "true"});
-            q["spec"]["hnswConfig"] = json!({"m": 64});
-        });
+    env.edit(API, "qdrantcollections", "articles", |q| {
+        q["metadata"]["annotations"] = json!({"qdrant.operator.dev/paused": "true"});
+        q["spec"]["hnswConfig"] = json!({"m": 64});
+    });
     env.qdrant.clear_requests();
     env.reconcile("articles").await.unwrap();
     assert!(env.qdrant.requests().is_empty());

@@ -5,11 +5,14 @@
 //! implementing only what the controllers call, with the real wire shapes and error codes. And
 //! the real thing where the machine has it: Qdrant server processes ([`real_qdrant`]),
 //! single-node or as the peers of a StatefulSet the fake API server holds ([`real_cluster`]).
+//! [`harness`] is what every controller's reconcile tests do with the fake API server (seed,
+//! read typed, edit, events, polling loops), generic over the kind.
 //! [`bench`](mod@bench) runs fakes in a child process for the benchmarks; [`eventually`] polls a
 //! condition.
 
 pub mod apiserver;
 pub mod bench;
+pub mod harness;
 pub mod kstatus;
 pub mod qdrant;
 pub mod real_cluster;
