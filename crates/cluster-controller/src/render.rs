@@ -103,7 +103,8 @@ fn push_doc<T: Serialize>(out: &mut String, obj: &T) -> Result<(), RenderError> 
 }
 
 /// Renders every QdrantCluster of `input` into the objects the controller applies, in apply
-/// order: ConfigMap, headless Service, client Service, StatefulSet, PodDisruptionBudget.
+/// order: ConfigMap, headless Service, client Service, StatefulSet, PodDisruptionBudget,
+/// NetworkPolicy, then the monitoring objects (PodMonitor, PrometheusRule, dashboard).
 pub fn render(input: &str) -> Result<String, RenderError> {
     let clusters = parse(input)?;
     let mut out = String::new();
@@ -170,6 +171,16 @@ pub fn render(input: &str) -> Result<String, RenderError> {
         }
         if let Some(policy) = network_policy {
             push_doc(&mut out, policy)?;
+        }
+        // spec.monitoring: applied by the monitoring step (prometheus-operator kinds).
+        if let Some(monitor) = build::monitoring::pod_monitor(qc) {
+            push_doc(&mut out, &monitor)?;
+        }
+        if let Some(rule) = build::monitoring::prometheus_rule(qc) {
+            push_doc(&mut out, &rule)?;
+        }
+        if let Some(board) = build::monitoring::dashboard(qc) {
+            push_doc(&mut out, &board)?;
         }
     }
     Ok(out)

@@ -343,6 +343,23 @@ spec:
         tls.contains("demo.qdrant.svc and every <pod>.demo-headless.qdrant.svc"),
         "{tls}"
     );
+    let monitored = render::render(
+        "apiVersion: qdrant.operator.dev/v1alpha1\nkind: QdrantCluster\nmetadata: {name: demo, namespace: qdrant}\nspec: {replicas: 3, auth: {apiKey: {generate: true}}, monitoring: {enabled: true, interval: 15s, labels: {release: prom}}}\n",
+        "img",
+    )
+    .unwrap();
+    for part in [
+        "kind: PodMonitor",
+        "kind: PrometheusRule",
+        "grafana_dashboard: \"1\"",
+        "key: operator-api-key",
+        "release: prom",
+    ] {
+        assert!(
+            monitored.contains(part),
+            "missing {part:?} in:\n{monitored}"
+        );
+    }
     let bad = render::render(
         "apiVersion: qdrant.operator.dev/v1alpha1\nkind: QdrantCluster\nmetadata: {name: a}\nspec: {replicas: 1}\n---\napiVersion: qdrant.operator.dev/v1alpha1\nkind: QdrantBackupSchedule\nmetadata: {name: s}\nspec: {schedule: nope, backupTemplate: {cluster: {name: a}, storage: {s3: {bucket: b, credentialsSecretRef: {name: s}}}}}\n",
         "img",
