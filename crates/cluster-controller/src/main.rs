@@ -53,15 +53,14 @@ fn main() -> ExitCode {
         let mut ctx = Context::new(client.clone(), metrics);
         ctx.resync = resync;
         ctx.operator_namespace = operator_namespace.clone();
-        let ctx = Arc::new(ctx);
-        let scopes = scopes.clone();
         // One controller per watched namespace (or one for all), sharing the context.
-        async move {
-            reconcile_lib::cli::for_each_scope(&scopes, |namespace| {
-                controller::run(client.clone(), namespace, ctx.clone(), shutdown.clone())
-            })
-            .await;
-        }
+        reconcile_lib::cli::run_scoped(
+            scopes.clone(),
+            client,
+            Arc::new(ctx),
+            shutdown,
+            controller::run,
+        )
     })
 }
 

@@ -163,12 +163,13 @@ async fn watching_a_list_of_namespaces_reconciles_only_those() {
     let scopes = vec![Some("a".to_string()), Some("b".to_string())];
     let run = {
         let fake = fake.clone();
-        tokio::spawn(async move {
-            reconcile_lib::cli::for_each_scope(&scopes, |ns| {
-                controller::run(fake.client(), ns, ctx.clone(), shutdown.clone())
-            })
-            .await;
-        })
+        tokio::spawn(reconcile_lib::cli::run_scoped(
+            scopes,
+            fake.client(),
+            ctx,
+            shutdown,
+            controller::run,
+        ))
     };
     for ns in ["a", "b"] {
         eventually("the StatefulSet of a watched namespace", || {

@@ -39,14 +39,13 @@ fn main() -> ExitCode {
     run_controller(CONTROLLER_NAME, &args, move |client, metrics, shutdown| {
         let mut ctx = Context::new(client.clone(), metrics);
         ctx.resync = resync;
-        let ctx = Arc::new(ctx);
-        let scopes = scopes.clone();
         // One controller per watched namespace (or one for all), sharing the context.
-        async move {
-            reconcile_lib::cli::for_each_scope(&scopes, |namespace| {
-                controller::run(client.clone(), namespace, ctx.clone(), shutdown.clone())
-            })
-            .await;
-        }
+        reconcile_lib::cli::run_scoped(
+            scopes.clone(),
+            client,
+            Arc::new(ctx),
+            shutdown,
+            controller::run,
+        )
     })
 }

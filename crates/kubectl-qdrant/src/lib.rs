@@ -50,3 +50,22 @@ pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 
 /// The API group and version of every kind of the operator.
 pub const API_VERSION: &str = "qdrant.operator.dev/v1alpha1";
+
+/// QdrantCluster `namespace/name`.
+///
+/// # Errors
+/// [`PluginError::NotFound`] when it does not exist; the API's errors.
+pub async fn get_cluster(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<api_types::QdrantCluster> {
+    let api: kube::Api<api_types::QdrantCluster> = kube::Api::namespaced(client.clone(), namespace);
+    api.get_opt(name)
+        .await?
+        .ok_or_else(|| PluginError::NotFound {
+            kind: "QdrantCluster".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        })
+}

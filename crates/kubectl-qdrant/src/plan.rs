@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use api_types::QdrantCluster;
 use cluster_controller::{
     build::Names,
     day2::plan::{
@@ -14,7 +13,6 @@ use cluster_controller::{
     },
     scale::{ClusterView, observe},
 };
-use kube::Api;
 use reconcile_lib::qdrant::QdrantClient;
 
 use crate::{PluginError, Result};
@@ -34,15 +32,7 @@ pub async fn report(
     qdrant: &QdrantClient,
     target: u32,
 ) -> Result<String> {
-    let api: Api<QdrantCluster> = Api::namespaced(client.clone(), namespace);
-    let qc = api
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| PluginError::NotFound {
-            kind: "QdrantCluster".into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        })?;
+    let qc = crate::get_cluster(client, namespace, name).await?;
     let current = qc
         .status
         .as_ref()

@@ -30,15 +30,7 @@ pub async fn report(
     name: &str,
     qdrant: Option<&QdrantClient>,
 ) -> Result<String> {
-    let api: Api<QdrantCluster> = Api::namespaced(client.clone(), namespace);
-    let qc = api
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| PluginError::NotFound {
-            kind: "QdrantCluster".into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        })?;
+    let qc = crate::get_cluster(client, namespace, name).await?;
     let placement = match qdrant {
         Some(q) => Some(observe_placement(q).await?),
         None => None,
@@ -197,15 +189,7 @@ pub async fn cluster_api_key(
     namespace: &str,
     name: &str,
 ) -> Result<Option<String>> {
-    let api: Api<QdrantCluster> = Api::namespaced(client.clone(), namespace);
-    let qc = api
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| PluginError::NotFound {
-            kind: "QdrantCluster".into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        })?;
+    let qc = crate::get_cluster(client, namespace, name).await?;
     let Some(r) = qc
         .status
         .and_then(|s| s.auth)

@@ -112,15 +112,26 @@ where
     })
 }
 
-/// Runs `run` once per watch scope ([`RunArgs::watch_scopes`]) concurrently, and returns when
-/// every one has ended (each ends when the shared shutdown fires). A controller's `start`
-/// closure calls it with its `controller::run`.
-pub async fn for_each_scope<F, Fut>(scopes: &[Option<String>], run: F)
-where
-    F: Fn(Option<String>) -> Fut,
+/// Runs `run` (a controller's `controller::run`) once per watch scope
+/// ([`RunArgs::watch_scopes`]) concurrently, each with a clone of `client`, `ctx` and
+/// `shutdown`, and returns when every one has ended (each ends when the shutdown fires). Every
+/// controller's `start` closure returns this future.
+pub async fn run_scoped<C, F, Fut>(
+    scopes: Vec<Option<String>>,
+    client: kube::Client,
+    ctx: Arc<C>,
+    shutdown: Shutdown,
+    run: F,
+) where
+    F: Fn(kube::Client, Option<String>, Arc<C>, Shutdown) -> Fut,
     Fut: Future<Output = ()>,
 {
-    futures::future::join_all(scopes.iter().cloned().map(run)).await;
+    futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|namespace| run(client.clone(), namespace, ctx.clone(), shutdown.clone())),
+    )
+    .await;
 }
 
 #[cfg(test)]
