@@ -336,6 +336,7 @@ fn image_reaches_every_controller_and_the_backup_cronjobs() {
 fn watch_namespace_reaches_every_controller() {
     for d in deployments(&render(json!({}))) {
         assert_eq!(env(d, "WATCH_NAMESPACE"), None, "default: all namespaces");
+        assert_eq!(env(d, "WATCH_NAMESPACES"), None, "default: all namespaces");
     }
     let objects = render(json!({"watchNamespace": "team-a"}));
     let ds = deployments(&objects);
@@ -347,6 +348,16 @@ fn watch_namespace_reaches_every_controller() {
             "{}",
             key(d)
         );
+    }
+    let objects = render(json!({"watchNamespaces": "team-a,team-b"}));
+    for d in deployments(&objects) {
+        assert_eq!(
+            env(d, "WATCH_NAMESPACES"),
+            Some(&json!("team-a,team-b")),
+            "{}",
+            key(d)
+        );
+        assert_eq!(env(d, "WATCH_NAMESPACE"), None, "{}", key(d));
     }
 }
 
