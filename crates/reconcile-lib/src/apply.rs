@@ -170,18 +170,10 @@ impl Applier {
         let Some(live) = api.get_opt(name).await? else {
             return Ok(false);
         };
-        let owned = live
-            .owner_references()
-            .iter()
-            .any(|o| o.uid == owner_uid && o.controller == Some(true));
-        if !owned {
+        if !controlled_by(&live, owner_uid) {
             return Ok(false);
         }
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        delete_if_present(&api, name).await
     }
 
     /// Deletes the orphans among the objects of kind `K` in `namespace` that match
@@ -217,17 +209,11 @@ impl Applier {
         let mut deleted = vec![];
         for obj in listed.items {
             let name = obj.name_any();
-            let owned = obj
-                .owner_references()
-                .iter()
-                .any(|o| o.uid == owner_uid && o.controller == Some(true));
-            if !owned || keep.contains(&name.as_str()) {
-                continue;
-            }
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => deleted.push(name),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
+            if controlled_by(&obj, owner_uid)
+                && !keep.contains(&name.as_str())
+                && delete_if_present(&api, &name).await?
+            {
+                deleted.push(name);
             }
         }
         Ok(deleted)
@@ -276,6 +262,25 @@ impl Applier {
         Ok(api
             .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
             .await?)
+    }
+}
+
+/// True when the owner with `owner_uid` is `obj`'s controller (`ownerReferences[].controller`).
+fn controlled_by<K: Resource>(obj: &K, owner_uid: &str) -> bool {
+    obj.owner_references()
+        .iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true))
+}
+
+/// `DELETE` (background) of `name`: `Ok(true)` when sent, `Ok(false)` when it was gone (404).
+async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
