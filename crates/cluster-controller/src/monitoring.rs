@@ -11,7 +11,7 @@ use reconcile_lib::error::{Error, Result};
 use crate::{
     build::monitoring::{self, PodMonitor, PrometheusRule},
     operations::{Operation, Scope},
-    vocabulary::reasons,
+    vocabulary::{reasons, types},
 };
 
 /// What the monitoring step did, for condition MonitoringReady.
@@ -33,8 +33,10 @@ impl Operation for Monitoring {
     const DISRUPTIVE: bool = false;
     type Progress = MonitoringProgress;
 
+    /// While `spec.monitoring` is on, and once after it was turned off (to delete what it
+    /// created). A cluster that never had monitoring costs no request.
     fn wanted(&self, scope: &Scope<'_>) -> bool {
-        scope.observation.applied.is_some()
+        scope.observation.applied.is_some() && (monitoring::enabled(scope.qc) || was_on(scope.qc))
     }
 
     async fn step(&self, scope: &Scope<'_>) -> Result<Option<MonitoringProgress>> {
@@ -92,6 +94,15 @@ impl Operation for Monitoring {
     fn holds(&self, _: &MonitoringProgress) -> bool {
         false
     }
+}
+
+/// True when condition MonitoringReady says monitoring was on (any reason but
+/// `MonitoringDisabled`, which is written once its objects are deleted).
+fn was_on(qc: &api_types::QdrantCluster) -> bool {
+    qc.status.as_ref().is_some_and(|s| {
+        api_types::conditions::find_condition(&s.conditions, types::MONITORING_READY)
+            .is_some_and(|c| c.reason != reasons::MONITORING_DISABLED)
+    })
 }
 
 /// `Ok(false)` for a 404 (the kind itself is not installed), else `result`.

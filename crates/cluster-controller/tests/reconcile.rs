@@ -748,6 +748,17 @@ async fn monitoring_scrapes_with_the_read_only_key_and_says_when_the_crds_are_mi
         ready(&env),
         (ConditionStatus::False, "MonitoringDisabled".into())
     );
+    // Cleaned up: later reconciles ask nothing about monitoring.
+    env.fake.clear_requests();
+    env.try_reconcile("demo").await.unwrap();
+    let asked: Vec<String> = env
+        .fake
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("monitoring.coreos.com") || p.ends_with("/demo-dashboard"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
 }
 
 /// Children are applied as one set, then the owned orphans are swept: a ConfigMap and a
