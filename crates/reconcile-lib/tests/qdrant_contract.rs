@@ -797,6 +797,70 @@ async fn created_collection_keeps_explicit_settings() {
     }
 }
 
+/// Qdrant 1.19's `memory` placements: a server before 1.19 accepts the body and ignores them
+/// (its collection keeps the defaults, nothing echoes `memory`), which is why the
+/// collection-controller lowers them to the deprecated flags for such a server; 1.19 stores
+/// and reports them.
+#[tokio::test]
+async fn memory_placements_are_ignored_before_qdrant_1_19() {
+    let test = "memory_placements_are_ignored_before_qdrant_1_19";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let version = client
+            .version()
+            .await
+            .unwrap_or_else(|e| panic!("{who}: GET /: {e}"))
+            .version;
+        let knows_memory = {
+            let mut parts = version.split(['.', '-']);
+            let major: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let minor: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            (major, minor) >= (1, 19)
+        };
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("memory"));
+        let body = json!({
+            "vectors": {"size": 4, "distance": "Dot", "memory": "cold"},
+            "payload": {"memory": "cached"},
+            "hnsw_config": {"memory": "cold"},
+        });
+        client
+            .create_collection(&name, &body)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: create: {e}"));
+        let c = info(&client, &who, &name).await.config;
+        if knows_memory {
+            assert_eq!(
+                c["params"]["vectors"]["memory"], "cold",
+                "{who} ({version}): {c}"
+            );
+            assert_eq!(
+                c["params"]["payload"]["memory"], "cached",
+                "{who} ({version}): {c}"
+            );
+        } else {
+            assert_eq!(
+                c["params"]["vectors"],
+                json!({"size": 4, "distance": "Dot"}),
+                "{who} ({version}): memory ignored, no on_disk set: {c}"
+            );
+            assert!(
+                !c.to_string().contains("\"memory\""),
+                "{who} ({version}): {c}"
+            );
+            assert_eq!(
+                c["params"]["on_disk_payload"], true,
+                "{who} ({version}): default kept"
+            );
+            assert_eq!(
+                c["hnsw_config"]["on_disk"], false,
+                "{who} ({version}): default kept"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn creating_an_existing_collection_is_refused_with_qdrants_message() {
     let test = "creating_an_existing_collection_is_refused_with_qdrants_message";

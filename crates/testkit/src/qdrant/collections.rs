@@ -188,6 +188,27 @@ pub(super) fn collection_routes() -> Router<Arc<Shared>> {
         .route("/collections/{name}/points/count", post(count_points))
 }
 
+/// Decodes a collection body as the fake's version reads it: before 1.19 without the 1.19
+/// fields ([`drop_1_19_fields`](super::server::drop_1_19_fields)). A body without them is
+/// decoded as sent, so errors keep Qdrant's line and column.
+fn decode_for_version<T: serde::de::DeserializeOwned>(
+    shared: &Shared,
+    body: &[u8],
+) -> Result<T, Failure> {
+    if shared.lock().knows_memory {
+        return decode(body);
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return decode(body);
+    };
+    let sent = value.clone();
+    super::server::drop_1_19_fields(&mut value);
+    if value == sent {
+        return decode(body);
+    }
+    decode(&serde_json::to_vec(&value).unwrap_or_default())
+}
+
 pub(super) fn collection_not_found(name: &str) -> Failure {
     (
         StatusCode::NOT_FOUND,
@@ -279,7 +300,7 @@ async fn create_collection(
 ) -> Response {
     let started = Instant::now();
     let result = (|| -> Result<Value, Failure> {
-        let request: model::CreateCollection = decode(&body)?;
+        let request: model::CreateCollection = decode_for_version(&shared, &body)?;
         validated(request.validate())?;
         request.check_vector_names().map_err(wrong_input)?;
         let mut state = shared.lock();
@@ -320,7 +341,7 @@ async fn update_collection(
 ) -> Response {
     let started = Instant::now();
     let result = (|| -> Result<Value, Failure> {
-        let request: model::UpdateCollection = decode(&body)?;
+        let request: model::UpdateCollection = decode_for_version(&shared, &body)?;
         validated(request.validate())?;
         let mut state = shared.lock();
         let collection = state.resolve_mut(&name)?;

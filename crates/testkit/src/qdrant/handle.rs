@@ -47,6 +47,8 @@ impl FakeQdrant {
                 standalone_peer_id: opts.cluster.as_ref().map_or(1, |c| c.peer_id),
                 cluster: opts.cluster,
                 ready: opts.ready,
+                knows_memory: super::server::knows_memory(&opts.version),
+                version: opts.version,
                 requests: Vec::new(),
                 faults: Vec::new(),
                 collections: BTreeMap::new(),

@@ -168,6 +168,8 @@ pub(super) struct VectorParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     on_disk: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     datatype: Option<Datatype>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     multivector_config: Option<MultiVectorConfig>,
@@ -183,6 +185,7 @@ impl VectorParams {
             1,
             65536,
         );
+        dense_vector_memory(&mut errors, &format!("{prefix}memory"), self.memory);
         if let Some(hnsw) = &self.hnsw_config {
             errors.extend(hnsw.validate(&format!("{prefix}hnsw_config.")));
         }
@@ -222,6 +225,42 @@ fn vector_name_error(name: &str) -> Option<String> {
         .map(|c| format!("vector name cannot contain \"{c}\" char"))
 }
 
+// ----- Memory placement (Qdrant 1.19) -----------------------------------------------------
+
+/// Qdrant 1.19's `Memory`: `cold`, `cached` or `pinned`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Memory {
+    Cold,
+    Cached,
+    Pinned,
+}
+
+/// Qdrant 1.19's `PayloadStorageParams`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(super) struct PayloadStorageParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
+}
+
+/// Qdrant 1.19's `validate_dense_vector_memory`: no `pinned` dense vector storage.
+fn dense_vector_memory(errors: &mut Vec<String>, path: &str, memory: Option<Memory>) {
+    if memory == Some(Memory::Pinned) {
+        errors.push(format!(
+            "{path}: `pinned` memory placement is not supported for dense vector storage"
+        ));
+    }
+}
+
+/// Qdrant 1.19 refuses `pinned` payload storage.
+fn payload_memory(errors: &mut Vec<String>, path: &str, payload: Option<&PayloadStorageParams>) {
+    if payload.and_then(|p| p.memory) == Some(Memory::Pinned) {
+        errors.push(format!(
+            "{path}: `pinned` memory placement is not supported for payload storage"
+        ));
+    }
+}
+
 // ----- Index, WAL, optimizer, params diffs ----------------------------------------------
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -240,6 +279,8 @@ pub(super) struct HnswConfigDiff {
     max_indexing_threads: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     on_disk: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     payload_m: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,6 +425,8 @@ pub(super) struct CollectionParamsDiff {
     read_fan_out_delay_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     on_disk_payload: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<PayloadStorageParams>,
 }
 
 // ----- Quantization ------------------------------------------------------------------------
@@ -401,6 +444,8 @@ pub(super) struct ScalarQuantizationConfig {
     quantile: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     always_ram: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -423,6 +468,8 @@ pub(super) struct ProductQuantizationConfig {
     compression: CompressionRatio,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     always_ram: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -452,6 +499,8 @@ pub(super) struct BinaryQuantizationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     always_ram: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     encoding: Option<BinaryQuantizationEncoding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     query_encoding: Option<BinaryQuantizationQueryEncoding>,
@@ -478,6 +527,8 @@ pub(super) enum TurboQuantBitSize {
 pub(super) struct TurboQuantQuantizationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     always_ram: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bits: Option<TurboQuantBitSize>,
 }
@@ -546,6 +597,8 @@ pub(super) struct SparseIndexParams {
     full_scan_threshold: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     on_disk: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     datatype: Option<Datatype>,
 }
@@ -655,6 +708,8 @@ pub(super) struct CreateCollection {
     write_consistency_factor: Option<u32>,
     #[serde(default)]
     on_disk_payload: Option<bool>,
+    #[serde(default)]
+    payload: Option<PayloadStorageParams>,
     hnsw_config: Option<HnswConfigDiff>,
     wal_config: Option<WalConfigDiff>,
     #[serde(alias = "optimizer_config")]
@@ -683,6 +738,7 @@ impl CreateCollection {
             }
         }
         at_least(&mut errors, "shard_number", self.shard_number, 1);
+        payload_memory(&mut errors, "payload.memory", self.payload.as_ref());
         at_least(
             &mut errors,
             "replication_factor",
@@ -766,6 +822,9 @@ impl CreateCollection {
         if let Some(sparse) = &self.sparse_vectors {
             *field(&mut params, "sparse_vectors") = to_json(sparse);
         }
+        if let Some(payload) = &self.payload {
+            *field(&mut params, "payload") = to_json(payload);
+        }
         let mut hnsw = json!({
             "m": 16,
             "ef_construct": 100,
@@ -826,6 +885,8 @@ pub(super) struct VectorParamsDiff {
     quantization_config: Option<QuantizationConfigDiff>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     on_disk: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
 }
 
 /// The body of `PATCH /collections/{name}`.
@@ -850,11 +911,21 @@ impl UpdateCollection {
         let mut errors = Vec::new();
         if let Some(vectors) = &self.vectors {
             validate_each(&mut errors, "vectors", vectors.values(), |diff, prefix| {
-                diff.hnsw_config
+                let mut errors = diff
+                    .hnsw_config
                     .as_ref()
                     .map(|h| h.validate(&format!("{prefix}hnsw_config.")))
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                dense_vector_memory(&mut errors, &format!("{prefix}memory"), diff.memory);
+                errors
             });
+        }
+        if let Some(params) = &self.params {
+            payload_memory(
+                &mut errors,
+                "params.payload.memory",
+                params.payload.as_ref(),
+            );
         }
         if let Some(optimizers) = &self.optimizers_config {
             errors.extend(optimizers.validate("optimizers_config."));
@@ -949,6 +1020,9 @@ fn update_vectors(
         }
         if let Some(on_disk) = update.on_disk {
             *field(params, "on_disk") = json!(on_disk);
+        }
+        if let Some(memory) = update.memory {
+            *field(params, "memory") = to_json(&memory);
         }
     }
     Ok(())

@@ -13,16 +13,22 @@ pub struct FakeQdrantOptions {
     pub cluster: Option<ClusterState>,
     /// Whether `GET /readyz` answers 200 (true) or 503 (false).
     pub ready: bool,
+    /// The version `GET /` reports, [`FAKE_QDRANT_VERSION`](super::FAKE_QDRANT_VERSION)
+    /// (1.18.3) by default. From `1.19` on the fake also takes and stores Qdrant 1.19's
+    /// `memory` placements and `payload` storage params; before, it drops them, as a real
+    /// 1.18.3 does (unknown fields are ignored).
+    pub version: String,
 }
 
 impl Default for FakeQdrantOptions {
-    /// No keys, a single-node cluster ([`ClusterState::default`]), ready.
+    /// No keys, a single-node cluster ([`ClusterState::default`]), ready, version 1.18.3.
     fn default() -> Self {
         Self {
             api_key: None,
             read_only_api_key: None,
             cluster: Some(ClusterState::default()),
             ready: true,
+            version: super::FAKE_QDRANT_VERSION.to_owned(),
         }
     }
 }

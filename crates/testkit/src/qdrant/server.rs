@@ -24,9 +24,7 @@ use super::options::ClusterState;
 use super::recovery::FakeRecovery;
 use super::snapshot_file::{FakeSnapshot, SnapshotDir};
 use super::snapshots::snapshot_routes;
-use super::{
-    FAKE_QDRANT_VERSION, MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE, WRONG_KEY_MESSAGE,
-};
+use super::{MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE, WRONG_KEY_MESSAGE};
 
 /// Path suffixes of the POST routes the read-only key may call (reads such as
 /// `/points/search` and `/points/scroll`): of those, the fake implements `/points/count`.
@@ -89,6 +87,10 @@ pub(super) struct State {
     /// Whether transfers finish before `POST /collections/{c}/cluster` answers.
     pub(super) transfers_complete_instantly: bool,
     pub(super) ready: bool,
+    /// What `GET /` reports.
+    pub(super) version: String,
+    /// Whether the version takes Qdrant 1.19's `memory` and `payload` (see [`knows_memory`]).
+    pub(super) knows_memory: bool,
     pub(super) requests: Vec<RecordedRequest>,
     pub(super) faults: Vec<Fault>,
     /// Collections by name.
@@ -289,11 +291,47 @@ async fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
-async fn root() -> Response {
+async fn root(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let version = shared.lock().version.clone();
     json_response(
         StatusCode::OK,
-        &json!({"title": "qdrant - vector search engine", "version": FAKE_QDRANT_VERSION}),
+        &json!({"title": "qdrant - vector search engine", "version": version}),
     )
+}
+
+/// True from version 1.19 on (`major.minor` of `version`), the first to know `memory`.
+pub(super) fn knows_memory(version: &str) -> bool {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    let major: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (1, 19)
+}
+
+/// What a Qdrant older than 1.19 does with a collection body that carries 1.19's fields: it
+/// ignores them (serde's unknown fields). Removes every `memory` key and the `payload` storage
+/// params (top level of a create, `params.payload` of an update), leaving `metadata` alone.
+pub(super) fn drop_1_19_fields(body: &mut Value) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.remove("memory");
+                for (k, child) in map.iter_mut() {
+                    if k != "metadata" {
+                        walk(child);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(map) = body.as_object_mut() {
+        map.remove("payload");
+        if let Some(params) = map.get_mut("params").and_then(Value::as_object_mut) {
+            params.remove("payload");
+        }
+    }
+    walk(body);
 }
 
 async fn healthz() -> Response {
