@@ -71,6 +71,7 @@ pub const OPERATOR_METADATA_KEYS: [&str; 2] = [OWNER_METADATA_KEY, DECLARED_META
 #[x_kube(
     validation = kube::core::Rule::new("has(self.cluster) != has(self.connection)").message("set exactly one of cluster or connection"),
     validation = kube::core::Rule::new("!(has(self.vectors) && has(self.namedVectors))").message("set vectors (one unnamed vector) or namedVectors, not both"),
+    validation = kube::core::Rule::new("!(has(self.payload) && has(self.payload.memory) && has(self.onDiskPayload))").message("set payload.memory or the deprecated onDiskPayload, not both"),
     validation = kube::core::Rule::new("(has(self.collectionName) ? self.collectionName : '') == (has(oldSelf.collectionName) ? oldSelf.collectionName : '')").message("collectionName is immutable"),
     validation = kube::core::Rule::new("(has(self.cluster) ? self.cluster.name : '') == (has(oldSelf.cluster) ? oldSelf.cluster.name : '')").message("spec.cluster is immutable: create a new QdrantCollection to manage a collection elsewhere")
 )]
@@ -113,9 +114,13 @@ pub struct QdrantCollectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub write_consistency_factor: Option<u32>,
-    /// Keep payloads on disk instead of in RAM. Changeable.
+    /// Keep payloads on disk instead of in RAM. Changeable. Deprecated by Qdrant 1.19 in favour
+    /// of `payload.memory` (set one of the two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_disk_payload: Option<bool>,
+    /// Payload storage (Qdrant `payload`). Changeable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<PayloadStorage>,
     /// HNSW index parameters of the collection. Changeable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hnsw_config: Option<HnswConfig>,
@@ -194,17 +199,27 @@ pub struct ConnectionTls {
 }
 
 /// Parameters of one dense vector.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.memory) || self.memory != 'Pinned'").message("memory: Pinned is not supported for dense vector storage (use Cold or Cached)"),
+    validation = kube::core::Rule::new("!(has(self.memory) && has(self.onDisk))").message("set memory or the deprecated onDisk, not both")
+)]
 pub struct VectorParams {
     /// Dimensions (fixed at creation).
     #[schemars(range(min = 1, max = 65536))]
     pub size: u64,
     /// Distance function (fixed at creation).
     pub distance: Distance,
-    /// Keep vectors on disk (memmap). Changeable.
+    /// Keep vectors on disk (memmap). Changeable. Deprecated by Qdrant 1.19 in favour of
+    /// `memory` (set one of the two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_disk: Option<bool>,
+    /// Memory placement of the vectors: Cold or Cached (Pinned is refused for dense vectors).
+    /// Changeable. Qdrant 1.19 takes it as is; an older Qdrant gets `on_disk` (Cold: true,
+    /// Cached: false), Qdrant's own reading of that flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
     /// Storage data type (fixed at creation): Float32 (default), Float16 or Uint8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datatype: Option<VectorDatatype>,
@@ -230,6 +245,42 @@ pub enum Distance {
     Dot,
     /// Manhattan distance.
     Manhattan,
+}
+
+/// Memory placement of a component's data (Qdrant 1.19 `memory`). The data is always on disk;
+/// this says how it is held in RAM.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::schema::without_description)]
+pub enum Memory {
+    /// Not pre-loaded: read from disk on demand, then cached by the OS.
+    Cold,
+    /// Pre-loaded into the OS page cache on start; may be evicted under memory pressure.
+    Cached,
+    /// Loaded in RAM and never evicted: the component must fit in RAM.
+    Pinned,
+}
+
+impl Memory {
+    /// Qdrant's spelling: `cold`, `cached`, `pinned`.
+    pub fn as_qdrant(self) -> &'static str {
+        match self {
+            Self::Cold => "cold",
+            Self::Cached => "cached",
+            Self::Pinned => "pinned",
+        }
+    }
+}
+
+/// Payload storage settings (Qdrant `PayloadStorageParams`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.memory) || self.memory != 'Pinned'").message("memory: Pinned is not supported for payload storage (use Cold or Cached)"))]
+pub struct PayloadStorage {
+    /// Memory placement of the payloads: Cold or Cached (Pinned is refused for payloads).
+    /// Changeable. Qdrant 1.19 takes it as is; an older Qdrant gets `on_disk_payload` (Cold:
+    /// true, Cached: false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 }
 
 /// Storage data type of a dense vector.
@@ -271,12 +322,17 @@ pub struct SparseVectorParams {
 }
 
 /// Sparse index settings.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.memory) && has(self.onDisk))").message("set memory or the deprecated onDisk, not both"))]
 pub struct SparseIndexConfig {
-    /// Keep the index on disk.
+    /// Keep the index on disk. Deprecated by Qdrant 1.19 in favour of `memory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_disk: Option<bool>,
+    /// Memory placement of the index: Cold, Cached or Pinned. Qdrant 1.19 takes it as is; an
+    /// older Qdrant gets `on_disk` (Cold: true, Pinned: false); Cached needs Qdrant 1.19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
     /// Below this many points a search is a full scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_scan_threshold: Option<u64>,
@@ -303,8 +359,9 @@ pub enum ShardingMethod {
 }
 
 /// HNSW index parameters (unset fields keep Qdrant's values).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.memory) && has(self.onDisk))").message("set memory or the deprecated onDisk, not both"))]
 pub struct HnswConfig {
     /// Edges per node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,9 +375,13 @@ pub struct HnswConfig {
     /// Threads building the index (0 = automatic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_indexing_threads: Option<u64>,
-    /// Keep the index on disk.
+    /// Keep the index on disk. Deprecated by Qdrant 1.19 in favour of `memory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_disk: Option<bool>,
+    /// Memory placement of the graph: Cold, Cached or Pinned. Qdrant 1.19 takes it as is; an
+    /// older Qdrant gets `on_disk` (Cold: true, Cached: false); Pinned needs Qdrant 1.19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
     /// Edges per node of the payload index graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_m: Option<u64>,
@@ -386,8 +447,9 @@ pub struct QuantizationConfig {
 }
 
 /// Scalar quantization.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.memory) && has(self.alwaysRam))").message("set memory or the deprecated alwaysRam, not both"))]
 pub struct ScalarQuantization {
     /// Target type: Int8.
     #[serde(rename = "type")]
@@ -396,9 +458,14 @@ pub struct ScalarQuantization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.5, max = 1.0))]
     pub quantile: Option<f64>,
-    /// Keep quantized vectors in RAM.
+    /// Keep quantized vectors in RAM. Deprecated by Qdrant 1.19 in favour of `memory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub always_ram: Option<bool>,
+    /// Memory placement of the quantized vectors: Cold, Cached or Pinned (unset: as the
+    /// vectors). Qdrant 1.19 takes it as is; an older Qdrant gets `always_ram: true` for
+    /// Pinned; Cold and Cached need Qdrant 1.19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 }
 
 /// Scalar quantization type.
@@ -409,14 +476,20 @@ pub enum ScalarType {
 }
 
 /// Product quantization.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.memory) && has(self.alwaysRam))").message("set memory or the deprecated alwaysRam, not both"))]
 pub struct ProductQuantization {
     /// Compression ratio: X4, X8, X16, X32 or X64.
     pub compression: ProductCompression,
-    /// Keep quantized vectors in RAM.
+    /// Keep quantized vectors in RAM. Deprecated by Qdrant 1.19 in favour of `memory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub always_ram: Option<bool>,
+    /// Memory placement of the quantized vectors: Cold, Cached or Pinned (unset: as the
+    /// vectors). Qdrant 1.19 takes it as is; an older Qdrant gets `always_ram: true` for
+    /// Pinned; Cold and Cached need Qdrant 1.19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 }
 
 /// Product quantization compression ratio.
@@ -435,12 +508,18 @@ pub enum ProductCompression {
 }
 
 /// Binary quantization.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.memory) && has(self.alwaysRam))").message("set memory or the deprecated alwaysRam, not both"))]
 pub struct BinaryQuantization {
-    /// Keep quantized vectors in RAM.
+    /// Keep quantized vectors in RAM. Deprecated by Qdrant 1.19 in favour of `memory`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub always_ram: Option<bool>,
+    /// Memory placement of the quantized vectors: Cold, Cached or Pinned (unset: as the
+    /// vectors). Qdrant 1.19 takes it as is; an older Qdrant gets `always_ram: true` for
+    /// Pinned; Cold and Cached need Qdrant 1.19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 }
 
 /// Strict mode (unset fields keep Qdrant's values).

@@ -437,6 +437,7 @@ pub fn validate_collection(
     if let Some(q) = &spec.quantization_config {
         check_quantization(q, "spec.quantizationConfig", &mut err);
     }
+    check_memory(spec, &mut err);
     let mut seen = std::collections::BTreeSet::new();
     for (i, idx) in spec.payload_indexes.iter().enumerate() {
         if idx.field.is_empty() {
@@ -458,6 +459,20 @@ pub fn validate_collection(
                 format!("spec.payloadIndexes[{i}].params"),
                 "must be a mapping".into(),
             );
+        }
+        if let Some(memory) = idx.params.as_ref().and_then(|p| p.get("memory")) {
+            if !matches!(memory.as_str(), Some("cold" | "cached" | "pinned")) {
+                err(
+                    format!("spec.payloadIndexes[{i}].params.memory"),
+                    format!("must be cold, cached or pinned (Qdrant's spelling), got {memory}"),
+                );
+            }
+            if idx.params.as_ref().and_then(|p| p.get("on_disk")).is_some() {
+                err(
+                    format!("spec.payloadIndexes[{i}].params.memory"),
+                    "set memory or the deprecated on_disk, not both".into(),
+                );
+            }
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -482,6 +497,112 @@ pub fn validate_collection(
         Ok(())
     } else {
         Err(ValidationErrors(errs))
+    }
+}
+
+/// The schema's rules on Qdrant 1.19 `memory` fields: never beside the deprecated flag it
+/// replaces (`onDisk`, `alwaysRam`, `onDiskPayload`), and not Pinned for dense vectors or
+/// payloads (Qdrant refuses both).
+fn check_memory(
+    spec: &crate::collection::QdrantCollectionSpec,
+    err: &mut impl FnMut(String, String),
+) {
+    use crate::collection::{HnswConfig, Memory, QuantizationConfig};
+    let mut both = |path: String, memory: Option<Memory>, legacy: bool, legacy_name: &str| {
+        if memory.is_some() && legacy {
+            err(
+                path,
+                format!("set memory or the deprecated {legacy_name}, not both"),
+            );
+        }
+    };
+    let hnsw = |h: &Option<HnswConfig>| h.as_ref().map(|h| (h.memory, h.on_disk.is_some()));
+    let quantization = |q: &Option<QuantizationConfig>| {
+        q.as_ref().and_then(|q| {
+            q.scalar
+                .as_ref()
+                .map(|s| ("scalar", s.memory, s.always_ram.is_some()))
+                .or_else(|| {
+                    q.product
+                        .as_ref()
+                        .map(|p| ("product", p.memory, p.always_ram.is_some()))
+                })
+                .or_else(|| {
+                    q.binary
+                        .as_ref()
+                        .map(|b| ("binary", b.memory, b.always_ram.is_some()))
+                })
+        })
+    };
+    let mut vectors: Vec<(String, &crate::collection::VectorParams)> = vec![];
+    if let Some(v) = &spec.vectors {
+        vectors.push(("spec.vectors".into(), v));
+    }
+    for (name, v) in spec.named_vectors.iter().flatten() {
+        vectors.push((format!("spec.namedVectors.{name}"), v));
+    }
+    let mut pinned = vec![];
+    for (path, v) in &vectors {
+        both(
+            format!("{path}.memory"),
+            v.memory,
+            v.on_disk.is_some(),
+            "onDisk",
+        );
+        if v.memory == Some(Memory::Pinned) {
+            pinned.push(format!("{path}.memory"));
+        }
+        if let Some((m, legacy)) = hnsw(&v.hnsw) {
+            both(format!("{path}.hnsw.memory"), m, legacy, "onDisk");
+        }
+        if let Some((kind, m, legacy)) = quantization(&v.quantization) {
+            both(
+                format!("{path}.quantization.{kind}.memory"),
+                m,
+                legacy,
+                "alwaysRam",
+            );
+        }
+    }
+    if let Some((m, legacy)) = hnsw(&spec.hnsw_config) {
+        both("spec.hnswConfig.memory".into(), m, legacy, "onDisk");
+    }
+    if let Some((kind, m, legacy)) = quantization(&spec.quantization_config) {
+        both(
+            format!("spec.quantizationConfig.{kind}.memory"),
+            m,
+            legacy,
+            "alwaysRam",
+        );
+    }
+    for (name, s) in spec.sparse_vectors.iter().flatten() {
+        if let Some(i) = &s.index {
+            both(
+                format!("spec.sparseVectors.{name}.index.memory"),
+                i.memory,
+                i.on_disk.is_some(),
+                "onDisk",
+            );
+        }
+    }
+    let payload_memory = spec.payload.as_ref().and_then(|p| p.memory);
+    both(
+        "spec.payload.memory".into(),
+        payload_memory,
+        spec.on_disk_payload.is_some(),
+        "onDiskPayload",
+    );
+    if payload_memory == Some(Memory::Pinned) {
+        err(
+            "spec.payload.memory".into(),
+            "Pinned is not supported for payload storage (use Cold or Cached)".into(),
+        );
+    }
+    for path in pinned {
+        err(
+            path,
+            "Pinned is not supported for dense vector storage (use Cold or Cached)".into(),
+        );
     }
 }
 

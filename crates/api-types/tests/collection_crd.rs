@@ -302,3 +302,116 @@ fn optional_enum_fields_keep_their_own_description() {
     assert!(desc(sparse).contains("Changeable"), "{}", desc(sparse));
     assert_eq!(spec["shardingMethod"]["enum"], json!(["Auto", "Custom"]));
 }
+
+#[test]
+fn memory_placements_pass_the_schema_cel_and_validation() {
+    let v = with(
+        with(
+            with(
+                without(good(), "/spec/vectors/onDisk"),
+                "/spec/vectors/memory",
+                json!("Cold"),
+            ),
+            "/spec/payload",
+            json!({"memory": "Cached"}),
+        ),
+        "/spec/hnswConfig",
+        json!({"memory": "Pinned"}),
+    );
+    let v = with(
+        v,
+        "/spec/sparseVectors",
+        json!({"text": {"index": {"memory": "Cached"}}}),
+    );
+    assert_eq!(schema_errors(&v), Vec::<String>::new());
+    assert_eq!(cel_errors(&v, None), Vec::<String>::new());
+    let spec: api_types::QdrantCollectionSpec = serde_json::from_value(v["spec"].clone()).unwrap();
+    api_types::validation::validate_collection(&spec, "articles").unwrap();
+}
+
+#[test]
+fn memory_refusals_name_the_field() {
+    // (pointer, value, CEL message part, validation field)
+    let cases = [
+        (
+            "/spec/vectors/memory",
+            json!("Pinned"),
+            "not supported for dense vector storage",
+            "spec.vectors.memory",
+        ),
+        // good() has vectors.onDisk: memory beside it.
+        (
+            "/spec/vectors/memory",
+            json!("Cold"),
+            "set memory or the deprecated onDisk, not both",
+            "spec.vectors.memory",
+        ),
+        (
+            "/spec/quantizationConfig/scalar/memory",
+            json!("Pinned"),
+            "set memory or the deprecated alwaysRam, not both",
+            "spec.quantizationConfig.scalar.memory",
+        ),
+        (
+            "/spec/payload",
+            json!({"memory": "Pinned"}),
+            "not supported for payload storage",
+            "spec.payload.memory",
+        ),
+        (
+            "/spec/hnswConfig",
+            json!({"memory": "Cold", "onDisk": true}),
+            "set memory or the deprecated onDisk, not both",
+            "spec.hnswConfig.memory",
+        ),
+        (
+            "/spec/sparseVectors",
+            json!({"t": {"index": {"memory": "Cold", "onDisk": true}}}),
+            "set memory or the deprecated onDisk, not both",
+            "spec.sparseVectors.t.index.memory",
+        ),
+    ];
+    for (pointer, value, cel, field) in cases {
+        let v = with(good(), pointer, value.clone());
+        let e = cel_errors(&v, None);
+        assert!(
+            e.iter().any(|m| m.contains(cel)),
+            "{pointer}={value}: {e:?}"
+        );
+        let spec: api_types::QdrantCollectionSpec =
+            serde_json::from_value(v["spec"].clone()).unwrap();
+        let err = api_types::validation::validate_collection(&spec, "articles")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{field}: ")),
+            "{pointer}={value}: {err}"
+        );
+    }
+    let both = with(
+        with(good(), "/spec/payload", json!({"memory": "Cold"})),
+        "/spec/onDiskPayload",
+        json!(true),
+    );
+    assert!(
+        cel_errors(&both, None)
+            .iter()
+            .any(|m| m.contains("set payload.memory or the deprecated onDiskPayload, not both"))
+    );
+    let bad_index = with(
+        good(),
+        "/spec/payloadIndexes",
+        json!([{"field": "a", "schema": "Keyword", "params": {"memory": "hot"}}]),
+    );
+    let spec: api_types::QdrantCollectionSpec =
+        serde_json::from_value(bad_index["spec"].clone()).unwrap();
+    let err = api_types::validation::validate_collection(&spec, "articles")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.payloadIndexes[0].params.memory: must be cold, cached or pinned"),
+        "{err}"
+    );
+    let bad_value = with(good(), "/spec/vectors/memory", json!("Hot"));
+    assert!(!schema_errors(&bad_value).is_empty());
+}

@@ -18,8 +18,14 @@ pub use reconcile_lib::target::EndpointRewrite;
 
 /// Where the collection lives, or why that cannot be known yet.
 pub enum Target {
-    /// A client for the Qdrant holding the collection.
-    Ready(QdrantClient),
+    /// The Qdrant holding the collection.
+    Ready {
+        /// A client for its main endpoint.
+        client: QdrantClient,
+        /// For a QdrantCluster in a rolling upgrade, the image tag its pods move from
+        /// (`status.rollout.fromVersion`): until the rollout ends some peers may still run it.
+        upgrading_from: Option<String>,
+    },
     /// Not yet: a CamelCase reason and a message for the conditions.
     Waiting {
         /// E.g. `ClusterNotReady`, `ClusterNotFound`, `SecretNotFound`.
@@ -46,7 +52,15 @@ pub async fn resolve(
     };
     Ok(
         match target::resolve(&ns, spec, client, timeout, rewrite).await? {
-            target::Target::Ready(resolved) => Target::Ready(resolved.client),
+            target::Target::Ready(resolved) => Target::Ready {
+                upgrading_from: resolved
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.status.as_ref())
+                    .and_then(|s| s.rollout.as_ref())
+                    .and_then(|r| r.from_version.clone()),
+                client: resolved.client,
+            },
             target::Target::Waiting {
                 reason,
                 message,

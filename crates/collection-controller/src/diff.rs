@@ -31,8 +31,8 @@
 //!   vectors; a sparse vector missing (or present only in Qdrant, when the spec lists sparse
 //!   vectors); `shard_number`; `sharding_method`; `wal_config`.
 //! - Changeable (`update`): `params.{replication_factor, write_consistency_factor,
-//!   on_disk_payload}`, `hnsw_config`, `optimizers_config` (`optimizer_config` in `GET`),
-//!   `quantization_config`, `strict_mode_config`, per vector `vectors.{name}.{on_disk,
+//!   on_disk_payload, payload}`, `hnsw_config`, `optimizers_config` (`optimizer_config` in `GET`),
+//!   `quantization_config`, `strict_mode_config`, per vector `vectors.{name}.{on_disk, memory,
 //!   hnsw_config, quantization_config}` (the unnamed vector is `""`), and
 //!   `sparse_vectors.{name}.{index, modifier}`. Qdrant merges every one of these blocks into its current
 //!   value, so only the differing keys are sent; quantization is replaced whole by Qdrant, so
@@ -423,6 +423,11 @@ fn dense_vector(
     {
         changes.insert("on_disk".into(), on_disk.into());
     }
+    if let Some(memory) = spec.memory
+        && field(actual, "memory").and_then(Value::as_str) != Some(memory.as_qdrant())
+    {
+        changes.insert("memory".into(), memory.as_qdrant().into());
+    }
     if let Some(h) = &spec.hnsw {
         let changed = changed_keys(&build::hnsw_config(h), field(actual, "hnsw_config"));
         insert_nonempty(&mut changes, "hnsw_config", changed);
@@ -525,7 +530,12 @@ fn collection_params(
     if let Some(o) = spec.on_disk_payload {
         want.insert("on_disk_payload".into(), o.into());
     }
-    let changed = changed_keys(&Value::Object(want), actual);
+    let mut changed = changed_keys(&Value::Object(want), actual);
+    if let Some(p) = spec.payload.as_ref().and_then(build::payload_storage)
+        && !get("payload").is_some_and(|have| covers(&p, have))
+    {
+        changed.insert("payload".into(), p);
+    }
     insert_nonempty(update, "params", changed);
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Reconcile is a named pipeline (see [`reconcile`]): validate -> dereference (which Qdrant,
 //! with which key: [`dereference`]) -> build the desired Qdrant requests (pure, [`build`]) ->
-//! compare with what Qdrant has ([`diff`], pure) -> apply (REST calls) -> update status
+//! compare with what Qdrant has ([`diff`], pure; both from the spec as the server's version
+//! can take it, [`memory`]) -> apply (REST calls) -> update status
 //! ([`status`]). Deletion goes through a finalizer and honours `deletionPolicy`.
 //!
 //! Each collection records its owning QdrantCollection and what that object declared in its
@@ -14,6 +15,7 @@ pub mod build;
 pub mod controller;
 pub mod dereference;
 pub mod diff;
+pub mod memory;
 pub mod ownership;
 pub mod reconcile;
 pub mod status;

@@ -11,7 +11,10 @@
 use std::{sync::Arc, time::Duration};
 
 use api_types::{
-    QdrantCollection, collection::DeletionPolicy, is_paused, validation::validate_collection,
+    QdrantCollection,
+    collection::{DeletionPolicy, QdrantCollectionSpec},
+    is_paused,
+    validation::validate_collection,
 };
 use kube::{
     Api, ResourceExt,
@@ -30,6 +33,7 @@ use crate::{
     build,
     dereference::{self, EndpointRewrite, Target},
     diff::{self, Actual},
+    memory,
     ownership::{self, Claim, Declared, Owner},
     status::{self, Outcome},
 };
@@ -125,8 +129,11 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         }
         return Ok(Action::requeue(ctx.resync));
     }
-    let client = match resolve(qcol, ctx).await? {
-        Target::Ready(c) => c,
+    let (client, upgrading_from) = match resolve(qcol, ctx).await? {
+        Target::Ready {
+            client,
+            upgrading_from,
+        } => (client, upgrading_from),
         Target::Waiting {
             reason, message, ..
         } => {
@@ -142,7 +149,19 @@ async fn sync(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
             return Ok(Action::requeue(ctx.wait_requeue));
         }
     };
-    match sync_collection(qcol, ctx, &client).await {
+    match sync_collection(qcol, ctx, &client, upgrading_from.as_deref()).await {
+        Ok(Outcome::NeedsNewerQdrant(msg)) => {
+            let already = ready_message_is(qcol, &msg);
+            write_status(qcol, ctx, &Outcome::NeedsNewerQdrant(msg.clone())).await?;
+            if !already {
+                warn!(collection = %object_key(qcol), message = %msg, "placement needs a newer Qdrant");
+                ctx.shared
+                    .events
+                    .warning(qcol, status::NEEDS_NEWER_QDRANT, "Sync", msg)
+                    .await;
+            }
+            Ok(Action::requeue(ctx.resync))
+        }
         Ok(outcome) => {
             if let Outcome::OwnedByAnotherObject { name, owner } = &outcome {
                 // Warn once per owner, not at every resync.
@@ -187,6 +206,7 @@ async fn sync_collection(
     qcol: &QdrantCollection,
     ctx: &Context,
     client: &QdrantClient,
+    upgrading_from: Option<&str>,
 ) -> Result<Outcome, QdrantError> {
     let default_name = qcol.name_any();
     let name = qcol.spec.name_in_qdrant(&default_name).to_string();
@@ -194,6 +214,10 @@ async fn sync_collection(
         return Ok(Outcome::Invalid(
             "metadata.uid is missing: the owner of a collection is recorded by uid".into(),
         ));
+    };
+    let spec = match spec_for_server(&qcol.spec, client, upgrading_from).await? {
+        Ok(spec) => spec,
+        Err(unsupported) => return Ok(Outcome::NeedsNewerQdrant(unsupported.to_string())),
     };
     let desired = Declared::of(&qcol.spec);
     let mut wrote = false;
@@ -207,7 +231,7 @@ async fn sync_collection(
             Claim::Foreign(owner) => return Ok(Outcome::OwnedByAnotherObject { name, owner }),
         },
         None => {
-            let mut body = build::create_request(&qcol.spec);
+            let mut body = build::create_request(&spec);
             body["metadata"] = ownership::mark(&me, &desired);
             client.create_collection(&name, &body).await?;
             wrote = true;
@@ -248,7 +272,7 @@ async fn sync_collection(
             .collect()
     };
     let d = diff::diff(
-        &qcol.spec,
+        &spec,
         &name,
         &Actual {
             config: &info.config,
@@ -416,7 +440,7 @@ async fn cleanup(qcol: &QdrantCollection, ctx: &Context) -> Result<Action> {
         Err(e) => return Err(e),
     };
     let client = match target {
-        Target::Ready(c) => c,
+        Target::Ready { client, .. } => client,
         Target::Waiting {
             message,
             cluster_gone: true,
@@ -478,7 +502,7 @@ async fn release(qcol: &QdrantCollection, ctx: &Context, name: &str) -> Result<b
         return Ok(false);
     };
     let client = match resolve(qcol, ctx).await.map_err(|e| e.to_string())? {
-        Target::Ready(c) => c,
+        Target::Ready { client, .. } => client,
         Target::Waiting { message, .. } => return Err(message),
     };
     let Some(info) = client
@@ -497,6 +521,32 @@ async fn release(qcol: &QdrantCollection, ctx: &Context, name: &str) -> Result<b
         .await
         .map_err(|e| e.to_string())?;
     Ok(true)
+}
+
+/// The spec as the target can take it ([`memory::for_server`]). Only a spec that sets a
+/// `memory` placement asks the server its version (`GET /`); during a QdrantCluster's rolling
+/// upgrade the older of that and the version the pods move from counts (a tag that is not a
+/// version, e.g. `latest`, counts as older than 1.19), so no 1.19-only field is sent while a
+/// peer may still run the old version.
+async fn spec_for_server<'a>(
+    spec: &'a QdrantCollectionSpec,
+    client: &QdrantClient,
+    upgrading_from: Option<&str>,
+) -> Result<Result<std::borrow::Cow<'a, QdrantCollectionSpec>, memory::Unsupported>, QdrantError> {
+    if !memory::uses_memory(spec) {
+        return Ok(Ok(std::borrow::Cow::Borrowed(spec)));
+    }
+    let served = client.version().await?.version;
+    let mut version = memory::parse_version(&served).unwrap_or((0, 0));
+    let mut text = served;
+    if let Some(from) = upgrading_from {
+        let old = memory::parse_version(from).unwrap_or((0, 0));
+        if old < version {
+            version = old;
+            text = format!("{from}, the version a rolling upgrade moves from");
+        }
+    }
+    Ok(memory::for_server(spec, version, &text))
 }
 
 /// The Qdrant `qcol` targets (see [`dereference::resolve`]).

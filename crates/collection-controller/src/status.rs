@@ -26,6 +26,9 @@ pub enum Outcome {
     Paused,
     /// The spec was refused (message names the field).
     Invalid(String),
+    /// The spec asks for something the target's Qdrant version cannot do (a `memory`
+    /// placement without an older equivalent, see [`crate::memory`]); nothing was written.
+    NeedsNewerQdrant(String),
     /// The target is not usable yet.
     Waiting {
         /// CamelCase reason.
@@ -68,6 +71,9 @@ pub enum Outcome {
         name: String,
     },
 }
+
+/// Reason of Ready and Synced (False) for [`Outcome::NeedsNewerQdrant`].
+pub const NEEDS_NEWER_QDRANT: &str = "NeedsNewerQdrant";
 
 /// Reason of Ready and Synced (False) for a collection marked as owned by another object.
 pub const OWNED_BY_ANOTHER_OBJECT: &str = "OwnedByAnotherObject";
@@ -132,6 +138,10 @@ pub fn compute(qcol: &QdrantCollection, outcome: &Outcome) -> QdrantCollectionSt
         }
         Outcome::Invalid(msg) => {
             not_synced(&mut set, "InvalidSpec", msg);
+            st.phase = CollectionPhase::Failed;
+        }
+        Outcome::NeedsNewerQdrant(msg) => {
+            not_synced(&mut set, NEEDS_NEWER_QDRANT, msg);
             st.phase = CollectionPhase::Failed;
         }
         Outcome::Waiting { reason, message } => {
@@ -258,6 +268,7 @@ fn kstatus(outcome: &Outcome, conditions: &[api_types::Condition]) -> Kstatus {
             Kstatus::reconciling(&reason, &message)
         }
         Outcome::Invalid(_)
+        | Outcome::NeedsNewerQdrant(_)
         | Outcome::QdrantError { .. }
         | Outcome::OwnedByAnotherObject { .. } => Kstatus::stalled(&reason, &message),
         Outcome::Synced { drift, .. } if !drift.is_empty() => {

@@ -56,9 +56,16 @@ async fn env() -> Env {
 /// An environment whose endpoints all lead to `target` (URL, API key): a real Qdrant; `None`
 /// for the fake (which is started either way, and stays idle with a real target).
 async fn env_at(target: Option<(Url, String)>) -> Env {
+    env_with(target, FakeQdrantOptions::default().version).await
+}
+
+/// [`env_at`] with a fake Qdrant that reports `version` (and behaves as that version where
+/// the fake models a difference, e.g. 1.19's `memory`).
+async fn env_with(target: Option<(Url, String)>, version: String) -> Env {
     let harness = Harness::new(NS);
     let qdrant = FakeQdrant::start(FakeQdrantOptions {
         api_key: Some(KEY.into()),
+        version,
         ..FakeQdrantOptions::default()
     })
     .await;
@@ -990,4 +997,233 @@ async fn pause_stops_syncing() {
         env.condition("articles", types::PAUSED).status,
         ConditionStatus::True
     );
+}
+
+// ----- Memory placement (Qdrant 1.19 `memory`) ---------------------------------------------
+
+/// A spec with a placement on every component that has an older equivalent.
+fn placed() -> Value {
+    json!({
+        "cluster": {"name": "demo"},
+        "vectors": {"size": 4, "distance": "Dot", "memory": "Cold",
+                    "hnsw": {"memory": "Cached"}},
+        "sparseVectors": {"text": {"index": {"memory": "Pinned"}}},
+        "quantizationConfig": {"scalar": {"type": "Int8", "memory": "Pinned"}},
+        "payload": {"memory": "Cached"},
+    })
+}
+
+/// What `GET /collections/{name}` must show for [`placed`]: on a server that knows `memory`
+/// (1.19 on) the placements themselves; before, the deprecated flags they were lowered to.
+fn assert_placed(config: &Value, knows_memory: bool) {
+    let params = &config["params"];
+    if knows_memory {
+        assert_eq!(params["vectors"]["memory"], json!("cold"), "{config}");
+        assert_eq!(
+            params["vectors"]["hnsw_config"]["memory"],
+            json!("cached"),
+            "{config}"
+        );
+        assert_eq!(
+            params["sparse_vectors"]["text"]["index"]["memory"],
+            json!("pinned"),
+            "{config}"
+        );
+        assert_eq!(
+            config["quantization_config"]["scalar"]["memory"],
+            json!("pinned"),
+            "{config}"
+        );
+        assert_eq!(params["payload"]["memory"], json!("cached"), "{config}");
+    } else {
+        assert_eq!(params["vectors"]["on_disk"], json!(true), "{config}");
+        assert_eq!(
+            params["vectors"]["hnsw_config"]["on_disk"],
+            json!(false),
+            "{config}"
+        );
+        assert_eq!(
+            params["sparse_vectors"]["text"]["index"]["on_disk"],
+            json!(false),
+            "{config}"
+        );
+        assert_eq!(
+            config["quantization_config"]["scalar"]["always_ram"],
+            json!(true),
+            "{config}"
+        );
+        assert_eq!(params["on_disk_payload"], json!(false), "{config}");
+        assert!(
+            !config.to_string().contains("\"memory\""),
+            "no memory key reached a server that ignores it: {config}"
+        );
+    }
+}
+
+/// Creates [`placed`] as `name` in the fake, checks what it holds, then resyncs: the resync
+/// must write nothing (the lowered or native placement is what Qdrant reports back).
+async fn placed_round_trip(env: &Env, name: &str, knows_memory: bool) {
+    env.cluster(true);
+    env.collection(name, placed());
+    env.sync(name).await;
+    let ready = env.condition(name, types::READY);
+    assert_eq!(ready.status, ConditionStatus::True, "{ready:?}");
+    let config = env.qdrant.collection(name).unwrap()["config"].clone();
+    assert_placed(&config, knows_memory);
+    let writes = env.qdrant_writes();
+    let status = env.stored(name).unwrap().status;
+    env.reconcile(name).await.unwrap();
+    assert_eq!(env.qdrant_writes(), writes, "the resync wrote");
+    assert_eq!(
+        env.stored(name).unwrap().status,
+        status,
+        "the resync changed the status"
+    );
+}
+
+#[tokio::test]
+async fn memory_placements_are_lowered_for_qdrant_1_18_and_converge() {
+    let env = env().await;
+    placed_round_trip(&env, "placed", false).await;
+}
+
+#[tokio::test]
+async fn memory_placements_are_sent_as_is_to_qdrant_1_19_and_converge() {
+    let env = env_with(None, "1.19.0".into()).await;
+    placed_round_trip(&env, "placed", true).await;
+    let config = env.qdrant.collection("placed").unwrap()["config"].clone();
+    assert!(
+        config["params"]["vectors"].get("on_disk").is_none(),
+        "no deprecated flag sent: {config}"
+    );
+}
+
+#[tokio::test]
+async fn memory_placements_on_a_real_qdrant_converge() {
+    let test = "memory_placements_on_a_real_qdrant_converge";
+    let Some((target, _node)) = real_target(test).await else {
+        return;
+    };
+    println!("[{test}] running against the REAL Qdrant at {}", target.0);
+    let env = env_at(Some(target)).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("op-placed-{}-{nanos}", std::process::id());
+    env.cluster(true);
+    env.collection(&name, placed());
+    env.sync(&name).await;
+    assert_eq!(
+        env.condition(&name, types::READY).status,
+        ConditionStatus::True,
+        "{:?}",
+        env.condition(&name, types::READY)
+    );
+    let client = env.qdrant_client();
+    let served = client.version().await.unwrap().version;
+    let knows = collection_controller::memory::parse_version(&served)
+        .is_some_and(collection_controller::memory::knows_memory);
+    let info = client.collection_info(&name).await.unwrap().unwrap();
+    println!(
+        "[{test}] Qdrant {served}: vectors {}, hnsw {}, sparse index {}, quantization {}, payload on_disk {}",
+        info.config["params"]["vectors"],
+        info.config["params"]["vectors"]["hnsw_config"],
+        info.config["params"]["sparse_vectors"]["text"]["index"],
+        info.config["quantization_config"],
+        info.config["params"]["on_disk_payload"]
+    );
+    assert_placed(&info.config, knows);
+    // Converged: the diff of the spec (as this server takes it) against what the real server
+    // reports back asks for no write, so no resync PATCHes again.
+    let spec: api_types::QdrantCollectionSpec = serde_json::from_value(placed()).unwrap();
+    let version = collection_controller::memory::parse_version(&served).unwrap();
+    let for_server = collection_controller::memory::for_server(&spec, version, &served).unwrap();
+    let d = collection_controller::diff::diff(
+        &for_server,
+        &name,
+        &collection_controller::diff::Actual {
+            config: &info.config,
+            payload_schema: &info.payload_schema,
+            aliases: &[],
+            declared: &collection_controller::ownership::Declared::default(),
+        },
+    );
+    assert_eq!(d.update, None, "{}", info.config);
+    assert!(d.drift.is_empty(), "{:?}", d.drift);
+    let status_before = env.stored(&name).unwrap().status;
+    env.reconcile(&name).await.unwrap();
+    assert_eq!(
+        env.stored(&name).unwrap().status,
+        status_before,
+        "a resync of a converged collection changes nothing"
+    );
+    client.delete_collection(&name).await.unwrap();
+    assert!(env.qdrant.requests().is_empty(), "the fake stayed idle");
+}
+
+#[tokio::test]
+async fn a_placement_without_an_older_equivalent_is_a_condition_and_writes_nothing() {
+    let env = env().await;
+    env.cluster(true);
+    env.collection(
+        "pinned",
+        json!({"cluster": {"name": "demo"}, "vectors": {"size": 4, "distance": "Dot", "hnsw": {"memory": "Pinned"}},
+               "quantizationConfig": {"binary": {"memory": "Cold"}}}),
+    );
+    env.sync("pinned").await;
+    let ready = env.condition("pinned", types::READY);
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert_eq!(ready.reason, "NeedsNewerQdrant");
+    assert!(
+        ready.message.contains("spec.vectors.hnsw.memory: Pinned"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        ready
+            .message
+            .contains("spec.quantizationConfig.binary.memory: Cold"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains("1.18.3"), "{}", ready.message);
+    assert_eq!(
+        env.stored("pinned").unwrap().status.unwrap().phase,
+        CollectionPhase::Failed
+    );
+    assert_eq!(env.qdrant_writes(), Vec::<String>::new(), "nothing written");
+    assert_eq!(env.qdrant.collection_names(), Vec::<String>::new());
+    assert_eq!(env.events_with_reason("NeedsNewerQdrant").len(), 1);
+    env.reconcile("pinned").await.unwrap();
+    assert_eq!(
+        env.events_with_reason("NeedsNewerQdrant").len(),
+        1,
+        "warned once"
+    );
+}
+
+#[tokio::test]
+async fn during_a_rolling_upgrade_from_1_18_the_placements_are_lowered() {
+    // The server already answers 1.19 (the pod behind the Service is upgraded), but the
+    // cluster's pods move from 1.18.3: some peers may still run it.
+    let env = env_with(None, "1.19.0".into()).await;
+    env.seed_with_status(
+        json!({"apiVersion": API, "kind": "QdrantCluster", "metadata": {"name": "demo"}, "spec": {"replicas": 3}}),
+        |qc| {
+            let generation = qc["metadata"]["generation"].clone();
+            json!({
+                "phase": "Upgrading",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "x", "message": "",
+                                "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "endpoints": {"http": "http://demo.search.svc:6333", "grpc": "http://demo.search.svc:6334"},
+                "auth": {"apiKeySecretRef": {"name": "demo-api-key", "key": "api-key"}},
+                "rollout": {"updateRevision": "demo-2", "updatedReplicas": 1, "fromVersion": "v1.18.3", "toVersion": "v1.19.0", "message": ""},
+            })
+        },
+    );
+    env.collection("placed", placed());
+    env.sync("placed").await;
+    let config = env.qdrant.collection("placed").unwrap()["config"].clone();
+    assert_placed(&config, false);
 }

@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 
 use api_types::collection::{
-    Distance, HnswConfig, MultivectorComparator, MultivectorConfig, OptimizersConfig, PayloadIndex,
-    ProductCompression, QdrantCollectionSpec, QuantizationConfig, ScalarType, ShardingMethod,
-    SparseIndexConfig, SparseModifier, SparseVectorParams, StrictModeConfig, VectorDatatype,
-    VectorParams, WalConfig,
+    Distance, HnswConfig, Memory, MultivectorComparator, MultivectorConfig, OptimizersConfig,
+    PayloadIndex, PayloadStorage, ProductCompression, QdrantCollectionSpec, QuantizationConfig,
+    ScalarType, ShardingMethod, SparseIndexConfig, SparseModifier, SparseVectorParams,
+    StrictModeConfig, VectorDatatype, VectorParams, WalConfig,
 };
 use serde_json::{Map, Value, json};
 
@@ -32,13 +32,16 @@ use serde_json::{Map, Value, json};
 ///   "sparse_vectors": {"<name>": {"index": {"on_disk": .., "full_scan_threshold": ..}, "modifier": "idf"}},
 ///   "shard_number": 3, "sharding_method": "auto" | "custom",
 ///   "replication_factor": 2, "write_consistency_factor": 1, "on_disk_payload": true,
+///   "payload": {"memory": "cold" | "cached"},
 ///   "hnsw_config": {..}, "optimizers_config": {..}, "wal_config": {..},
 ///   "quantization_config": {"scalar": {..}} | {"product": {..}} | {"binary": {..}},
 ///   "strict_mode_config": {..}
 /// }
 /// ```
 ///
-/// Only fields the spec sets appear. `vectors` comes from `spec.vectors` (one unnamed vector)
+/// Only fields the spec sets appear. The `memory` keys (vectors, HNSW, quantization, sparse
+/// index, payload) are Qdrant 1.19's: for an older server the spec is first lowered by
+/// [`crate::memory::for_server`] to the flags that server knows. `vectors` comes from `spec.vectors` (one unnamed vector)
 /// or else `spec.namedVectors` (a map, possibly empty); a collection with neither (sparse
 /// vectors only) has no `vectors` key, which Qdrant accepts (it defaults to no dense vectors).
 pub fn create_request(spec: &QdrantCollectionSpec) -> Value {
@@ -66,6 +69,9 @@ pub fn create_request(spec: &QdrantCollectionSpec) -> Value {
         spec.write_consistency_factor,
     );
     put(&mut body, "on_disk_payload", spec.on_disk_payload);
+    if let Some(p) = spec.payload.as_ref().and_then(payload_storage) {
+        body.insert("payload".into(), p);
+    }
     if let Some(h) = &spec.hnsw_config {
         body.insert("hnsw_config".into(), hnsw_config(h));
     }
@@ -120,6 +126,7 @@ pub fn vector_params(v: &VectorParams) -> Value {
     obj.insert("size".into(), v.size.into());
     obj.insert("distance".into(), distance(v.distance).into());
     put(&mut obj, "on_disk", v.on_disk);
+    put(&mut obj, "memory", v.memory.map(Memory::as_qdrant));
     if let Some(d) = v.datatype {
         obj.insert("datatype".into(), datatype(d).into());
     }
@@ -168,6 +175,7 @@ pub fn sparse_vector_params(p: &SparseVectorParams) -> Value {
 pub fn sparse_index(i: &SparseIndexConfig) -> Value {
     let mut obj = Map::new();
     put(&mut obj, "on_disk", i.on_disk);
+    put(&mut obj, "memory", i.memory.map(Memory::as_qdrant));
     put(&mut obj, "full_scan_threshold", i.full_scan_threshold);
     Value::Object(obj)
 }
@@ -182,6 +190,7 @@ pub fn hnsw_config(h: &HnswConfig) -> Value {
     put(&mut obj, "full_scan_threshold", h.full_scan_threshold);
     put(&mut obj, "max_indexing_threads", h.max_indexing_threads);
     put(&mut obj, "on_disk", h.on_disk);
+    put(&mut obj, "memory", h.memory.map(Memory::as_qdrant));
     put(&mut obj, "payload_m", h.payload_m);
     Value::Object(obj)
 }
@@ -233,20 +242,30 @@ pub fn quantization_config(q: &QuantizationConfig) -> Option<Value> {
         obj.insert("type".into(), scalar_type(s.type_).into());
         put(&mut obj, "quantile", s.quantile);
         put(&mut obj, "always_ram", s.always_ram);
+        put(&mut obj, "memory", s.memory.map(Memory::as_qdrant));
         return Some(json!({ "scalar": obj }));
     }
     if let Some(p) = &q.product {
         let mut obj = Map::new();
         obj.insert("compression".into(), compression(p.compression).into());
         put(&mut obj, "always_ram", p.always_ram);
+        put(&mut obj, "memory", p.memory.map(Memory::as_qdrant));
         return Some(json!({ "product": obj }));
     }
     if let Some(b) = &q.binary {
         let mut obj = Map::new();
         put(&mut obj, "always_ram", b.always_ram);
+        put(&mut obj, "memory", b.memory.map(Memory::as_qdrant));
         return Some(json!({ "binary": obj }));
     }
     None
+}
+
+/// Qdrant 1.19's `PayloadStorageParams` with the fields set: `{"memory": "cold" | "cached"}`
+/// (`payload` of `PUT /collections/{name}` and of `params` in `PATCH`); `None` when nothing is
+/// set.
+pub fn payload_storage(p: &PayloadStorage) -> Option<Value> {
+    p.memory.map(|m| json!({ "memory": m.as_qdrant() }))
 }
 
 /// Qdrant's `StrictModeConfig` with the fields set: `{"enabled"?, "max_query_limit"?,
