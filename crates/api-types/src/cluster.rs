@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::conditions::Condition;
 
 /// The Qdrant version this operator is tested with; the default `spec.image.tag`.
-pub const DEFAULT_QDRANT_TAG: &str = "v1.18.0";
+pub const DEFAULT_QDRANT_TAG: &str = "v1.18.3";
 /// Qdrant's REST port.
 pub const HTTP_PORT: i32 = 6333;
 /// Qdrant's gRPC port.

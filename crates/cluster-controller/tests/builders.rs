@@ -234,7 +234,7 @@ fn statefulset_shape() {
 #[test]
 fn qdrant_container_shape() {
     let c = qdrant_container(&three_node());
-    assert_eq!(c.image.as_deref(), Some("qdrant/qdrant:v1.18.0"));
+    assert_eq!(c.image.as_deref(), Some("qdrant/qdrant:v1.18.3"));
     let ports: Vec<_> = c
         .ports
         .unwrap()
