@@ -194,6 +194,11 @@ pub fn validate_cluster(spec: &QdrantClusterSpec) -> Result<(), ValidationErrors
                     );
                 }
             }
+            if let Some(q) = lookup(spec.config.as_ref(), "storage.quotas") {
+                for (field, message) in quota_errors(q) {
+                    err(&field, message);
+                }
+            }
         }
         Some(other) => err(
             "spec.config",
@@ -315,6 +320,60 @@ pub fn validate_cluster(spec: &QdrantClusterSpec) -> Result<(), ValidationErrors
 }
 
 /// Looks a dotted key up in a JSON object (`"service.api_key"`).
+/// Problems with `spec.config.storage.quotas` (Qdrant 1.19's `QuotaConfig`, applied with
+/// `PUT /quotas`): a mapping of `enabled` (boolean), `max_resident_memory_percent` and
+/// `max_disk_usage_percent` (integers 1–100) and `release_margin_percent` (0–100), as
+/// `(field path, message)`.
+fn quota_errors(quotas: &Value) -> Vec<(String, String)> {
+    let path = "spec.config.storage.quotas";
+    let Some(map) = quotas.as_object() else {
+        return vec![(
+            path.into(),
+            format!("must be a mapping, got {}", json_kind(quotas)),
+        )];
+    };
+    let mut errs = vec![];
+    for (key, value) in map {
+        let field = format!("{path}.{key}");
+        let range = match key.as_str() {
+            "enabled" => {
+                if !value.is_boolean() {
+                    errs.push((
+                        field,
+                        format!("must be a boolean, got {}", json_kind(value)),
+                    ));
+                }
+                continue;
+            }
+            "max_resident_memory_percent" | "max_disk_usage_percent" => 1..=100,
+            "release_margin_percent" => 0..=100,
+            _ => {
+                errs.push((
+                    field,
+                    "is not a Qdrant quota setting (enabled, max_resident_memory_percent, \
+                     max_disk_usage_percent, release_margin_percent)"
+                        .into(),
+                ));
+                continue;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        if !value.as_u64().is_some_and(|n| range.contains(&n)) {
+            errs.push((
+                field,
+                format!(
+                    "must be an integer from {} to {}, got {value}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+    errs
+}
+
 fn lookup<'a>(root: Option<&'a Value>, dotted: &str) -> Option<&'a Value> {
     dotted.split('.').try_fold(root?, |v, k| v.get(k))
 }

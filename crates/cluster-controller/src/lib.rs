@@ -17,6 +17,7 @@ pub mod operations;
 pub mod peers;
 pub mod pods;
 pub mod publish;
+pub mod quotas;
 pub mod rebalance;
 pub mod reconcile;
 pub mod recover;

@@ -32,6 +32,7 @@ use crate::{
     operations::{Driver, Scope},
     peers::PeerAccess,
     publish,
+    quotas::Quotas,
     rebalance::Rebalance,
     recover::Recovery,
     rollout::{Downgrade, Rollout},
@@ -122,6 +123,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     };
     let volumes = driver.run(&after, &VolumeExpansion).await?;
     let monitoring = driver.run(&after, &Monitoring).await?;
+    let quotas = driver.run(&after, &Quotas).await?;
     let recovery = driver.run(&after, &Recovery).await?;
     let rollout = driver.run(&after, &Rollout).await?;
     let rebalance = driver.run(&after, &Rebalance).await?;
@@ -142,6 +144,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         recovery,
         volumes,
         monitoring,
+        quotas,
         tls: Some(tls.status),
         ..status::Inputs::default()
     };

@@ -57,6 +57,9 @@ pub struct Inputs {
     /// The monitoring objects of `spec.monitoring` (condition MonitoringReady); `None` when
     /// monitoring is off or the step did not run.
     pub monitoring: Option<crate::monitoring::MonitoringProgress>,
+    /// Qdrant 1.19 quotas of `spec.config.storage.quotas` (condition QuotasApplied); `None`
+    /// when the step did not run (the condition keeps its last value).
+    pub quotas: Option<crate::quotas::QuotasProgress>,
 }
 
 impl Inputs {
@@ -107,6 +110,7 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
     draft.recovery(inputs);
     draft.volumes(inputs);
     draft.monitoring(qc, inputs);
+    draft.quotas(inputs);
     // Peers keep their last known value when Qdrant could not be asked.
     if let Some(Ok(p)) = &inputs.peers {
         draft.st.peers = p.peers.clone();
@@ -531,6 +535,14 @@ impl Draft {
                 );
             }
             None => {}
+        }
+    }
+
+    /// QuotasApplied from the quotas step.
+    fn quotas(&mut self, inputs: &Inputs) {
+        if let Some(q) = &inputs.quotas {
+            let status = ConditionStatus::from_bool(q.applied);
+            self.set(own::QUOTAS_APPLIED, status, &q.reason, q.message.clone());
         }
     }
 

@@ -18,6 +18,9 @@ pub mod types {
     /// `spec.monitoring`: the PodMonitor and PrometheusRule are applied (True), or the
     /// prometheus-operator CRDs are missing (False). Absent while monitoring was never on.
     pub const MONITORING_READY: &str = "MonitoringReady";
+    /// `spec.config.storage.quotas`: Qdrant enforces it (True), or why not (False). Absent
+    /// while the cluster never had quotas.
+    pub const QUOTAS_APPLIED: &str = "QuotasApplied";
 }
 
 /// Condition reasons, grouped by what sets them.
@@ -100,6 +103,16 @@ pub mod reasons {
     pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
     /// MonitoringReady False: `spec.monitoring` was turned off (its objects are deleted).
     pub const MONITORING_DISABLED: &str = "MonitoringDisabled";
+
+    // Quotas.
+    /// QuotasApplied True: `GET /quotas` reports the spec's config.
+    pub const QUOTAS_APPLIED: &str = "QuotasApplied";
+    /// QuotasApplied False: some pod runs a Qdrant before 1.19, which has no quotas.
+    pub const QUOTAS_NEED_NEWER_QDRANT: &str = "QuotasNeedNewerQdrant";
+    /// QuotasApplied False: the pods are rolling; quotas wait for the rollout to end.
+    pub const QUOTAS_WAITING_FOR_ROLLOUT: &str = "WaitingForRollout";
+    /// QuotasApplied False: `storage.quotas` was removed from the spec; Qdrant's are disabled.
+    pub const QUOTAS_REMOVED: &str = "QuotasRemoved";
 
     // TLS (Ready False).
     /// The Secret named in `spec.tls.secretName` does not exist.

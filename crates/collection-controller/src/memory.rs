@@ -62,15 +62,7 @@ pub fn knows_memory(version: (u64, u64)) -> bool {
     version >= MEMORY_SINCE
 }
 
-/// `(major, minor)` of a Qdrant version or image tag (`1.18.3`, `v1.19.0`, `1.19.0-dev`);
-/// `None` when it does not start with two dot-separated numbers (e.g. `latest`).
-pub fn parse_version(text: &str) -> Option<(u64, u64)> {
-    let text = text.trim().trim_start_matches('v');
-    let mut parts = text.split(['.', '-', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
+pub use reconcile_lib::qdrant::minor_version as parse_version;
 
 /// Fields whose placement the server cannot take, and the server's version.
 #[derive(Debug, Clone, PartialEq, Eq)]

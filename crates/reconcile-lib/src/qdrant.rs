@@ -337,6 +337,35 @@ impl QdrantClient {
         serde_json::from_slice(&body).map_err(|e| unexpected(status, e.to_string(), &body))
     }
 
+    /// `GET /quotas` (Qdrant 1.19 and later): the cluster-wide quota config in force (`config`
+    /// of Qdrant's `QuotaStatus`; the node-local `usage` and `peers` readings are not read).
+    /// The same on every peer.
+    ///
+    /// # Errors
+    /// `NotFound` (404) on a Qdrant before 1.19, which has no quotas; any other
+    /// [`QdrantError`].
+    pub async fn quotas(&self) -> Result<QuotaConfig, QdrantError> {
+        let status: QuotaStatus = self.request(Method::GET, &["quotas"], &[], None).await?;
+        Ok(status.config)
+    }
+
+    /// `PUT /quotas?wait=true` (Qdrant 1.19 and later): replaces the cluster-wide quota config
+    /// with `config`, through consensus, and answers once this peer applied it (`result:
+    /// true`). Qdrant persists it: from then on it, not `storage.quotas` of the config file,
+    /// is in force. Needs the read-write key.
+    ///
+    /// # Errors
+    /// `NotFound` (404) before 1.19; `BadRequest` (422) for a percentage out of range; any
+    /// other [`QdrantError`].
+    pub async fn set_quotas(&self, config: &QuotaConfig) -> Result<(), QdrantError> {
+        let body = serde_json::to_value(config).map_err(|e| QdrantError::Config {
+            message: format!("quota config: {e}"),
+        })?;
+        self.request::<serde_json::Value>(Method::PUT, &["quotas"], &[("wait", "true")], Some(body))
+            .await
+            .map(drop)
+    }
+
     /// `GET /readyz`: Ok when the server answers 200 (plain text `all shards are ready`).
     /// A server whose shards are not ready answers 503 `some shards are not ready`, returned
     /// as [`QdrantError::Server`] (transient). No key is sent (Qdrant exempts this endpoint).
@@ -1513,6 +1542,42 @@ pub struct MessageSendErrors {
     /// When the latest error happened.
     #[serde(default)]
     pub latest_error_timestamp: Option<jiff::Timestamp>,
+}
+
+/// Qdrant 1.19's `QuotaConfig`: cluster-wide limits on node resources, enforced only while
+/// `enabled`. Each unset limit is not capped (`release_margin_percent` unset keeps Qdrant's
+/// built-in margin). The same keys as `storage.quotas` of Qdrant's config file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaConfig {
+    /// Whether the limits are enforced (Qdrant's default: false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Refuse memory-consuming updates once resident memory reaches this percentage (1–100)
+    /// of the memory available (cgroup limit, else system memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_resident_memory_percent: Option<u8>,
+    /// Refuse disk-consuming updates once the storage filesystem is filled to this percentage
+    /// (1–100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_usage_percent: Option<u8>,
+    /// Percentage points (0–100) below a limit a resource must fall before the node accepts
+    /// work again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_margin_percent: Option<u8>,
+}
+
+/// The part of `GET /quotas` the operator reads.
+#[derive(Clone, Debug, Deserialize)]
+struct QuotaStatus {
+    config: QuotaConfig,
+}
+
+/// `(major, minor)` of a Qdrant version or image tag (`1.18.3`, `v1.19.0`, `1.19.0-dev`), as
+/// `GET /` reports it in `version`; `None` when it does not start with two dot-separated
+/// numbers (e.g. `latest`).
+pub fn minor_version(text: &str) -> Option<(u64, u64)> {
+    let mut parts = text.trim().trim_start_matches('v').split(['.', '-', '+']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// The result of `GET /`.

@@ -812,12 +812,8 @@ async fn memory_placements_are_ignored_before_qdrant_1_19() {
             .await
             .unwrap_or_else(|e| panic!("{who}: GET /: {e}"))
             .version;
-        let knows_memory = {
-            let mut parts = version.split(['.', '-']);
-            let major: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            let minor: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            (major, minor) >= (1, 19)
-        };
+        let knows_memory =
+            reconcile_lib::qdrant::minor_version(&version).is_some_and(|v| v >= (1, 19));
         let mut cleanup = Cleanup::new(&target);
         let name = cleanup.track(unique_name("memory"));
         let body = json!({
@@ -857,6 +853,34 @@ async fn memory_placements_are_ignored_before_qdrant_1_19() {
                 c["hnsw_config"]["on_disk"], false,
                 "{who} ({version}): default kept"
             );
+        }
+    }
+}
+
+/// `GET /quotas` is Qdrant 1.19's: a server before answers 404 (`NotFound`), which is why the
+/// cluster-controller asks each pod's version first; 1.19 reports the config in force.
+#[tokio::test]
+async fn quotas_exist_from_qdrant_1_19() {
+    let test = "quotas_exist_from_qdrant_1_19";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let version = client
+            .version()
+            .await
+            .unwrap_or_else(|e| panic!("{who}: GET /: {e}"))
+            .version;
+        let since_1_19 =
+            reconcile_lib::qdrant::minor_version(&version).is_some_and(|v| v >= (1, 19));
+        match client.quotas().await {
+            Ok(config) => assert!(since_1_19, "{who} ({version}): quotas {config:?}"),
+            Err(e) => {
+                assert!(!since_1_19, "{who} ({version}): {e}");
+                assert!(
+                    matches!(e, QdrantError::NotFound { .. }),
+                    "{who} ({version}): {e:?}"
+                );
+            }
         }
     }
 }

@@ -195,7 +195,7 @@ fn decode_for_version<T: serde::de::DeserializeOwned>(
     shared: &Shared,
     body: &[u8],
 ) -> Result<T, Failure> {
-    if shared.lock().knows_memory {
+    if shared.lock().since_1_19 {
         return decode(body);
     }
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {

@@ -47,7 +47,8 @@ impl FakeQdrant {
                 standalone_peer_id: opts.cluster.as_ref().map_or(1, |c| c.peer_id),
                 cluster: opts.cluster,
                 ready: opts.ready,
-                knows_memory: super::server::knows_memory(&opts.version),
+                since_1_19: super::server::is_1_19_or_later(&opts.version),
+                quotas: None,
                 version: opts.version,
                 requests: Vec::new(),
                 faults: Vec::new(),
@@ -138,6 +139,12 @@ impl FakeQdrant {
     /// Base URL, `http://127.0.0.1:<port>/`.
     pub fn url(&self) -> Url {
         self.url.clone()
+    }
+
+    /// The cluster-wide quota config last stored by `PUT /quotas` (Qdrant 1.19 and later), as
+    /// `GET /quotas` reports it in `config`; `None` until one was set.
+    pub fn quotas(&self) -> Option<serde_json::Value> {
+        self.shared.lock().quotas.clone()
     }
 
     /// Sets or clears `service.api_key`.

@@ -89,8 +89,11 @@ pub(super) struct State {
     pub(super) ready: bool,
     /// What `GET /` reports.
     pub(super) version: String,
-    /// Whether the version takes Qdrant 1.19's `memory` and `payload` (see [`knows_memory`]).
-    pub(super) knows_memory: bool,
+    /// Whether the version is 1.19 or later ([`is_1_19_or_later`]): it takes `memory` and
+    /// `payload` placements and serves `/quotas`.
+    pub(super) since_1_19: bool,
+    /// Qdrant 1.19's cluster-wide quota config (`PUT /quotas`); `None` until first set.
+    pub(super) quotas: Option<Value>,
     pub(super) requests: Vec<RecordedRequest>,
     pub(super) faults: Vec<Fault>,
     /// Collections by name.
@@ -145,6 +148,87 @@ fn service_routes() -> Router<Arc<Shared>> {
         .route("/healthz", get(healthz))
         .route("/livez", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/quotas", get(get_quotas).put(put_quotas))
+}
+
+/// The quota config Qdrant 1.19 reports before any `PUT /quotas`: nothing enforced.
+fn default_quotas() -> Value {
+    json!({"enabled": false})
+}
+
+/// `GET /quotas` (Qdrant 1.19, `src/actix/api/quota_api.rs`): `{"config", "usage", "peers"?}`;
+/// the usage is this fake's made-up, fixed reading. 404 before 1.19, as on 1.18.3.
+async fn get_quotas(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let started = Instant::now();
+    let state = shared.lock();
+    if !state.since_1_19 {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let config = state.quotas.clone().unwrap_or_else(default_quotas);
+    ok(
+        json!({"config": config, "usage": {"resident_memory_percent": 10, "disk_usage_percent": 20}}),
+        started,
+    )
+}
+
+/// `PUT /quotas?wait=..` (Qdrant 1.19): replaces the whole config (`QuotaConfig`: `enabled`,
+/// `max_resident_memory_percent` and `max_disk_usage_percent` 1–100,
+/// `release_margin_percent` 0–100; 422 outside), answers `true`. 404 before 1.19.
+async fn put_quotas(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let started = Instant::now();
+    let mut state = shared.lock();
+    if !state.since_1_19 {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let result = (|| -> Result<Value, Failure> {
+        let config: Value = decode(&body)?;
+        let mut errors = vec![];
+        for (key, min) in [
+            ("max_resident_memory_percent", 1),
+            ("max_disk_usage_percent", 1),
+            ("release_margin_percent", 0),
+        ] {
+            if let Some(v) = config.get(key).filter(|v| !v.is_null()) {
+                let n = v.as_u64().ok_or_else(|| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("Format error in JSON body: invalid type for {key}"),
+                    )
+                })?;
+                if n < min || n > 100 {
+                    errors.push(format!(
+                        "{key}: value {n} invalid, must be from {min} to 100"
+                    ));
+                }
+            }
+        }
+        validated(errors)?;
+        let mut stored = serde_json::Map::new();
+        stored.insert(
+            "enabled".into(),
+            config.get("enabled").cloned().unwrap_or(Value::Bool(false)),
+        );
+        for key in [
+            "max_resident_memory_percent",
+            "max_disk_usage_percent",
+            "release_margin_percent",
+        ] {
+            if let Some(v) = config.get(key).filter(|v| !v.is_null()) {
+                stored.insert(key.into(), v.clone());
+            }
+        }
+        Ok(Value::Object(stored))
+    })();
+    match result {
+        Ok(config) => {
+            state.quotas = Some(config);
+            ok(json!(true), started)
+        }
+        Err(failure) => reply(Err::<Value, _>(failure), started),
+    }
 }
 
 /// Records the request, authenticates it as Qdrant does, then applies injected faults.
@@ -299,12 +383,10 @@ async fn root(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     )
 }
 
-/// True from version 1.19 on (`major.minor` of `version`), the first to know `memory`.
-pub(super) fn knows_memory(version: &str) -> bool {
-    let mut parts = version.trim_start_matches('v').split(['.', '-']);
-    let major: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let minor: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (major, minor) >= (1, 19)
+/// True from version 1.19 on (`major.minor` of `version`), the first to know `memory` and
+/// `/quotas`.
+pub(super) fn is_1_19_or_later(version: &str) -> bool {
+    reconcile_lib::qdrant::minor_version(version).is_some_and(|v| v >= (1, 19))
 }
 
 /// What a Qdrant older than 1.19 does with a collection body that carries 1.19's fields: it
