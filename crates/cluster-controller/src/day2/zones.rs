@@ -16,7 +16,7 @@ use super::plan::{CollectionPlacement, Peer, PeerId, ShardOp, Zones, zones_of};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZoneVerdict {
     /// Every shard that should be spread (two or more replicas, or a replication factor of
-    /// two or more) has replicas in at least two zones.
+    /// two or more) has `Active` replicas in at least two zones.
     Spread,
     /// Some peer's zone is unknown (its pod is not scheduled, or its node lacks the label):
     /// nothing is moved until every peer has one.
@@ -84,7 +84,8 @@ pub fn zones_by_peer(peers: &[Peer], by_ordinal: &BTreeMap<u32, String>) -> Zone
 /// one zone into another zone.
 ///
 /// A shard should be spread when it has two or more replicas (any state) or its collection's
-/// replication factor is two or more. Rules, in order:
+/// replication factor is two or more; it is spread when its `Active` replicas are in two zones
+/// or more (a replica receiving a transfer does not count yet). Rules, in order:
 ///
 /// 1. A peer of `peers` without a zone in `zones`: [`ZoneVerdict::Unknown`], nothing moves
 ///    (a zone-blind move could make things worse).
@@ -178,16 +179,32 @@ pub fn plan_zone_balance(
             if replicas.len() < 2 && c.replication_factor < 2 {
                 continue;
             }
-            let covered = zones_of(replicas, zones, None);
-            // Two zones or more: spread. None known: its replicas are on peers no pod
-            // reports (the collection waits, said above).
-            if covered.len() != 1 {
+            // Only Active copies count: a replica still receiving its transfer in another
+            // zone is not a copy there yet.
+            let active: Vec<_> = replicas
+                .iter()
+                .filter(|r| r.state.is_active())
+                .cloned()
+                .collect();
+            let covered = zones_of(&active, zones, None);
+            if covered.len() >= 2 {
                 continue;
             }
-            let zone = covered.iter().next().copied().unwrap_or_default();
-            plan.in_one_zone.push(format!(
-                "collection {name} shard {shard_id}: every replica in zone {zone}"
-            ));
+            // Without an Active copy, name a zone its other replicas are in. None known:
+            // its replicas are on peers no pod reports (the collection waits, said above).
+            let Some(zone) = covered
+                .iter()
+                .next()
+                .copied()
+                .or_else(|| zones_of(replicas, zones, None).into_iter().next())
+            else {
+                continue;
+            };
+            plan.in_one_zone.push(if covered.is_empty() {
+                format!("collection {name} shard {shard_id}: no Active replica (zone {zone})")
+            } else {
+                format!("collection {name} shard {shard_id}: every replica in zone {zone}")
+            });
             if plan.op.is_some() {
                 continue;
             }
