@@ -740,6 +740,15 @@ fn refusals(
     out
 }
 
+/// Where a leaving peer's replicas may go: the remaining peers, the replica totals per peer
+/// (counting this step's operations) and the peers' zones.
+#[derive(Clone, Copy)]
+struct Targets<'a> {
+    remaining: &'a [Peer],
+    totals: &'a BTreeMap<PeerId, usize>,
+    zones: &'a Zones,
+}
+
 enum ShardDecision {
     Op(ShardOp),
     Wait(String),
@@ -765,10 +774,13 @@ fn decide_shard(
     shard_id: u32,
     replicas: &[Replica],
     leaving: Peer,
-    remaining: &[Peer],
-    totals: &BTreeMap<PeerId, usize>,
-    zones: &Zones,
+    targets: &Targets<'_>,
 ) -> ShardDecision {
+    let Targets {
+        remaining,
+        totals,
+        zones,
+    } = *targets;
     let l = leaving.peer_id;
     let is_remaining = |peer: PeerId| remaining.iter().any(|p| p.peer_id == peer);
     let Some(mine) = replicas.iter().find(|r| r.peer == l) else {
@@ -981,9 +993,12 @@ pub fn plan_scale_down_in_zones(
                 if !replicas.iter().any(|r| r.peer == l) {
                     continue;
                 }
-                match decide_shard(
-                    name, c, shard_id, replicas, leaving, &remaining, &totals, zones,
-                ) {
+                let targets = Targets {
+                    remaining: &remaining,
+                    totals: &totals,
+                    zones,
+                };
+                match decide_shard(name, c, shard_id, replicas, leaving, &targets) {
                     ShardDecision::Op(op) => {
                         apply_to_totals(&mut totals, &op);
                         ops.push(op);
