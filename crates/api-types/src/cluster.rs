@@ -160,7 +160,32 @@ pub struct QdrantClusterSpec {
     /// How pods are restarted when the image or configuration changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+
+    /// Zone-aware shard placement. When true, the operator reads the zone of each pod's node
+    /// (the Node label named by `zoneTopologyKey`) and moves shard replicas
+    /// (`move_shard`, one at a time) so that no shard with two or more replicas has all of
+    /// them in one zone, as long as another zone has a peer; scale-down drains, the opt-in
+    /// rebalance and peer recovery prefer target peers in zones the shard is not in yet. When
+    /// `topologySpreadConstraints` is unset it also adds a soft topology spread of the pods
+    /// over the zones (maxSkew 1, ScheduleAnyway). Progress is condition ZoneSpread and
+    /// `status.peers[].zone`. Default false: no Node is read and the StatefulSet is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zone_aware: bool,
+
+    /// The Node label whose value is a node's zone, read when `zoneAware` is true. Default
+    /// `topology.kubernetes.io/zone`, the well-known label cloud providers set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 317),
+        regex(
+            pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+        )
+    )]
+    pub zone_topology_key: Option<String>,
 }
+
+/// Default of `spec.zoneTopologyKey`: the well-known Kubernetes zone label.
+pub const DEFAULT_ZONE_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
 
 /// TLS of a cluster. Qdrant serves one certificate on every TLS-enabled port (its `tls.cert`,
 /// `tls.key`, `tls.ca_cert` settings), so one certificate source serves both client and p2p
@@ -245,6 +270,12 @@ impl QdrantClusterSpec {
     /// `spec.rebalance.enabled`.
     pub fn rebalance_enabled(&self) -> bool {
         self.rebalance.as_ref().is_some_and(|r| r.enabled)
+    }
+    /// `spec.zoneTopologyKey` or its default ([`DEFAULT_ZONE_TOPOLOGY_KEY`]).
+    pub fn zone_topology_key(&self) -> &str {
+        self.zone_topology_key
+            .as_deref()
+            .unwrap_or(DEFAULT_ZONE_TOPOLOGY_KEY)
     }
     /// `spec.rollout.podReadyTimeoutSeconds` or its default.
     pub fn pod_ready_timeout_seconds(&self) -> i64 {
@@ -857,4 +888,8 @@ pub struct PeerStatus {
     /// Raft role as the peer reports it (Leader, Follower, Candidate, PreCandidate), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_role: Option<String>,
+    /// Zone of the pod's node (the value of its `spec.zoneTopologyKey` label), when
+    /// `spec.zoneAware` is true and the node has that label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }

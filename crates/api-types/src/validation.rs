@@ -312,11 +312,67 @@ pub fn validate_cluster(spec: &QdrantClusterSpec) -> Result<(), ValidationErrors
         }
     }
 
+    if let Some(key) = &spec.zone_topology_key
+        && let Err(why) = validate_label_key(key)
+    {
+        err("spec.zoneTopologyKey", why);
+    }
+
     if errs.is_empty() {
         Ok(())
     } else {
         Err(ValidationErrors(errs))
     }
+}
+
+/// Checks a Kubernetes label key (`[prefix/]name`, as `kubectl label` accepts it): the
+/// optional prefix a DNS subdomain of at most 253 characters, the name 1-63 characters of
+/// `[A-Za-z0-9-_.]` that start and end with a letter or digit.
+///
+/// # Errors
+/// What is wrong with `key`, for a message naming the field.
+pub fn validate_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    let edges_ok = |s: &str, ok: &dyn Fn(char) -> bool| {
+        s.chars().next().is_some_and(ok) && s.chars().last().is_some_and(ok)
+    };
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!(
+            "{key:?} is not a label key: the name part must be 1-63 characters"
+        ));
+    }
+    if !edges_ok(name, &alnum)
+        || !name
+            .chars()
+            .all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "{key:?} is not a label key: the name part may hold letters, digits, '-', '_' and \
+             '.', and must start and end with a letter or digit"
+        ));
+    }
+    if let Some(prefix) = prefix {
+        let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let good = !prefix.is_empty()
+            && prefix.len() <= 253
+            && prefix.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && edges_ok(label, &lower)
+                    && label.chars().all(|c| lower(c) || c == '-')
+            });
+        if !good {
+            return Err(format!(
+                "{key:?} is not a label key: the prefix before '/' must be a DNS subdomain \
+                 (lowercase letters, digits, '-' and '.', at most 253 characters)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Looks a dotted key up in a JSON object (`"service.api_key"`).

@@ -435,3 +435,29 @@ fn a_fixed_peer_id_is_refused() {
     assert_eq!(err.0[0].field, "spec.config.cluster.peer_id");
     assert!(err.to_string().contains("same peer id"), "{err}");
 }
+
+#[test]
+fn zone_fields_pass_and_a_bad_zone_key_is_refused_by_schema_and_validation() {
+    let v = with(good(), "/spec/zoneAware", json!(true));
+    let v = with(v, "/spec/zoneTopologyKey", json!("example.com/rack-zone"));
+    assert_eq!(schema_errors(&v), Vec::<String>::new());
+    let cluster: api_types::QdrantCluster = serde_json::from_value(v).unwrap();
+    assert!(cluster.spec.zone_aware);
+    assert_eq!(cluster.spec.zone_topology_key(), "example.com/rack-zone");
+    assert!(api_types::validation::validate_cluster(&cluster.spec).is_ok());
+    let default: api_types::QdrantCluster = serde_json::from_value(good()).unwrap();
+    assert!(!default.spec.zone_aware);
+    assert_eq!(
+        default.spec.zone_topology_key(),
+        "topology.kubernetes.io/zone"
+    );
+
+    for bad in ["-zone", "Example.com/zone", "a/", "zone with space", "a//b"] {
+        let v = with(good(), "/spec/zoneTopologyKey", json!(bad));
+        assert!(!schema_errors(&v).is_empty(), "schema accepts {bad:?}");
+        let cluster: api_types::QdrantCluster = serde_json::from_value(v).unwrap();
+        let err = api_types::validation::validate_cluster(&cluster.spec).unwrap_err();
+        assert_eq!(err.0[0].field, "spec.zoneTopologyKey", "{bad:?}: {err}");
+        assert!(err.to_string().contains("not a label key"), "{err}");
+    }
+}

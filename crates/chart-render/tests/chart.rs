@@ -143,7 +143,7 @@ fn kustomize(dir: &str) -> Vec<Value> {
 
 /// The namespaced overlay: every controller watches team-a and team-b, bound there by
 /// RoleBindings to its ClusterRole; no ClusterRoleBinding is left but the cluster-controller's
-/// StorageClass read; everything else is the base's.
+/// StorageClass and Node reads (both kinds are cluster-scoped); everything else is the base's.
 #[test]
 fn the_namespaced_overlay_grants_only_the_watched_namespaces() {
     let objects = kustomize("deploy/overlays/namespaced");
@@ -153,7 +153,18 @@ fn the_namespaced_overlay_grants_only_the_watched_namespaces() {
         .collect();
     assert_eq!(
         cluster_bindings,
-        vec!["qdrant-operator-cluster-controller-storageclasses"]
+        vec![
+            "qdrant-operator-cluster-controller-nodes",
+            "qdrant-operator-cluster-controller-storageclasses"
+        ]
+    );
+    let nodes = of_kind(&objects, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "qdrant-operator-cluster-controller-nodes")
+        .unwrap();
+    assert_eq!(
+        nodes["rules"],
+        json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}])
     );
     let storage = of_kind(&objects, "ClusterRole")
         .into_iter()

@@ -28,6 +28,7 @@ pub mod status;
 pub mod tls;
 pub mod vocabulary;
 pub mod volumes;
+pub mod zones;
 
 /// Field manager of every write this controller makes.
 pub const FIELD_MANAGER: &str = "qdrant-cluster-controller";

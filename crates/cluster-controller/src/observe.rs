@@ -41,7 +41,8 @@ pub async fn statefulset(shared: &Shared, names: &Names) -> Result<Observation> 
 }
 
 /// Adds the running backups and restores ([`busy_with`]) when the cluster shrinks,
-/// rebalances or may be rolling ([`rollout::may_be_rolling`]): the drains and restarts wait
+/// rebalances, is zone-aware (`spec.zoneAware`: the zone balance moves shards) or may be
+/// rolling ([`rollout::may_be_rolling`]): the drains and restarts wait
 /// for them. Otherwise nothing is listed.
 ///
 /// # Errors
@@ -57,6 +58,7 @@ pub async fn running_jobs(
         .is_some_and(|current| current > qc.spec.replicas);
     if shrinking
         || qc.spec.rebalance_enabled()
+        || qc.spec.zone_aware
         || rollout::may_be_rolling(qc, observation.live.as_ref())
     {
         observation.busy = busy_with(shared.applier.client(), names).await?;

@@ -1,7 +1,7 @@
 //! The day-2 operations behind one trait, run by one driver in one declared order.
 //!
 //! Each operation (scale-down, downgrade refusal, volume expansion, peer recovery, rollout,
-//! rebalance) implements [`Operation`]: whether it has anything to look at now (pure, from the
+//! rebalance, zone balance) implements [`Operation`]: whether it has anything to look at now (pure, from the
 //! reconcile's [`Observation`]), one step that observes what its pure planner needs, asks it,
 //! and carries out at most one action, the progress it reports when Qdrant fails, and what
 //! its progress means for the other operations and the requeue. The [`Driver`] holds the
@@ -10,7 +10,8 @@
 //! - **At most one disruptive step per reconcile.** A disruptive operation (one that drains,
 //!   restarts or moves shards) runs only while no earlier disruptive operation holds the
 //!   cluster; one whose progress [`holds`](Operation::holds) it stops the later ones. With the
-//!   order of [`crate::reconcile`] that is scale-down > recovery > rollout > rebalance.
+//!   order of [`crate::reconcile`] that is scale-down > recovery > rollout > rebalance >
+//!   zone balance.
 //! - **One rule for Qdrant errors.** A [`QdrantError`] from a step is logged with the
 //!   operation's name and becomes the operation's [`interrupted`](Operation::interrupted)
 //!   progress; the next reconcile observes again. Kubernetes errors are returned for the error

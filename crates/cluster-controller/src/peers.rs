@@ -121,6 +121,7 @@ pub async fn observe(
                         .unwrap_or_default(),
                     url,
                     raft_role: raft.and_then(|r| r.role).map(|r| format!("{r:?}")),
+                    zone: None,
                 });
             }
             Err(e) => errors.push(format!("{pod}: {e}")),

@@ -13,7 +13,10 @@ use reconcile_lib::{error::Error, qdrant::QdrantError};
 
 use crate::{
     build::Names,
-    day2::plan::{CollectionPlacement, Peer, ShardOp, plan_rebalance},
+    day2::{
+        plan::{CollectionPlacement, Peer, ShardOp, plan_rebalance_in_zones},
+        zones::zones_by_peer,
+    },
     operations::{Operation, Scope},
     peers::PeerAccess,
 };
@@ -66,18 +69,21 @@ pub fn peers_of(names: &Names, observed: &[PeerStatus]) -> Vec<Peer> {
 /// ([`crate::scale::observe_placement`]), plans, and sends each planned move
 /// (`POST /collections/{c}/cluster` with `move_shard`).
 ///
-/// `peers` are the cluster's peers, one per Ready pod, every pod counted. Returns `None` when
-/// the cluster is balanced and no transfer runs, else what was planned and what runs.
+/// `peers` are the cluster's peers, one per Ready pod, every pod counted; `zones` (pod ordinal
+/// -> zone, read with `spec.zoneAware`, else empty) keeps every move from taking a shard out
+/// of a zone ([`crate::day2::plan::plan_rebalance_in_zones`]). Returns `None` when the
+/// cluster is balanced and no transfer runs, else what was planned and what runs.
 ///
 /// Errors: Qdrant's (the caller reports and retries on the next reconcile).
 pub async fn step(
     names: &Names,
     access: &PeerAccess,
     peers: &[Peer],
+    zones: &BTreeMap<u32, String>,
 ) -> Result<Option<RebalanceStatus>, QdrantError> {
     let client = access.client(names, 0)?;
     let placement = crate::scale::observe_placement(&client).await?;
-    let plan = plan_rebalance(peers, &placement);
+    let plan = plan_rebalance_in_zones(peers, &placement, &zones_by_peer(peers, zones));
     let active = active_moves(&placement);
     if plan.is_balanced() && active.is_empty() {
         return Ok(None);
@@ -141,7 +147,16 @@ impl Operation for Rebalance {
             return Ok(None);
         };
         let peers = peers_of(scope.names, &observed.peers);
-        Ok(step(scope.names, scope.access, &peers).await?)
+        let qc = scope.qc;
+        let zones = if qc.spec.zone_aware {
+            let key = qc.spec.zone_topology_key();
+            crate::pods::zones(scope.ctx.shared.applier.client(), qc, scope.names, key)
+                .await?
+                .by_ordinal
+        } else {
+            BTreeMap::new()
+        };
+        Ok(step(scope.names, scope.access, &peers, &zones).await?)
     }
 
     fn requeue(&self, scope: &Scope<'_>, r: &RebalanceStatus) -> Option<Duration> {

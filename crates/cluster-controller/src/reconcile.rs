@@ -4,10 +4,12 @@
 //! ([`crate::keys`], [`crate::tls`]) -> the operations that shape the StatefulSet
 //! (scale-down, downgrade refusal) -> build (pure, [`crate::build`]) -> apply the children as
 //! one set ([`crate::children`]) -> observe Qdrant -> the operations after apply (volume
-//! expansion, peer recovery, rollout, rebalance) -> status, computed once ([`crate::status`]).
+//! expansion, peer recovery, rollout, rebalance, zone balance) -> status, computed once
+//! ([`crate::status`]).
 //!
 //! The operations run through one [`Driver`] in that declared order, with its rules: at most
-//! one disruptive step per reconcile (scale-down > recovery > rollout > rebalance), Qdrant
+//! one disruptive step per reconcile (scale-down > recovery > rollout > rebalance > zone
+//! balance), Qdrant
 //! errors reported as the operation's progress, one requeue. Apply writes only what differs,
 //! so a reconcile of an unchanged cluster issues no writes; the status is patched only when
 //! it changed.
@@ -39,6 +41,7 @@ use crate::{
     scale::ScaleDown,
     status,
     volumes::VolumeExpansion,
+    zones::ZoneBalance,
 };
 
 /// Reconciles one QdrantCluster (the function the Controller runs).
@@ -127,6 +130,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     let recovery = driver.run(&after, &Recovery).await?;
     let rollout = driver.run(&after, &Rollout).await?;
     let rebalance = driver.run(&after, &Rebalance).await?;
+    let zones = driver.run(&after, &ZoneBalance).await?;
 
     // An old API key's grace period ends: drop it on time (at least a second from now).
     let requeue = driver.requeue(ctx.resync);
@@ -145,6 +149,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         volumes,
         monitoring,
         quotas,
+        zones,
         tls: Some(tls.status),
         ..status::Inputs::default()
     };

@@ -17,7 +17,10 @@ use reconcile_lib::{
 
 use crate::{
     build::Names,
-    day2::plan::{CollectionPlacement, Peer, PeerId, ScaleDownStep, plan_scale_down},
+    day2::{
+        plan::{CollectionPlacement, Peer, PeerId, ScaleDownStep, plan_scale_down_in_zones},
+        zones::zones_by_peer,
+    },
     operations::{Operation, Scope},
     vocabulary::{reasons::SCALE_DOWN_REFUSED, reported, types::SCALE_DOWN_BLOCKED},
 };
@@ -139,6 +142,9 @@ pub async fn observe(client: &QdrantClient) -> Result<ClusterView, QdrantError> 
 /// and carries out one step. Calls `GET /cluster`, `GET /collections`, `GET /collections/{c}`
 /// and `GET /collections/{c}/cluster` for each collection, then at most: one
 /// `POST /collections/{c}/cluster` per collection, or one `DELETE /cluster/peer/{id}`.
+/// `zones` (pod ordinal -> zone, read with `spec.zoneAware`, else empty) makes the drain
+/// prefer targets in zones a shard is not in yet
+/// ([`crate::day2::plan::plan_scale_down_in_zones`]).
 ///
 /// Errors: Qdrant's, unchanged (the caller holds the size and retries).
 pub async fn step(
@@ -146,18 +152,20 @@ pub async fn step(
     current: i32,
     target: i32,
     client: &QdrantClient,
+    zones: &BTreeMap<u32, String>,
 ) -> Result<ScaleDecision, QdrantError> {
     let view = observe(client).await?;
     let consensus = view.consensus();
     let peers = view.peers_by_uri(names);
     let placement = view.placement;
     let as_u32 = |n: i32| u32::try_from(n.max(0)).unwrap_or(0);
-    let step = plan_scale_down(
+    let step = plan_scale_down_in_zones(
         &peers,
         &consensus,
         as_u32(current),
         as_u32(target),
         &placement,
+        &zones_by_peer(&peers, zones),
     );
     let message = step.message();
     let hold = |message: String, blocked: bool| ScaleDecision::Hold {
@@ -254,8 +262,16 @@ impl Operation for ScaleDown {
         }
         let client = scope.access.client(names, 0)?;
         let events = &scope.ctx.shared.events;
+        let zones = if qc.spec.zone_aware {
+            let key = qc.spec.zone_topology_key();
+            crate::pods::zones(scope.ctx.shared.applier.client(), qc, names, key)
+                .await?
+                .by_ordinal
+        } else {
+            BTreeMap::new()
+        };
         Ok(Some(
-            match step(names, current, qc.spec.replicas, &client).await? {
+            match step(names, current, qc.spec.replicas, &client, &zones).await? {
                 ScaleDecision::Shrink { replicas } => {
                     events
                     .normal(qc, "ScaledDown", "Scale", format!("peers above ordinal {} drained and removed from consensus; StatefulSet shrinks to {replicas}", replicas - 1))

@@ -60,6 +60,10 @@ pub struct Inputs {
     /// Qdrant 1.19 quotas of `spec.config.storage.quotas` (condition QuotasApplied); `None`
     /// when the step did not run (the condition keeps its last value).
     pub quotas: Option<crate::quotas::QuotasProgress>,
+    /// The zone balance of `spec.zoneAware` (condition ZoneSpread, `status.peers[].zone`);
+    /// `None` when zone awareness is off or the step did not run (then the last zones and
+    /// condition are kept).
+    pub zones: Option<crate::zones::ZoneProgress>,
 }
 
 impl Inputs {
@@ -111,11 +115,13 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
     draft.volumes(inputs);
     draft.monitoring(qc, inputs);
     draft.quotas(inputs);
+    draft.zones(qc, inputs, &pods);
     // Peers keep their last known value when Qdrant could not be asked.
     if let Some(Ok(p)) = &inputs.peers {
         draft.st.peers = p.peers.clone();
         draft.st.raft_leader = p.leader;
     }
+    peer_zones(qc, inputs, &mut draft.st.peers);
     draft.kstatus(inputs);
     draft.st
 }
@@ -546,6 +552,33 @@ impl Draft {
         }
     }
 
+    /// ZoneSpread from the zone balance, and Progressing True (`SpreadingZones`) while it
+    /// moves a replica in a ready cluster; once `spec.zoneAware` is off, False with reason
+    /// `ZoneAwarenessDisabled` (only when the condition was written before).
+    fn zones(&mut self, qc: &QdrantCluster, inputs: &Inputs, pods: &Pods) {
+        match &inputs.zones {
+            Some(z) => {
+                let status = ConditionStatus::from_bool(z.spread);
+                self.set(own::ZONE_SPREAD, status, z.reason, z.message.clone());
+                if z.moving && pods.all_ready && inputs.blocked.is_none() {
+                    let message = z.message.clone();
+                    self.set(types::PROGRESSING, True, reasons::SPREADING_ZONES, message);
+                }
+            }
+            None if !qc.spec.zone_aware && self.has(own::ZONE_SPREAD) => {
+                let message = "spec.zoneAware is off: shard replicas are placed without \
+                               regard to zones";
+                self.set(
+                    own::ZONE_SPREAD,
+                    False,
+                    reasons::ZONE_AWARENESS_DISABLED,
+                    message.into(),
+                );
+            }
+            None => {}
+        }
+    }
+
     /// `status.volumes`, VolumeExpansionBlocked, and Progressing while claims resize.
     fn volumes(&mut self, inputs: &Inputs) {
         if let Some(v) = &inputs.volumes {
@@ -607,6 +640,26 @@ fn volume_conditions(
             generation,
         ),
     );
+}
+
+/// `status.peers[].zone`: with `spec.zoneAware`, the zone the zone balance read for each
+/// peer's pod, else the last known zone of the same pod; without it, none.
+fn peer_zones(qc: &QdrantCluster, inputs: &Inputs, peers: &mut [api_types::cluster::PeerStatus]) {
+    let last: std::collections::BTreeMap<String, String> = qc
+        .status
+        .iter()
+        .flat_map(|s| &s.peers)
+        .filter_map(|p| Some((p.pod.clone(), p.zone.clone()?)))
+        .collect();
+    for p in peers {
+        p.zone = if !qc.spec.zone_aware {
+            None
+        } else if let Some(z) = &inputs.zones {
+            z.zones.get(&p.pod).cloned()
+        } else {
+            last.get(&p.pod).cloned()
+        };
+    }
 }
 
 fn phase_reason(phase: ClusterPhase) -> &'static str {

@@ -21,6 +21,10 @@ pub mod types {
     /// `spec.config.storage.quotas`: Qdrant enforces it (True), or why not (False). Absent
     /// while the cluster never had quotas.
     pub const QUOTAS_APPLIED: &str = "QuotasApplied";
+    /// `spec.zoneAware`: every shard with two or more replicas has replicas in at least two
+    /// zones (True), or not yet, or cannot be (False; the reason says why). Absent while
+    /// zone awareness was never on.
+    pub const ZONE_SPREAD: &str = "ZoneSpread";
 }
 
 /// Condition reasons, grouped by what sets them.
@@ -113,6 +117,21 @@ pub mod reasons {
     pub const QUOTAS_WAITING_FOR_ROLLOUT: &str = "WaitingForRollout";
     /// QuotasApplied False: `storage.quotas` was removed from the spec; Qdrant's are disabled.
     pub const QUOTAS_REMOVED: &str = "QuotasRemoved";
+    // Zones (ZoneSpread, and Progressing).
+    /// ZoneSpread True: every shard with two or more replicas is in two zones or more.
+    pub const REPLICAS_SPREAD: &str = "ReplicasSpread";
+    /// ZoneSpread False: some shards have every replica in one zone (the message names them
+    /// and the move under way).
+    pub const SHARDS_IN_ONE_ZONE: &str = "ShardsInOneZone";
+    /// ZoneSpread False: some pod's zone is unknown (not scheduled, its node lacks the
+    /// `spec.zoneTopologyKey` label, or the node cannot be read).
+    pub const ZONES_UNKNOWN: &str = "ZonesUnknown";
+    /// ZoneSpread False: every peer is in one zone, so there is nowhere to spread to.
+    pub const SINGLE_ZONE: &str = "SingleZone";
+    /// ZoneSpread False: `spec.zoneAware` was turned off.
+    pub const ZONE_AWARENESS_DISABLED: &str = "ZoneAwarenessDisabled";
+    /// Progressing True while a shard replica moves into another zone.
+    pub const SPREADING_ZONES: &str = "SpreadingZones";
 
     // TLS (Ready False).
     /// The Secret named in `spec.tls.secretName` does not exist.

@@ -577,3 +577,72 @@ fn owned_lists_cover_what_the_builder_sets() {
         assert_eq!(err.0[0].field, "spec.pod.env[0].name", "{}", e.name);
     }
 }
+
+/// `spec.zoneAware` adds a soft spread of the pods over the zones unless the user gave
+/// constraints; off, the StatefulSet is exactly what it was (no roll for existing clusters).
+#[test]
+fn zone_aware_adds_a_soft_zone_spread_unless_the_user_gave_constraints() {
+    let pod_spec = |qc: &QdrantCluster| {
+        build::build(qc, &Observed::default())
+            .unwrap()
+            .statefulset
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+    };
+    let base = json!({"replicas": 3, "persistence": {"size": "5Gi"}});
+    let off = pod_spec(&qc(base.clone()));
+    assert_eq!(off.topology_spread_constraints, None);
+
+    let mut on = base.clone();
+    on["zoneAware"] = json!(true);
+    let spread = pod_spec(&qc(on.clone()))
+        .topology_spread_constraints
+        .unwrap();
+    assert_eq!(spread.len(), 1);
+    let c = &spread[0];
+    assert_eq!(c.topology_key, "topology.kubernetes.io/zone");
+    assert_eq!(c.max_skew, 1);
+    assert_eq!(c.when_unsatisfiable, "ScheduleAnyway");
+    let labels = c.label_selector.as_ref().unwrap().match_labels.clone();
+    assert_eq!(
+        labels,
+        Some(build::selector_labels(&qc(on.clone()))),
+        "spreads this cluster's pods"
+    );
+
+    let mut custom_key = on.clone();
+    custom_key["zoneTopologyKey"] = json!("example.com/room");
+    let spread = pod_spec(&qc(custom_key))
+        .topology_spread_constraints
+        .unwrap();
+    assert_eq!(spread[0].topology_key, "example.com/room");
+
+    // The user's constraints (even none at all) win.
+    let mut user = on.clone();
+    user["topologySpreadConstraints"] = json!([{"maxSkew": 2,
+        "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"}]);
+    let spread = pod_spec(&qc(user)).topology_spread_constraints.unwrap();
+    assert_eq!(spread.len(), 1);
+    assert_eq!(spread[0].topology_key, "kubernetes.io/hostname");
+    let mut none = on;
+    none["topologySpreadConstraints"] = json!([]);
+    assert_eq!(
+        pod_spec(&qc(none)).topology_spread_constraints,
+        Some(vec![])
+    );
+
+    // Off: the StatefulSet equals the one built before the field existed.
+    let mut explicit_off = base.clone();
+    explicit_off["zoneAware"] = json!(false);
+    assert_eq!(
+        build::build(&qc(explicit_off), &Observed::default())
+            .unwrap()
+            .statefulset,
+        build::build(&qc(base), &Observed::default())
+            .unwrap()
+            .statefulset
+    );
+}

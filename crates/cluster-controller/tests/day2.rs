@@ -445,3 +445,124 @@ async fn a_running_restore_defers_a_scale_down() {
         env.qdrant_writes()
     );
 }
+
+/// `spec.zoneAware` against the fake API server and a fake Qdrant of three peers: off, the
+/// controller reads no Node and writes no condition; on, it reads each pod's Node, moves one
+/// replica per reconcile into zone b (the shards were all created on the two zone-a peers)
+/// until condition ZoneSpread is True, and reports the zones in `status.peers`.
+#[tokio::test]
+async fn zone_aware_spreads_every_shard_over_two_zones_one_move_at_a_time() {
+    let env = Env::with_peer_views().await;
+    // The collection was created while only the two zone-a peers existed.
+    env.qdrant
+        .set_peers((0..2).map(|i| (100 + i, peer_uri(i))).collect());
+    env.running().await;
+    env.qdrant
+        .set_peers((0..3).map(|i| (100 + i, peer_uri(i))).collect());
+    for (i, zone) in [(0, "a"), (1, "a"), (2, "b")] {
+        env.fake.insert(json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": format!("node-{i}"),
+                "labels": {"topology.kubernetes.io/zone": zone, "kubernetes.io/hostname": format!("node-{i}")}}}));
+        env.edit("v1", "pods", &format!("demo-{i}"), |p| {
+            p["spec"]["nodeName"] = json!(format!("node-{i}"));
+        });
+    }
+    let zones_of_shards = || -> Vec<Vec<&str>> {
+        env.qdrant
+            .placement("docs")
+            .values()
+            .map(|rs| {
+                let mut z: Vec<&str> = rs
+                    .iter()
+                    .map(|(p, _)| if *p == 102 { "b" } else { "a" })
+                    .collect();
+                z.sort_unstable();
+                z
+            })
+            .collect()
+    };
+    assert_eq!(zones_of_shards(), vec![vec!["a", "a"]; 3]);
+    let node_reads = |env: &Env<Peers>| {
+        env.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/v1/nodes"))
+            .count()
+    };
+
+    // Off (the default): no Node is read, nothing moves, no ZoneSpread condition.
+    env.fake.clear_requests();
+    env.qdrant.clear_requests();
+    env.reconcile().await;
+    assert_eq!(node_reads(&env), 0);
+    assert!(env.qdrant_writes().is_empty());
+    assert!(env.try_condition("ZoneSpread").is_none());
+    assert!(
+        env.sts()["spec"]["template"]["spec"]["topologySpreadConstraints"].is_null(),
+        "no spread added while off"
+    );
+
+    env.edit(QC, "qdrantclusters", "demo", |q| {
+        q["spec"]["zoneAware"] = json!(true);
+    });
+    // The default zone spread changes the pod template: nothing moves until the StatefulSet
+    // has observed it (and, in a cluster, the rollout has restarted the pods).
+    env.qdrant.clear_requests();
+    env.reconcile().await;
+    assert!(env.qdrant_writes().is_empty(), "{:?}", env.qdrant_writes());
+    env.sts_status("r1");
+    let mut moves = 0;
+    for _ in 0..10 {
+        env.fake.clear_requests();
+        env.qdrant.clear_requests();
+        env.reconcile().await;
+        assert!(node_reads(&env) > 0, "the zones are read");
+        let writes = env.qdrant_writes();
+        assert!(writes.len() <= 1, "one move per reconcile: {writes:?}");
+        let spread = env.condition("ZoneSpread");
+        println!(
+            "reconcile: writes {writes:?}; ZoneSpread {:?}/{}: {}",
+            spread.status, spread.reason, spread.message
+        );
+        if spread.status == ConditionStatus::True {
+            assert!(writes.is_empty());
+            break;
+        }
+        assert_eq!(spread.reason, "ShardsInOneZone");
+        if !writes.is_empty() {
+            assert_eq!(writes[0], "POST /collections/docs/cluster");
+            assert_eq!(env.condition("Progressing").reason, "SpreadingZones");
+            moves += 1;
+            // While the transfer runs nothing new is issued.
+            env.qdrant.clear_requests();
+            env.reconcile().await;
+            assert!(env.qdrant_writes().is_empty());
+            env.qdrant.complete_transfers();
+        }
+    }
+    assert_eq!(moves, 3, "one move per shard");
+    assert_eq!(env.condition("ZoneSpread").reason, "ReplicasSpread");
+    assert_eq!(zones_of_shards(), vec![vec!["a", "b"]; 3]);
+    for rs in env.qdrant.placement("docs").values() {
+        assert_eq!(rs.len(), 2, "every shard keeps its two copies: {rs:?}");
+    }
+    let st = env.qc().status.unwrap();
+    let zones: Vec<(String, Option<String>)> = st
+        .peers
+        .iter()
+        .map(|p| (p.pod.clone(), p.zone.clone()))
+        .collect();
+    assert_eq!(
+        zones,
+        [("demo-0", "a"), ("demo-1", "a"), ("demo-2", "b")]
+            .map(|(p, z)| (p.to_owned(), Some(z.to_owned())))
+    );
+    let spread = &env.sts()["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(spread[0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(spread[0]["whenUnsatisfiable"], "ScheduleAnyway");
+
+    // Settled: a further reconcile writes nothing to Qdrant.
+    env.qdrant.clear_requests();
+    env.reconcile().await;
+    assert!(env.qdrant_writes().is_empty());
+}

@@ -536,6 +536,136 @@ async fn rebalance_after_scaling_2_to_3_moves_shards_onto_the_new_peer() {
     assert_eq!(after, before);
 }
 
+/// Zone-aware replicas (`spec.zoneAware`): a 2-peer cluster in zone a (RealCluster puts pod
+/// `i` on node `node-{i}`; the Nodes are seeded with zone labels, node-2 in zone b) holds a
+/// replication-factor-2 collection, so both copies of every shard are in zone a. Scaling to 3
+/// with `zoneAware` on adds pod 2 in zone b, rolls the two old pods once (the default zone
+/// spread changes the pod template), then moves one replica of each shard into zone b, until
+/// condition ZoneSpread is True. Checked from every real peer's `GET /collections/{c}/cluster`:
+/// every shard has Active replicas in both zones; exact point counts through every peer are
+/// the count before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_aware_moves_a_replica_of_every_shard_into_the_second_zone() {
+    let Some(env) = Scenario::new("zone_aware", "rp-zones", json!({"replicas": 2, "auth": {}}))
+    else {
+        return;
+    };
+    for (i, zone) in [(0, "zone-a"), (1, "zone-a"), (2, "zone-b")] {
+        env.fake.insert(json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": format!("node-{i}"), "labels": {
+                "topology.kubernetes.io/zone": zone, "kubernetes.io/hostname": format!("node-{i}")}}}));
+    }
+    env.up(2).await;
+    let before = env.collection("spread", 2, 2, 2000).await;
+    let in_a = [peer_of(&env, "demo-0"), peer_of(&env, "demo-1")];
+    let start = env.active(0, "spread").await;
+    println!("[{}] placement before (shard, peer): {start:?}", env.test);
+    assert_eq!(start.len(), 4, "2 shards x 2 Active copies: {start:?}");
+    assert!(
+        start.iter().all(|(_, p)| in_a.contains(p)),
+        "every replica in zone a"
+    );
+
+    env.edit_spec::<QdrantCluster>("demo", |s| {
+        s["replicas"] = json!(3);
+        s["zoneAware"] = json!(true);
+    });
+    env.drive("3 peers Running with ZoneSpread=True/ReplicasSpread", |e| {
+        e.running_with(3)
+            && e.try_condition("ZoneSpread").is_some_and(|c| {
+                c.status == api_types::conditions::ConditionStatus::True
+                    && c.reason == "ReplicasSpread"
+            })
+    })
+    .await;
+    let spread = env.condition("ZoneSpread");
+    println!("[{}] ZoneSpread: {}", env.test, spread.message);
+    // Every peer's view settles on the finished moves (each peer applies consensus on its own).
+    let started = Instant::now();
+    for ordinal in 0..3 {
+        while env.replicas(ordinal, "spread").await.len() != 4 {
+            assert!(
+                started.elapsed() < PHASE_TIMEOUT,
+                "pod {ordinal}'s view did not settle: {:?}",
+                env.replicas(ordinal, "spread").await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let zone_of: std::collections::BTreeMap<u64, String> = env
+        .qc()
+        .status
+        .unwrap()
+        .peers
+        .iter()
+        .map(|p| (p.peer_id, p.zone.clone().expect("status.peers[].zone")))
+        .collect();
+    println!("[{}] status.peers zones: {zone_of:?}", env.test);
+    assert_eq!(zone_of[&in_a[0]], "zone-a");
+    assert_eq!(zone_of[&in_a[1]], "zone-a");
+    assert_eq!(zone_of[&peer_of(&env, "demo-2")], "zone-b");
+    for ordinal in 0..3 {
+        let replicas = env.replicas(ordinal, "spread").await;
+        println!(
+            "[{}] placement seen by pod {ordinal}: {replicas:?}",
+            env.test
+        );
+        assert_eq!(
+            replicas.len(),
+            4,
+            "every shard keeps 2 copies: {replicas:?}"
+        );
+        assert!(
+            replicas.iter().all(|(_, _, s)| s == "Active"),
+            "{replicas:?}"
+        );
+        for shard in 0..2 {
+            let zones: std::collections::BTreeSet<&str> = replicas
+                .iter()
+                .filter(|(s, _, _)| *s == shard)
+                .map(|(_, p, _)| zone_of[p].as_str())
+                .collect();
+            assert_eq!(
+                zones,
+                ["zone-a", "zone-b"].into(),
+                "shard {shard} in both zones (pod {ordinal}'s view): {replicas:?}"
+            );
+        }
+        let after = env.count(ordinal, "spread").await;
+        print_counts(
+            env.test,
+            &format!("spread (through pod {ordinal})"),
+            before,
+            after,
+        );
+        assert_eq!(after, before);
+    }
+    // Turning zoneAware on added the default zone spread to the pod template, so the two
+    // pods created before it were restarted once each through the health gate.
+    let spread_template = &env.sts()["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(
+        spread_template[0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    let restarts: Vec<String> = env
+        .fake
+        .writes()
+        .into_iter()
+        .filter(|r| r.method == http::Method::DELETE && r.path.contains("/pods/"))
+        .map(|r| r.path.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    println!("[{}] pods restarted by the rollout: {restarts:?}", env.test);
+    assert_eq!(restarts.len(), 2, "{restarts:?}");
+    let ops: Vec<_> = env
+        .writes()
+        .into_iter()
+        .filter(|(m, p, _)| m == "POST" && p.starts_with("/collections/spread/cluster"))
+        .collect();
+    println!("[{}] shard operations issued: {ops:?}", env.test);
+    assert_eq!(ops.len(), 2, "one move per shard, none repeated: {ops:?}");
+    assert!(ops.iter().all(|(_, _, status)| *status == 200), "{ops:?}");
+}
+
 /// Generated TLS: real Qdrant serves https on every pod and talks to its peers over TLS with
 /// the operator's certificates; the cluster forms and answers a client that trusts the CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

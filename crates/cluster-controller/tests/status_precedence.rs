@@ -13,7 +13,8 @@ use cluster_controller::{
     rollout::{DowngradeRefusal, RolloutProgress},
     scale::ScaleDownProgress,
     status::{Inputs, compute},
-    vocabulary::types::{SCALE_DOWN_BLOCKED, UPGRADE_BLOCKED},
+    vocabulary::types::{SCALE_DOWN_BLOCKED, UPGRADE_BLOCKED, ZONE_SPREAD},
+    zones::ZoneProgress,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::json;
@@ -72,6 +73,24 @@ fn rebalance() -> RebalanceStatus {
     RebalanceStatus {
         message: "moving shard 0".into(),
         ..RebalanceStatus::default()
+    }
+}
+
+/// A zone balance report: `moving` while a replica moves into another zone.
+fn zones(spread: bool, moving: bool) -> ZoneProgress {
+    ZoneProgress {
+        zones: [("demo-0", "a"), ("demo-1", "a"), ("demo-2", "b")]
+            .into_iter()
+            .map(|(p, z)| (p.to_owned(), z.to_owned()))
+            .collect(),
+        spread,
+        reason: if spread {
+            "ReplicasSpread"
+        } else {
+            "ShardsInOneZone"
+        },
+        message: "collection docs shard 0: every replica in zone a".into(),
+        moving,
     }
 }
 
@@ -251,6 +270,43 @@ fn precedence_table() {
             (True, "AllPeersReady"),
             (True, "Rebalancing"),
             (False, "AsExpected"),
+        ),
+        (
+            "a replica moving into another zone in a ready cluster",
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                zones: Some(zones(false, true)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Running,
+            (True, "AllPeersReady"),
+            (True, "SpreadingZones"),
+            (False, "AsExpected"),
+        ),
+        (
+            "shards in one zone but nothing moving (waiting) do not progress",
+            Inputs {
+                statefulset: Some(sts(3, 3, 3)),
+                zones: Some(zones(false, false)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Running,
+            (True, "AllPeersReady"),
+            (False, "Reconciled"),
+            (False, "AsExpected"),
+        ),
+        (
+            "a rollout speaks over a zone move",
+            Inputs {
+                statefulset: Some(sts(3, 2, 1)),
+                rollout: Some(rollout(None)),
+                zones: Some(zones(false, true)),
+                ..Inputs::default()
+            },
+            ClusterPhase::Upgrading,
+            (False, "RollingRestart"),
+            (True, "RollingRestart"),
+            (True, "PeersNotReady"),
         ),
         (
             "a peer recovery makes a running cluster Degraded",
@@ -506,4 +562,83 @@ fn kstatus_table() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// ZoneSpread follows the zone balance; `status.peers[].zone` its zones, kept while it did
+/// not run; both go once `spec.zoneAware` is off.
+#[test]
+fn zone_spread_condition_and_peer_zones() {
+    use api_types::cluster::PeerStatus;
+    let peer = |i: u32| PeerStatus {
+        pod: format!("demo-{i}"),
+        peer_id: 100 + u64::from(i),
+        uri: format!("http://demo-{i}.demo-headless:6335"),
+        url: None,
+        raft_role: None,
+        zone: None,
+    };
+    let observed = || {
+        Some(Ok(cluster_controller::peers::PeersObservation {
+            peers: (0..3).map(peer).collect(),
+            ..Default::default()
+        }))
+    };
+    let mut qc = cluster();
+    // Never zone-aware: no condition, no zones.
+    let st = compute(
+        &qc,
+        &Inputs {
+            statefulset: Some(sts(3, 3, 3)),
+            peers: observed(),
+            ..Inputs::default()
+        },
+    );
+    assert!(find_condition(&st.conditions, ZONE_SPREAD).is_none());
+    assert!(st.peers.iter().all(|p| p.zone.is_none()));
+
+    qc.spec.zone_aware = true;
+    let spread = compute(
+        &qc,
+        &Inputs {
+            statefulset: Some(sts(3, 3, 3)),
+            peers: observed(),
+            zones: Some(zones(true, false)),
+            ..Inputs::default()
+        },
+    );
+    assert_eq!(
+        says(&spread, ZONE_SPREAD),
+        (ConditionStatus::True, "ReplicasSpread".into())
+    );
+    let got: Vec<_> = spread.peers.iter().map(|p| p.zone.clone()).collect();
+    assert_eq!(got, [Some("a".into()), Some("a".into()), Some("b".into())]);
+
+    // The balance did not run (another operation held the cluster): the zones stay.
+    qc.status = Some(spread.clone());
+    let kept = compute(
+        &qc,
+        &Inputs {
+            statefulset: Some(sts(3, 3, 3)),
+            peers: observed(),
+            ..Inputs::default()
+        },
+    );
+    assert_eq!(kept.peers, spread.peers);
+    assert_eq!(says(&kept, ZONE_SPREAD), says(&spread, ZONE_SPREAD));
+
+    // Turned off: the condition says so, the zones go.
+    qc.spec.zone_aware = false;
+    let off = compute(
+        &qc,
+        &Inputs {
+            statefulset: Some(sts(3, 3, 3)),
+            peers: observed(),
+            ..Inputs::default()
+        },
+    );
+    assert_eq!(
+        says(&off, ZONE_SPREAD),
+        (ConditionStatus::False, "ZoneAwarenessDisabled".into())
+    );
+    assert!(off.peers.iter().all(|p| p.zone.is_none()));
 }

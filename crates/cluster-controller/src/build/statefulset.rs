@@ -24,8 +24,8 @@ use k8s_openapi::{
             EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
             PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
             PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-            SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
-            WeightedPodAffinityTerm,
+            SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+            VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
     },
     apimachinery::pkg::{
@@ -276,6 +276,28 @@ pub fn default_affinity(qc: &QdrantCluster) -> Affinity {
         }),
         ..Affinity::default()
     }
+}
+
+/// The pods' topology spread constraints: `spec.topologySpreadConstraints` when set (an
+/// empty list included); otherwise, with `spec.zoneAware`, one soft constraint spreading the
+/// pods over the zones (`topologyKey: spec.zoneTopologyKey`, `maxSkew: 1`,
+/// `whenUnsatisfiable: ScheduleAnyway`, the pods' selector labels); otherwise none, so a
+/// cluster without `zoneAware` keeps its StatefulSet unchanged.
+pub fn topology_spread_constraints(qc: &QdrantCluster) -> Option<Vec<TopologySpreadConstraint>> {
+    let spec = &qc.spec;
+    if spec.topology_spread_constraints.is_some() || !spec.zone_aware {
+        return spec.topology_spread_constraints.clone();
+    }
+    Some(vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: spec.zone_topology_key().to_owned(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(qc)),
+            match_expressions: None,
+        }),
+        ..TopologySpreadConstraint::default()
+    }])
 }
 
 fn env(qc: &QdrantCluster) -> Vec<EnvVar> {
@@ -557,7 +579,7 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
                             .clone()
                             .unwrap_or_else(|| default_affinity(qc)),
                     ),
-                    topology_spread_constraints: spec.topology_spread_constraints.clone(),
+                    topology_spread_constraints: topology_spread_constraints(qc),
                     priority_class_name: spec.priority_class_name.clone(),
                     termination_grace_period_seconds: Some(60),
                     ..PodSpec::default()

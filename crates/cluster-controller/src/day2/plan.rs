@@ -55,6 +55,24 @@ use serde::{Deserialize, Serialize};
 /// and `GET /collections/{c}/cluster`.
 pub type PeerId = u64;
 
+/// The zone of each peer whose pod's node has a zone label (`spec.zoneTopologyKey`), as
+/// observed with `spec.zoneAware`; a peer absent here has no known zone. Empty when zone
+/// awareness is off: then every zone-aware choice below falls back to the zone-blind one.
+pub type Zones = BTreeMap<PeerId, String>;
+
+/// The distinct known zones of `replicas` (any state), leaving out the replica on `except`.
+pub fn zones_of<'a>(
+    replicas: &[Replica],
+    zones: &'a Zones,
+    except: Option<PeerId>,
+) -> BTreeSet<&'a str> {
+    replicas
+        .iter()
+        .filter(|r| Some(r.peer) != except)
+        .filter_map(|r| zones.get(&r.peer).map(String::as_str))
+        .collect()
+}
+
 /// State of one replica of one shard, spelled as Qdrant spells it in JSON (`"Active"`,
 /// `"Dead"`, ...; enum `ReplicaState` of `docs/redoc/master/openapi.json`). A spelling this
 /// operator does not know (a newer Qdrant) is kept in [`ReplicaState::Other`].
@@ -608,19 +626,30 @@ fn apply_to_totals(totals: &mut BTreeMap<PeerId, usize>, op: &ShardOp) {
     }
 }
 
-/// The least loaded peer of `candidates` without any replica of `replicas`' shard: fewest
-/// replicas of this collection, then fewest overall, then lowest ordinal.
+/// The least loaded peer of `candidates` without any replica of `replicas`' shard: first a
+/// peer in a known zone that the shard's other replicas (all but the one on `leaving`) are not
+/// in yet ([`Zones`]; without zones no peer is preferred), then fewest replicas of this
+/// collection, then fewest overall, then lowest ordinal.
 fn pick_target(
     collection: &CollectionPlacement,
     replicas: &[Replica],
     candidates: &[Peer],
     totals: &BTreeMap<PeerId, usize>,
+    zones: &Zones,
+    leaving: Option<PeerId>,
 ) -> Option<Peer> {
+    let covered = zones_of(replicas, zones, leaving);
+    let new_zone = |p: &Peer| {
+        zones
+            .get(&p.peer_id)
+            .is_some_and(|z| !covered.contains(z.as_str()))
+    };
     candidates
         .iter()
         .filter(|p| !replicas.iter().any(|r| r.peer == p.peer_id))
         .min_by_key(|p| {
             (
+                !new_zone(p),
                 collection.count_on(p.peer_id),
                 totals.get(&p.peer_id).copied().unwrap_or(0),
                 p.ordinal,
@@ -711,6 +740,15 @@ fn refusals(
     out
 }
 
+/// Where a leaving peer's replicas may go: the remaining peers, the replica totals per peer
+/// (counting this step's operations) and the peers' zones.
+#[derive(Clone, Copy)]
+struct Targets<'a> {
+    remaining: &'a [Peer],
+    totals: &'a BTreeMap<PeerId, usize>,
+    zones: &'a Zones,
+}
+
 enum ShardDecision {
     Op(ShardOp),
     Wait(String),
@@ -736,9 +774,13 @@ fn decide_shard(
     shard_id: u32,
     replicas: &[Replica],
     leaving: Peer,
-    remaining: &[Peer],
-    totals: &BTreeMap<PeerId, usize>,
+    targets: &Targets<'_>,
 ) -> ShardDecision {
+    let Targets {
+        remaining,
+        totals,
+        zones,
+    } = *targets;
     let l = leaving.peer_id;
     let is_remaining = |peer: PeerId| remaining.iter().any(|p| p.peer_id == peer);
     let Some(mine) = replicas.iter().find(|r| r.peer == l) else {
@@ -761,7 +803,7 @@ fn decide_shard(
         .iter()
         .filter(|r| is_remaining(r.peer) && r.state.is_active())
         .count();
-    let target = pick_target(collection, replicas, remaining, totals);
+    let target = pick_target(collection, replicas, remaining, totals, zones, Some(l));
     let drop = || ShardOp::DropReplica {
         collection: name.to_owned(),
         shard_id,
@@ -859,7 +901,8 @@ fn decide_shard(
 ///
 ///    Targets are the least loaded remaining peer without a replica of the shard: fewest
 ///    replicas of the collection, then fewest overall (counting this step's operations),
-///    then lowest ordinal.
+///    then lowest ordinal. [`plan_scale_down_in_zones`] first prefers a peer in a zone the
+///    shard's remaining replicas are not in.
 /// 5. The leaving peer holds nothing: [`ScaleDownStep::RemovePeer`] while consensus still
 ///    knows it, then [`ScaleDownStep::Shrink`] to its ordinal.
 pub fn plan_scale_down(
@@ -868,6 +911,29 @@ pub fn plan_scale_down(
     current_replicas: u32,
     target_replicas: u32,
     placement: &BTreeMap<String, CollectionPlacement>,
+) -> ScaleDownStep {
+    plan_scale_down_in_zones(
+        peers,
+        consensus_peers,
+        current_replicas,
+        target_replicas,
+        placement,
+        &Zones::new(),
+    )
+}
+
+/// [`plan_scale_down`] with the peers' zones (`spec.zoneAware`): the same steps, but a
+/// replica that moves (or is re-replicated) off the leaving peer goes, among the remaining
+/// peers without the shard, first to one in a zone the shard's remaining replicas are not in
+/// yet, so a drain does not put every copy of a shard in one zone when it can avoid it. With
+/// empty `zones` it is [`plan_scale_down`].
+pub fn plan_scale_down_in_zones(
+    peers: &[Peer],
+    consensus_peers: &BTreeSet<PeerId>,
+    current_replicas: u32,
+    target_replicas: u32,
+    placement: &BTreeMap<String, CollectionPlacement>,
+    zones: &Zones,
 ) -> ScaleDownStep {
     if current_replicas <= target_replicas {
         return ScaleDownStep::Done;
@@ -927,7 +993,12 @@ pub fn plan_scale_down(
                 if !replicas.iter().any(|r| r.peer == l) {
                     continue;
                 }
-                match decide_shard(name, c, shard_id, replicas, leaving, &remaining, &totals) {
+                let targets = Targets {
+                    remaining: &remaining,
+                    totals: &totals,
+                    zones,
+                };
+                match decide_shard(name, c, shard_id, replicas, leaving, &targets) {
                     ShardDecision::Op(op) => {
                         apply_to_totals(&mut totals, &op);
                         ops.push(op);
@@ -1019,6 +1090,18 @@ pub fn plan_rebalance(
     peers: &[Peer],
     placement: &BTreeMap<String, CollectionPlacement>,
 ) -> RebalancePlan {
+    plan_rebalance_in_zones(peers, placement, &Zones::new())
+}
+
+/// [`plan_rebalance`] with the peers' zones (`spec.zoneAware`): the same moves, except that
+/// a move never lowers the number of known zones the moved shard's replicas are in (so the
+/// rebalance never undoes what [`crate::day2::zones::plan_zone_balance`] spread), and among
+/// equally good moves one that raises it wins. With empty `zones` it is [`plan_rebalance`].
+pub fn plan_rebalance_in_zones(
+    peers: &[Peer],
+    placement: &BTreeMap<String, CollectionPlacement>,
+    zones: &Zones,
+) -> RebalancePlan {
     let mut peers = peers.to_vec();
     peers.sort();
     peers.dedup_by_key(|p| p.ordinal);
@@ -1055,7 +1138,7 @@ pub fn plan_rebalance(
             ));
             continue;
         }
-        if let Some(op) = best_move(name, c, &peers, &totals) {
+        if let Some(op) = best_move(name, c, &peers, &totals, zones) {
             apply_to_totals(&mut totals, &op);
             plan.ops.push(op);
         }
@@ -1063,15 +1146,25 @@ pub fn plan_rebalance(
     plan
 }
 
-/// How good a rebalancing move is: gap in the collection, gap in the totals, then the lowest
-/// (source, destination) ordinals.
-type MoveRank = (usize, usize, std::cmp::Reverse<(u32, u32)>);
+/// How good a rebalancing move is: gap in the collection, gap in the totals, whether it
+/// spreads the shard over more zones, then the lowest (source, destination) ordinals.
+type MoveRank = (usize, usize, bool, std::cmp::Reverse<(u32, u32)>);
+
+/// The known zones of `replicas` once the replica on `from` is on `to` instead.
+fn zone_count_after_move(replicas: &[Replica], zones: &Zones, from: PeerId, to: PeerId) -> usize {
+    let mut after = zones_of(replicas, zones, Some(from));
+    if let Some(z) = zones.get(&to) {
+        after.insert(z.as_str());
+    }
+    after.len()
+}
 
 fn best_move(
     name: &str,
     c: &CollectionPlacement,
     peers: &[Peer],
     totals: &BTreeMap<PeerId, usize>,
+    zones: &Zones,
 ) -> Option<ShardOp> {
     let total = |p: &Peer| totals.get(&p.peer_id).copied().unwrap_or(0);
     let mut best: Option<(MoveRank, ShardOp)> = None;
@@ -1086,15 +1179,31 @@ fn best_move(
             if gap < 2 && total_gap < 2 {
                 continue;
             }
-            let shard = c.shards.iter().find(|(_, rs)| {
-                rs.iter()
-                    .any(|r| r.peer == p.peer_id && r.state.is_active())
-                    && !rs.iter().any(|r| r.peer == q.peer_id)
-            });
-            let Some((&shard_id, _)) = shard else {
+            // Shards `p` can give `q` without losing a zone, those that gain one first, then
+            // the lowest id.
+            let shard = c
+                .shards
+                .iter()
+                .filter(|(_, rs)| {
+                    rs.iter()
+                        .any(|r| r.peer == p.peer_id && r.state.is_active())
+                        && !rs.iter().any(|r| r.peer == q.peer_id)
+                })
+                .filter_map(|(s, rs)| {
+                    let before = zones_of(rs, zones, None).len();
+                    let after = zone_count_after_move(rs, zones, p.peer_id, q.peer_id);
+                    (after >= before).then_some((after > before, *s))
+                })
+                .min_by_key(|(gains, s)| (!gains, *s));
+            let Some((gains_zone, shard_id)) = shard else {
                 continue;
             };
-            let key = (gap, total_gap, std::cmp::Reverse((p.ordinal, q.ordinal)));
+            let key = (
+                gap,
+                total_gap,
+                gains_zone,
+                std::cmp::Reverse((p.ordinal, q.ordinal)),
+            );
             if best.as_ref().is_none_or(|(k, _)| key > *k) {
                 best = Some((
                     key,
