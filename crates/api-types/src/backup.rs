@@ -278,7 +278,10 @@ pub enum BackupDeletionPolicy {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = kube::core::Rule::new("has(self.cluster) != has(self.connection)").message("set exactly one of cluster or connection")
+    validation = kube::core::Rule::new("has(self.cluster) != has(self.connection)").message("set exactly one of cluster or connection"),
+    validation = kube::core::Rule::new("(has(self.method) && self.method == 'VolumeSnapshot') || has(self.storage)").message("storage is required when method is Snapshot (the default)"),
+    validation = kube::core::Rule::new("!has(self.method) || self.method != 'VolumeSnapshot' || has(self.volumeSnapshot)").message("volumeSnapshot (with className) is required when method is VolumeSnapshot"),
+    validation = kube::core::Rule::new("!has(self.method) || self.method != 'VolumeSnapshot' || has(self.cluster)").message("method VolumeSnapshot needs cluster: only the volumes of a QdrantCluster managed by the operator can be snapshotted")
 )]
 pub struct QdrantBackupSpec {
     /// A QdrantCluster in this namespace, managed by the operator. The backup waits until its
@@ -295,18 +298,57 @@ pub struct QdrantBackupSpec {
     #[schemars(length(max = 1000), inner(length(min = 1, max = 255)))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub collections: Vec<String>,
-    /// Where the snapshots and the manifest go.
-    pub storage: BackupStorage,
+    /// How the backup is taken. Snapshot (default): Qdrant snapshots of every shard streamed
+    /// to S3 (`storage` required). VolumeSnapshot: one Kubernetes VolumeSnapshot
+    /// (`snapshot.storage.k8s.io/v1`) of each peer's data volume, taken by the cluster's CSI
+    /// driver (`volumeSnapshot` and `cluster` required; `storage` unused).
+    #[serde(default)]
+    pub method: BackupMethod,
+    /// The VolumeSnapshotClass of method VolumeSnapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot: Option<VolumeSnapshotOptions>,
+    /// Where the snapshots and the manifest go (method Snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<BackupStorage>,
     /// Multipart upload settings; defaults when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadOptions>,
     /// What deleting this object does to its objects in S3: Retain (default) keeps them;
-    /// Delete deletes the snapshots and the manifest.
+    /// Delete deletes the snapshots and the manifest. With method VolumeSnapshot: Retain keeps
+    /// the VolumeSnapshot objects, Delete deletes them (what happens to the storage snapshot
+    /// behind each is the VolumeSnapshotClass's own deletionPolicy).
     #[serde(default)]
     pub deletion_policy: BackupDeletionPolicy,
 }
 
+/// How a QdrantBackup is taken.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum BackupMethod {
+    /// Qdrant snapshots per shard, streamed to S3 with a manifest.
+    #[default]
+    Snapshot,
+    /// One CSI VolumeSnapshot of each peer's data volume, cut after every collection's
+    /// segments were flushed (crash-consistent per volume, thanks to Qdrant's WAL).
+    VolumeSnapshot,
+}
+
+/// Settings of method VolumeSnapshot.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotOptions {
+    /// Name of the VolumeSnapshotClass (`snapshot.storage.k8s.io/v1`, cluster-scoped) whose
+    /// CSI driver takes the snapshots; it must serve the StorageClass of the cluster's volumes.
+    /// The backup waits (phase Pending, reason VolumeSnapshotClassNotFound) while it is missing.
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: String,
+}
+
 impl QdrantBackupSpec {
+    /// The S3 storage (`spec.storage.s3`), when set.
+    pub fn s3(&self) -> Option<&S3Storage> {
+        self.storage.as_ref().map(|s| &s.s3)
+    }
+
     /// The upload settings, with defaults when unset.
     pub fn upload_options(&self) -> UploadOptions {
         self.upload.clone().unwrap_or_default()
@@ -333,6 +375,44 @@ pub struct BackupArtifact {
     pub sha256: String,
     /// Time from requesting the snapshot to the completed upload, milliseconds.
     pub duration_millis: u64,
+}
+
+/// The VolumeSnapshot of one peer's data volume (method VolumeSnapshot).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerVolumeSnapshot {
+    /// Ordinal of the pod (and of the StatefulSet's claim) in the cluster.
+    pub ordinal: u32,
+    /// Qdrant peer id of the pod, from the QdrantCluster's `status.peers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<u64>,
+    /// The PersistentVolumeClaim snapshotted: `<claim template>-<cluster>-<ordinal>`.
+    pub claim_name: String,
+    /// Name of the VolumeSnapshot (same namespace).
+    pub volume_snapshot_name: String,
+    /// The snapshot's `status.readyToUse`: the storage system has cut it and a claim can be
+    /// restored from it.
+    #[serde(default)]
+    pub ready_to_use: bool,
+    /// The snapshot's `status.restoreSize` (the smallest claim it can be restored into).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_size: Option<String>,
+    /// The VolumeSnapshotContent bound to it (`status.boundVolumeSnapshotContentName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_volume_snapshot_content_name: Option<String>,
+    /// The snapshot's `status.error.message`, when the CSI driver reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The exact number of points of one collection.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionPoints {
+    /// Collection name.
+    pub name: String,
+    /// Exact point count (`POST /collections/{name}/points/count` with `exact: true`).
+    pub points: u64,
 }
 
 /// An attempt of a backup that ended without success and was retried (or was the last).
@@ -392,6 +472,18 @@ pub struct QdrantBackupStatus {
     /// Objects written to S3, one per shard snapshot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<BackupArtifact>,
+    /// Method VolumeSnapshot: the VolumeSnapshot of each peer's data volume, by pod ordinal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_snapshots: Vec<PeerVolumeSnapshot>,
+    /// Method VolumeSnapshot: the exact point count of each collection, taken just before the
+    /// segments were flushed and the snapshots cut (a restore compares against it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub point_counts: Vec<CollectionPoints>,
+    /// Method VolumeSnapshot: when the snapshots may be cut (RFC 3339): the point counts were
+    /// taken, and every collection's `flush_interval_sec` (Qdrant flushes its segments at that
+    /// interval) plus one second must pass first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flushed_after: Option<String>,
     /// Total size of the artifacts in bytes.
     #[serde(default)]
     pub total_bytes: u64,

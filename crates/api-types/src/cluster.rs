@@ -22,6 +22,16 @@ pub const HTTP_PORT: i32 = 6333;
 pub const GRPC_PORT: i32 = 6334;
 /// Qdrant's peer-to-peer (Raft consensus and shard transfer) port.
 pub const P2P_PORT: i32 = 6335;
+/// Name of the StatefulSet's claim template of each peer's data volume (Qdrant's storage and
+/// snapshots directories). The claim of pod `<cluster>-<ordinal>` is
+/// [`data_claim_name`]`(cluster, ordinal)`.
+pub const DATA_VOLUME_CLAIM_TEMPLATE: &str = "storage";
+
+/// The PersistentVolumeClaim of pod `<cluster>-<ordinal>`'s data volume, as the StatefulSet
+/// controller names it: `storage-<cluster>-<ordinal>`.
+pub fn data_claim_name(cluster: &str, ordinal: u32) -> String {
+    format!("{DATA_VOLUME_CLAIM_TEMPLATE}-{cluster}-{ordinal}")
+}
 
 /// Regular expression of a Kubernetes resource quantity (as `resource.Quantity` parses it).
 pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";

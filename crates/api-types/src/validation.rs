@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use crate::{
     backup::{
-        CRON_MACROS, MAX_PART_SIZE_MIB, MAX_PREFIX_LEN, MAX_PRESIGNED_URL_EXPIRY_SECONDS,
-        MAX_UPLOAD_CONCURRENCY, MIN_PART_SIZE_MIB, MIN_PRESIGNED_URL_EXPIRY_SECONDS,
-        QdrantBackupScheduleSpec, QdrantBackupSpec, QdrantRestoreSpec, S3Storage,
+        BackupMethod, CRON_MACROS, MAX_PART_SIZE_MIB, MAX_PREFIX_LEN,
+        MAX_PRESIGNED_URL_EXPIRY_SECONDS, MAX_UPLOAD_CONCURRENCY, MIN_PART_SIZE_MIB,
+        MIN_PRESIGNED_URL_EXPIRY_SECONDS, QdrantBackupScheduleSpec, QdrantBackupSpec,
+        QdrantRestoreSpec, S3Storage,
     },
     cluster::{KeySource, QUANTITY_PATTERN, QdrantClusterSpec, ServiceType},
 };
@@ -1229,7 +1230,38 @@ fn check_backup(spec: &QdrantBackupSpec, path: &str, errs: &mut Errors) {
             );
         }
     }
-    check_s3(&spec.storage.s3, &format!("{path}.storage.s3"), errs);
+    match (spec.method, &spec.storage) {
+        (BackupMethod::Snapshot, Some(storage)) => {
+            check_s3(&storage.s3, &format!("{path}.storage.s3"), errs);
+        }
+        (BackupMethod::Snapshot, None) => {
+            errs.add(
+                format!("{path}.storage"),
+                "required when method is Snapshot (the default)",
+            );
+        }
+        (BackupMethod::VolumeSnapshot, _) => {
+            match &spec.volume_snapshot {
+                Some(v) if v.class_name.is_empty() => {
+                    errs.add(
+                        format!("{path}.volumeSnapshot.className"),
+                        "must not be empty",
+                    );
+                }
+                Some(_) => {}
+                None => errs.add(
+                    format!("{path}.volumeSnapshot"),
+                    "required when method is VolumeSnapshot (the VolumeSnapshotClass in className)",
+                ),
+            }
+            if spec.cluster.is_none() {
+                errs.add(
+                    format!("{path}.cluster"),
+                    "required when method is VolumeSnapshot: only the volumes of a QdrantCluster managed by the operator can be snapshotted",
+                );
+            }
+        }
+    }
     if let Some(u) = &spec.upload {
         if !(MIN_PART_SIZE_MIB..=MAX_PART_SIZE_MIB).contains(&u.part_size_mib) {
             errs.add(
@@ -1648,6 +1680,38 @@ mod backup_tests {
     }
 
     #[test]
+    fn volume_snapshot_backups_need_a_class_and_a_cluster() {
+        let mut spec = backup();
+        spec.method = BackupMethod::VolumeSnapshot;
+        spec.storage = None;
+        spec.cluster = None;
+        spec.connection = Some(crate::collection::Connection {
+            url: "http://q:6333".into(),
+            api_key_secret_ref: None,
+            tls: None,
+        });
+        let err = validate_backup_spec(&spec).unwrap_err();
+        assert_eq!(fields(err), ["spec.volumeSnapshot", "spec.cluster"]);
+        spec.connection = None;
+        spec.cluster = backup().cluster;
+        spec.volume_snapshot = Some(crate::backup::VolumeSnapshotOptions {
+            class_name: String::new(),
+        });
+        let err = validate_backup_spec(&spec).unwrap_err();
+        assert_eq!(fields(err), ["spec.volumeSnapshot.className"]);
+        spec.volume_snapshot = Some(crate::backup::VolumeSnapshotOptions {
+            class_name: "csi-snapclass".into(),
+        });
+        assert_eq!(validate_backup_spec(&spec), Ok(()));
+        // The default method still needs its storage.
+        spec.method = BackupMethod::Snapshot;
+        assert_eq!(
+            fields(validate_backup_spec(&spec).unwrap_err()),
+            ["spec.storage"]
+        );
+    }
+
+    #[test]
     fn backup_spec_names_every_bad_field() {
         assert_eq!(validate_backup_spec(&backup()), Ok(()));
         let mut spec = backup();
@@ -1657,9 +1721,10 @@ mod backup_tests {
             tls: None,
         });
         spec.collections = vec!["a/b".into(), "x".into(), "x".into()];
-        spec.storage.s3.bucket = "Bad_Bucket".into();
-        spec.storage.s3.prefix = Some("/abs".into());
-        spec.storage.s3.endpoint = Some("minio:9000".into());
+        let s3 = &mut spec.storage.as_mut().unwrap().s3;
+        s3.bucket = "Bad_Bucket".into();
+        s3.prefix = Some("/abs".into());
+        s3.endpoint = Some("minio:9000".into());
         spec.upload = Some(crate::backup::UploadOptions {
             part_size_mib: 4,
             concurrency: 0,
@@ -1710,7 +1775,7 @@ mod backup_tests {
         let mut spec = good.clone();
         spec.schedule = "0 0 2 * * *".into();
         spec.time_zone = Some("Mars/Olympus_Mons".into());
-        spec.backup_template.storage.s3.bucket = "a..b".into();
+        spec.backup_template.storage.as_mut().unwrap().s3.bucket = "a..b".into();
         spec.retention = Some(crate::backup::Retention {
             keep_last: Some(0),
             max_age: Some("1y".into()),
@@ -1798,7 +1863,7 @@ mod backup_tests {
     fn restore_needs_one_source_and_one_target() {
         let mut spec = restore();
         spec.source.s3 = Some(crate::backup::S3Source {
-            storage: backup().storage.s3,
+            storage: backup().storage.unwrap().s3,
             manifest_key: "/prod/manifest.json".into(),
         });
         spec.connection = Some(crate::collection::Connection {

@@ -289,6 +289,8 @@ fn examples_pass_schema_cel_and_validation() {
         "qdrantbackup.yaml",
         "qdrantbackupschedule-nightly.yaml",
         "qdrantrestore.yaml",
+        "qdrantbackup-volumesnapshot.yaml",
+        "qdrantrestore-volumesnapshot.yaml",
     ] {
         for doc in example(file) {
             let kind = doc["kind"].as_str().unwrap().to_string();
@@ -328,8 +330,31 @@ fn examples_pass_schema_cel_and_validation() {
             "QdrantBackup/demo-manual",
             "QdrantBackupSchedule/demo-nightly",
             "QdrantCluster/demo-restored",
-            "QdrantRestore/demo-restore"
+            "QdrantRestore/demo-restore",
+            "QdrantBackup/demo-volumes",
+            "QdrantCluster/demo",
+            "QdrantRestore/demo-from-volumes"
         ]
+    );
+    // The VolumeSnapshot restore brings back the backed-up cluster under its own name.
+    let volumes = &example("qdrantbackup-volumesnapshot.yaml")[0];
+    let restore = &example("qdrantrestore-volumesnapshot.yaml");
+    assert_eq!(volumes["spec"]["method"], json!("VolumeSnapshot"));
+    assert_eq!(
+        restore[0]["metadata"]["name"],
+        volumes["spec"]["cluster"]["name"]
+    );
+    assert_eq!(
+        restore[0]["spec"]["replicas"],
+        example("qdrantcluster-3-node.yaml")[0]["spec"]["replicas"]
+    );
+    assert_eq!(
+        restore[0]["metadata"]["annotations"]["qdrant.operator.dev/paused"],
+        json!("true")
+    );
+    assert_eq!(
+        restore[1]["spec"]["source"]["backupRef"]["name"],
+        volumes["metadata"]["name"]
     );
     // The restore reads the backup of the backup example, which backs up the 3-node example.
     let backup = &example("qdrantbackup.yaml")[0];
@@ -380,6 +405,60 @@ fn exactly_one_of_cluster_or_connection() {
         serde_json::from_value(without(backup(), "/spec/cluster")["spec"].clone()).unwrap();
     let e = validate_backup_spec(&spec).unwrap_err();
     assert_eq!(e.to_string(), format!("spec: {msg}"));
+}
+
+#[test]
+fn volume_snapshot_method_needs_a_class_and_a_cluster_not_storage() {
+    let b = backup_schema();
+    let method = &b["properties"]["spec"]["properties"]["method"];
+    assert_eq!(method["default"], json!("Snapshot"));
+    assert_eq!(method["enum"], json!(["Snapshot", "VolumeSnapshot"]));
+    let vs = with(
+        with(
+            without(backup(), "/spec/storage"),
+            "/spec/method",
+            json!("VolumeSnapshot"),
+        ),
+        "/spec/volumeSnapshot",
+        json!({"className": "csi-snapclass"}),
+    );
+    assert_eq!(errors(&b, &vs), Vec::<String>::new());
+    let spec: QdrantBackupSpec = serde_json::from_value(vs["spec"].clone()).unwrap();
+    assert_eq!(validate_backup_spec(&spec), Ok(()));
+    // No class: refused by CEL, naming volumeSnapshot.
+    let no_class = without(vs.clone(), "/spec/volumeSnapshot");
+    assert_refused(
+        &b,
+        &no_class,
+        "spec",
+        "volumeSnapshot (with className) is required",
+    );
+    // A connection cannot be snapshotted.
+    let conn = with(
+        without(vs.clone(), "/spec/cluster"),
+        "/spec/connection",
+        json!({"url": "http://qdrant.qdrant.svc:6333"}),
+    );
+    assert_refused(&b, &conn, "spec", "method VolumeSnapshot needs cluster");
+    // The default method still needs storage; an existing object (no method) stays valid.
+    let no_storage = without(backup(), "/spec/storage");
+    assert_refused(
+        &b,
+        &no_storage,
+        "spec",
+        "storage is required when method is Snapshot",
+    );
+    assert_eq!(errors(&b, &backup()), Vec::<String>::new());
+    // Inside a schedule's template too.
+    let s = with(schedule(), "/spec/backupTemplate", vs["spec"].clone());
+    assert_eq!(errors(&schedule_schema(), &s), Vec::<String>::new());
+    let s = with(schedule(), "/spec/backupTemplate", no_class["spec"].clone());
+    assert_refused(
+        &schedule_schema(),
+        &s,
+        "spec.backupTemplate",
+        "volumeSnapshot (with className) is required",
+    );
 }
 
 #[test]

@@ -20,7 +20,10 @@ use std::{sync::Arc, time::Duration};
 
 use api_types::{
     QdrantBackup, QdrantRestore,
-    backup::{BackupDeletionPolicy, BackupPhase, FailedAttempt, QdrantBackupStatus, format_size},
+    backup::{
+        BackupDeletionPolicy, BackupMethod, BackupPhase, FailedAttempt, QdrantBackupStatus,
+        format_size,
+    },
     validation::validate_backup_spec,
 };
 use kube::{
@@ -48,6 +51,7 @@ use crate::{
     storage::{self, Storage},
     target::{self, Resolution},
     upload::UploadSettings,
+    volume_snapshots,
 };
 
 /// Reconciles one QdrantBackup (the function the Controller runs).
@@ -115,7 +119,17 @@ async fn prepare(
             return Ok(Err(wait(qbak, ctx, status.clone(), reason, &message).await?));
         }
     };
-    let bucket = match storage::connect(client, &ns, &spec.storage.s3).await? {
+    let Some(s3) = spec.s3() else {
+        return Ok(Err(fail_now(
+            qbak,
+            ctx,
+            status.clone(),
+            "InvalidSpec",
+            "spec.storage: required when method is Snapshot (the default)",
+        )
+        .await?));
+    };
+    let bucket = match storage::connect(client, &ns, s3).await? {
         Storage::Ready(b) => b,
         Storage::Waiting { reason, message } => {
             return Ok(Err(wait(qbak, ctx, status.clone(), reason, &message).await?));
@@ -167,6 +181,14 @@ async fn sync(qbak: Arc<QdrantBackup>, ctx: &Context) -> Result<Action> {
         return phase::paused(&*qbak, ctx).await;
     }
     let status = qbak.status.clone().unwrap_or_default();
+    if qbak.spec.method == BackupMethod::VolumeSnapshot {
+        if status.phase == BackupPhase::Pending
+            && let Err(e) = validate_backup_spec(&qbak.spec)
+        {
+            return fail_now(&*qbak, ctx, status, "InvalidSpec", &e.to_string()).await;
+        }
+        return volume_snapshots::sync(qbak, ctx, status).await;
+    }
     match status.phase {
         BackupPhase::Succeeded | BackupPhase::Failed => Ok(Action::await_change()),
         BackupPhase::Running if ctx.jobs.is_running(&uid(&qbak)) => Ok(Action::requeue(ctx.resync)),
@@ -618,6 +640,15 @@ async fn restores_reading(ctx: &Context, namespace: &str, name: &str) -> Result<
 /// backoff).
 async fn cleanup(qbak: &QdrantBackup, ctx: &Context) -> Result<Action> {
     ctx.jobs.cancel(&uid(qbak)).await;
+    if qbak.spec.method == BackupMethod::VolumeSnapshot {
+        let readers = if qbak.spec.deletion_policy == BackupDeletionPolicy::Delete {
+            let ns = qbak.namespace().unwrap_or_else(|| "default".into());
+            restores_reading(ctx, &ns, &qbak.name_any()).await?
+        } else {
+            Vec::new()
+        };
+        return volume_snapshots::cleanup(qbak, ctx, readers).await;
+    }
     if qbak.spec.deletion_policy != BackupDeletionPolicy::Delete
         || qbak
             .status
@@ -636,11 +667,13 @@ async fn cleanup(qbak: &QdrantBackup, ctx: &Context) -> Result<Action> {
             readers.join(", ")
         )));
     }
-    let bucket =
-        match storage::connect(ctx.shared.applier.client(), &ns, &qbak.spec.storage.s3).await? {
-            Storage::Ready(b) => b,
-            Storage::Waiting { message, .. } => return Err(Error::Waiting(message)),
-        };
+    let Some(s3) = qbak.spec.s3() else {
+        return Ok(Action::await_change());
+    };
+    let bucket = match storage::connect(ctx.shared.applier.client(), &ns, s3).await? {
+        Storage::Ready(b) => b,
+        Storage::Waiting { message, .. } => return Err(Error::Waiting(message)),
+    };
     let prefix = attempts_prefix(qbak, &bucket);
     let deleted = bucket
         .delete_prefix(&prefix)

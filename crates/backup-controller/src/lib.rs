@@ -23,3 +23,5 @@ pub mod schedule;
 pub mod storage;
 pub mod target;
 pub mod upload;
+pub mod volume_restore;
+pub mod volume_snapshots;

@@ -43,6 +43,7 @@ use crate::{
     s3::Bucket,
     storage::{self, Storage},
     target::{self, Resolution},
+    volume_restore,
 };
 
 /// Reconciles one QdrantRestore (the function the Controller runs).
@@ -74,6 +75,16 @@ async fn sync(qrs: Arc<QdrantRestore>, ctx: &Context) -> Result<Action> {
     }
     let status = qrs.status.clone().unwrap_or_default();
     let uid = qrs.uid().unwrap_or_default();
+    if !status.phase.is_finished()
+        && let Some(qbak) = volume_restore::volume_backup(&qrs, ctx).await?
+    {
+        if status.phase == BackupPhase::Pending
+            && let Err(e) = validate_restore(&qrs.spec)
+        {
+            return fail_now(&*qrs, ctx, status, "InvalidSpec", &e.to_string()).await;
+        }
+        return volume_restore::sync(&qrs, ctx, status, &qbak).await;
+    }
     match status.phase {
         BackupPhase::Succeeded | BackupPhase::Failed => Ok(Action::await_change()),
         BackupPhase::Running if ctx.jobs.is_running(&uid) => Ok(Action::requeue(ctx.resync)),
@@ -130,9 +141,16 @@ async fn manifest_source(qrs: &QdrantRestore, ctx: &Context) -> Result<ManifestS
     };
     let status = qbak.status.clone().unwrap_or_default();
     match (status.phase, status.manifest_key) {
-        (BackupPhase::Succeeded, Some(key)) => {
-            Ok(ManifestSource::Found(qbak.spec.storage.s3.clone(), key))
-        }
+        (BackupPhase::Succeeded, Some(key)) => match qbak.spec.s3() {
+            Some(s3) => Ok(ManifestSource::Found(s3.clone(), key)),
+            None => Ok(ManifestSource::Fail(
+                "InvalidSpec",
+                format!(
+                    "QdrantBackup {} (spec.source.backupRef.name) has no spec.storage",
+                    r.name
+                ),
+            )),
+        },
         (BackupPhase::Failed, _) => Ok(ManifestSource::Fail(
             "BackupFailed",
             format!(

@@ -11,122 +11,25 @@
 
 mod common;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use api_types::{
-    QdrantCluster,
-    backup::{BackupPhase, RecoveryMethodUsed},
-    cluster::ClusterPhase,
-};
-use cluster_controller::{build::Names, context::Context as ClusterContext, reconcile as cluster};
-use common::{Env, s3::server};
-use k8s_openapi::api::core::v1::Secret;
-use reconcile_lib::{
-    metrics::Metrics,
-    qdrant::{QdrantClient, QdrantConnection},
-    secrets::secret_value,
+use api_types::backup::{BackupPhase, RecoveryMethodUsed};
+use common::{
+    Env,
+    real::{Clusters, PHASE_TIMEOUT},
+    s3::server,
 };
 use serde_json::{Value, json};
 use testkit::{
-    harness::{Harness, Patience, repeat_until},
+    harness::{Harness, Patience},
     real_cluster::RealCluster,
     real_qdrant,
 };
-use url::Url;
 
 const NS: &str = "rp-backup";
 const API: &str = "qdrant.operator.dev/v1alpha1";
-/// How long one phase may take on a loaded 2-core machine.
-const PHASE_TIMEOUT: Duration = Duration::from_secs(240);
 /// A backup or a restore: reconciled every 100 ms for up to [`PHASE_TIMEOUT`].
 const PATIENCE: Patience = Patience::timeout(PHASE_TIMEOUT, Duration::from_millis(100));
-
-/// The cluster-controller that brings the clusters up, and the scenario's clock.
-struct Clusters {
-    ctx: Arc<ClusterContext>,
-    started: Instant,
-}
-
-impl Env<Clusters> {
-    fn log(&self, what: &str) {
-        println!(
-            "[backup_restore] {:>6.1}s {what}",
-            self.world.started.elapsed().as_secs_f64()
-        );
-    }
-
-    fn qc(&self, name: &str) -> QdrantCluster {
-        self.current(name)
-    }
-
-    /// Runs the cluster-controller's reconcile on every cluster until each is Running with
-    /// all its peers ready.
-    async fn up(&self, clusters: &[(&str, i32)]) {
-        let outcome = repeat_until(
-            Patience::timeout(PHASE_TIMEOUT, Duration::from_millis(250)),
-            async || {
-                let mut all = true;
-                for (name, n) in clusters {
-                    let qc = self.qc(name);
-                    if let Err(e) = cluster::reconcile(Arc::new(qc), self.world.ctx.clone()).await {
-                        self.log(&format!("{name}: reconcile error (retried): {e}"));
-                    }
-                    let st = self.qc(name).status.unwrap_or_default();
-                    all &= st.phase == ClusterPhase::Running
-                        && st.ready_replicas == *n
-                        && st.peers.len() == *n as usize;
-                }
-                all
-            },
-        )
-        .await;
-        match outcome {
-            Ok(took) => self.log(&format!(
-                "clusters Running: done in {:.1}s",
-                took.as_secs_f64()
-            )),
-            Err(_) => panic!(
-                "clusters not Running after {PHASE_TIMEOUT:?}: {:?}",
-                clusters
-                    .iter()
-                    .map(|(c, _)| self.qc(c).status)
-                    .collect::<Vec<_>>()
-            ),
-        }
-    }
-
-    /// A client for cluster `name`'s pod `ordinal`, with the cluster's generated API key.
-    fn connection(&self, name: &str, ordinal: u32) -> QdrantConnection {
-        let names = Names::of(&self.qc(name));
-        let secret: Secret = self.current(&names.api_key_secret);
-        QdrantConnection::new(Url::parse(&names.pod_http_url(ordinal)).unwrap())
-            .with_optional_api_key(secret_value(&secret, "api-key"))
-            .with_timeout(Duration::from_secs(30))
-    }
-
-    fn client(&self, name: &str, ordinal: u32) -> QdrantClient {
-        QdrantClient::new(&self.connection(name, ordinal)).unwrap()
-    }
-
-    /// (shard, peer) of every `Active` replica of `collection` in cluster `name`, sorted.
-    async fn active(&self, name: &str, collection: &str) -> Vec<(u32, u64)> {
-        self.client(name, 0)
-            .collection_cluster_info(collection)
-            .await
-            .unwrap()
-            .active_replicas()
-    }
-
-    async fn count(&self, name: &str, collection: &str) -> u64 {
-        self.client(name, 0)
-            .count_points(collection, true)
-            .await
-            .unwrap()
-    }
-}
 
 /// Backup of a 3-shard, replication-factor-2 collection on 3 real peers to S3, then restore
 /// into a 2-peer cluster under a new name by presigned URL, with exact point counts.
@@ -147,12 +50,7 @@ async fn backup_on_three_peers_then_restore_into_two_by_presigned_url() {
     }
     let _source = RealCluster::start(&harness.fake, NS, "demo", &binary, 3).unwrap();
     let _target = RealCluster::start(&harness.fake, NS, "restored", &binary, 2).unwrap();
-    let mut cluster_ctx = ClusterContext::new(harness.client(), Arc::new(Metrics::new("test")));
-    cluster_ctx.qdrant_timeout = Duration::from_secs(20);
-    let clusters = Clusters {
-        ctx: Arc::new(cluster_ctx),
-        started: Instant::now(),
-    };
+    let clusters = Clusters::new(&harness, "backup_restore");
     // The backup-controller: its waits polled every 100 ms.
     let env = Env::with_harness(harness, "img", clusters, |ctx| {
         ctx.wait_requeue = Duration::from_millis(100);

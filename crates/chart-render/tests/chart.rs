@@ -143,7 +143,8 @@ fn kustomize(dir: &str) -> Vec<Value> {
 
 /// The namespaced overlay: every controller watches team-a and team-b, bound there by
 /// RoleBindings to its ClusterRole; no ClusterRoleBinding is left but the cluster-controller's
-/// StorageClass and Node reads (both kinds are cluster-scoped); everything else is the base's.
+/// StorageClass and Node reads and the backup-controller's VolumeSnapshotClass read (all three
+/// kinds are cluster-scoped); everything else is the base's.
 #[test]
 fn the_namespaced_overlay_grants_only_the_watched_namespaces() {
     let objects = kustomize("deploy/overlays/namespaced");
@@ -154,6 +155,7 @@ fn the_namespaced_overlay_grants_only_the_watched_namespaces() {
     assert_eq!(
         cluster_bindings,
         vec![
+            "qdrant-operator-backup-controller-volumesnapshotclasses",
             "qdrant-operator-cluster-controller-nodes",
             "qdrant-operator-cluster-controller-storageclasses"
         ]
@@ -165,6 +167,16 @@ fn the_namespaced_overlay_grants_only_the_watched_namespaces() {
     assert_eq!(
         nodes["rules"],
         json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}])
+    );
+    let classes = of_kind(&objects, "ClusterRole")
+        .into_iter()
+        .find(|r| {
+            r["metadata"]["name"] == "qdrant-operator-backup-controller-volumesnapshotclasses"
+        })
+        .unwrap();
+    assert_eq!(
+        classes["rules"],
+        json!([{"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshotclasses"], "verbs": ["get"]}])
     );
     let storage = of_kind(&objects, "ClusterRole")
         .into_iter()

@@ -94,11 +94,23 @@ pub fn render(input: &str, image: &str) -> Result<String> {
             "QdrantBackup" => {
                 let b: QdrantBackup = typed(doc).map_err(invalid)?;
                 validate_backup_spec(&b.spec).map_err(|e| invalid(e.to_string()))?;
-                out.push_str(&format!(
-                    "# QdrantBackup {}: valid; a run with no children (per shard: snapshot, stream to s3://{}, manifest last)\n",
-                    b.metadata.name.unwrap_or_default(),
-                    b.spec.storage.s3.bucket
-                ));
+                let line = match b.spec.s3() {
+                    Some(s3) => format!(
+                        "# QdrantBackup {}: valid; a run with no children (per shard: snapshot, stream to s3://{}, manifest last)\n",
+                        b.metadata.name.as_deref().unwrap_or_default(),
+                        s3.bucket
+                    ),
+                    None => format!(
+                        "# QdrantBackup {}: valid; one VolumeSnapshot per peer volume (class {})\n",
+                        b.metadata.name.as_deref().unwrap_or_default(),
+                        b.spec
+                            .volume_snapshot
+                            .as_ref()
+                            .map(|v| v.class_name.as_str())
+                            .unwrap_or_default()
+                    ),
+                };
+                out.push_str(&line);
             }
             "QdrantRestore" => {
                 let r: QdrantRestore = typed(doc).map_err(invalid)?;

@@ -173,12 +173,21 @@ pub async fn restore(
 /// `from`.
 async fn storage_of(client: &kube::Client, namespace: &str, from: &str) -> Result<BackupStorage> {
     let schedules: Api<QdrantBackupSchedule> = Api::namespaced(client.clone(), namespace);
+    let no_storage = |what: &str| {
+        PluginError::Input(format!(
+            "{what} {from} (--storage-from) has no S3 storage (method VolumeSnapshot)"
+        ))
+    };
     if let Some(s) = schedules.get_opt(from).await? {
-        return Ok(s.spec.backup_template.storage);
+        return s
+            .spec
+            .backup_template
+            .storage
+            .ok_or_else(|| no_storage("QdrantBackupSchedule"));
     }
     let backups: Api<QdrantBackup> = Api::namespaced(client.clone(), namespace);
     match backups.get_opt(from).await? {
-        Some(b) => Ok(b.spec.storage),
+        Some(b) => b.spec.storage.ok_or_else(|| no_storage("QdrantBackup")),
         None => Err(PluginError::NotFound {
             kind: "QdrantBackupSchedule or QdrantBackup (--storage-from)".into(),
             namespace: namespace.into(),

@@ -42,6 +42,18 @@
 //! the same arguments (as the official image's does), dying with its parent process as every
 //! process of a container dies with the container's first.
 //!
+//! # Volume snapshots
+//!
+//! With [`RealCluster::with_snapshots`] the harness also plays a CSI driver with snapshot
+//! support ([`FAKE_CSI_DRIVER`]) and the external-snapshotter, for its own claims: a
+//! `snapshot.storage.k8s.io/v1` VolumeSnapshot naming one of them in
+//! `spec.source.persistentVolumeClaimName` is cut by copying the claim's directory into the
+//! [`SnapshotStore`] (its class must exist with that driver, else `status.error`), with a
+//! VolumeSnapshotContent and `status.readyToUse: true`; a claim created beforehand with a
+//! VolumeSnapshot `dataSource` starts as a copy of it once it is ready (its pod waits until
+//! then). The copy is a file copy of a running Qdrant's files, not a point-in-time block
+//! snapshot: faithful only while nothing writes to the volume meanwhile.
+//!
 //! Needs write access to `/etc/hosts` (root, as on the project's machines and CI).
 
 use std::{
@@ -108,6 +120,37 @@ struct Inner {
     pods: Mutex<HashMap<u32, PodHandle>>,
     /// Ordinals the StatefulSet controller leaves alone for now (a volume being wiped).
     paused: Mutex<std::collections::HashSet<u32>>,
+    /// The fake CSI snapshotter's store, once [`RealCluster::with_snapshots`] turned it on.
+    snapshots: Mutex<Option<SnapshotStore>>,
+}
+
+/// The CSI driver name of [`RealCluster`]'s fake snapshotter: a VolumeSnapshotClass must name
+/// it in `driver` for the snapshotter to take its snapshots.
+pub const FAKE_CSI_DRIVER: &str = "fake.csi.qdrant.operator.dev";
+
+/// Where the fake CSI snapshotter of [`RealCluster::with_snapshots`] keeps its snapshots: one
+/// directory per VolumeSnapshotContent, outliving the clusters whose claims were snapshotted
+/// (as a storage system's snapshots outlive the volumes). Cloning shares the store; the last
+/// clone dropped removes it.
+#[derive(Clone)]
+pub struct SnapshotStore {
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl SnapshotStore {
+    /// An empty store in a new temporary directory. Errors: the directory cannot be made.
+    pub fn new() -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("fake-csi-snapshots-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { dir: Arc::new(dir) })
+    }
+
+    /// The directory of VolumeSnapshotContent `content`.
+    pub fn content_dir(&self, content: &str) -> PathBuf {
+        self.dir.path().join(content)
+    }
 }
 
 /// A pod the harness runs.
@@ -154,9 +197,21 @@ impl RealCluster {
             dir,
             pods: Mutex::new(HashMap::new()),
             paused: Mutex::new(std::collections::HashSet::new()),
+            snapshots: Mutex::new(None),
         });
         let task = tokio::spawn(controller_loop(inner.clone()));
         Ok(Self { inner, task })
+    }
+
+    /// Turns on the fake CSI snapshotter for this StatefulSet's claims, keeping snapshots in
+    /// `store` (see the module documentation, "Volume snapshots").
+    pub fn with_snapshots(self, store: &SnapshotStore) -> Self {
+        *self
+            .inner
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+        self
     }
 
     /// The loopback address of pod `ordinal`.
@@ -462,12 +517,22 @@ fn sync(inner: &Arc<Inner>, sts: &Value, current_revision: &mut Option<String>) 
         .map(|(o, _)| *o)
         .collect();
 
+    let store = inner
+        .snapshots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(store) = &store {
+        take_snapshots(inner, store);
+    }
     let paused = inner.paused().clone();
     for ordinal in 0..replicas {
         if paused.contains(&ordinal) {
             continue;
         }
-        ensure_claims(inner, sts, ordinal);
+        if !ensure_claims(inner, sts, ordinal, store.as_ref()) {
+            continue; // a claim waits for its snapshot: the pod waits too
+        }
         if deleting.contains(&ordinal) {
             continue; // the old process is still stopping
         }
@@ -543,28 +608,33 @@ fn pod_ready(pod: &Value) -> bool {
     })
 }
 
-fn ensure_claims(inner: &Inner, sts: &Value, ordinal: u32) {
+/// Makes sure pod `ordinal`'s claims exist (created from the templates when missing, as the
+/// StatefulSet controller does; an existing claim is adopted by name). A claim created
+/// beforehand with a VolumeSnapshot `dataSource` starts as a copy of that snapshot once it is
+/// ready; until then (or without a snapshotter) it stays Pending and `false` is returned.
+fn ensure_claims(inner: &Inner, sts: &Value, ordinal: u32, store: Option<&SnapshotStore>) -> bool {
     let Some(templates) = sts["spec"]["volumeClaimTemplates"].as_array() else {
-        return;
+        return true;
     };
+    let mut ready = true;
     for template in templates {
         let Some(claim) = template["metadata"]["name"].as_str() else {
             continue;
         };
         let name = format!("{claim}-{}", inner.pod_name(ordinal));
-        let _ = std::fs::create_dir_all(inner.claim_dir(&name));
-        if inner
-            .api
-            .get(
-                "v1",
-                "persistentvolumeclaims",
-                Some(&inner.namespace),
-                &name,
-            )
-            .is_some()
-        {
+        let dir = inner.claim_dir(&name);
+        if let Some(pvc) = inner.api.get(
+            "v1",
+            "persistentvolumeclaims",
+            Some(&inner.namespace),
+            &name,
+        ) {
+            if !dir.exists() {
+                ready &= provision_existing(inner, &pvc, &dir, store);
+            }
             continue;
         }
+        let _ = std::fs::create_dir_all(&dir);
         let mut spec = template["spec"].clone();
         spec["volumeName"] = json!(format!("pv-{}-{name}", inner.namespace));
         let mut labels = template["metadata"]["labels"].clone();
@@ -580,6 +650,193 @@ fn ensure_claims(inner: &Inner, sts: &Value, ordinal: u32) {
                 "capacity": {"storage": template["spec"]["resources"]["requests"]["storage"]}},
         }));
     }
+    ready
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volume snapshots (a CSI driver with snapshot support, and the external-snapshotter)
+// ---------------------------------------------------------------------------------------------
+
+/// Provisions the volume of claim `pvc` that someone else created (the operator's restore):
+/// empty, or, with a `dataSource` of kind VolumeSnapshot, a copy of that snapshot's content.
+/// Then the claim is Bound. `false` while it must wait (snapshot not ready, no snapshotter).
+fn provision_existing(
+    inner: &Inner,
+    pvc: &Value,
+    dir: &Path,
+    store: Option<&SnapshotStore>,
+) -> bool {
+    let source = &pvc["spec"]["dataSource"];
+    if source["kind"] == "VolumeSnapshot" {
+        let Some(store) = store else {
+            return false;
+        };
+        let Some(content) = source["name"].as_str().and_then(|snapshot| {
+            let vs = inner.api.get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(&inner.namespace),
+                snapshot,
+            )?;
+            (vs["status"]["readyToUse"] == true)
+                .then(|| {
+                    vs["status"]["boundVolumeSnapshotContentName"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .flatten()
+        }) else {
+            return false;
+        };
+        if copy_dir(&store.content_dir(&content), dir).is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+            return false;
+        }
+    } else if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let name = pvc["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let volume = format!("pv-{}-{name}", inner.namespace);
+    inner.api.edit(
+        "v1",
+        "persistentvolumeclaims",
+        Some(&inner.namespace),
+        &name,
+        |claim| {
+            claim["spec"]["volumeName"] = json!(volume);
+            claim["status"] = json!({"phase": "Bound",
+                "accessModes": claim["spec"]["accessModes"],
+                "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]}});
+        },
+    );
+    true
+}
+
+/// The external-snapshotter and the CSI driver for this StatefulSet's claims: every
+/// VolumeSnapshot of the namespace whose `spec.source.persistentVolumeClaimName` is one of
+/// this harness's claims and that is neither ready nor failed is cut now: its class must exist
+/// with driver [`FAKE_CSI_DRIVER`] (else `status.error`, as the snapshotter reports it); the
+/// claim's directory is copied into the store, a VolumeSnapshotContent bound to it (its
+/// `status.snapshotHandle` is the copy's path), and the snapshot's status says
+/// `readyToUse: true` with `boundVolumeSnapshotContentName` and `restoreSize`.
+fn take_snapshots(inner: &Inner, store: &SnapshotStore) {
+    let group = "snapshot.storage.k8s.io/v1";
+    for vs in inner
+        .api
+        .list(group, "volumesnapshots", Some(&inner.namespace))
+    {
+        if vs["status"]["readyToUse"] == true || vs["status"]["error"].is_object() {
+            continue;
+        }
+        let Some(claim) = vs["spec"]["source"]["persistentVolumeClaimName"].as_str() else {
+            continue;
+        };
+        let claim_dir = inner.claim_dir(claim);
+        if !claim_dir.exists() {
+            continue; // not one of this harness's claims
+        }
+        let name = vs["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let uid = vs["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let class_name = vs["spec"]["volumeSnapshotClassName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let class = inner
+            .api
+            .get(group, "volumesnapshotclasses", None, &class_name);
+        let failure = match &class {
+            None => Some(format!(
+                "failed to get input parameters to create snapshot {name}: \"volumesnapshotclass.snapshot.storage.k8s.io \\\"{class_name}\\\" not found\""
+            )),
+            Some(c) if c["driver"] != FAKE_CSI_DRIVER => Some(format!(
+                "snapshot controller failed to update {name}: driver {} of VolumeSnapshotClass {class_name} does not match the volume's driver {FAKE_CSI_DRIVER}",
+                c["driver"]
+            )),
+            Some(_) => None,
+        };
+        let pvc = inner.api.get(
+            "v1",
+            "persistentvolumeclaims",
+            Some(&inner.namespace),
+            claim,
+        );
+        let failure = failure.or_else(|| {
+            pvc.is_none().then(|| {
+                format!("failed to take snapshot {name}: PersistentVolumeClaim {claim} not found")
+            })
+        });
+        let content = format!("snapcontent-{uid}");
+        let copied = match failure {
+            Some(message) => Err(message),
+            None => copy_dir(&claim_dir, &store.content_dir(&content))
+                .map_err(|e| format!("failed to take snapshot {name}: copying the volume: {e}")),
+        };
+        let at = now();
+        let status = match copied {
+            Err(message) => json!({"readyToUse": false,
+                "error": {"message": message, "time": at}}),
+            Ok(()) => {
+                let size = pvc
+                    .as_ref()
+                    .map(|p| p["status"]["capacity"]["storage"].clone())
+                    .unwrap_or(Value::Null);
+                inner.api.insert(json!({
+                    "apiVersion": group, "kind": "VolumeSnapshotContent",
+                    "metadata": {"name": content},
+                    "spec": {
+                        "deletionPolicy": class.as_ref().map(|c| c["deletionPolicy"].clone()),
+                        "driver": FAKE_CSI_DRIVER,
+                        "source": {"volumeHandle": format!("pv-{}-{claim}", inner.namespace)},
+                        "volumeSnapshotClassName": class_name,
+                        "volumeSnapshotRef": {"kind": "VolumeSnapshot", "name": name,
+                            "namespace": inner.namespace, "uid": uid},
+                    },
+                    "status": {"readyToUse": true, "creationTime": jiff::Timestamp::now().as_nanosecond() as i64,
+                        "snapshotHandle": store.content_dir(&content).display().to_string()},
+                }));
+                json!({"readyToUse": true, "boundVolumeSnapshotContentName": content,
+                    "creationTime": at, "restoreSize": size})
+            }
+        };
+        inner.api.edit(
+            group,
+            "volumesnapshots",
+            Some(&inner.namespace),
+            &name,
+            |v| {
+                if v["metadata"]["uid"] == uid.as_str() {
+                    v["status"] = status;
+                }
+            },
+        );
+    }
+}
+
+/// Copies directory `from` to `to` (created), recursively: files, directories and symlinks.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn new_pod(inner: &Inner, sts: &Value, ordinal: u32, revision: &str) -> Value {

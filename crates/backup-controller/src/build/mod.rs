@@ -11,6 +11,7 @@
 //!   that pod read its schedule and create QdrantBackups, and nothing more.
 
 pub mod cronjob;
+pub mod volume_snapshot;
 
 use std::collections::BTreeMap;
 

@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod faults;
+pub mod real;
 pub mod s3;
 
 use std::{ops::Deref, sync::Arc};

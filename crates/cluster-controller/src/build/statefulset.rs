@@ -46,7 +46,7 @@ use super::{
 /// Name of the Qdrant container.
 pub const CONTAINER: &str = "qdrant";
 /// Name of the data volume (and its claim template).
-pub const STORAGE_VOLUME: &str = "storage";
+pub const STORAGE_VOLUME: &str = api_types::cluster::DATA_VOLUME_CLAIM_TEMPLATE;
 /// Where Qdrant writes `.qdrant-initialized` (an emptyDir; the root filesystem is read-only).
 pub const INIT_FILE: &str = "/qdrant/init/.qdrant-initialized";
 /// Default uid of the Qdrant process (the image's unprivileged user).

@@ -87,6 +87,14 @@ impl FakeApiServer {
         if req.path == "/version" && req.method == Method::GET {
             return Ok(json_response(StatusCode::OK, &version_info()));
         }
+        if req.method == Method::GET
+            && let Some(group_version) = req.path.trim_end_matches('/').strip_prefix("/apis/")
+        {
+            let served = self.lock().discovery.get(group_version).cloned();
+            if let Some(list) = served {
+                return Ok(json_response(StatusCode::OK, &list));
+            }
+        }
         let Some(route) = Route::parse(&req.path) else {
             return Err(ApiError::new(
                 404,

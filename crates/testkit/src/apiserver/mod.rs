@@ -280,6 +280,25 @@ impl FakeApiServer {
         }
     }
 
+    /// Serves discovery for `group_version` (e.g. `snapshot.storage.k8s.io/v1`): `GET
+    /// /apis/{group_version}` answers an `APIResourceList` of `resources`, each `(plural,
+    /// kind, namespaced)`, as an API server does once the group's CRDs are installed. Without
+    /// it that path answers 404, as for a group nobody installed. (Objects of any group are
+    /// stored and served either way: the fake has no schemas.)
+    pub fn serve_api_group(&self, group_version: &str, resources: &[(&str, &str, bool)]) {
+        let resources: Vec<Value> = resources
+            .iter()
+            .map(|(plural, kind, namespaced)| {
+                serde_json::json!({"name": plural, "singularName": "", "kind": kind,
+                    "namespaced": namespaced,
+                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+            })
+            .collect();
+        let list = serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": group_version, "resources": resources});
+        self.lock().discovery.insert(group_version.to_owned(), list);
+    }
+
     /// The stored object, if any.
     pub fn get(
         &self,

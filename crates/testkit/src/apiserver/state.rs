@@ -61,6 +61,8 @@ pub(super) struct State {
     pub(super) events: broadcast::Sender<Arc<StoredEvent>>,
     pub(super) requests: Vec<RecordedRequest>,
     pub(super) failures: Vec<Failure>,
+    /// `APIResourceList`s served at `/apis/{group}/{version}`, by group/version.
+    pub(super) discovery: BTreeMap<String, Value>,
 }
 
 impl Default for State {
@@ -77,6 +79,7 @@ impl Default for State {
             events,
             requests: Vec::new(),
             failures: Vec::new(),
+            discovery: BTreeMap::new(),
         }
     }
 }
