@@ -306,6 +306,7 @@ mod handle;
 mod model;
 mod multipart;
 mod options;
+mod points;
 mod recovery;
 mod server;
 mod shards;
