@@ -392,18 +392,12 @@ async fn query(
             request.with_vector.unwrap_or(false),
         );
         let total = collection.points.len();
-        let step = if limit == 0 {
-            1
-        } else {
-            total.div_ceil(limit).max(1)
-        };
-        let points: Vec<Value> = collection
-            .points
-            .iter()
-            .step_by(step)
-            .take(limit)
-            .map(|(k, p)| {
-                let mut r = record(k, p, payload, vector);
+        let picks = limit.min(total);
+        let keys: Vec<&PointKey> = collection.points.keys().collect();
+        let points: Vec<Value> = (0..picks)
+            .map(|i| keys[i * total / picks])
+            .map(|k| {
+                let mut r = record(k, &collection.points[k], payload, vector);
                 r["version"] = json!(0);
                 r["score"] = json!(0.0);
                 r
