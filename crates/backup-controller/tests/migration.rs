@@ -389,3 +389,45 @@ async fn a_cluster_source_is_waited_for_until_ready() {
     );
     assert_eq!(env.world.target.stored_points("articles").len(), 25);
 }
+
+#[tokio::test]
+async fn a_paused_migration_sends_nothing_until_the_annotation_goes() {
+    let env = env().await;
+    let src = client(env.world.source.url());
+    seed_migration_source(&src, "articles", 12).await;
+    let mut spec = env.ends();
+    spec["collections"] = json!([{"name": "articles"}]);
+    env.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
+        "metadata": {"name": "held", "uid": "uid-held-0123456789",
+                     "annotations": {"qdrant.operator.dev/paused": "true"}},
+        "spec": spec}));
+    let seeded = env.world.source.requests().len();
+    for _ in 0..3 {
+        let m = Arc::new(env.current::<QdrantMigration>("held"));
+        migration::reconcile(m, env.ctx.clone()).await.unwrap();
+    }
+    let m = env.current::<QdrantMigration>("held");
+    let status = m.status.unwrap();
+    let paused = find_condition(&status.conditions, "Paused").unwrap();
+    assert_eq!(
+        (paused.status, paused.reason.as_str()),
+        (ConditionStatus::True, "PauseAnnotationSet")
+    );
+    assert_eq!(status.phase, MigrationPhase::Pending);
+    assert_eq!(env.world.source.requests().len(), seeded);
+    assert!(env.world.target.requests().is_empty());
+    env.edit(API, "qdrantmigrations", "held", |m| {
+        m["metadata"]["annotations"] = json!({});
+    });
+    let done = env.finish("held").await;
+    let status = done.status.unwrap();
+    assert_eq!(
+        status.phase,
+        MigrationPhase::Succeeded,
+        "{:?}",
+        status.message
+    );
+    let paused = find_condition(&status.conditions, "Paused").unwrap();
+    assert_eq!(paused.status, ConditionStatus::False);
+    assert_eq!(env.world.target.stored_points("articles").len(), 12);
+}

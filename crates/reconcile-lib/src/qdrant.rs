@@ -39,6 +39,11 @@
 //! [`QdrantConnection::transfer_idle_timeout`] (no byte moving) instead, and the operations
 //! Qdrant runs before answering by [`QdrantConnection::snapshot_timeout`].
 //!
+//! Points: [`QdrantClient::scroll_points`], [`QdrantClient::upsert_points`],
+//! [`QdrantClient::retrieve_points`] and [`QdrantClient::sample_point_ids`] carry points in
+//! Qdrant's own JSON (the scroll output is the upsert input, for named, sparse and
+//! multivectors alike); [`same_point`] compares two records as a migration verifies them.
+//!
 //! Adding an endpoint is one line on top of the private `request` helper, which builds the URL
 //! from path segments (percent-encoded), sends the key, unwraps the envelope and turns any
 //! failure into a typed [`QdrantError`].
