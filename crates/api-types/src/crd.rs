@@ -5,7 +5,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::{QdrantBackup, QdrantBackupSchedule, QdrantCluster, QdrantCollection, QdrantRestore};
+use crate::{
+    QdrantBackup, QdrantBackupSchedule, QdrantCluster, QdrantCollection, QdrantMigration,
+    QdrantRestore,
+};
 
 /// Every CRD of the operator with its file name under `crds/`, integers bounded
 /// ([`bound_integers`]).
@@ -16,6 +19,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("qdrantbackups.yaml", QdrantBackup::crd()),
         ("qdrantbackupschedules.yaml", QdrantBackupSchedule::crd()),
         ("qdrantrestores.yaml", QdrantRestore::crd()),
+        ("qdrantmigrations.yaml", QdrantMigration::crd()),
     ]
     .into_iter()
     .map(|(file, crd)| (file, bound_integers(crd)))

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod collection;
 pub mod conditions;
 pub mod crd;
+pub mod migration;
 pub mod schema;
 pub mod validation;
 
@@ -17,6 +18,7 @@ pub use backup::{
 pub use cluster::{QdrantCluster, QdrantClusterSpec, QdrantClusterStatus};
 pub use collection::{QdrantCollection, QdrantCollectionSpec, QdrantCollectionStatus};
 pub use conditions::{Condition, ConditionStatus};
+pub use migration::{QdrantMigration, QdrantMigrationSpec, QdrantMigrationStatus};
 
 /// API group of every kind.
 pub const GROUP: &str = "qdrant.operator.dev";

@@ -1421,6 +1421,120 @@ pub fn validate_restore(spec: &QdrantRestoreSpec) -> Result<(), ValidationErrors
     errs.into_result()
 }
 
+/// Validates a QdrantMigration spec beyond the schema: one source and one target, each with
+/// exactly one of cluster or connection; valid and distinct collection and target names;
+/// `batchSize` and `verify.sampleSize` in range; `aliasSwitch` with exactly one collection and
+/// a valid alias name that is not the collection's own; a source and target that are not the
+/// same Qdrant with the same collection names (that would copy a collection onto itself).
+/// Errors list every offending field.
+pub fn validate_migration(
+    spec: &crate::migration::QdrantMigrationSpec,
+) -> Result<(), ValidationErrors> {
+    use crate::migration::{MAX_BATCH_SIZE, MAX_SAMPLE_SIZE};
+    let mut errs = Errors::default();
+    check_target(
+        spec.source.cluster.as_ref(),
+        spec.source.connection.as_ref(),
+        "spec.source",
+        &mut errs,
+    );
+    check_target(
+        spec.target.cluster.as_ref(),
+        spec.target.connection.as_ref(),
+        "spec.target",
+        &mut errs,
+    );
+    let mut names = std::collections::BTreeSet::new();
+    let mut targets: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (i, c) in spec.collections.iter().enumerate() {
+        errs.check(
+            format!("spec.collections[{i}].name"),
+            validate_collection_name(&c.name),
+        );
+        if !names.insert(c.name.as_str()) {
+            errs.add(
+                format!("spec.collections[{i}].name"),
+                format!("{:?} is listed twice", c.name),
+            );
+        }
+        if let Some(n) = &c.target_name {
+            errs.check(
+                format!("spec.collections[{i}].targetName"),
+                validate_collection_name(n),
+            );
+        }
+        let target = c.target_name();
+        if let Some(j) = targets.get(target) {
+            errs.add(
+                format!("spec.collections[{i}].targetName"),
+                format!(
+                    "copies into {target:?}, as spec.collections[{j}] does: each collection needs its own target name"
+                ),
+            );
+        } else {
+            targets.insert(target, i);
+        }
+    }
+    let same_qdrant = match (
+        (&spec.source.cluster, &spec.source.connection),
+        (&spec.target.cluster, &spec.target.connection),
+    ) {
+        ((Some(a), None), (Some(b), None)) => a.name == b.name,
+        ((None, Some(a)), (None, Some(b))) => {
+            a.url.trim_end_matches('/') == b.url.trim_end_matches('/')
+        }
+        _ => false,
+    };
+    if same_qdrant
+        && (spec.collections.is_empty()
+            || spec.collections.iter().any(|c| c.target_name() == c.name))
+    {
+        errs.add(
+            "spec.target",
+            "is the same Qdrant as spec.source: give every entry of spec.collections a targetName of its own (a collection cannot be copied onto itself)",
+        );
+    }
+    if !(1..=MAX_BATCH_SIZE).contains(&spec.batch_size) {
+        errs.add(
+            "spec.batchSize",
+            format!(
+                "must be between 1 and {MAX_BATCH_SIZE} (points), got {}",
+                spec.batch_size
+            ),
+        );
+    }
+    if let Some(v) = &spec.verify
+        && v.sample_size > MAX_SAMPLE_SIZE
+    {
+        errs.add(
+            "spec.verify.sampleSize",
+            format!(
+                "must be between 0 and {MAX_SAMPLE_SIZE}, got {}",
+                v.sample_size
+            ),
+        );
+    }
+    if let Some(a) = &spec.alias_switch {
+        if spec.collections.len() != 1 {
+            errs.add(
+                "spec.aliasSwitch",
+                format!(
+                    "needs exactly one entry in spec.collections (the alias points to one collection), got {}",
+                    spec.collections.len()
+                ),
+            );
+        }
+        errs.check("spec.aliasSwitch.alias", validate_collection_name(&a.alias));
+        if spec.collections.iter().any(|c| c.target_name() == a.alias) {
+            errs.add(
+                "spec.aliasSwitch.alias",
+                "an alias cannot have the name of the collection it points to",
+            );
+        }
+    }
+    errs.into_result()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

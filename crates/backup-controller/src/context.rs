@@ -40,11 +40,20 @@ pub struct Context {
     pub image: String,
     /// Rewrites Qdrant URLs before connecting (tests point cluster endpoints at fakes).
     pub rewrite: Option<EndpointRewrite>,
+    /// Timeout of each Qdrant request of a QdrantMigration (a scroll or an upsert of a whole
+    /// batch with `wait=true` can take longer than [`Self::qdrant_timeout`]).
+    pub migration_timeout: Duration,
+    /// Steps (one batch, one collection start or one verification each) a reconcile of a
+    /// QdrantMigration runs before it requeues; the status is written after every step.
+    pub migration_steps_per_reconcile: u32,
+    /// Requeue of a QdrantMigration with work left.
+    pub migration_requeue: Duration,
 }
 
 impl Context {
     /// Defaults: 10 s Qdrant timeout, 5 min resync, 10 s wait requeue, 3 attempts, 30 s retry
-    /// backoff.
+    /// backoff; migrations: 60 s per Qdrant request, 8 steps per reconcile, requeued after
+    /// 100 ms.
     pub fn new(client: kube::Client, metrics: Arc<Metrics>, image: impl Into<String>) -> Self {
         Self {
             shared: Shared::new(client, FIELD_MANAGER, CONTROLLER_NAME, metrics),
@@ -56,6 +65,9 @@ impl Context {
             retry_backoff: Duration::from_secs(30),
             image: image.into(),
             rewrite: None,
+            migration_timeout: Duration::from_secs(60),
+            migration_steps_per_reconcile: 8,
+            migration_requeue: Duration::from_millis(100),
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The three Controllers (QdrantBackup, QdrantBackupSchedule, QdrantRestore), and how they run
-//! together under the shared runtime: one process, one Lease, one reconcile context.
+//! The four Controllers (QdrantBackup, QdrantBackupSchedule, QdrantRestore, QdrantMigration),
+//! and how they run together under the shared runtime: one process, one Lease, one reconcile
+//! context.
 
 use std::sync::Arc;
 
-use api_types::{QdrantBackup, QdrantBackupSchedule, QdrantRestore};
+use api_types::{QdrantBackup, QdrantBackupSchedule, QdrantMigration, QdrantRestore};
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::{
     Api, Client, Resource,
@@ -12,7 +13,7 @@ use kube::{
 };
 use reconcile_lib::{guard, runtime::Shutdown};
 
-use crate::{backup, context::Context, restore, schedule};
+use crate::{backup, context::Context, migration, restore, schedule};
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -29,13 +30,13 @@ fn shared(ctx: &Context) -> &reconcile_lib::context::Shared {
     &ctx.shared
 }
 
-/// Runs the three controllers until `shutdown` fires (in `namespace`, or all namespaces). When
+/// Runs the four controllers until `shutdown` fires (in `namespace`, or all namespaces). When
 /// it fires, the backups and restores running in this process are cancelled at once (their
 /// uploads are aborted, their status stays Running so the next leader resumes them) while the
 /// controllers drain; a task that is late anyway is fenced off by [`crate::fence`].
 ///
-/// Watches: QdrantBackups, QdrantRestores, QdrantBackupSchedules with their owned CronJobs and
-/// QdrantBackups (retention and status follow the backups a schedule created). The custom
+/// Watches: QdrantBackups, QdrantRestores, QdrantMigrations, QdrantBackupSchedules with their
+/// owned CronJobs and QdrantBackups (retention and status follow the backups a schedule created). The custom
 /// resources are watched through kube's `DeserializeGuard`: one that cannot be decoded gets a
 /// Warning event ([`reconcile_lib::guard`]) and stalls no other.
 pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, shutdown: Shutdown) {
@@ -66,6 +67,19 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
             ctx.clone(),
         )
     };
+    let migrations = {
+        let shutdown = shutdown.clone();
+        Controller::new(
+            api::<DeserializeGuard<QdrantMigration>>(&client, ns),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(async move { shutdown.wait().await })
+        .run(
+            guard::reconciler(migration::reconcile, shared),
+            guard::error_policy(migration::error_policy, shared),
+            ctx.clone(),
+        )
+    };
     let schedules = {
         let shutdown = shutdown.clone();
         Controller::new(
@@ -93,6 +107,7 @@ pub async fn run(client: Client, namespace: Option<String>, ctx: Arc<Context>, s
     tokio::join!(
         guard::drain(backups),
         guard::drain(restores),
+        guard::drain(migrations),
         guard::drain(schedules),
         stop_tasks
     );

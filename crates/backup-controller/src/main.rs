@@ -13,7 +13,7 @@ use reconcile_lib::{
 #[derive(Parser)]
 #[command(
     version,
-    about = "Backs Qdrant collections up to S3 (QdrantBackup, QdrantBackupSchedule) and restores them (QdrantRestore)."
+    about = "Backs Qdrant collections up to S3 (QdrantBackup, QdrantBackupSchedule), restores them (QdrantRestore) and copies them between Qdrants (QdrantMigration)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -259,7 +259,7 @@ fn default_render_is_the_kustomize_base_object_for_object() {
     }
     eprintln!("chart == kustomize base: {} objects {kinds:?}", chart.len());
     // What the base installs; a new object in either shows up above, this pins the count.
-    assert_eq!(chart.len(), 27, "{kinds:?}");
+    assert_eq!(chart.len(), 28, "{kinds:?}");
 }
 
 #[test]

@@ -39,6 +39,11 @@
 //! [`QdrantConnection::transfer_idle_timeout`] (no byte moving) instead, and the operations
 //! Qdrant runs before answering by [`QdrantConnection::snapshot_timeout`].
 //!
+//! Points: [`QdrantClient::scroll_points`], [`QdrantClient::upsert_points`],
+//! [`QdrantClient::retrieve_points`] and [`QdrantClient::sample_point_ids`] carry points in
+//! Qdrant's own JSON (the scroll output is the upsert input, for named, sparse and
+//! multivectors alike); [`same_point`] compares two records as a migration verifies them.
+//!
 //! Adding an endpoint is one line on top of the private `request` helper, which builds the URL
 //! from path segments (percent-encoded), sends the key, unwraps the envelope and turns any
 //! failure into a typed [`QdrantError`].
@@ -778,6 +783,124 @@ impl QdrantClient {
         )
         .await
         .map(|result| result.count)
+    }
+
+    /// `POST /collections/{name}/points/scroll` with `{"limit", "offset"?, "with_payload":
+    /// true, "with_vector": true}`: one page of points in id order (numeric ids before UUIDs),
+    /// starting at the point id `offset` (inclusive; `None` from the first point). Each point
+    /// is returned as Qdrant sends it: `{"id", "payload", "vector"}` where `vector` is a list
+    /// of numbers (the unnamed vector), or an object by vector name whose values are a dense
+    /// list, a sparse `{"indices", "values"}` or a multivector (a list of lists) — the shape
+    /// `PUT /collections/{name}/points` accepts back ([`Self::upsert_points`]).
+    /// `next_page_offset` is the id to continue from, `None` after the last page. The
+    /// read-only key may call it.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `Unreachable` for a reply larger than
+    /// [`QdrantConnection::max_reply_bytes`] (a smaller `limit` fits); any other
+    /// [`QdrantError`].
+    pub async fn scroll_points(
+        &self,
+        name: &str,
+        offset: Option<&serde_json::Value>,
+        limit: u32,
+    ) -> Result<ScrollPage, QdrantError> {
+        let mut body = serde_json::json!({
+            "limit": limit,
+            "with_payload": true,
+            "with_vector": true,
+        });
+        if let Some(offset) = offset {
+            body["offset"] = offset.clone();
+        }
+        self.request(
+            Method::POST,
+            &["collections", name, "points", "scroll"],
+            &[],
+            Some(body),
+        )
+        .await
+    }
+
+    /// `PUT /collections/{name}/points?wait=true` with `{"points": points}`: inserts or
+    /// replaces each point (`{"id", "vector", "payload"?}`, the shape [`Self::scroll_points`]
+    /// returns) and answers once applied (`{"operation_id", "status": "completed"}`). Upserting
+    /// the same point twice leaves one point.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `BadRequest` for a vector the collection does not
+    /// have (`Wrong input: Not existing vector name error: {name}`) or of the wrong size
+    /// (`Wrong input: Vector dimension error: expected dim: {n}, got {m}`); `Unauthorized`
+    /// (403) with the read-only key; any other [`QdrantError`].
+    pub async fn upsert_points(
+        &self,
+        name: &str,
+        points: &[serde_json::Value],
+    ) -> Result<(), QdrantError> {
+        self.request::<serde_json::Value>(
+            Method::PUT,
+            &["collections", name, "points"],
+            &[("wait", "true")],
+            Some(serde_json::json!({ "points": points })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /collections/{name}/points` with `{"ids", "with_payload": true, "with_vector":
+    /// true}`: the points with those ids that exist (missing ids are left out, in no promised
+    /// order), each as [`Self::scroll_points`] returns them. The read-only key may call it.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; any other [`QdrantError`].
+    pub async fn retrieve_points(
+        &self,
+        name: &str,
+        ids: &[serde_json::Value],
+    ) -> Result<Vec<serde_json::Value>, QdrantError> {
+        self.request(
+            Method::POST,
+            &["collections", name, "points"],
+            &[],
+            Some(serde_json::json!({
+                "ids": ids,
+                "with_payload": true,
+                "with_vector": true,
+            })),
+        )
+        .await
+    }
+
+    /// `POST /collections/{name}/points/query` with `{"query": {"sample": "random"}, "limit":
+    /// limit, "with_payload": false, "with_vector": false}`: the ids of up to `limit` points
+    /// Qdrant picks at random (Qdrant 1.11 and later); the reply is `{"points": [{"id",
+    /// "version", "score", ...}]}`. The read-only key may call it.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; any other [`QdrantError`].
+    pub async fn sample_point_ids(
+        &self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, QdrantError> {
+        let page: QueryPage = self
+            .request(
+                Method::POST,
+                &["collections", name, "points", "query"],
+                &[],
+                Some(serde_json::json!({
+                    "query": {"sample": "random"},
+                    "limit": limit,
+                    "with_payload": false,
+                    "with_vector": false,
+                })),
+            )
+            .await?;
+        Ok(page
+            .points
+            .into_iter()
+            .filter_map(|mut p| p.get_mut("id").map(serde_json::Value::take))
+            .collect())
     }
 
     /// `POST /collections/{name}/snapshots?wait=true`: snapshots the collection *on the peer
@@ -1763,6 +1886,68 @@ struct CountResult {
     count: u64,
 }
 
+/// Relative tolerance of [`same_point`] for vector components.
+pub const VECTOR_TOLERANCE: f64 = 1e-5;
+
+/// True when two point records (as [`QdrantClient::scroll_points`] and
+/// [`QdrantClient::retrieve_points`] return them) describe the same point: equal `id` and
+/// `payload` (exactly), and equal `vector` structure with every number within
+/// [`VECTOR_TOLERANCE`] of the other (relative, plus 1e-7 absolute near zero; integers such
+/// as sparse indices exactly). The tolerance allows for a target that normalizes a Cosine
+/// vector a second time, which can move its last `f32` digit.
+pub fn same_point(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    a.get("id") == b.get("id")
+        && a.get("payload") == b.get("payload")
+        && close(
+            a.get("vector").unwrap_or(&serde_json::Value::Null),
+            b.get("vector").unwrap_or(&serde_json::Value::Null),
+        )
+}
+
+fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            if (x.is_u64() || x.is_i64()) && (y.is_u64() || y.is_i64()) {
+                return x == y;
+            }
+            match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => {
+                    (x - y).abs() <= VECTOR_TOLERANCE * x.abs().max(y.abs()) + 1e-7
+                }
+                _ => false,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        (x, y) => x == y,
+    }
+}
+
+/// One page of [`QdrantClient::scroll_points`]: the points, as Qdrant sends them, and the id
+/// to continue from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScrollPage {
+    /// `{"id", "payload", "vector"}` each, in id order.
+    #[serde(default)]
+    pub points: Vec<serde_json::Value>,
+    /// The id of the next page's first point (a number or a UUID string); `None` after the
+    /// last page.
+    #[serde(default)]
+    pub next_page_offset: Option<serde_json::Value>,
+}
+
+/// `{"points": [...]}`, the result of `POST /collections/{name}/points/query`.
+#[derive(Deserialize)]
+struct QueryPage {
+    #[serde(default)]
+    points: Vec<serde_json::Value>,
+}
+
 /// One snapshot file on one peer, as Qdrant describes it (`SnapshotDescription` in
 /// `lib/collection/src/operations/snapshot_ops.rs`): the reply of the snapshot-creating calls
 /// and the items of the listings.
@@ -2346,5 +2531,31 @@ pub fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, 
 pub fn ensure_default_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+#[cfg(test)]
+mod point_tests {
+    use super::same_point;
+    use serde_json::json;
+
+    #[test]
+    fn same_point_allows_float_noise_in_vectors_only() {
+        let a = json!({"id": 1, "payload": {"n": 1_000_000}, "vector": {"d": [0.6, 0.8], "s": {"indices": [3, 7], "values": [0.5, 0.25]}}});
+        let noisy = json!({"id": 1, "payload": {"n": 1_000_000}, "vector": {"d": [0.600_000_1, 0.799_999_9], "s": {"indices": [3, 7], "values": [0.5, 0.25]}}});
+        assert!(same_point(&a, &noisy));
+        let far = json!({"id": 1, "payload": {"n": 1_000_000}, "vector": {"d": [0.61, 0.8], "s": {"indices": [3, 7], "values": [0.5, 0.25]}}});
+        assert!(!same_point(&a, &far));
+        let other_index = json!({"id": 1, "payload": {"n": 1_000_000}, "vector": {"d": [0.6, 0.8], "s": {"indices": [3, 8], "values": [0.5, 0.25]}}});
+        assert!(!same_point(&a, &other_index));
+        let other_payload = json!({"id": 1, "payload": {"n": 1_000_001}, "vector": {"d": [0.6, 0.8], "s": {"indices": [3, 7], "values": [0.5, 0.25]}}});
+        assert!(!same_point(&a, &other_payload));
+        let missing_vector =
+            json!({"id": 1, "payload": {"n": 1_000_000}, "vector": {"d": [0.6, 0.8]}});
+        assert!(!same_point(&a, &missing_vector));
+        assert!(!same_point(
+            &a,
+            &json!({"id": 2, "payload": {"n": 1_000_000}, "vector": a["vector"]})
+        ));
     }
 }

@@ -5452,3 +5452,242 @@ async fn fake_lets_a_fresh_peer_replace_an_empty_one_and_join_on_a_new_uri() {
     fake.set_cluster_disabled();
     assert!(fake.bootstrap_peer(12, "http://x:6335").is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Points: scroll, upsert, retrieve, count, random sample (fake and real)
+// ---------------------------------------------------------------------------------------------
+
+/// Named dense (Cosine and Dot), a multivector and a sparse vector: every shape a migration
+/// must carry.
+fn mixed_vectors_collection() -> Value {
+    json!({
+        "vectors": {
+            "text": {"size": 4, "distance": "Cosine"},
+            "image": {"size": 3, "distance": "Dot"},
+            "colbert": {"size": 2, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}
+        },
+        "sparse_vectors": {"keywords": {}}
+    })
+}
+
+fn mixed_point(id: Value, n: u64) -> Value {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f32;
+    json!({
+        "id": id,
+        "vector": {
+            "text": [1.0 + f, 2.0, 3.0, 4.0],
+            "image": [0.5, 0.25, f],
+            "colbert": [[0.5, 1.0], [f, 0.25]],
+            "keywords": {"indices": [1, 5, 9 + n], "values": [0.5, 0.25, 1.0]}
+        },
+        "payload": {"n": n, "tags": ["a", "b"], "nested": {"x": 1.5, "ok": true}}
+    })
+}
+
+#[tokio::test]
+async fn points_round_trip_through_scroll_upsert_and_retrieve() {
+    let test = "points_round_trip_through_scroll_upsert_and_retrieve";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let source = cleanup.track(unique_name("points-src"));
+        let copy = cleanup.track(unique_name("points-dst"));
+        for name in [&source, &copy] {
+            client
+                .create_collection(name, &mixed_vectors_collection())
+                .await
+                .unwrap_or_else(|e| panic!("{who}: create {name}: {e}"));
+        }
+        let uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+        let mut written: Vec<Value> = (1..=6u64).map(|n| mixed_point(json!(n * 10), n)).collect();
+        written.push(mixed_point(json!(uuid), 7));
+        client
+            .upsert_points(&source, &written)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: upsert: {e}"));
+
+        // Scroll in pages of 3: ids in order, numbers before the UUID, cursor to the next id.
+        let mut pages = vec![];
+        let mut offset: Option<Value> = None;
+        loop {
+            let page = client
+                .scroll_points(&source, offset.as_ref(), 3)
+                .await
+                .unwrap_or_else(|e| panic!("{who}: scroll: {e}"));
+            pages.push(page.points.len());
+            let done = page.next_page_offset.is_none();
+            offset = page.next_page_offset.clone();
+            client
+                .upsert_points(&copy, &page.points)
+                .await
+                .unwrap_or_else(|e| panic!("{who}: upsert the scrolled page: {e}"));
+            if done {
+                break;
+            }
+        }
+        assert_eq!(pages, [3, 3, 1], "{who}: page sizes");
+        let scrolled = client.scroll_points(&source, None, 100).await.unwrap();
+        let ids: Vec<Value> = scrolled.points.iter().map(|p| p["id"].clone()).collect();
+        assert_eq!(
+            ids,
+            [
+                json!(10),
+                json!(20),
+                json!(30),
+                json!(40),
+                json!(50),
+                json!(60),
+                json!(uuid)
+            ],
+            "{who}: scroll order"
+        );
+        let second = scrolled.points[1].clone();
+        assert_eq!(
+            second["payload"],
+            json!({"n": 2, "tags": ["a", "b"], "nested": {"x": 1.5, "ok": true}}),
+            "{who}: payload as written"
+        );
+        assert_eq!(
+            second["vector"]["image"],
+            json!([0.5, 0.25, 2.0]),
+            "{who}: Dot kept"
+        );
+        assert_eq!(
+            second["vector"]["colbert"],
+            json!([[0.5, 1.0], [2.0, 0.25]]),
+            "{who}: multivector kept"
+        );
+        assert_eq!(
+            second["vector"]["keywords"],
+            json!({"indices": [1, 5, 11], "values": [0.5, 0.25, 1.0]}),
+            "{who}: sparse vector kept"
+        );
+        let text: Vec<f64> = second["vector"]["text"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let norm = text.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "{who}: Cosine vector normalized: {text:?}"
+        );
+        assert!(
+            (text[0] - 3.0 / 38f64.sqrt()).abs() < 1e-5,
+            "{who}: {text:?}"
+        );
+
+        // Retrieve by id: both sides hold the same points; a missing id is left out.
+        let mut asked = ids.clone();
+        asked.push(json!(999));
+        let from_source = client.retrieve_points(&source, &asked).await.unwrap();
+        let from_copy = client.retrieve_points(&copy, &asked).await.unwrap();
+        assert_eq!(
+            from_source.len(),
+            7,
+            "{who}: retrieve leaves missing ids out"
+        );
+        assert_eq!(from_copy.len(), 7, "{who}: copy");
+        for p in &from_source {
+            let q = from_copy
+                .iter()
+                .find(|q| q["id"] == p["id"])
+                .unwrap_or_else(|| panic!("{who}: {} missing in the copy", p["id"]));
+            assert!(
+                reconcile_lib::qdrant::same_point(p, q),
+                "{who}: source {p} and copy {q} differ"
+            );
+        }
+        for name in [&source, &copy] {
+            assert_eq!(client.count_points(name, true).await.unwrap(), 7, "{who}");
+        }
+        // Upserting again replaces, never duplicates.
+        client.upsert_points(&copy, &scrolled.points).await.unwrap();
+        assert_eq!(client.count_points(&copy, true).await.unwrap(), 7, "{who}");
+
+        // A random sample: distinct ids of stored points.
+        let sample = client.sample_point_ids(&source, 3).await.unwrap();
+        assert_eq!(sample.len(), 3, "{who}: sample {sample:?}");
+        assert!(
+            sample.iter().all(|id| ids.contains(id)),
+            "{who}: {sample:?}"
+        );
+        let mut distinct = sample.clone();
+        distinct.sort_by_key(ToString::to_string);
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "{who}: {sample:?}");
+
+        // The read-only key may read points, not write them.
+        let ro = target.client_with_key(target.read_only_api_key().as_deref());
+        assert_eq!(
+            ro.scroll_points(&source, None, 2)
+                .await
+                .unwrap()
+                .points
+                .len(),
+            2,
+            "{who}"
+        );
+        assert_eq!(
+            ro.retrieve_points(&source, &ids[..2]).await.unwrap().len(),
+            2,
+            "{who}"
+        );
+        match ro.upsert_points(&source, &written[..1]).await {
+            Err(QdrantError::Unauthorized { .. }) => {}
+            other => panic!("{who}: read-only upsert: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn points_that_do_not_fit_the_collection_are_refused_like_qdrant() {
+    let test = "points_that_do_not_fit_the_collection_are_refused_like_qdrant";
+    for target in targets(test).await {
+        let who = target.describe();
+        let client = target.client();
+        let mut cleanup = Cleanup::new(&target);
+        let name = cleanup.track(unique_name("points-bad"));
+        client
+            .create_collection(&name, &mixed_vectors_collection())
+            .await
+            .unwrap();
+        let mut wrong_size = mixed_point(json!(1), 1);
+        wrong_size["vector"]["image"] = json!([1.0, 2.0]);
+        let message = bad_request_message(
+            &who,
+            "a vector of the wrong size",
+            client.upsert_points(&name, &[wrong_size]).await,
+        );
+        assert!(
+            message.starts_with("Wrong input: Vector dimension error: expected dim: 3, got 2"),
+            "{who}: {message}"
+        );
+        let mut unknown = mixed_point(json!(2), 2);
+        unknown["vector"]["audio"] = json!([1.0]);
+        let message = bad_request_message(
+            &who,
+            "an unknown vector name",
+            client.upsert_points(&name, &[unknown]).await,
+        );
+        assert!(
+            message.starts_with("Wrong input: Not existing vector name error: audio"),
+            "{who}: {message}"
+        );
+        assert_eq!(
+            client.count_points(&name, true).await.unwrap(),
+            0,
+            "{who}: nothing stored"
+        );
+        match client
+            .scroll_points("op-contract-no-such-collection", None, 1)
+            .await
+        {
+            Err(QdrantError::NotFound { .. }) => {}
+            other => panic!("{who}: scroll of a missing collection: {other:?}"),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! a failure with a CamelCase reason. The reconcilers start runs as tasks ([`crate::jobs`]).
 
 pub mod backup;
+pub mod migrate;
 pub mod restore;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::ALREADY_EXISTS_STATUS;
 use super::handle::FakeQdrant;
 use super::model;
+use super::points::{PointKey, StoredPoint, no_points};
 use super::server::{Failure, Shared, State, decode, ok, reply, validated};
 use super::shards::{
     FakeTransfer, get_collection_cluster, initial_placement, update_collection_cluster,
@@ -124,6 +125,8 @@ pub(super) struct FakeCollection {
     pub(super) shards: BTreeMap<u32, BTreeMap<u64, &'static str>>,
     /// Shard transfers in progress, in start order.
     pub(super) transfers: Vec<FakeTransfer>,
+    /// Points written with `PUT /collections/{c}/points`, by id ([`super::points`]).
+    pub(super) points: BTreeMap<PointKey, StoredPoint>,
 }
 
 impl FakeCollection {
@@ -327,6 +330,7 @@ async fn create_collection(
                 operation_id: 0,
                 shards,
                 transfers: Vec::new(),
+                points: no_points(),
             },
         );
         Ok(json!(true))

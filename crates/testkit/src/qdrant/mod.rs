@@ -27,6 +27,10 @@
 //! | `GET /cluster/metadata/keys` | the keys, sorted                                              |
 //! | `GET`, `PUT`, `DELETE /cluster/metadata/keys/{key}` | the value (`null` if none); `result: true` |
 //! | `POST /collections/{c}/points/count` | `{"count": N}` (read-only key allowed)                |
+//! | `PUT /collections/{c}/points` | upsert, `{"operation_id", "status"}` (see `points`)        |
+//! | `POST /collections/{c}/points` | retrieve by id: `[{"id", "payload", "vector"}]` (read-only key allowed) |
+//! | `POST /collections/{c}/points/scroll` | `{"points", "next_page_offset"}` (read-only key allowed) |
+//! | `POST /collections/{c}/points/query` | `{"sample": "random"}` only: `{"points"}` (read-only key allowed) |
 //! | `GET /collections/{c}/snapshots` | `[{"name", "creation_time", "size", "checksum"?}]` (this peer's) |
 //! | `POST /collections/{c}/snapshots` | the new snapshot's description (`?wait=false`: 202)       |
 //! | `GET /collections/{c}/snapshots/{s}` | the file, streamed, `Content-Length`; errors in plain text |
@@ -148,6 +152,9 @@
 //! directory). Requests are recorded in one shared log ([`RecordedRequest::peer_id`]); faults
 //! are injected per listener.
 //!
+//! Stored points (`points`): upserted points are kept by id with their vectors and payload, and
+//! scrolled, retrieved and sampled as Qdrant does (see that file); they add to the counts below.
+//!
 //! Points and counts: the fake keeps a point count per shard (every replica of a shard holds
 //! the same points); [`FakeQdrant::set_points_count`] spreads a total evenly,
 //! [`FakeQdrant::set_shard_points`] sets one shard. `points_count` in the collection info and
@@ -248,7 +255,8 @@
 //! delays and holds), `cluster` (`/cluster`, peers, metadata), `collections` (collections,
 //! indexes, aliases, point counts), `shards` (placement, transfers, replicas),
 //! `snapshot_file` (the fake snapshot bytes), `snapshots` (create, list, download, delete),
-//! `recovery` (recover and upload), `multipart` (the upload parser) and `model` (serde models
+//! `recovery` (recover and upload), `points` (upsert, scroll, retrieve, sample), `multipart`
+//! (the upload parser) and `model` (serde models
 //! of the request bodies). Each file adds its own `impl FakeQdrant` block of setters and
 //! inspectors.
 //!
@@ -306,6 +314,7 @@ mod handle;
 mod model;
 mod multipart;
 mod options;
+mod points;
 mod recovery;
 mod server;
 mod shards;

@@ -117,6 +117,7 @@ impl State {
                     operation_id: 0,
                     shards,
                     transfers: Vec::new(),
+                    points: super::points::no_points(),
                 },
             );
         }

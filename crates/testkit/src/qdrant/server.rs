@@ -21,14 +21,21 @@ use super::cluster::cluster_routes;
 use super::collections::{FakeCollection, collection_routes};
 use super::faults::{Fault, FaultKind, RecordedRequest, record};
 use super::options::ClusterState;
+use super::points::point_routes;
 use super::recovery::FakeRecovery;
 use super::snapshot_file::{FakeSnapshot, SnapshotDir};
 use super::snapshots::snapshot_routes;
 use super::{MISSING_KEY_MESSAGE, READ_ONLY_DENIED_MESSAGE, WRONG_KEY_MESSAGE};
 
 /// Path suffixes of the POST routes the read-only key may call (reads such as
-/// `/points/search` and `/points/scroll`): of those, the fake implements `/points/count`.
-const READ_ONLY_POST_SUFFIXES: &[&str] = &["/points/count"];
+/// `/points/search` and `/points/scroll`): of those, the fake implements `/points/count`,
+/// `/points/scroll`, `/points/query` and `/points` (retrieve by id).
+const READ_ONLY_POST_SUFFIXES: &[&str] = &[
+    "/points/count",
+    "/points/scroll",
+    "/points/query",
+    "/points",
+];
 
 /// Paths Qdrant serves without a key (its auth whitelist).
 const UNAUTHENTICATED_PATHS: &[&str] = &["/", "/healthz", "/readyz", "/livez"];
@@ -135,6 +142,7 @@ fn router(listener: Arc<Listener>) -> Router {
         .merge(cluster_routes())
         .merge(collection_routes())
         .merge(snapshot_routes())
+        .merge(point_routes())
         .route_layer(middleware::from_fn(read_only_gate))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)

@@ -251,6 +251,7 @@ impl FakeCollection {
             .map(|shard| self.points_of(*shard))
             .sum::<u64>()
             + self.unplaced_points
+            + self.stored_points_count()
     }
 
     /// Spreads `points` evenly over the shards, the first ones getting the remainder.

@@ -1,0 +1,379 @@
+//! The steps of a QdrantMigration, free of Kubernetes: each takes the source and target
+//! clients and one collection's status, talks to Qdrant, and updates that status. The
+//! reconciler ([`crate::migration`]) runs a bounded number of steps per reconcile and writes
+//! the status after each, so the scroll cursor in status is never more than one batch behind
+//! what the target holds.
+//!
+//! A collection goes Pending → Copying → (CatchingUp) → Verifying → Succeeded:
+//! - **start** ([`start`]): `GET /collections/{c}` and an exact count on the source; on the
+//!   target `GET /collections/{t}` — absent: `PUT /collections/{t}` with the source's config
+//!   ([`create_body`]) and the migration's UID under [`MIGRATION_METADATA_KEY`] in `metadata`;
+//!   present with this migration's UID there (the controller stopped right after creating
+//!   it): adopted; present otherwise: `CollectionExists` (a migration never writes into a
+//!   collection it did not create);
+//! - **copy** ([`copy_batch`]): `POST /collections/{c}/points/scroll` from the cursor with
+//!   vectors and payloads, `PUT /collections/{t}/points?wait=true` of the same points, then
+//!   the cursor moves to `next_page_offset`;
+//! - **verify** ([`verify`]): exact counts on both sides must be equal; `sampleSize` ids from
+//!   Qdrant's random sample on the source are read by id on both sides and compared
+//!   ([`same_point`]).
+
+use api_types::migration::{
+    MIGRATION_METADATA_KEY, MigrationCollectionStatus, MigrationMethodUsed, MigrationStage,
+};
+use reconcile_lib::qdrant::{QdrantClient, QdrantError, same_point};
+use serde_json::{Value, json};
+
+use crate::run::restore::create_body;
+
+/// The two ends of a migration.
+#[derive(Debug, Clone)]
+pub struct Sides {
+    /// Read from.
+    pub source: QdrantClient,
+    /// Written to.
+    pub target: QdrantClient,
+}
+
+/// Why a step did not complete: a CamelCase reason, a message naming the collection, and
+/// whether another try may succeed (Qdrant unreachable, 5xx, 429).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StepFailure {
+    /// `CollectionNotFound`, `CollectionExists`, `PointCountMismatch`, `SampleMismatch` or
+    /// `QdrantError`.
+    pub reason: &'static str,
+    /// What failed.
+    pub message: String,
+    /// True when the same step may succeed later (the status is left as it was).
+    pub transient: bool,
+}
+
+fn fail(reason: &'static str, message: impl Into<String>) -> StepFailure {
+    StepFailure {
+        reason,
+        message: message.into(),
+        transient: false,
+    }
+}
+
+fn qdrant(what: String, e: &QdrantError) -> StepFailure {
+    StepFailure {
+        reason: "QdrantError",
+        message: format!("{what}: {}", reconcile_lib::redact::urls_in(&e.to_string())),
+        transient: e.is_transient(),
+    }
+}
+
+/// The scroll cursor as status records it: a numeric id as its digits, a UUID as is.
+pub fn offset_to_status(id: &Value) -> Option<String> {
+    match id {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The scroll cursor of status as Qdrant takes it: digits are a numeric id, anything else a
+/// UUID string.
+pub fn offset_from_status(offset: &str) -> Value {
+    match offset.parse::<u64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(offset),
+    }
+}
+
+/// The first collection that is not Succeeded (the one to work on), if any.
+pub fn current(collections: &[MigrationCollectionStatus]) -> Option<usize> {
+    collections
+        .iter()
+        .position(|c| c.stage != MigrationStage::Succeeded)
+}
+
+/// `(points copied, points total)` over every collection, both passes' first-pass counts.
+pub fn totals(collections: &[MigrationCollectionStatus]) -> (u64, u64) {
+    collections.iter().fold((0, 0), |(copied, total), c| {
+        (
+            copied + c.points_copied,
+            total + c.points_total.unwrap_or(0),
+        )
+    })
+}
+
+/// Pending → Copying: reads the source collection and its exact count, creates (or adopts)
+/// the target collection. `uid` is the QdrantMigration's UID.
+///
+/// # Errors
+/// `CollectionNotFound` (source), `CollectionExists` (target, not this migration's),
+/// `QdrantError` (transient or not, as the error).
+pub async fn start(
+    sides: &Sides,
+    uid: &str,
+    c: &mut MigrationCollectionStatus,
+) -> Result<(), StepFailure> {
+    let Some(info) = sides
+        .source
+        .collection_info(&c.name)
+        .await
+        .map_err(|e| qdrant(format!("GET /collections/{} on the source", c.name), &e))?
+    else {
+        return Err(fail(
+            "CollectionNotFound",
+            format!(
+                "collection {} (spec.collections) does not exist on the source",
+                c.name
+            ),
+        ));
+    };
+    let total = sides
+        .source
+        .count_points(&c.name, true)
+        .await
+        .map_err(|e| {
+            qdrant(
+                format!("counting the points of {} on the source", c.name),
+                &e,
+            )
+        })?;
+    let exists = |t: &str| {
+        fail(
+            "CollectionExists",
+            format!(
+                "collection {t} already exists on the target and was not created by this migration: a migration never writes into an existing collection (choose another spec.collections[].targetName, or delete it)"
+            ),
+        )
+    };
+    let t = c.target_name.clone();
+    match sides
+        .target
+        .collection_info(&t)
+        .await
+        .map_err(|e| qdrant(format!("GET /collections/{t} on the target"), &e))?
+    {
+        Some(existing) => {
+            if existing.config["metadata"][MIGRATION_METADATA_KEY] != json!(uid) {
+                return Err(exists(&t));
+            }
+        }
+        None => {
+            let mut body = create_body(&info.config);
+            body["metadata"][MIGRATION_METADATA_KEY] = json!(uid);
+            match sides.target.create_collection(&t, &body).await {
+                Ok(()) => {}
+                Err(e) if e.is_already_exists() => return Err(exists(&t)),
+                Err(e) => {
+                    return Err(qdrant(format!("creating collection {t} on the target"), &e));
+                }
+            }
+        }
+    }
+    c.points_total = Some(total);
+    c.method = Some(MigrationMethodUsed::Stream);
+    c.stage = MigrationStage::Copying;
+    c.offset = None;
+    c.message = Some(format!("copying {total} points"));
+    Ok(())
+}
+
+/// One batch of a pass (Copying or CatchingUp): scroll up to `batch_size` points from the
+/// cursor, upsert them into the target, move the cursor. After the last page the stage moves
+/// on: Copying → CatchingUp (when `catch_up`, cursor back to the start) or Verifying;
+/// CatchingUp → Verifying.
+///
+/// # Errors
+/// `QdrantError` (transient or not): the cursor is not moved, so the batch is redone.
+pub async fn copy_batch(
+    sides: &Sides,
+    batch_size: u32,
+    catch_up: bool,
+    c: &mut MigrationCollectionStatus,
+) -> Result<(), StepFailure> {
+    let offset = c.offset.as_deref().map(offset_from_status);
+    let page = sides
+        .source
+        .scroll_points(&c.name, offset.as_ref(), batch_size)
+        .await
+        .map_err(|e| qdrant(format!("scrolling {} on the source", c.name), &e))?;
+    if !page.points.is_empty() {
+        sides
+            .target
+            .upsert_points(&c.target_name, &page.points)
+            .await
+            .map_err(|e| {
+                qdrant(
+                    format!(
+                        "upserting {} points into {} on the target",
+                        page.points.len(),
+                        c.target_name
+                    ),
+                    &e,
+                )
+            })?;
+    }
+    let n = u64::try_from(page.points.len()).unwrap_or(u64::MAX);
+    c.batches += 1;
+    match c.stage {
+        MigrationStage::CatchingUp => c.catch_up_points += n,
+        _ => c.points_copied += n,
+    }
+    c.offset = page.next_page_offset.as_ref().and_then(offset_to_status);
+    if c.offset.is_none() {
+        c.stage = match c.stage {
+            MigrationStage::Copying if catch_up => MigrationStage::CatchingUp,
+            _ => MigrationStage::Verifying,
+        };
+    }
+    c.message = Some(match c.stage {
+        MigrationStage::CatchingUp if c.catch_up_points == 0 => format!(
+            "first pass done ({} points); catch-up pass started",
+            c.points_copied
+        ),
+        MigrationStage::CatchingUp => {
+            format!("catch-up pass: {} points upserted again", c.catch_up_points)
+        }
+        MigrationStage::Verifying => "copied; verifying".to_string(),
+        _ => format!(
+            "copied {} of {} points",
+            c.points_copied,
+            c.points_total.unwrap_or(0)
+        ),
+    });
+    Ok(())
+}
+
+/// Verifying → Succeeded: exact counts equal on both sides, and `sample_size` random source
+/// points equal on the target ([`same_point`]).
+///
+/// # Errors
+/// `PointCountMismatch`, `SampleMismatch` (both name the counts), `QdrantError`.
+pub async fn verify(
+    sides: &Sides,
+    sample_size: u32,
+    c: &mut MigrationCollectionStatus,
+) -> Result<(), StepFailure> {
+    let (s, t) = (c.name.clone(), c.target_name.clone());
+    let source_count = sides
+        .source
+        .count_points(&s, true)
+        .await
+        .map_err(|e| qdrant(format!("counting {s} on the source"), &e))?;
+    let target_count = sides
+        .target
+        .count_points(&t, true)
+        .await
+        .map_err(|e| qdrant(format!("counting {t} on the target"), &e))?;
+    c.verified_source_count = Some(source_count);
+    c.verified_target_count = Some(target_count);
+    if source_count != target_count {
+        return Err(fail(
+            "PointCountMismatch",
+            format!(
+                "{s} has {source_count} points on the source and {t} {target_count} on the target (exact counts); writes or deletions on the source during the copy are not propagated"
+            ),
+        ));
+    }
+    let mut mismatches = 0u32;
+    let mut sampled = 0u32;
+    if sample_size > 0 && source_count > 0 {
+        let ids = sides
+            .source
+            .sample_point_ids(&s, sample_size)
+            .await
+            .map_err(|e| qdrant(format!("sampling {s} on the source"), &e))?;
+        let from_source = sides
+            .source
+            .retrieve_points(&s, &ids)
+            .await
+            .map_err(|e| qdrant(format!("reading the sampled points of {s}"), &e))?;
+        let from_target = sides
+            .target
+            .retrieve_points(&t, &ids)
+            .await
+            .map_err(|e| qdrant(format!("reading the sampled points of {t}"), &e))?;
+        for p in &from_source {
+            sampled += 1;
+            let same = from_target
+                .iter()
+                .find(|q| q.get("id") == p.get("id"))
+                .is_some_and(|q| same_point(p, q));
+            if !same {
+                mismatches += 1;
+            }
+        }
+    }
+    c.sampled_points = Some(sampled);
+    c.sample_mismatches = Some(mismatches);
+    if mismatches > 0 {
+        return Err(fail(
+            "SampleMismatch",
+            format!(
+                "{mismatches} of {sampled} sampled points of {s} differ on the target {t} (payload or vectors), though both hold {source_count} points"
+            ),
+        ));
+    }
+    c.stage = MigrationStage::Succeeded;
+    c.message = Some(format!(
+        "verified: {source_count} points on both sides, {sampled} sampled points identical"
+    ));
+    Ok(())
+}
+
+/// Points `alias` of the target at `collection`: `POST /collections/aliases` with
+/// `delete_alias` then `create_alias`, which Qdrant applies in order under one lock (no
+/// reader sees the alias missing).
+///
+/// # Errors
+/// `QdrantError`.
+pub async fn switch_alias(
+    target: &QdrantClient,
+    alias: &str,
+    collection: &str,
+) -> Result<(), StepFailure> {
+    target
+        .update_aliases(&[
+            json!({"delete_alias": {"alias_name": alias}}),
+            json!({"create_alias": {"collection_name": collection, "alias_name": alias}}),
+        ])
+        .await
+        .map_err(|e| {
+            qdrant(
+                format!("pointing alias {alias} at {collection} on the target"),
+                &e,
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_through_status() {
+        for id in [
+            json!(0),
+            json!(18_446_744_073_709_551_615u64),
+            json!("5c56c793-69f3-4fbf-87e6-c4bf54c28c26"),
+        ] {
+            let shown = offset_to_status(&id);
+            assert_eq!(shown.as_deref().map(offset_from_status), Some(id));
+        }
+        assert_eq!(offset_to_status(&Value::Null), None);
+    }
+
+    #[test]
+    fn the_current_collection_is_the_first_unfinished() {
+        let mut cs = vec![
+            MigrationCollectionStatus::pending("a", "a"),
+            MigrationCollectionStatus::pending("b", "b"),
+        ];
+        assert_eq!(current(&cs), Some(0));
+        cs[0].stage = MigrationStage::Succeeded;
+        assert_eq!(current(&cs), Some(1));
+        cs[1].stage = MigrationStage::Succeeded;
+        assert_eq!(current(&cs), None);
+        cs[0].points_copied = 5;
+        cs[0].points_total = Some(7);
+        cs[1].points_copied = 1;
+        assert_eq!(totals(&cs), (6, 7));
+    }
+}

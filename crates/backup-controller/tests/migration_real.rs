@@ -1,0 +1,215 @@
+//! The QdrantMigration real-peer scenario: two real single-node Qdrant 1.18.3 servers
+//! (`testkit::real_qdrant`, the binary of `../shared/qdrant/`), the source with an API key
+//! read from a Secret; a QdrantMigration with `connection` on both ends through the fake API
+//! server, reconciled until Succeeded with a fresh controller taking over mid-copy. Asserts
+//! exact counts equal on both sides, every point identical (vectors and payload, read back by
+//! id), and — from each server's own request telemetry (`GET /telemetry`) — that every batch
+//! was scrolled and upserted exactly once. Prints the counts. Without the binary it prints a
+//! SKIP line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use api_types::{
+    QdrantMigration,
+    migration::{MigrationPhase, MigrationStage},
+};
+use backup_controller::migration;
+use common::{Env, seed_migration_source};
+use reconcile_lib::qdrant::{QdrantClient, same_point};
+use serde_json::{Value, json};
+use testkit::{
+    harness::Patience,
+    real_qdrant::{self, SingleNode, SingleNodeOptions},
+};
+
+const NS: &str = "db";
+const API: &str = "qdrant.operator.dev/v1alpha1";
+const SOURCE_KEY: &str = "source-read-write-key";
+
+/// Requests `route` answered with 200, from the server's REST telemetry (Qdrant counts each
+/// route by its pattern, e.g. `PUT /collections/{collection_name}/points`).
+async fn served(node: &SingleNode, key: Option<&str>, route: &str) -> u64 {
+    let mut req = reqwest::Client::new().get(node.url.join("telemetry").unwrap());
+    if let Some(key) = key {
+        req = req.header("api-key", key);
+    }
+    let body: Value = req.send().await.unwrap().json().await.unwrap();
+    body["result"]["requests"]["rest"]["responses"][route]["200"]["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_after_a_restart() {
+    let test = "migration_between_real_qdrants_copies_every_point_once_and_resumes_after_a_restart";
+    let Some(binary) = real_qdrant::binary() else {
+        println!("{}", real_qdrant::skip_line(test));
+        return;
+    };
+    reconcile_lib::qdrant::ensure_default_crypto_provider();
+    let source = SingleNode::start(
+        &binary,
+        SingleNodeOptions {
+            api_key: Some(SOURCE_KEY.into()),
+            ..SingleNodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let target = SingleNode::start(&binary, SingleNodeOptions::default())
+        .await
+        .unwrap();
+    let src = QdrantClient::new(&source.connection()).unwrap();
+    let dst = QdrantClient::new(&target.connection()).unwrap();
+    let n = 3000u64;
+    seed_migration_source(&src, "articles", n).await;
+    let before = src.count_points("articles", true).await.unwrap();
+    println!("[{test}] source {}: {before} points (exact)", source.url);
+    assert_eq!(before, n);
+
+    let env: Env<()> = Env::new(NS, "img", (), |ctx| {
+        ctx.wait_requeue = Duration::from_millis(50);
+        ctx.migration_steps_per_reconcile = 3;
+    });
+    env.seed(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "source-key"},
+        "stringData": {"api-key": SOURCE_KEY}}),
+    );
+    env.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
+    "metadata": {"name": "to-new", "uid": "uid-to-new-0123456789"},
+    "spec": {
+        "source": {"connection": {"url": source.url.to_string(),
+                                  "apiKeySecretRef": {"name": "source-key", "key": "api-key"}}},
+        "target": {"connection": {"url": target.url.to_string()}},
+        "collections": [{"name": "articles", "targetName": "articles-copy"}],
+        "batchSize": 256,
+        "verify": {"sampleSize": 200},
+        "aliasSwitch": {"alias": "articles-live"}
+    }}));
+
+    // The first controller process: a few reconciles, then it is gone.
+    for _ in 0..3 {
+        let m = Arc::new(env.current::<QdrantMigration>("to-new"));
+        migration::reconcile(m, env.ctx.clone()).await.unwrap();
+    }
+    let mid = env.current::<QdrantMigration>("to-new").status.unwrap();
+    let c = &mid.collections[0];
+    let mid_target = dst.count_points("articles-copy", true).await.unwrap();
+    println!(
+        "[{test}] before the restart: {} of {:?} copied, cursor {:?}, {} batches; target holds {mid_target}",
+        c.points_copied, c.points_total, c.offset, c.batches
+    );
+    assert_eq!(c.stage, MigrationStage::Copying);
+    // The plan, then the start and 2 batches, then 3 batches: 5 batches of 256.
+    assert_eq!((c.batches, c.points_copied), (5, 5 * 256));
+    assert_eq!(
+        mid_target, c.points_copied,
+        "the cursor is what the target holds"
+    );
+    assert_eq!(c.offset.as_deref(), Some("1280"));
+
+    // A new controller process resumes at the recorded cursor.
+    let second = env.controller();
+    let done = env
+        .finish_migration(
+            "to-new",
+            &second,
+            Patience::timeout(Duration::from_secs(300), Duration::from_millis(10)),
+        )
+        .await
+        .unwrap_or_else(|m| panic!("did not finish: {:?}", m.status));
+    let status = done.status.clone().unwrap();
+    let c = &status.collections[0];
+    assert_eq!(
+        status.phase,
+        MigrationPhase::Succeeded,
+        "{:?}",
+        status.message
+    );
+    let (source_after, target_after) = (
+        src.count_points("articles", true).await.unwrap(),
+        dst.count_points("articles-copy", true).await.unwrap(),
+    );
+    println!(
+        "[{test}] after: phase {:?}; exact counts: source {source_after}, target {target_after}; status: {} copied in {} batches, verified {:?}/{:?}, {:?} sampled, {:?} mismatches; {}",
+        status.phase,
+        c.points_copied,
+        c.batches,
+        c.verified_source_count,
+        c.verified_target_count,
+        c.sampled_points,
+        c.sample_mismatches,
+        status.message.clone().unwrap_or_default()
+    );
+    assert_eq!((source_after, target_after), (n, n));
+    assert_eq!(
+        (c.verified_source_count, c.verified_target_count),
+        (Some(n), Some(n))
+    );
+    assert_eq!(
+        (c.sampled_points, c.sample_mismatches),
+        (Some(200), Some(0))
+    );
+    // ceil(3000 / 256) = 12 batches: each scrolled and upserted once, before and after the
+    // restart together (the servers' own counts).
+    assert_eq!(c.batches, 12);
+    let scrolls = served(
+        &source,
+        Some(SOURCE_KEY),
+        "POST /collections/{collection_name}/points/scroll",
+    )
+    .await;
+    let upserts = served(&target, None, "PUT /collections/{collection_name}/points").await;
+    println!("[{test}] source served {scrolls} scrolls, target {upserts} upserts");
+    assert_eq!((scrolls, upserts), (12, 12));
+    // Every point identical, read back by id from both servers.
+    let ids: Vec<Value> = (0..n)
+        .map(|i| common::migration_point(i, n)["id"].clone())
+        .collect();
+    let mut compared = 0;
+    for chunk in ids.chunks(500) {
+        let a = src.retrieve_points("articles", chunk).await.unwrap();
+        let b = dst.retrieve_points("articles-copy", chunk).await.unwrap();
+        assert_eq!((a.len(), b.len()), (chunk.len(), chunk.len()));
+        for p in &a {
+            let q = b.iter().find(|q| q["id"] == p["id"]).unwrap();
+            assert!(same_point(p, q), "{p} vs {q}");
+            compared += 1;
+        }
+    }
+    println!("[{test}] {compared} points compared by id: identical");
+    // The copy has the source's vectors; the alias on the target points at it.
+    let (s_info, t_info) = (
+        src.collection_info("articles").await.unwrap().unwrap(),
+        dst.collection_info("articles-copy").await.unwrap().unwrap(),
+    );
+    assert_eq!(
+        s_info.config["params"]["vectors"],
+        t_info.config["params"]["vectors"]
+    );
+    assert_eq!(
+        s_info.config["params"]["sparse_vectors"],
+        t_info.config["params"]["sparse_vectors"]
+    );
+    let aliases = dst.list_aliases().await.unwrap();
+    assert!(
+        aliases
+            .iter()
+            .any(|a| a.alias_name == "articles-live" && a.collection_name == "articles-copy"),
+        "{aliases:?}"
+    );
+    // The source was only read.
+    assert_eq!(
+        served(
+            &source,
+            Some(SOURCE_KEY),
+            "PUT /collections/{collection_name}/points"
+        )
+        .await,
+        6,
+        "the test's own 6 seeding batches"
+    );
+}
