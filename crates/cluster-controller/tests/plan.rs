@@ -3,6 +3,8 @@
 //! through a simulator that enforces Qdrant's own validation rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use cluster_controller::day2::plan::{
@@ -12,22 +14,7 @@ use cluster_controller::day2::plan::{
 use serde_json::json;
 
 use ReplicaState::{Active, Dead, Listener, Partial, Recovery};
-
-type Placement = BTreeMap<String, CollectionPlacement>;
-
-/// Pod `i` runs peer `100 + i`.
-fn id(ordinal: u32) -> PeerId {
-    100 + u64::from(ordinal)
-}
-
-fn peers(n: u32) -> Vec<Peer> {
-    (0..n)
-        .map(|ordinal| Peer {
-            ordinal,
-            peer_id: id(ordinal),
-        })
-        .collect()
-}
+use common::placement::{Placement, id, mv, peers, placement, rep};
 
 fn consensus(n: u32) -> BTreeSet<PeerId> {
     (0..n).map(id).collect()
@@ -49,28 +36,6 @@ fn col(rf: u32, shards: &[(u32, &[(PeerId, ReplicaState)])]) -> CollectionPlacem
             })
             .collect(),
         transfers: vec![],
-    }
-}
-
-fn placement(cols: Vec<(&str, CollectionPlacement)>) -> Placement {
-    cols.into_iter().map(|(n, c)| (n.to_owned(), c)).collect()
-}
-
-fn mv(c: &str, shard_id: u32, from: PeerId, to: PeerId) -> ShardOp {
-    ShardOp::Move {
-        collection: c.to_owned(),
-        shard_id,
-        from,
-        to,
-    }
-}
-
-fn rep(c: &str, shard_id: u32, from: PeerId, to: PeerId) -> ShardOp {
-    ShardOp::Replicate {
-        collection: c.to_owned(),
-        shard_id,
-        from,
-        to,
     }
 }
 

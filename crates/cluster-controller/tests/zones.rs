@@ -4,33 +4,20 @@
 //! zone-blind answers on the same placement.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use cluster_controller::day2::{
     plan::{
-        CollectionPlacement, Peer, PeerId, Replica, ReplicaState, ScaleDownStep, ShardOp, Transfer,
+        CollectionPlacement, PeerId, Replica, ReplicaState, ScaleDownStep, ShardOp, Transfer,
         Zones, plan_rebalance, plan_rebalance_in_zones, plan_scale_down, plan_scale_down_in_zones,
     },
     zones::{ZoneVerdict, plan_zone_balance, zones_by_peer},
 };
 
 use ReplicaState::{Active, Dead, Partial};
-
-type Placement = BTreeMap<String, CollectionPlacement>;
-
-/// Pod `i` runs peer `100 + i`.
-fn id(ordinal: u32) -> PeerId {
-    100 + u64::from(ordinal)
-}
-
-fn peers(n: u32) -> Vec<Peer> {
-    (0..n)
-        .map(|ordinal| Peer {
-            ordinal,
-            peer_id: id(ordinal),
-        })
-        .collect()
-}
+use common::placement::{Placement, id, mv, peers, placement, rep};
 
 /// Peer `100 + i` is in `zones[i]`.
 fn zones(of: &[&str]) -> Zones {
@@ -49,28 +36,6 @@ fn col(rf: u32, shards: &[(u32, &[PeerId])]) -> CollectionPlacement {
             .map(|(s, ps)| (*s, ps.iter().map(|p| Replica::new(*p, Active)).collect()))
             .collect(),
         transfers: vec![],
-    }
-}
-
-fn placement(cols: Vec<(&str, CollectionPlacement)>) -> Placement {
-    cols.into_iter().map(|(n, c)| (n.to_owned(), c)).collect()
-}
-
-fn mv(c: &str, shard_id: u32, from: PeerId, to: PeerId) -> ShardOp {
-    ShardOp::Move {
-        collection: c.to_owned(),
-        shard_id,
-        from,
-        to,
-    }
-}
-
-fn rep(c: &str, shard_id: u32, from: PeerId, to: PeerId) -> ShardOp {
-    ShardOp::Replicate {
-        collection: c.to_owned(),
-        shard_id,
-        from,
-        to,
     }
 }
 

@@ -7,6 +7,8 @@
 //! of the file's crate, like every module of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod placement;
+
 use std::{
     collections::BTreeMap,
     ops::Deref,
