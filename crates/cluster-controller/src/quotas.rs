@@ -9,9 +9,9 @@
 //! /quotas` reports another config. Nothing is sent while the pods roll (an upgrade can mix
 //! versions: a 1.18 peer has no quotas in its consensus state) nor while any pod runs a
 //! Qdrant before 1.19 (each pod's `GET /` is asked): condition QuotasApplied says why.
-//! Removing `storage.quotas` from the spec after the operator applied it sends
-//! `{"enabled": false}` once, so the limits go with the spec. A cluster that never had
-//! quotas costs no request.
+//! Removing `storage.quotas` from the spec sends `{"enabled": false}` once (after a running
+//! rollout; nothing when the pods run a Qdrant before 1.19, which has no quotas), so the
+//! limits go with the spec. A cluster that never had quotas costs no request.
 
 use reconcile_lib::{
     error::Result,
@@ -46,19 +46,19 @@ impl Operation for Quotas {
     type Progress = QuotasProgress;
 
     /// Once some pod answered `GET /cluster`, while `spec.config.storage.quotas` is set, and
-    /// once after it was removed if the operator had applied it.
+    /// after it was removed until Qdrant's quotas are disabled (condition reason
+    /// `QuotasRemoved`).
     fn wanted(&self, scope: &Scope<'_>) -> bool {
         scope.observation.peers_ok().is_some()
             && (desired(scope.qc).is_some() || was_applied(scope.qc))
     }
 
     async fn step(&self, scope: &Scope<'_>) -> Result<Option<QuotasProgress>> {
-        let want = desired(scope.qc).unwrap_or_else(|| QuotaConfig {
-            enabled: false,
-            ..QuotaConfig::default()
-        });
-        let removing = desired(scope.qc).is_none();
-        if rolling(scope) {
+        let desired = desired(scope.qc);
+        let removing = desired.is_none();
+        // Removed from the spec: `QuotaConfig::default()` is `{"enabled": false}`.
+        let want = desired.unwrap_or_default();
+        if crate::rollout::may_be_rolling(scope.qc, scope.observation.applied.as_ref()) {
             return Ok(Some(QuotasProgress {
                 applied: false,
                 reason: reasons::QUOTAS_WAITING_FOR_ROLLOUT.into(),
@@ -77,6 +77,17 @@ impl Operation for Quotas {
         for ordinal in 0..u32::try_from(replicas).unwrap_or(0) {
             let client = scope.access.client(scope.names, ordinal)?;
             let served = client.version().await?.version;
+            if minor_version(&served).is_none_or(|v| v < QUOTAS_SINCE) && removing {
+                return Ok(Some(QuotasProgress {
+                    applied: false,
+                    reason: reasons::QUOTAS_REMOVED.into(),
+                    message: format!(
+                        "spec.config.storage.quotas was removed; pod {}-{ordinal} runs {served}, \
+                         which has no quotas: nothing to disable",
+                        scope.names.cluster
+                    ),
+                }));
+            }
             if minor_version(&served).is_none_or(|v| v < QUOTAS_SINCE) {
                 return Ok(Some(QuotasProgress {
                     applied: false,
@@ -143,34 +154,14 @@ pub fn desired(qc: &api_types::QdrantCluster) -> Option<QuotaConfig> {
     serde_json::from_value(q.clone()).ok()
 }
 
-/// True when condition QuotasApplied says the operator applied a quota config (reason
-/// `QuotasApplied`), so removing it from the spec disables it once.
+/// True when condition QuotasApplied says quotas were in the spec and their removal is not
+/// done yet (any reason but `QuotasRemoved`), so removing them from the spec disables them
+/// once, also when the last step waited for a rollout.
 fn was_applied(qc: &api_types::QdrantCluster) -> bool {
     qc.status.as_ref().is_some_and(|s| {
         api_types::conditions::find_condition(&s.conditions, types::QUOTAS_APPLIED)
-            .is_some_and(|c| c.reason == reasons::QUOTAS_APPLIED)
+            .is_some_and(|c| c.reason != reasons::QUOTAS_REMOVED)
     })
-}
-
-/// True while a rollout is in progress: the last status names one, or the applied
-/// StatefulSet's pods are not all at its update revision.
-fn rolling(scope: &Scope<'_>) -> bool {
-    let recorded = scope
-        .qc
-        .status
-        .as_ref()
-        .is_some_and(|s| s.rollout.is_some());
-    let sts = scope.observation.applied.as_ref();
-    let replicas = sts
-        .and_then(|s| s.spec.as_ref())
-        .and_then(|s| s.replicas)
-        .unwrap_or(0);
-    let status = sts.and_then(|s| s.status.as_ref());
-    let behind = status.is_some_and(|st| {
-        st.update_revision.is_some() && st.current_revision != st.update_revision
-            || st.updated_replicas.unwrap_or(0) < replicas
-    });
-    recorded || behind
 }
 
 /// `enabled, memory 90%, disk 85%, margin 5%` for messages.

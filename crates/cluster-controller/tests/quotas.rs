@@ -108,9 +108,8 @@ async fn quotas_are_applied_once_changed_and_removed_through_the_api() {
         &all[writes.min(all.len())..]
     );
 
-    // A change of the spec: one PUT with the whole new config. (The config file changes too;
-    // this fake API server plays no StatefulSet controller, so no rollout holds it here: see
-    // `quotas_wait_while_the_pods_roll`.)
+    // A change of the spec: one PUT with the whole new config, once the StatefulSet observed
+    // its new template (the config file changes too, which rolls the pods).
     env.edit(QC, "qdrantclusters", "demo", |q| {
         q["spec"]["config"]["storage"]["quotas"] =
             json!({"enabled": true, "max_disk_usage_percent": 90, "max_resident_memory_percent": 80});
@@ -163,6 +162,18 @@ async fn quotas_wait_while_the_pods_roll() {
     );
     assert_eq!(quota_requests(&env), Vec::<String>::new());
     assert_eq!(env.qdrant.quotas(), None);
+    // Every pod at the update revision: applied, although `currentRevision` stays behind
+    // (with `OnDelete`, Kubernetes before 1.36 never moves it).
+    env.edit("apps/v1", "statefulsets", "demo", |s| {
+        s["status"]["updatedReplicas"] = json!(3);
+    });
+    env.reconcile().await;
+    let (status, reason, _) = quotas_condition(&env);
+    assert_eq!(
+        (status, reason.as_str()),
+        (ConditionStatus::True, "QuotasApplied")
+    );
+    assert_eq!(env.qdrant.quotas(), Some(json!({"enabled": true})));
 }
 
 #[tokio::test]
@@ -183,6 +194,25 @@ async fn a_qdrant_before_1_19_gets_no_quota_request_and_a_condition_says_why() {
     // The cluster itself is unaffected.
     let ready = env.condition("Ready");
     assert_eq!(ready.status, ConditionStatus::True, "{ready:?}");
+    // Removed from the spec: nothing to disable on 1.18, and then no more version requests.
+    env.edit(QC, "qdrantclusters", "demo", |q| {
+        q["spec"]["config"] = json!({});
+    });
+    env.reconcile().await;
+    env.mark_ready();
+    env.reconcile().await;
+    let (status, reason, _) = quotas_condition(&env);
+    assert_eq!(
+        (status, reason.as_str()),
+        (ConditionStatus::False, "QuotasRemoved")
+    );
+    env.qdrant.clear_requests();
+    env.reconcile().await;
+    assert!(
+        !env.qdrant.requests().iter().any(|(_, p)| p == "/"),
+        "no version asked"
+    );
+    assert_eq!(quota_requests(&env), Vec::<String>::new());
 }
 
 #[tokio::test]
