@@ -553,7 +553,7 @@ pub fn validate_collection(
     if let Some(q) = &spec.quantization_config {
         check_quantization(q, "spec.quantizationConfig", &mut err);
     }
-    check_memory(spec, &mut err);
+    check_memory(spec, &vectors, &mut err);
     let mut seen = std::collections::BTreeSet::new();
     for (i, idx) in spec.payload_indexes.iter().enumerate() {
         if idx.field.is_empty() {
@@ -618,9 +618,10 @@ pub fn validate_collection(
 
 /// The schema's rules on Qdrant 1.19 `memory` fields: never beside the deprecated flag it
 /// replaces (`onDisk`, `alwaysRam`, `onDiskPayload`), and not Pinned for dense vectors or
-/// payloads (Qdrant refuses both).
+/// payloads (Qdrant refuses both). `vectors` are the spec's dense vectors with their paths.
 fn check_memory(
     spec: &crate::collection::QdrantCollectionSpec,
+    vectors: &[(String, &crate::collection::VectorParams)],
     err: &mut impl FnMut(String, String),
 ) {
     use crate::collection::{HnswConfig, Memory, QuantizationConfig};
@@ -650,15 +651,8 @@ fn check_memory(
                 })
         })
     };
-    let mut vectors: Vec<(String, &crate::collection::VectorParams)> = vec![];
-    if let Some(v) = &spec.vectors {
-        vectors.push(("spec.vectors".into(), v));
-    }
-    for (name, v) in spec.named_vectors.iter().flatten() {
-        vectors.push((format!("spec.namedVectors.{name}"), v));
-    }
     let mut pinned = vec![];
-    for (path, v) in &vectors {
+    for (path, v) in vectors {
         both(
             format!("{path}.memory"),
             v.memory,
@@ -1371,42 +1365,14 @@ pub fn validate_restore(spec: &QdrantRestoreSpec) -> Result<(), ValidationErrors
         "spec",
         &mut errs,
     );
-    let mut names = std::collections::BTreeSet::new();
-    let mut targets: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for (i, c) in spec.collections.iter().enumerate() {
-        errs.check(
-            format!("spec.collections[{i}].name"),
-            validate_collection_name(&c.name),
-        );
-        if !names.insert(c.name.as_str()) {
-            errs.add(
-                format!("spec.collections[{i}].name"),
-                format!("{:?} is listed twice", c.name),
-            );
-        }
-        if let Some(n) = &c.new_name {
-            errs.check(
-                format!("spec.collections[{i}].newName"),
-                validate_collection_name(n),
-            );
-        }
-        let target = c.target_name();
-        if let Some(j) = targets.get(target) {
-            let field = if c.new_name.is_some() {
-                "newName"
-            } else {
-                "name"
-            };
-            errs.add(
-                format!("spec.collections[{i}].{field}"),
-                format!(
-                    "restores into {target:?}, as spec.collections[{j}] does: each collection needs its own target name"
-                ),
-            );
-        } else {
-            targets.insert(target, i);
-        }
-    }
+    check_collection_list(
+        spec.collections
+            .iter()
+            .map(|c| (c.name.as_str(), c.new_name.as_deref())),
+        "newName",
+        "restores into",
+        &mut errs,
+    );
     if !(MIN_PRESIGNED_URL_EXPIRY_SECONDS..=MAX_PRESIGNED_URL_EXPIRY_SECONDS)
         .contains(&spec.presigned_url_expiry_seconds)
     {
@@ -1419,6 +1385,55 @@ pub fn validate_restore(spec: &QdrantRestoreSpec) -> Result<(), ValidationErrors
         );
     }
     errs.into_result()
+}
+
+/// `spec.collections` of a restore or a migration, given as `(name, rename)` pairs (`rename`
+/// is the entry's `rename_field`: `newName`, `targetName`): every name and rename a valid
+/// collection name, no name listed twice, and no two entries with the same target name (the
+/// rename, else the name), reported on the field that gives it as "`{verb}` {target}, as
+/// spec.collections[j] does".
+fn check_collection_list<'a>(
+    entries: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    rename_field: &str,
+    verb: &str,
+    errs: &mut Errors,
+) {
+    let mut names = std::collections::BTreeSet::new();
+    let mut targets: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (i, (name, rename)) in entries.enumerate() {
+        errs.check(
+            format!("spec.collections[{i}].name"),
+            validate_collection_name(name),
+        );
+        if !names.insert(name) {
+            errs.add(
+                format!("spec.collections[{i}].name"),
+                format!("{name:?} is listed twice"),
+            );
+        }
+        if let Some(n) = rename {
+            errs.check(
+                format!("spec.collections[{i}].{rename_field}"),
+                validate_collection_name(n),
+            );
+        }
+        let target = rename.unwrap_or(name);
+        if let Some(j) = targets.get(target) {
+            let field = if rename.is_some() {
+                rename_field
+            } else {
+                "name"
+            };
+            errs.add(
+                format!("spec.collections[{i}].{field}"),
+                format!(
+                    "{verb} {target:?}, as spec.collections[{j}] does: each collection needs its own target name"
+                ),
+            );
+        } else {
+            targets.insert(target, i);
+        }
+    }
 }
 
 /// Validates a QdrantMigration spec beyond the schema: one source and one target, each with
@@ -1444,37 +1459,14 @@ pub fn validate_migration(
         "spec.target",
         &mut errs,
     );
-    let mut names = std::collections::BTreeSet::new();
-    let mut targets: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for (i, c) in spec.collections.iter().enumerate() {
-        errs.check(
-            format!("spec.collections[{i}].name"),
-            validate_collection_name(&c.name),
-        );
-        if !names.insert(c.name.as_str()) {
-            errs.add(
-                format!("spec.collections[{i}].name"),
-                format!("{:?} is listed twice", c.name),
-            );
-        }
-        if let Some(n) = &c.target_name {
-            errs.check(
-                format!("spec.collections[{i}].targetName"),
-                validate_collection_name(n),
-            );
-        }
-        let target = c.target_name();
-        if let Some(j) = targets.get(target) {
-            errs.add(
-                format!("spec.collections[{i}].targetName"),
-                format!(
-                    "copies into {target:?}, as spec.collections[{j}] does: each collection needs its own target name"
-                ),
-            );
-        } else {
-            targets.insert(target, i);
-        }
-    }
+    check_collection_list(
+        spec.collections
+            .iter()
+            .map(|c| (c.name.as_str(), c.target_name.as_deref())),
+        "targetName",
+        "copies into",
+        &mut errs,
+    );
     let same_qdrant = match (
         (&spec.source.cluster, &spec.source.connection),
         (&spec.target.cluster, &spec.target.connection),
