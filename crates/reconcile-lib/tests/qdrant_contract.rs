@@ -797,6 +797,18 @@ async fn created_collection_keeps_explicit_settings() {
     }
 }
 
+/// The server's version (`GET /`) and whether it is 1.19 or later, for the cases whose
+/// expectations differ from 1.19 on.
+async fn version_since_1_19(client: &QdrantClient, who: &str) -> (String, bool) {
+    let version = client
+        .version()
+        .await
+        .unwrap_or_else(|e| panic!("{who}: GET /: {e}"))
+        .version;
+    let since = reconcile_lib::qdrant::minor_version(&version).is_some_and(|v| v >= (1, 19));
+    (version, since)
+}
+
 /// Qdrant 1.19's `memory` placements: a server before 1.19 accepts the body and ignores them
 /// (its collection keeps the defaults, nothing echoes `memory`), which is why the
 /// collection-controller lowers them to the deprecated flags for such a server; 1.19 stores
@@ -807,13 +819,7 @@ async fn memory_placements_are_ignored_before_qdrant_1_19() {
     for target in targets(test).await {
         let who = target.describe();
         let client = target.client();
-        let version = client
-            .version()
-            .await
-            .unwrap_or_else(|e| panic!("{who}: GET /: {e}"))
-            .version;
-        let knows_memory =
-            reconcile_lib::qdrant::minor_version(&version).is_some_and(|v| v >= (1, 19));
+        let (version, knows_memory) = version_since_1_19(&client, &who).await;
         let mut cleanup = Cleanup::new(&target);
         let name = cleanup.track(unique_name("memory"));
         let body = json!({
@@ -865,13 +871,7 @@ async fn quotas_exist_from_qdrant_1_19() {
     for target in targets(test).await {
         let who = target.describe();
         let client = target.client();
-        let version = client
-            .version()
-            .await
-            .unwrap_or_else(|e| panic!("{who}: GET /: {e}"))
-            .version;
-        let since_1_19 =
-            reconcile_lib::qdrant::minor_version(&version).is_some_and(|v| v >= (1, 19));
+        let (version, since_1_19) = version_since_1_19(&client, &who).await;
         match client.quotas().await {
             Ok(config) => assert!(since_1_19, "{who} ({version}): quotas {config:?}"),
             Err(e) => {

@@ -204,9 +204,7 @@ fn decode_for_version<T: serde::de::DeserializeOwned>(
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
         return decode(body);
     };
-    let sent = value.clone();
-    super::server::drop_1_19_fields(&mut value);
-    if value == sent {
+    if !super::server::drop_1_19_fields(&mut value) {
         return decode(body);
     }
     decode(&serde_json::to_vec(&value).unwrap_or_default())

@@ -400,28 +400,31 @@ pub(super) fn is_1_19_or_later(version: &str) -> bool {
 /// What a Qdrant older than 1.19 does with a collection body that carries 1.19's fields: it
 /// ignores them (serde's unknown fields). Removes every `memory` key and the `payload` storage
 /// params (top level of a create, `params.payload` of an update), leaving `metadata` alone.
-pub(super) fn drop_1_19_fields(body: &mut Value) {
-    fn walk(v: &mut Value) {
+/// True when it removed anything.
+pub(super) fn drop_1_19_fields(body: &mut Value) -> bool {
+    fn walk(v: &mut Value) -> bool {
         match v {
             Value::Object(map) => {
-                map.remove("memory");
+                let mut dropped = map.remove("memory").is_some();
                 for (k, child) in map.iter_mut() {
                     if k != "metadata" {
-                        walk(child);
+                        dropped |= walk(child);
                     }
                 }
+                dropped
             }
-            Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
+            Value::Array(items) => items.iter_mut().fold(false, |d, item| walk(item) | d),
+            _ => false,
         }
     }
+    let mut dropped = false;
     if let Some(map) = body.as_object_mut() {
-        map.remove("payload");
+        dropped |= map.remove("payload").is_some();
         if let Some(params) = map.get_mut("params").and_then(Value::as_object_mut) {
-            params.remove("payload");
+            dropped |= params.remove("payload").is_some();
         }
     }
-    walk(body);
+    walk(body) | dropped
 }
 
 async fn healthz() -> Response {
