@@ -23,14 +23,19 @@ pub const GRPC_PORT: i32 = 6334;
 /// Qdrant's peer-to-peer (Raft consensus and shard transfer) port.
 pub const P2P_PORT: i32 = 6335;
 /// Name of the StatefulSet's claim template of each peer's data volume (Qdrant's storage and
-/// snapshots directories). The claim of pod `<cluster>-<ordinal>` is
-/// [`data_claim_name`]`(cluster, ordinal)`.
+/// snapshots directories) in a cluster the operator created. An adopted StatefulSet keeps its
+/// own ([`QdrantClusterSpec::data_volume_claim_template`]).
 pub const DATA_VOLUME_CLAIM_TEMPLATE: &str = "storage";
 
+/// Default of `spec.adoption.volumeClaimTemplate`: the claim template Qdrant's Helm chart gives
+/// the data volume (its `persistence.storageVolumeName` default).
+pub const HELM_DATA_VOLUME_CLAIM_TEMPLATE: &str = "qdrant-storage";
+
 /// The PersistentVolumeClaim of pod `<cluster>-<ordinal>`'s data volume, as the StatefulSet
-/// controller names it: `storage-<cluster>-<ordinal>`.
-pub fn data_claim_name(cluster: &str, ordinal: u32) -> String {
-    format!("{DATA_VOLUME_CLAIM_TEMPLATE}-{cluster}-{ordinal}")
+/// controller names it: `<template>-<cluster>-<ordinal>`, e.g. `storage-demo-0`, where
+/// `template` is [`QdrantClusterSpec::data_volume_claim_template`].
+pub fn data_claim_name(template: &str, cluster: &str, ordinal: u32) -> String {
+    format!("{template}-{cluster}-{ordinal}")
 }
 
 /// Regular expression of a Kubernetes resource quantity (as `resource.Quantity` parses it).
@@ -81,6 +86,7 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("(has(self.tls) && has(self.tls.p2p) && self.tls.p2p.enabled) == (has(oldSelf.tls) && has(oldSelf.tls.p2p) && oldSelf.tls.p2p.enabled)").message("spec.tls.p2p.enabled cannot change after creation: peers are registered in consensus under their http:// or https:// p2p URI"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.adoption) == has(oldSelf.adoption) && (!has(self.adoption) || self.adoption == oldSelf.adoption)").message("spec.adoption is set when the QdrantCluster is created and cannot change after: the StatefulSet keeps the adopted claim template and selector for its lifetime"))]
 pub struct QdrantClusterSpec {
     /// Container image of Qdrant.
     #[serde(default)]
@@ -192,6 +198,39 @@ pub struct QdrantClusterSpec {
         )
     )]
     pub zone_topology_key: Option<String>,
+
+    /// Take over a StatefulSet that already runs Qdrant, e.g. one installed with Qdrant's Helm
+    /// chart (`helm install qdrant qdrant/qdrant` makes StatefulSet `qdrant`), instead of
+    /// creating one. The takeover restarts no pod: the StatefulSet keeps its pods, claims,
+    /// selector and peer identities, switches to the `OnDelete` update strategy in the same
+    /// write, and gets this QdrantCluster as its controller owner. The operator then moves
+    /// the pods onto its own pod template one at a time through the rollout health gate, and
+    /// manages the cluster like one it created. Refused with condition `Adopted` False (and
+    /// nothing written) when the StatefulSet cannot be taken over as it is: the reason names
+    /// what differs. Set at creation; cannot change after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<AdoptionSpec>,
+}
+
+/// `spec.adoption`: which existing StatefulSet to take over, and where its data lives.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptionSpec {
+    /// Name of the StatefulSet to take over, in the QdrantCluster's namespace. Must equal
+    /// `metadata.name`: the operator names the StatefulSet, its pods (`<name>-<ordinal>`), the
+    /// headless Service (`<name>-headless`) and the client Service after the QdrantCluster,
+    /// which is how the peers already know each other. Qdrant's Helm chart uses the same names
+    /// when the release name contains `qdrant` (or with `fullnameOverride`).
+    #[schemars(length(min = 1, max = 52))]
+    pub stateful_set_name: String,
+
+    /// Name of the StatefulSet's claim template of the peers' data volume (the one mounted at
+    /// `/qdrant/storage`). Claim templates cannot change, so the adopted one is kept and the
+    /// claims `<template>-<name>-<ordinal>` keep their data. Default `qdrant-storage`, the
+    /// Helm chart's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub volume_claim_template: Option<String>,
 }
 
 /// Default of `spec.zoneTopologyKey`: the well-known Kubernetes zone label.
@@ -286,6 +325,18 @@ impl QdrantClusterSpec {
         self.zone_topology_key
             .as_deref()
             .unwrap_or(DEFAULT_ZONE_TOPOLOGY_KEY)
+    }
+    /// The claim template of the peers' data volume: `spec.adoption.volumeClaimTemplate`
+    /// (default [`HELM_DATA_VOLUME_CLAIM_TEMPLATE`]) for an adopted StatefulSet, else
+    /// [`DATA_VOLUME_CLAIM_TEMPLATE`].
+    pub fn data_volume_claim_template(&self) -> &str {
+        match &self.adoption {
+            Some(a) => a
+                .volume_claim_template
+                .as_deref()
+                .unwrap_or(HELM_DATA_VOLUME_CLAIM_TEMPLATE),
+            None => DATA_VOLUME_CLAIM_TEMPLATE,
+        }
     }
     /// `spec.rollout.podReadyTimeoutSeconds` or its default.
     pub fn pod_ready_timeout_seconds(&self) -> i64 {

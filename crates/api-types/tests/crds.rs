@@ -428,6 +428,33 @@ fn cel_refuses_turning_p2p_tls_on_or_off_after_creation() {
 }
 
 #[test]
+fn cel_keeps_spec_adoption_as_it_was_created() {
+    let adopt = with(good(), "/spec/adoption", json!({"statefulSetName": "demo"}));
+    let other_template = with(
+        good(),
+        "/spec/adoption",
+        json!({"statefulSetName": "demo", "volumeClaimTemplate": "data"}),
+    );
+    for (old, new) in [
+        (&adopt, &good()),
+        (&good(), &adopt),
+        (&adopt, &other_template),
+    ] {
+        let e = cel_errors(new, Some(old));
+        assert!(
+            e.iter().any(|m| m.contains("spec.adoption is set when")),
+            "{e:?}"
+        );
+    }
+    assert_eq!(cel_errors(&adopt, None), Vec::<String>::new());
+    assert_eq!(cel_errors(&adopt, Some(&adopt)), Vec::<String>::new());
+    assert_eq!(cel_errors(&good(), Some(&good())), Vec::<String>::new());
+    assert_eq!(schema_errors(&adopt), Vec::<String>::new());
+    let empty = with(good(), "/spec/adoption", json!({"statefulSetName": ""}));
+    assert!(!schema_errors(&empty).is_empty());
+}
+
+#[test]
 fn a_fixed_peer_id_is_refused() {
     let v = with(good(), "/spec/config", json!({"cluster": {"peer_id": 7}}));
     let cluster: api_types::QdrantCluster = serde_json::from_value(v).unwrap();

@@ -151,7 +151,13 @@ async fn pending(qbak: &QdrantBackup, ctx: &Context, status: QdrantBackupStatus)
         .as_ref()
         .map(|s| s.peers.iter().map(|p| (p.pod.clone(), p.peer_id)).collect())
         .unwrap_or_default();
-    let planned = build::plan(&qbak.name_any(), cluster, replicas, &peers);
+    let planned = build::plan(
+        &qbak.name_any(),
+        cluster,
+        qc.spec.data_volume_claim_template(),
+        replicas,
+        &peers,
+    );
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     for p in &planned {
         if claims.get_opt(&p.claim_name).await?.is_none() {

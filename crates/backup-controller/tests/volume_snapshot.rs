@@ -41,7 +41,7 @@ const PATIENCE: Patience = Patience::rounds(300, Duration::from_millis(100));
 // ---------------------------------------------------------------------------------------------
 
 fn planned(ordinal: u32) -> PeerVolumeSnapshot {
-    build::plan("nightly", "demo", ordinal + 1, &BTreeMap::new())
+    build::plan("nightly", "demo", "storage", ordinal + 1, &BTreeMap::new())
         .pop()
         .unwrap()
 }
@@ -63,7 +63,7 @@ fn snapshot_names_are_deterministic_and_fit() {
 #[test]
 fn plan_is_one_snapshot_per_ordinal_with_its_peer() {
     let peers = BTreeMap::from([("demo-0".to_string(), 11), ("demo-2".to_string(), 33)]);
-    let plan = build::plan("nightly", "demo", 3, &peers);
+    let plan = build::plan("nightly", "demo", "storage", 3, &peers);
     let rows: Vec<(u32, Option<u64>, &str, &str)> = plan
         .iter()
         .map(|p| {

@@ -52,7 +52,7 @@ use crate::vocabulary::{
     types::VOLUME_EXPANSION_BLOCKED,
 };
 use crate::{
-    build::{Names, statefulset::STORAGE_VOLUME},
+    build::Names,
     operations::{Operation, Scope},
 };
 
@@ -72,10 +72,15 @@ pub const STATE_NOT_BOUND: &str = "NotBound";
 /// The resource name of a volume's size in requests and capacity.
 const STORAGE: &str = "storage";
 
-/// Name of the claim of pod `ordinal` of the StatefulSet `cluster`:
-/// `<template>-<statefulset>-<ordinal>`, e.g. `storage-demo-0`.
-pub fn claim_name(cluster: &str, ordinal: i32) -> String {
-    format!("{STORAGE_VOLUME}-{cluster}-{ordinal}")
+/// Name of the data claim of pod `ordinal` of `qc`: `<template>-<cluster>-<ordinal>`, e.g.
+/// `storage-demo-0` (`qdrant-storage-qdrant-0` for a StatefulSet adopted from the Helm
+/// chart; [`api_types::cluster::QdrantClusterSpec::data_volume_claim_template`]).
+pub fn claim_name(qc: &QdrantCluster, ordinal: u32) -> String {
+    api_types::cluster::data_claim_name(
+        qc.spec.data_volume_claim_template(),
+        &qc.name_any(),
+        ordinal,
+    )
 }
 
 /// One claim of a pod, as read from the API server (`None`: the pod, and so its claim, does
@@ -629,7 +634,7 @@ pub async fn expand(shared: &Shared, qc: &QdrantCluster, pods: i32) -> Result<Vo
     let client = shared.applier.client().clone();
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &names.namespace);
 
-    let observed = match read(&claims_api, &client, &names, size, pods).await {
+    let observed = match read(&claims_api, &client, qc, size, pods).await {
         Ok(o) => o,
         Err(e) if !e.is_transient() => {
             let message = format!(
@@ -782,13 +787,13 @@ async fn patch_claims(
 async fn read(
     claims_api: &Api<PersistentVolumeClaim>,
     client: &kube::Client,
-    names: &Names,
+    qc: &QdrantCluster,
     size: &str,
     pods: i32,
 ) -> Result<(Vec<ObservedClaim>, Vec<StorageClass>)> {
     let mut claims = Vec::new();
-    for ordinal in 0..pods.max(0) {
-        let name = claim_name(&names.cluster, ordinal);
+    for ordinal in 0..u32::try_from(pods).unwrap_or(0) {
+        let name = claim_name(qc, ordinal);
         let claim = claims_api.get_opt(&name).await?;
         claims.push(ObservedClaim { name, claim });
     }
@@ -875,8 +880,23 @@ mod tests {
 
     #[test]
     fn claim_names_follow_the_statefulset_convention() {
-        assert_eq!(claim_name("demo", 0), "storage-demo-0");
-        assert_eq!(claim_name("a-b", 12), "storage-a-b-12");
+        let qc = |name: &str, adoption: serde_json::Value| {
+            let mut qc = QdrantCluster::new(
+                name,
+                serde_json::from_value(json!({"adoption": adoption})).unwrap(),
+            );
+            qc.metadata.namespace = Some("ns".into());
+            qc
+        };
+        assert_eq!(claim_name(&qc("demo", json!(null)), 0), "storage-demo-0");
+        assert_eq!(claim_name(&qc("a-b", json!(null)), 12), "storage-a-b-12");
+        let helm = json!({"statefulSetName": "qdrant"});
+        assert_eq!(
+            claim_name(&qc("qdrant", helm), 1),
+            "qdrant-storage-qdrant-1"
+        );
+        let own = json!({"statefulSetName": "q", "volumeClaimTemplate": "data"});
+        assert_eq!(claim_name(&qc("q", own), 0), "data-q-0");
     }
 
     #[test]

@@ -74,17 +74,19 @@ pub fn snapshot_name(backup: &str, claim: &str) -> String {
 }
 
 /// The planned VolumeSnapshots of a backup of cluster `cluster`: one per pod ordinal
-/// `0..replicas` (its data claim `storage-<cluster>-<ordinal>`), with the peer id from
-/// `peers` (`(pod name, peer id)` of the QdrantCluster's `status.peers`), not ready yet.
+/// `0..replicas` (its data claim `<template>-<cluster>-<ordinal>`, `template` being the
+/// cluster's data claim template, `storage` unless adopted), with the peer id from `peers`
+/// (`(pod name, peer id)` of the QdrantCluster's `status.peers`), not ready yet.
 pub fn plan(
     backup: &str,
     cluster: &str,
+    template: &str,
     replicas: u32,
     peers: &BTreeMap<String, u64>,
 ) -> Vec<PeerVolumeSnapshot> {
     (0..replicas)
         .map(|ordinal| {
-            let claim = api_types::cluster::data_claim_name(cluster, ordinal);
+            let claim = api_types::cluster::data_claim_name(template, cluster, ordinal);
             PeerVolumeSnapshot {
                 ordinal,
                 peer_id: peers.get(&format!("{cluster}-{ordinal}")).copied(),

@@ -132,6 +132,9 @@ pub fn prometheus_rule(qc: &QdrantCluster) -> Option<PrometheusRule> {
             "labels": {"severity": severity, "qdrant_cluster": cluster},
             "annotations": {"summary": summary}})
     };
+    // The data claims `<template>-<cluster>-<ordinal>` (an adopted StatefulSet keeps its own
+    // template name).
+    let claims = format!("{}-{cluster}-[0-9]+", qc.spec.data_volume_claim_template());
     let rules = vec![
         alert(
             "QdrantPeerDown",
@@ -179,7 +182,7 @@ pub fn prometheus_rule(qc: &QdrantCluster) -> Option<PrometheusRule> {
         alert(
             "QdrantDiskNearlyFull",
             format!(
-                r#"kubelet_volume_stats_available_bytes{{namespace="{ns}",persistentvolumeclaim=~"storage-{cluster}-[0-9]+"}} / kubelet_volume_stats_capacity_bytes{{namespace="{ns}",persistentvolumeclaim=~"storage-{cluster}-[0-9]+"}} < 0.10"#
+                r#"kubelet_volume_stats_available_bytes{{namespace="{ns}",persistentvolumeclaim=~"{claims}"}} / kubelet_volume_stats_capacity_bytes{{namespace="{ns}",persistentvolumeclaim=~"{claims}"}} < 0.10"#
             ),
             "5m",
             "warning",
