@@ -26,8 +26,16 @@
 //! - **Pod network and DNS.** Pod `i` has its own loopback address `127.77.<slot>.<i+1>`
 //!   ([`RealCluster::pod_ip`]); its DNS name `<pod>.<serviceName>.<ns>.svc` and the client
 //!   Service's `<sts>.<ns>.svc` (pod 0) go into `/etc/hosts` while the harness lives (so Qdrant's
-//!   own p2p URIs and the operator's in-cluster URLs resolve), removed on drop. The container
-//!   gets `QDRANT__SERVICE__HOST=<pod IP>` so every pod can listen on the same ports.
+//!   own p2p URIs and the operator's in-cluster URLs resolve), removed on drop; so does the
+//!   short `<pod>.<serviceName>` that a pod's DNS search path completes (the Helm chart's p2p
+//!   URIs use it; it is unique only among harnesses of differently named StatefulSets). The
+//!   container gets `QDRANT__SERVICE__HOST=<pod IP>` so every pod can listen on the same
+//!   ports, and `HOSTNAME=<pod>` as a container runtime sets it.
+//! - **Update strategies.** `OnDelete` as above. `RollingUpdate` (the default when
+//!   `spec.updateStrategy` is unset, as in Kubernetes): while every pod exists and is ready,
+//!   the highest-ordinal pod not at the update revision is deleted (one at a time, so the next
+//!   waits for the replacement to be ready), and `currentRevision` becomes the update revision
+//!   once every pod is at it (`partition` and `maxUnavailable` are not modelled).
 //!
 //! # Volumes without mounts
 //!
@@ -38,7 +46,8 @@
 //! symlink there to the volume's host directory (or file, for a `subPath`): a claim's
 //! directory (kept across pod restarts and recreation, [`RealCluster::wipe_volume`] empties
 //! it), an `emptyDir` (new for each pod), a ConfigMap or Secret written out again before each
-//! container start. The image's `./entrypoint.sh` is a stub that runs the Qdrant binary with
+//! container start with the volume's `defaultMode` (0644 when unset; the Helm chart's start
+//! script is executable through its 0755). The image's `./entrypoint.sh` is a stub that runs the Qdrant binary with
 //! the same arguments (as the official image's does), dying with its parent process as every
 //! process of a container dies with the container's first.
 //!
@@ -409,9 +418,10 @@ fn reserve_slot(namespace: &str, name: &str, max_pods: u32) -> Result<u8, String
             let service = format!("{name}-headless");
             let mut lines = String::new();
             for ordinal in 0..max_pods {
-                let host = format!("{name}-{ordinal}.{service}.{namespace}.svc");
+                let short = format!("{name}-{ordinal}.{service}");
+                let host = format!("{short}.{namespace}.svc");
                 lines.push_str(&format!(
-                    "{} {host} {host}.cluster.local {tag}\n",
+                    "{} {host} {host}.cluster.local {short} {tag}\n",
                     pod_ip(slot, ordinal)
                 ));
             }
@@ -564,6 +574,12 @@ fn sync(inner: &Arc<Inner>, sts: &Value, current_revision: &mut Option<String>) 
         );
     }
     drop(pods);
+    let rolling_update = sts["spec"]["updateStrategy"]["type"]
+        .as_str()
+        .is_none_or(|t| t == "RollingUpdate");
+    if rolling_update {
+        roll_one(inner, replicas, &update);
+    }
 
     let listed: Vec<Value> = (0..replicas.max(16)).filter_map(|o| inner.pod(o)).collect();
     let ready = listed.iter().filter(|p| pod_ready(p)).count();
@@ -576,6 +592,14 @@ fn sync(inner: &Arc<Inner>, sts: &Value, current_revision: &mut Option<String>) 
         .iter()
         .filter(|p| rev(p).as_deref() == Some(update.as_str()))
         .count();
+    // Under RollingUpdate Kubernetes moves `currentRevision` once every pod is updated.
+    let current = if rolling_update && updated == listed.len() && listed.len() == replicas as usize
+    {
+        *current_revision = Some(update.clone());
+        update.clone()
+    } else {
+        current
+    };
     let currents = listed
         .iter()
         .filter(|p| rev(p).as_deref() == Some(current.as_str()))
@@ -597,6 +621,26 @@ fn sync(inner: &Arc<Inner>, sts: &Value, current_revision: &mut Option<String>) 
             Some(&inner.namespace),
             &inner.name,
             |s| s["status"] = status,
+        );
+    }
+}
+
+/// The `RollingUpdate` strategy's step: while every pod `0..replicas` exists and is ready,
+/// deletes the highest-ordinal one not at `update` (the loop recreates it at `update`).
+fn roll_one(inner: &Inner, replicas: u32, update: &str) {
+    let pods: Vec<Value> = (0..replicas).filter_map(|o| inner.pod(o)).collect();
+    if pods.len() != replicas as usize || !pods.iter().all(pod_ready) {
+        return;
+    }
+    let outdated = (0..replicas).rev().find(|o| {
+        pods[*o as usize]["metadata"]["labels"]["controller-revision-hash"].as_str() != Some(update)
+    });
+    if let Some(ordinal) = outdated {
+        inner.api.remove(
+            "v1",
+            "pods",
+            Some(&inner.namespace),
+            &inner.pod_name(ordinal),
         );
     }
 }
@@ -1269,7 +1313,8 @@ fn start_container(
     }
     // The pod network: every pod on its own address, so all can use the same ports.
     cmd.env("QDRANT__SERVICE__HOST", &ip)
-        .env("QDRANT__TELEMETRY_DISABLED", "true");
+        .env("QDRANT__TELEMETRY_DISABLED", "true")
+        .env("HOSTNAME", inner.pod_name(ordinal));
     QdrantProcess::spawn(cmd, log).map_err(|e| format!("spawning {argv:?}: {e}"))
 }
 
@@ -1289,6 +1334,12 @@ fn volume_dir(
 ) -> Result<PathBuf, String> {
     let io = |e: std::io::Error| e.to_string();
     let volume = volume.cloned().unwrap_or(Value::Null);
+    let mode = |source: &Value| {
+        source["defaultMode"]
+            .as_u64()
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0o644)
+    };
     if let Some(cm) = volume["configMap"]["name"].as_str() {
         let cm = inner
             .config_map(cm)
@@ -1298,7 +1349,7 @@ fn volume_dir(
             .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| (k, v.into_bytes()));
-        return write_files(pod_dir, name, files, rw);
+        return write_files(pod_dir, name, files, mode(&volume["configMap"]), rw);
     }
     if let Some(secret) = volume["secret"]["secretName"].as_str() {
         let secret = inner
@@ -1309,7 +1360,7 @@ fn volume_dir(
             .unwrap_or_default()
             .into_iter()
             .map(|(k, ByteString(v))| (k, v));
-        return write_files(pod_dir, name, files, rw);
+        return write_files(pod_dir, name, files, mode(&volume["secret"]), rw);
     }
     if volume["emptyDir"].is_object() {
         let dir = pod_dir.join("empty").join(name);
@@ -1326,11 +1377,13 @@ fn volume_dir(
     Ok(dir)
 }
 
-/// Writes `files` into a fresh directory for volume `name` (paths inside rewritten).
+/// Writes `files` into a fresh directory for volume `name` (paths inside rewritten), each
+/// with permissions `mode`.
 fn write_files(
     pod_dir: &Path,
     name: &str,
     files: impl Iterator<Item = (String, Vec<u8>)>,
+    mode: u32,
     rw: &Rewrite,
 ) -> Result<PathBuf, String> {
     let io = |e: std::io::Error| e.to_string();
@@ -1343,6 +1396,7 @@ fn write_files(
             Err(e) => e.into_bytes(),
         };
         std::fs::write(dir.join(&key), bytes).map_err(io)?;
+        set_mode(&dir.join(&key), mode)?;
     }
     Ok(dir)
 }
