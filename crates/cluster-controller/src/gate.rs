@@ -30,20 +30,38 @@ pub fn check(qc: &QdrantCluster) -> Option<Gate> {
 }
 
 /// `metadata.name` must leave room for the children's names: the StatefulSet's pods and
-/// their `controller-revision-hash` label limit it to 52 characters.
+/// their `controller-revision-hash` label limit it to 52 characters. With `spec.adoption`,
+/// `statefulSetName` must be `metadata.name` (every child is named after the cluster).
 ///
 /// # Errors
-/// A [`FieldError`] on `metadata.name` when it is longer.
+/// A [`FieldError`] on `metadata.name` when it is longer, and one on
+/// `spec.adoption.statefulSetName` when it names another StatefulSet.
 pub fn validate_name(qc: &QdrantCluster) -> Result<(), ValidationErrors> {
     let name = qc.name_any();
+    let mut errors = Vec::new();
     if name.len() > 52 {
-        return Err(ValidationErrors(vec![FieldError {
+        errors.push(FieldError {
             field: "metadata.name".into(),
             message: format!(
                 "must be at most 52 characters (the StatefulSet's limit), got {}",
                 name.len()
             ),
-        }]));
+        });
     }
-    Ok(())
+    if let Some(a) = &qc.spec.adoption
+        && a.stateful_set_name != name
+    {
+        errors.push(FieldError {
+            field: "spec.adoption.statefulSetName".into(),
+            message: format!(
+                "must equal metadata.name {name:?}, got {:?}: the operator names the StatefulSet, its pods and its Services after the QdrantCluster, so name the QdrantCluster {:?} to take that StatefulSet over",
+                a.stateful_set_name, a.stateful_set_name
+            ),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors))
+    }
 }

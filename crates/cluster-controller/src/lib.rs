@@ -4,6 +4,7 @@
 //! StatefulSet and Secrets) -> build (pure, one module per child in [`build`]) -> apply
 //! (server-side apply, field manager [`FIELD_MANAGER`]) -> update status ([`status`]).
 
+pub mod adoption;
 pub mod build;
 pub mod children;
 pub mod context;

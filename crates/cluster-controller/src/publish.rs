@@ -1,6 +1,8 @@
 //! Publish what a reconcile found: the status computed by [`crate::status::compute`], patched
 //! only when it differs from the stored one, and the status and event of a closed gate.
 
+use std::time::Duration;
+
 use api_types::QdrantCluster;
 use kube::runtime::controller::Action;
 use reconcile_lib::error::Result;
@@ -28,6 +30,37 @@ pub async fn status(qc: &QdrantCluster, ctx: &Context, inputs: &status::Inputs) 
         ctx.shared.applier.apply_status(qc, &new).await?;
     }
     Ok(())
+}
+
+/// A StatefulSet left alone ([`crate::adoption::Verdict::Refused`]): Ready and Progressing
+/// False with `reason` and `message`, condition Adopted False when `spec.adoption` is set
+/// (`adopted`), a Warning event the first time this refusal is reported, nothing applied, a
+/// look again within 30 seconds (the StatefulSet is not watched before it is owned).
+///
+/// # Errors
+/// The API server's, patching the status.
+pub async fn refused_adoption(
+    qc: &QdrantCluster,
+    ctx: &Context,
+    reason: &str,
+    message: &str,
+    adopted: Option<crate::adoption::Report>,
+) -> Result<Action> {
+    let ready = api_types::conditions::types::READY;
+    let first_time = !reported(qc, ready, reason, message);
+    let inputs = status::Inputs {
+        blocked: Some((reason.to_string(), message.to_string())),
+        adoption: adopted,
+        ..status::Inputs::default()
+    };
+    status(qc, ctx, &inputs).await?;
+    if first_time {
+        ctx.shared
+            .events
+            .warning(qc, reason, "Adopt", message.to_string())
+            .await;
+    }
+    Ok(Action::requeue(ctx.resync.min(Duration::from_secs(30))))
 }
 
 /// A closed gate: the Paused or InvalidSpec status (a Warning event the first time a spec

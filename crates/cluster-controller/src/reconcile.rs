@@ -1,6 +1,8 @@
 //! One reconcile of a QdrantCluster, as a pipeline:
 //!
-//! gate ([`crate::gate`]) -> observe the StatefulSet ([`crate::observe`]) -> API keys and TLS
+//! gate ([`crate::gate`]) -> observe the StatefulSet ([`crate::observe`]) -> whose it is
+//! ([`crate::adoption`]: a StatefulSet this cluster does not control is left alone, or taken
+//! over with `spec.adoption` in a reconcile of its own) -> API keys and TLS
 //! ([`crate::keys`], [`crate::tls`]) -> the operations that shape the StatefulSet
 //! (scale-down, downgrade refusal) -> build (pure, [`crate::build`]) -> apply the children as
 //! one set ([`crate::children`]) -> observe Qdrant -> the operations after apply (volume
@@ -22,9 +24,10 @@ use reconcile_lib::{
     context::object_key,
     error::{Error, Result},
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::{
+    adoption::{self, Verdict},
     build::{self, Names, Observed},
     children,
     context::Context,
@@ -40,6 +43,7 @@ use crate::{
     rollout::{Downgrade, Rollout},
     scale::ScaleDown,
     status,
+    vocabulary::reasons,
     volumes::VolumeExpansion,
     zones::ZoneBalance,
 };
@@ -78,6 +82,12 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
     }
     let names = Names::of(qc);
     let mut observation = observe::statefulset(&ctx.shared, &names).await?;
+    // A StatefulSet this cluster does not control is taken over only with spec.adoption.
+    let verdict = adoption::check(qc, &names, observation.live.as_ref());
+    let adopted = adoption::report(qc, &names, &verdict);
+    if let Verdict::Refused { reason, message } = &verdict {
+        return publish::refused_adoption(qc, ctx, reason, message, adopted).await;
+    }
     // API keys (the served copy follows a rotated key one roll at a time) and TLS; a refused
     // p2p change applies nothing.
     let keys = crate::keys::reconcile(qc, &ctx.shared, &names, observation.live.as_ref()).await?;
@@ -112,11 +122,37 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
             keys_hash: keys.keys_hash.clone(),
             volume_claim_templates: observation.claim_templates(),
             operator_namespace: ctx.operator_namespace.clone(),
+            adopted: adoption::layout(qc, observation.live.as_ref()),
         },
     )
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let taking_over = match (&verdict, observation.live.as_ref()) {
+        (Verdict::TakeOver(message), Some(live)) => Some((message.clone(), live.clone())),
+        _ => None,
+    };
+    if let Some((_, live)) = &taking_over {
+        adoption::take_over(&ctx.shared, &desired.statefulset, live).await?;
+    }
     let applied = children::apply(&ctx.shared, qc, &names, desired).await?;
     observe::after_apply(&mut observation, qc, &names, applied, &access).await;
+    if let Some((message, _)) = taking_over {
+        // The takeover is a step of its own: no operation may restart or move anything in
+        // the reconcile that changed the StatefulSet's owner and template.
+        info!(cluster = %object_key(qc), %message, "adopted");
+        ctx.shared
+            .events
+            .normal(qc, reasons::ADOPTED, "Adopt", message)
+            .await;
+        let inputs = status::Inputs {
+            statefulset: observation.applied,
+            peers: observation.peers,
+            tls: Some(tls.status),
+            adoption: adopted,
+            ..status::Inputs::default()
+        };
+        publish::status(qc, ctx, &inputs).await?;
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     let after = Scope {
         qc,
         names: &names,
@@ -151,6 +187,7 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action> {
         quotas,
         zones,
         tls: Some(tls.status),
+        adoption: adopted,
         ..status::Inputs::default()
     };
     publish::status(qc, ctx, &inputs).await?;

@@ -112,8 +112,14 @@ pub fn render(input: &str) -> Result<String, RenderError> {
         validate_cluster(&qc.spec)
             .and(validate_name(qc))
             .map_err(|errors| RenderError::Invalid { doc: i + 1, errors })?;
-        let desired = build::build(qc, &Observed::default())
-            .map_err(|e| RenderError::Output(e.to_string()))?;
+        // An adopted StatefulSet as a takeover would write it (the chart's layout: its
+        // selector is read from the live object, so the cluster's own stands in).
+        let observed = Observed {
+            adopted: crate::adoption::layout(qc, None),
+            ..Observed::default()
+        };
+        let desired =
+            build::build(qc, &observed).map_err(|e| RenderError::Output(e.to_string()))?;
         let names = build::Names::of(qc);
         out.push_str(&format!(
             "# Rendered by qdrant-operator cluster-controller for QdrantCluster {}/{}.\n\

@@ -64,6 +64,9 @@ pub struct Inputs {
     /// `None` when zone awareness is off or the step did not run (then the last zones and
     /// condition are kept).
     pub zones: Option<crate::zones::ZoneProgress>,
+    /// Condition Adopted of `spec.adoption` ([`crate::adoption::report`]); `None` without
+    /// `spec.adoption` or when the StatefulSet was not looked at (the last value is kept).
+    pub adoption: Option<crate::adoption::Report>,
 }
 
 impl Inputs {
@@ -101,6 +104,7 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
         && let Some(blocked) = &inputs.blocked
     {
         draft.blocked_early(blocked);
+        draft.adoption(inputs);
         draft.kstatus(inputs);
         return draft.st;
     }
@@ -116,6 +120,7 @@ pub fn compute(qc: &QdrantCluster, inputs: &Inputs) -> QdrantClusterStatus {
     draft.monitoring(qc, inputs);
     draft.quotas(inputs);
     draft.zones(qc, inputs, &pods);
+    draft.adoption(inputs);
     // Peers keep their last known value when Qdrant could not be asked.
     if let Some(Ok(p)) = &inputs.peers {
         draft.st.peers = p.peers.clone();
@@ -555,6 +560,18 @@ impl Draft {
     /// ZoneSpread from the zone balance, and Progressing True (`SpreadingZones`) while it
     /// moves a replica in a ready cluster; once `spec.zoneAware` is off, False with reason
     /// `ZoneAwarenessDisabled` (only when the condition was written before).
+    /// Condition Adopted, as [`crate::adoption::report`] made it.
+    fn adoption(&mut self, inputs: &Inputs) {
+        if let Some(a) = &inputs.adoption {
+            self.set(
+                crate::vocabulary::types::ADOPTED,
+                a.status,
+                a.reason,
+                a.message.clone(),
+            );
+        }
+    }
+
     fn zones(&mut self, qc: &QdrantCluster, inputs: &Inputs, pods: &Pods) {
         match &inputs.zones {
             Some(z) => {

@@ -25,6 +25,9 @@ pub mod types {
     /// zones (True), or not yet, or cannot be (False; the reason says why). Absent while
     /// zone awareness was never on.
     pub const ZONE_SPREAD: &str = "ZoneSpread";
+    /// `spec.adoption`: the named StatefulSet was taken over (True), or why it is left alone
+    /// (False; nothing is applied). Absent without `spec.adoption`.
+    pub const ADOPTED: &str = "Adopted";
 }
 
 /// Condition reasons, grouped by what sets them.
@@ -132,6 +135,20 @@ pub mod reasons {
     pub const ZONE_AWARENESS_DISABLED: &str = "ZoneAwarenessDisabled";
     /// Progressing True while a shard replica moves into another zone.
     pub const SPREADING_ZONES: &str = "SpreadingZones";
+
+    // Adoption (Adopted, and Ready False while refused).
+    /// Adopted True: the StatefulSet is controlled by this QdrantCluster.
+    pub const ADOPTED: &str = super::types::ADOPTED;
+    /// Adopted False: `spec.adoption` names a StatefulSet that does not exist.
+    pub const STATEFULSET_NOT_FOUND: &str = "StatefulSetNotFound";
+    /// Ready False: StatefulSet `<cluster>` exists, nothing controls it, and `spec.adoption`
+    /// is not set (the operator never seizes it silently).
+    pub const STATEFULSET_NOT_OWNED: &str = "StatefulSetNotOwned";
+    /// Adopted and Ready False: StatefulSet `<cluster>` has another controller.
+    pub const OWNED_BY_ANOTHER_CONTROLLER: &str = "OwnedByAnotherController";
+    /// Adopted False: the StatefulSet cannot be taken over as it is (the message lists every
+    /// difference and the field to change).
+    pub const SHAPE_MISMATCH: &str = "ShapeMismatch";
 
     // TLS (Ready False).
     /// The Secret named in `spec.tls.secretName` does not exist.

@@ -205,6 +205,26 @@ pub struct Observed {
     /// The namespace the operator's controllers run in (`POD_NAMESPACE`), which the
     /// NetworkPolicy lets reach REST and gRPC; `None` means [`DEFAULT_OPERATOR_NAMESPACE`].
     pub operator_namespace: Option<String>,
+    /// With `spec.adoption`: what the adopted StatefulSet keeps (selector, pod management
+    /// policy, where the data and snapshots live), from `crate::adoption::layout`; `None`
+    /// for a cluster the operator created.
+    pub adopted: Option<AdoptedLayout>,
+}
+
+/// What the build keeps of an adopted StatefulSet: the fields Kubernetes does not let
+/// change, and where the data lives.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdoptedLayout {
+    /// The live `selector.matchLabels` (they also go on the pod template).
+    pub selector: BTreeMap<String, String>,
+    /// The live `podManagementPolicy`.
+    pub pod_management_policy: Option<String>,
+    /// `subPath` of the data mount at `/qdrant/storage` (the chart mounts the claim's root).
+    pub storage_sub_path: Option<String>,
+    /// The mount at `/qdrant/snapshots` when it is one of the claim templates (the chart's
+    /// `snapshotPersistence`); `None`: snapshots go to an emptyDir, as the chart's do without
+    /// it.
+    pub snapshots: Option<k8s_openapi::api::core::v1::VolumeMount>,
 }
 
 /// The namespace the install manifests put the operator in.

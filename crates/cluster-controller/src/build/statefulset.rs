@@ -45,8 +45,12 @@ use super::{
 
 /// Name of the Qdrant container.
 pub const CONTAINER: &str = "qdrant";
-/// Name of the data volume (and its claim template).
+/// Name of the data volume (and its claim template) of a cluster the operator created; an
+/// adopted StatefulSet keeps its own (`spec.adoption.volumeClaimTemplate`).
 pub const STORAGE_VOLUME: &str = api_types::cluster::DATA_VOLUME_CLAIM_TEMPLATE;
+/// The emptyDir of Qdrant's snapshots directory in an adopted StatefulSet whose snapshots
+/// were not on a claim.
+pub const SNAPSHOTS_VOLUME: &str = "snapshots";
 /// Where Qdrant writes `.qdrant-initialized` (an emptyDir; the root filesystem is read-only).
 pub const INIT_FILE: &str = "/qdrant/init/.qdrant-initialized";
 /// Default uid of the Qdrant process (the image's unprivileged user).
@@ -368,9 +372,30 @@ fn mount(name: &str, path: &str, sub_path: Option<&str>, read_only: bool) -> Vol
 
 fn qdrant_container(qc: &QdrantCluster, names: &Names, observed: &Observed) -> Container {
     let spec = &qc.spec;
+    let claim = spec.data_volume_claim_template();
+    // An adopted StatefulSet keeps where its data lives (the chart mounts the claim's root);
+    // snapshots stay on their claim, else go to an emptyDir as the chart's do.
+    let (storage, snapshots) = match &observed.adopted {
+        Some(layout) => (
+            mount(
+                claim,
+                STORAGE_PATH,
+                layout.storage_sub_path.as_deref(),
+                false,
+            ),
+            layout
+                .snapshots
+                .clone()
+                .unwrap_or_else(|| mount(SNAPSHOTS_VOLUME, SNAPSHOTS_PATH, None, false)),
+        ),
+        None => (
+            mount(claim, STORAGE_PATH, Some("storage"), false),
+            mount(claim, SNAPSHOTS_PATH, Some("snapshots"), false),
+        ),
+    };
     let mut mounts = vec![
-        mount(STORAGE_VOLUME, STORAGE_PATH, Some("storage"), false),
-        mount(STORAGE_VOLUME, SNAPSHOTS_PATH, Some("snapshots"), false),
+        storage,
+        snapshots,
         mount(
             "config",
             &format!("/qdrant/config/{CONFIG_KEY}"),
@@ -431,7 +456,7 @@ pub fn volume_claim_template(qc: &QdrantCluster) -> PersistentVolumeClaim {
     let p = &qc.spec.persistence;
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(STORAGE_VOLUME.into()),
+            name: Some(qc.spec.data_volume_claim_template().into()),
             labels: Some(selector_labels(qc)),
             ..ObjectMeta::default()
         },
@@ -468,6 +493,14 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
 
     let mut pod_labels = spec.pod.labels.clone();
     pod_labels.extend(common_labels(qc));
+    // The pods must keep matching an adopted StatefulSet's selector, which cannot change.
+    let selector = match &observed.adopted {
+        Some(layout) => {
+            pod_labels.extend(layout.selector.clone());
+            layout.selector.clone()
+        }
+        None => selector_labels(qc),
+    };
     let mut pod_annotations = spec.pod.annotations.clone();
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.into());
     if let Some(hash) = &observed.tls_hash {
@@ -518,6 +551,17 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
             ..Volume::default()
         });
     }
+    if observed
+        .adopted
+        .as_ref()
+        .is_some_and(|l| l.snapshots.is_none())
+    {
+        volumes.push(Volume {
+            name: SNAPSHOTS_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+    }
     volumes.extend(spec.pod.extra_volumes.iter().cloned());
 
     let retention = if spec.persistence.retain_on_delete {
@@ -531,9 +575,15 @@ pub fn statefulset(qc: &QdrantCluster, config_hash: &str, observed: &Observed) -
         spec: Some(StatefulSetSpec {
             replicas: Some(observed.replicas.unwrap_or(spec.replicas)),
             service_name: Some(names.headless.clone()),
-            pod_management_policy: Some("Parallel".into()),
+            pod_management_policy: Some(
+                observed
+                    .adopted
+                    .as_ref()
+                    .and_then(|l| l.pod_management_policy.clone())
+                    .unwrap_or_else(|| "Parallel".into()),
+            ),
             selector: LabelSelector {
-                match_labels: Some(selector_labels(qc)),
+                match_labels: Some(selector),
                 match_expressions: None,
             },
             // The controller restarts pods itself, one at a time and only while the whole

@@ -7,6 +7,7 @@
 //! of the file's crate, like every module of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod helm;
 pub mod placement;
 
 use std::{
