@@ -7,8 +7,9 @@
 //! when it has something to look at.
 
 use api_types::{
-    QdrantBackup, QdrantCluster, QdrantRestore,
+    QdrantBackup, QdrantCluster, QdrantMigration, QdrantRestore,
     backup::{BackupPhase, RestorePhase},
+    migration::MigrationPhase,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::{Api, ResourceExt, api::ListParams};
@@ -85,9 +86,12 @@ pub async fn after_apply(
     }
 }
 
-/// Running QdrantBackups and QdrantRestores of this cluster (`spec.cluster.name`), as
-/// `QdrantBackup <name>` / `QdrantRestore <name>`. Lists both kinds in the cluster's
-/// namespace.
+/// Running QdrantBackups and QdrantRestores of this cluster (`spec.cluster.name`), and the
+/// QdrantMigrations that read from it or write to it (`spec.source.cluster.name`,
+/// `spec.target.cluster.name`) while Running or Verifying, as `QdrantBackup <name>` /
+/// `QdrantRestore <name>` / `QdrantMigration <name>`: a peer restarted or drained under a
+/// migration fails its scroll or upsert, and a shard moved during its verification changes
+/// what the counts compare. Lists the three kinds in the cluster's namespace.
 ///
 /// Errors: the API server's (transient ones are retried by the caller). A kind whose CRD is
 /// not installed (404) counts as nothing running.
@@ -114,6 +118,15 @@ pub async fn busy_with(client: &kube::Client, names: &Names) -> Result<Vec<Strin
             .is_some_and(|s| s.phase == RestorePhase::Running);
         if running && targets(&r.spec.cluster) {
             busy.push(format!("QdrantRestore {}", r.name_any()));
+        }
+    }
+    let migrations: Api<QdrantMigration> = Api::namespaced(client.clone(), &names.namespace);
+    for m in not_installed_is_empty(migrations.list(&ListParams::default()).await)? {
+        let running = m.status.as_ref().is_some_and(|s| {
+            matches!(s.phase, MigrationPhase::Running | MigrationPhase::Verifying)
+        });
+        if running && (targets(&m.spec.source.cluster) || targets(&m.spec.target.cluster)) {
+            busy.push(format!("QdrantMigration {}", m.name_any()));
         }
     }
     Ok(busy)

@@ -256,6 +256,59 @@ async fn a_running_backup_defers_restarts() {
 }
 
 #[tokio::test]
+async fn a_migration_reading_or_writing_the_cluster_defers_restarts() {
+    let env = Env::with_peer_views().await;
+    env.running().await;
+    let migration = |name: &str, source: Value, target: Value, phase: &str| {
+        json!({"apiVersion": QC, "kind": "QdrantMigration",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"source": source, "target": target},
+            "status": {"phase": phase}})
+    };
+    let helm = json!({"connection": {"url": "http://qdrant.other.svc:6333"}});
+    let demo = json!({"cluster": {"name": "demo"}});
+    env.fake.insert(migration(
+        "from-helm",
+        helm.clone(),
+        demo.clone(),
+        "Running",
+    ));
+    env.fake.insert(migration(
+        "to-helm",
+        demo.clone(),
+        helm.clone(),
+        "Verifying",
+    ));
+    // Finished, or about other clusters: they do not count.
+    env.fake
+        .insert(migration("done", helm.clone(), demo.clone(), "Succeeded"));
+    env.fake.insert(migration(
+        "elsewhere",
+        helm.clone(),
+        json!({"cluster": {"name": "other"}}),
+        "Running",
+    ));
+    env.set_tag("v1.18.1");
+    env.reconcile().await;
+    env.sts_status("r2");
+    env.reconcile().await;
+    assert!(env.pod_deletes().is_empty());
+    let msg = env.rollout().unwrap().message;
+    for name in ["QdrantMigration from-helm", "QdrantMigration to-helm"] {
+        assert!(msg.contains(name), "{name} in {msg}");
+    }
+    assert!(!msg.contains("done") && !msg.contains("elsewhere"), "{msg}");
+
+    for name in ["from-helm", "to-helm"] {
+        env.edit(QC, "qdrantmigrations", name, |m| {
+            m["status"]["phase"] = json!("Succeeded");
+        });
+    }
+    env.reconcile().await;
+    assert_eq!(env.pod_deletes(), ["demo-2"]);
+}
+
+#[tokio::test]
 async fn a_pod_that_does_not_come_back_stops_the_rollout() {
     let env = Env::with_peer_views().await;
     env.running().await;
