@@ -66,6 +66,16 @@ async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_afte
     let dst = QdrantClient::new(&target.connection()).unwrap();
     let n = 3000u64;
     seed_migration_source(&src, "articles", n).await;
+    src.create_payload_index("articles", "tags", &json!("keyword"))
+        .await
+        .unwrap();
+    src.create_payload_index(
+        "articles",
+        "n",
+        &json!({"type": "integer", "lookup": false, "range": true}),
+    )
+    .await
+    .unwrap();
     let before = src.count_points("articles", true).await.unwrap();
     println!("[{test}] source {}: {before} points (exact)", source.url);
     assert_eq!(before, n);
@@ -193,6 +203,23 @@ async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_afte
     assert_eq!(
         s_info.config["params"]["sparse_vectors"],
         t_info.config["params"]["sparse_vectors"]
+    );
+    // The payload indexes too, with their parameters (their point counts are the servers').
+    let indexes = |schema: &std::collections::BTreeMap<String, Value>| {
+        schema
+            .iter()
+            .map(|(f, i)| (f.clone(), i["data_type"].clone(), i["params"].clone()))
+            .collect::<Vec<_>>()
+    };
+    println!(
+        "[{test}] payload indexes: source {:?}, target {:?}",
+        indexes(&s_info.payload_schema),
+        indexes(&t_info.payload_schema)
+    );
+    assert_eq!(s_info.payload_schema.len(), 2);
+    assert_eq!(
+        indexes(&s_info.payload_schema),
+        indexes(&t_info.payload_schema)
     );
     let aliases = dst.list_aliases().await.unwrap();
     assert!(

@@ -10,7 +10,8 @@
 //!   ([`create_body`]) and the migration's UID under [`MIGRATION_METADATA_KEY`] in `metadata`;
 //!   present with this migration's UID there (the controller stopped right after creating
 //!   it): adopted; present otherwise: `CollectionExists` (a migration never writes into a
-//!   collection it did not create);
+//!   collection it did not create); then the source's payload indexes on the target
+//!   ([`index_schemas`], `PUT /collections/{t}/index`);
 //! - **copy** ([`copy_batch`]): `POST /collections/{c}/points/scroll` from the cursor with
 //!   vectors and payloads, `PUT /collections/{t}/points?wait=true` of the same points, then
 //!   the cursor moves to `next_page_offset`;
@@ -167,12 +168,50 @@ pub async fn start(
             }
         }
     }
+    // The source's payload indexes, before any point: Qdrant builds them as points arrive
+    // (and a tenant or principal index shapes the segments from the first point on). A
+    // start redone after a failure puts them again, which changes nothing.
+    let indexes = index_schemas(&info.payload_schema);
+    for (field, schema) in &indexes {
+        sides
+            .target
+            .create_payload_index(&t, field, schema)
+            .await
+            .map_err(|e| {
+                qdrant(
+                    format!("creating payload index {field} on {t} on the target"),
+                    &e,
+                )
+            })?;
+    }
     c.points_total = Some(total);
     c.method = Some(MigrationMethodUsed::Stream);
     c.stage = MigrationStage::Copying;
     c.offset = None;
-    c.message = Some(format!("copying {total} points"));
+    c.message = Some(match indexes.len() {
+        0 => format!("copying {total} points"),
+        k => format!("copying {total} points ({k} payload indexes created)"),
+    });
     Ok(())
+}
+
+/// The payload indexes of a collection (`payload_schema` of `GET /collections/{c}`:
+/// `{field: {data_type, params?, points}}`) as the `field_schema` of `PUT
+/// /collections/{t}/index`, by field name: the index's `params` when Qdrant reports them (they
+/// carry `type` and the options, e.g. `is_tenant`), else its `data_type`.
+pub fn index_schemas(
+    payload_schema: &std::collections::BTreeMap<String, Value>,
+) -> Vec<(String, Value)> {
+    payload_schema
+        .iter()
+        .filter_map(|(field, info)| {
+            let schema = match info.get("params") {
+                Some(p) if p.get("type").is_some() => p.clone(),
+                _ => info.get("data_type")?.clone(),
+            };
+            Some((field.clone(), schema))
+        })
+        .collect()
 }
 
 /// One batch of a pass (Copying or CatchingUp): scroll up to `batch_size` points from the
