@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use api_types::{QdrantCluster, conditions::ConditionStatus};
+use api_types::{QdrantCluster, QdrantMigration, conditions::ConditionStatus};
 use cluster_controller::{day2::plan::CollectionPlacement, scale::observe_placement};
 use kube::Api;
 use reconcile_lib::qdrant::QdrantClient;
@@ -13,11 +13,14 @@ use crate::{PluginError, Result};
 /// The report of QdrantCluster `namespace/name`:
 ///
 /// - phase, version, ready peers and endpoints;
-/// - one line per peer (pod, peer id, Raft role, leader mark) from `status.peers`;
+/// - one line per peer (pod, peer id, Raft role, leader mark, zone with `spec.zoneAware`)
+///   from `status.peers`;
 /// - every condition (type, status, reason, message);
 /// - what the operator waits for: the messages of the conditions that say work is under way
 ///   or refused (Progressing, Reconciling, Stalled, Degraded and the refusal conditions when
-///   True), and the rollout, rebalance and volume progress;
+///   True, a refused adoption), and the rollout, rebalance and volume progress;
+/// - the QdrantMigrations that read from or write to the cluster (`LIST qdrantmigrations` in
+///   its namespace): name, direction, phase and progress;
 /// - with `qdrant` (a client to any peer, e.g. through `kubectl port-forward`): per peer, its
 ///   shard replicas with their states, and the running shard transfers
 ///   (`GET /collections`, `GET /collections/{c}`, `GET /collections/{c}/cluster`).
@@ -35,7 +38,56 @@ pub async fn report(
         Some(q) => Some(observe_placement(q).await?),
         None => None,
     };
-    Ok(format_report(&qc, placement.as_ref()))
+    let migrations: Api<QdrantMigration> = Api::namespaced(client.clone(), namespace);
+    let migrations = match migrations.list(&Default::default()).await {
+        Ok(list) => list.items,
+        // The QdrantMigration CRD is not installed: there are none.
+        Err(kube::Error::Api(e)) if e.code == 404 => vec![],
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = format_report(&qc, placement.as_ref());
+    out.push_str(&format_migrations(name, &migrations));
+    Ok(out)
+}
+
+/// Pure: the MIGRATIONS section of [`report`]: one line per QdrantMigration whose
+/// `spec.source.cluster` or `spec.target.cluster` is `cluster`, e.g. `articles-from-helm
+/// into this cluster: Running, 1280/3000 points`.
+pub fn format_migrations(cluster: &str, migrations: &[QdrantMigration]) -> String {
+    let is = |e: &api_types::migration::MigrationEndpoint| {
+        e.cluster.as_ref().is_some_and(|c| c.name == cluster)
+    };
+    let mut out = String::from("\nMIGRATIONS\n");
+    let mine: Vec<&QdrantMigration> = migrations
+        .iter()
+        .filter(|m| is(&m.spec.source) || is(&m.spec.target))
+        .collect();
+    if mine.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for m in mine {
+        let direction = match (is(&m.spec.source), is(&m.spec.target)) {
+            (true, true) => "within this cluster",
+            (true, false) => "from this cluster",
+            _ => "into this cluster",
+        };
+        let st = m.status.clone().unwrap_or_default();
+        let progress = st
+            .progress
+            .as_deref()
+            .map_or_else(|| "-".to_string(), |p| format!("{p} points"));
+        let _ = writeln!(
+            out,
+            "  {:<24} {direction}: {:?}, {progress}{}",
+            m.metadata.name.as_deref().unwrap_or_default(),
+            st.phase,
+            st.message
+                .as_deref()
+                .map(|msg| format!(" ({msg})"))
+                .unwrap_or_default()
+        );
+    }
+    out
 }
 
 /// Pure: the text of [`report`] for `qc` and, when Qdrant was asked, its `placement`.
@@ -68,9 +120,14 @@ pub fn format_report(
         } else {
             ""
         };
+        let zone = p
+            .zone
+            .as_deref()
+            .map(|z| format!(" zone {z}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<24} peer {:<20} {}{leader}",
+            "  {:<24} peer {:<20} {}{leader}{zone}",
             p.pod,
             p.peer_id,
             p.raft_role.as_deref().unwrap_or("-")
@@ -142,6 +199,14 @@ pub fn waiting_for(qc: &QdrantCluster) -> Vec<String> {
         {
             out.push(format!("{t} ({}): {}", c.reason, c.message));
         }
+    }
+    if let Some(c) = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Adopted" && c.status == ConditionStatus::False)
+        && !out.iter().any(|o: &String| o.ends_with(&c.message))
+    {
+        out.push(format!("Adopted ({}): {}", c.reason, c.message));
     }
     if let Some(r) = &st.rollout {
         out.push(format!(

@@ -44,7 +44,8 @@ fn seed_cluster(api: &FakeApiServer) {
         "status": {"phase": "Running", "version": "v1.18.3", "replicas": 3, "readyReplicas": 3,
             "readyReplicasText": "3/3", "raftLeader": 100,
             "peers": (0..3).map(|i| json!({"pod": format!("demo-{i}"), "peerId": 100 + i,
-                "uri": peer_uri(i), "raftRole": if i == 0 { "Leader" } else { "Follower" }})).collect::<Vec<_>>(),
+                "uri": peer_uri(i), "raftRole": if i == 0 { "Leader" } else { "Follower" },
+                "zone": if i == 2 { "zone-b" } else { "zone-a" }})).collect::<Vec<_>>(),
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "AllPeersReady", "message": "3 of 3 peers ready", "lastTransitionTime": "2026-12-01T00:00:00Z"},
                 {"type": "Progressing", "status": "True", "reason": "Rebalancing", "message": "moving shard 1 of collection docs", "lastTransitionTime": "2026-12-01T00:00:00Z"}
@@ -62,10 +63,33 @@ async fn status_shows_peers_shards_conditions_and_what_the_operator_waits_for() 
     )
     .await
     .unwrap();
+    let migration = |name: &str, source: serde_json::Value, target: serde_json::Value| {
+        json!({"apiVersion": API, "kind": "QdrantMigration",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"source": source, "target": target},
+            "status": {"phase": "Running", "progress": "1280/3000"}})
+    };
+    let helm = json!({"connection": {"url": "http://qdrant.helm.svc:6333"}});
+    api.insert(migration(
+        "from-helm",
+        helm.clone(),
+        json!({"cluster": {"name": "demo"}}),
+    ));
+    api.insert(migration(
+        "elsewhere",
+        helm,
+        json!({"cluster": {"name": "other"}}),
+    ));
     let out = status::report(&api.client(), NS, "demo", Some(&q))
         .await
         .unwrap();
     println!("{out}");
+    assert!(out.contains("zone zone-b"), "{out}");
+    assert!(
+        out.contains("from-helm") && out.contains("into this cluster: Running, 1280/3000 points"),
+        "{out}"
+    );
+    assert!(!out.contains("elsewhere"), "{out}");
     for line in [
         "QdrantCluster qdrant/demo",
         "phase Running, version v1.18.3, peers ready 3/3",
