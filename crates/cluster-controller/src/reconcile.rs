@@ -55,7 +55,9 @@ use crate::{
 /// resync interval.
 pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Action> {
     let _measure = ctx.shared.metrics.reconcile_started();
-    match reconcile_inner(&qc, &ctx).await {
+    // On the heap: the pipeline's future is large (every operation's state), too large for
+    // the stack of a test's or a small runtime's thread.
+    match Box::pin(reconcile_inner(&qc, &ctx)).await {
         Ok(action) => {
             ctx.shared.on_success(&*qc);
             Ok(action)
