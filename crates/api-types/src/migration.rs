@@ -97,9 +97,12 @@ pub struct QdrantMigrationSpec {
     #[schemars(length(max = 1000))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub collections: Vec<MigrationCollection>,
-    /// How points get across. Auto (default) and Stream both stream points through the
-    /// controller (scroll on the source, upsert on the target); Auto is reserved to choose a
-    /// snapshot transfer when both sides allow one, which this version does not do yet.
+    /// How points get across. Stream: through the controller (scroll on the source, upsert on
+    /// the target). Snapshot: shard by shard as Qdrant shard snapshots that the target
+    /// downloads from the source peer; needs the same Qdrant minor version on both sides and
+    /// automatic sharding, else refused (SnapshotNotPossible). Auto (default): Snapshot when
+    /// both sides allow it, else Stream; a snapshot transfer that fails falls back to
+    /// streaming.
     #[serde(default)]
     pub method: MigrationMethod,
     /// Points per batch (1-10000, default 256): each batch is one scroll request on the source
@@ -150,11 +153,17 @@ impl MigrationCollection {
 /// How a migration moves points.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum MigrationMethod {
-    /// Let the controller choose; this version always streams (see Stream).
+    /// Snapshot when both sides allow it, else Stream; a failed snapshot transfer falls back
+    /// to streaming.
     #[default]
     Auto,
     /// Stream points through the controller: scroll the source, upsert into the target.
     Stream,
+    /// Shard snapshots: each shard is snapshotted on a source peer holding an Active replica,
+    /// recovered on a target peer holding the shard from that peer's snapshot URL (with the
+    /// source's API key), and the snapshot file deleted from the source. No point passes
+    /// through the controller.
+    Snapshot,
 }
 
 /// How a copied collection is verified.
@@ -240,6 +249,8 @@ pub enum MigrationStage {
 pub enum MigrationMethodUsed {
     /// Streamed through the controller (scroll → upsert).
     Stream,
+    /// Shard snapshots recovered by the target from the source's peers.
+    Snapshot,
 }
 
 /// Progress of one collection.
@@ -253,9 +264,16 @@ pub struct MigrationCollectionStatus {
     /// Pending, Copying, CatchingUp, Verifying, Succeeded or Failed.
     #[serde(default)]
     pub stage: MigrationStage,
-    /// How the points got across: Stream.
+    /// How the points got across: Stream or Snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<MigrationMethodUsed>,
+    /// Shards of the collection (method Snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards_total: Option<u32>,
+    /// Shards recovered on the target from their snapshots so far (method Snapshot); a
+    /// restarted controller goes on with the next one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shards_copied: u32,
     /// Exact point count of the source when the copy started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub points_total: Option<u64>,
@@ -298,6 +316,8 @@ impl MigrationCollectionStatus {
             target_name: target_name.to_string(),
             stage: MigrationStage::Pending,
             method: None,
+            shards_total: None,
+            shards_copied: 0,
             points_total: None,
             points_copied: 0,
             catch_up_points: 0,
@@ -310,6 +330,10 @@ impl MigrationCollectionStatus {
             message: None,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Observed state of a migration. Written by the backup-controller only.

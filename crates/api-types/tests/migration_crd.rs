@@ -158,9 +158,9 @@ fn schema_and_cel_refuse_bad_input_naming_the_field() {
         "maximum",
     );
     assert_refused(
-        &with(migration(), "/spec/method", json!("Snapshot")),
+        &with(migration(), "/spec/method", json!("Rsync")),
         "method",
-        "Snapshot",
+        "Rsync",
     );
     // An alias switch needs exactly one collection.
     let two = with(

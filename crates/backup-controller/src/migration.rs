@@ -33,7 +33,10 @@ use api_types::{
         find_condition,
         reasons::{NOT_PAUSED, PAUSE_ANNOTATION_SET},
     },
-    migration::{MigrationCollectionStatus, MigrationPhase, MigrationStage, QdrantMigrationStatus},
+    migration::{
+        MigrationCollectionStatus, MigrationMethod, MigrationMethodUsed, MigrationPhase,
+        MigrationStage, QdrantMigrationStatus,
+    },
     validation::validate_migration,
 };
 use kube::{Api, ResourceExt, runtime::controller::Action};
@@ -197,14 +200,14 @@ impl Writer<'_> {
     }
 }
 
-/// Resolves one end (`spec.source` or `spec.target`, named by `field`) to a client, or the
-/// reason and message to wait with.
+/// Resolves one end (`spec.source` or `spec.target`, named by `field`), or the reason and
+/// message to wait with.
 async fn resolve(
     ctx: &Context,
     ns: &str,
     end: &api_types::migration::MigrationEndpoint,
     field: &str,
-) -> Result<std::result::Result<reconcile_lib::qdrant::QdrantClient, (&'static str, String)>> {
+) -> Result<std::result::Result<reconcile_lib::target::Resolved, (&'static str, String)>> {
     let target = TargetRef {
         cluster: end.cluster.as_ref(),
         connection: end.connection.as_ref(),
@@ -218,7 +221,7 @@ async fn resolve(
     )
     .await
     {
-        Ok(Target::Ready(r)) => Ok(Ok(r.client.clone())),
+        Ok(Target::Ready(r)) => Ok(Ok(*r)),
         Ok(Target::Waiting {
             reason, message, ..
         }) => Ok(Err((reason, format!("{field}: {message}")))),
@@ -280,7 +283,11 @@ async fn sync(qm: &QdrantMigration, ctx: &Context) -> Result<Action> {
         Err((reasons::INVALID_SPEC, m)) => return w.fail(status, reasons::INVALID_SPEC, &m).await,
         Err((reason, m)) => return w.wait(status, reason, &m).await,
     };
-    let sides = Sides { source, target };
+    let sides = Sides {
+        source: source.client.clone(),
+        target: target.client.clone(),
+        ends: Some((source, target)),
+    };
     let mut status = status;
     // 4. plan.
     if status.phase == MigrationPhase::Pending {
@@ -334,8 +341,16 @@ async fn sync(qm: &QdrantMigration, ctx: &Context) -> Result<Action> {
             break;
         };
         let mut c = status.collections[i].clone();
+        let snapshot = c.method == Some(MigrationMethodUsed::Snapshot);
+        let fallback = spec.method == MigrationMethod::Auto;
+        let mut waiting = false;
         let step = match c.stage {
-            MigrationStage::Pending => migrate::start(&sides, &uid, &mut c).await,
+            MigrationStage::Pending => migrate::start(&sides, &uid, spec.method, &mut c).await,
+            MigrationStage::Copying if snapshot => {
+                migrate::copy_shard(&sides, spec.catch_up, fallback, &mut c)
+                    .await
+                    .map(|moved| waiting = !moved)
+            }
             MigrationStage::Copying | MigrationStage::CatchingUp => {
                 migrate::copy_batch(&sides, spec.batch_size, spec.catch_up, &mut c).await
             }
@@ -355,6 +370,11 @@ async fn sync(qm: &QdrantMigration, ctx: &Context) -> Result<Action> {
                 let message = format!("{}: {message}", status.collections[i].name);
                 status = with_phase(&w.obj, status, phase, reason, &message);
                 w.write(&status).await?;
+                if waiting {
+                    // Qdrant copies the recovered shards to their other replicas: look again
+                    // in a while rather than asking in a tight loop.
+                    return Ok(Action::requeue(ctx.wait_requeue));
+                }
             }
             Err(f) if f.transient => {
                 return w

@@ -58,7 +58,13 @@ async fn env() -> Env<Fakes> {
 }
 
 impl Env<Fakes> {
-    fn migration(&self, name: &str, spec: Value) {
+    /// Seeds QdrantMigration `name` with `spec`; `method: Stream` unless the spec names one
+    /// (these scenarios are about streaming; the snapshot transfer is proven against real
+    /// Qdrants in `migration_real.rs`).
+    fn migration(&self, name: &str, mut spec: Value) {
+        if spec.get("method").is_none() {
+            spec["method"] = json!("Stream");
+        }
         self.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
             "metadata": {"name": name, "uid": format!("uid-{name}-0123456789")}, "spec": spec}));
     }
@@ -288,6 +294,41 @@ async fn bad_specs_fail_with_a_condition_naming_the_field() {
     // Nothing was asked of either Qdrant.
     assert!(env.world.source.requests().is_empty());
     assert!(env.world.target.requests().is_empty());
+}
+
+#[tokio::test]
+async fn snapshot_is_refused_when_a_peer_does_not_answer_and_auto_streams_instead() {
+    let env = env().await;
+    let src = client(env.world.source.url());
+    let dst = client(env.world.target.url());
+    seed_migration_source(&src, "articles", 20).await;
+    // The fakes report peers under in-cluster names that do not resolve here.
+    let mut spec = env.ends();
+    spec["collections"] = json!([{"name": "articles"}]);
+    spec["method"] = json!("Snapshot");
+    env.migration("by-snapshot", spec.clone());
+    let m = env.finish("by-snapshot").await;
+    let (_, reason, message) = ready(&m);
+    assert_eq!(m.status.unwrap().phase, MigrationPhase::Failed);
+    assert_eq!(reason, "SnapshotNotPossible", "{message}");
+    assert!(message.contains("does not answer"), "{message}");
+    assert!(
+        dst.collection_info("articles").await.unwrap().is_none(),
+        "refused before the target was touched"
+    );
+
+    spec["method"] = json!("Auto");
+    spec["collections"] = json!([{"name": "articles", "targetName": "articles-auto"}]);
+    env.migration("auto", spec);
+    let m = env.finish("auto").await;
+    let status = m.status.unwrap();
+    assert_eq!(status.phase, MigrationPhase::Succeeded);
+    let c = &status.collections[0];
+    assert_eq!(
+        c.method,
+        Some(api_types::migration::MigrationMethodUsed::Stream)
+    );
+    assert_eq!(dst.count_points("articles-auto", true).await.unwrap(), 20);
 }
 
 #[tokio::test]

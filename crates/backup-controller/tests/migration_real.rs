@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 
 use api_types::{
     QdrantMigration,
-    migration::{MigrationPhase, MigrationStage},
+    migration::{MigrationMethodUsed, MigrationPhase, MigrationStage},
 };
 use backup_controller::migration;
 use common::{Env, seed_migration_source};
@@ -95,6 +95,7 @@ async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_afte
                                   "apiKeySecretRef": {"name": "source-key", "key": "api-key"}}},
         "target": {"connection": {"url": target.url.to_string()}},
         "collections": [{"name": "articles", "targetName": "articles-copy"}],
+        "method": "Stream",
         "batchSize": 256,
         "verify": {"sampleSize": 200},
         "aliasSwitch": {"alias": "articles-live"}
@@ -239,4 +240,121 @@ async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_afte
         6,
         "the test's own 6 seeding batches"
     );
+}
+
+/// `method: Auto` between two real Qdrants of the same version in cluster mode copies by shard
+/// snapshots: each of 3 shards is snapshotted on the source (behind an API key), recovered by
+/// the target from the source's snapshot URL with that key, and deleted from the source; no
+/// point is scrolled or upserted by the controller (the servers' own telemetry), the counts
+/// and 200 sampled points agree, the payload index is there, and no snapshot is left on the
+/// source.
+#[tokio::test]
+async fn auto_migration_between_real_qdrants_of_one_version_copies_by_shard_snapshots() {
+    let test = "auto_migration_between_real_qdrants_copies_by_shard_snapshots";
+    let Some(binary) = real_qdrant::binary() else {
+        println!("{}", real_qdrant::skip_line(test));
+        return;
+    };
+    reconcile_lib::qdrant::ensure_default_crypto_provider();
+    let cluster = |api_key: Option<String>| SingleNodeOptions {
+        api_key,
+        cluster: true,
+        ..SingleNodeOptions::default()
+    };
+    let source = SingleNode::start(&binary, cluster(Some(SOURCE_KEY.into())))
+        .await
+        .unwrap();
+    let target = SingleNode::start(&binary, cluster(None)).await.unwrap();
+    let src = QdrantClient::new(&source.connection()).unwrap();
+    let dst = QdrantClient::new(&target.connection()).unwrap();
+    let n = 2000u64;
+    let mut body = common::migration_collection();
+    body["shard_number"] = json!(3);
+    src.create_collection("articles", &body).await.unwrap();
+    let points: Vec<Value> = (0..n).map(|i| common::migration_point(i, n)).collect();
+    for batch in points.chunks(500) {
+        src.upsert_points("articles", batch).await.unwrap();
+    }
+    src.create_payload_index("articles", "tags", &json!("keyword"))
+        .await
+        .unwrap();
+    let before = src.count_points("articles", true).await.unwrap();
+    assert_eq!(before, n);
+
+    let env: Env<()> = Env::new(NS, "img", (), |ctx| {
+        ctx.wait_requeue = Duration::from_millis(200);
+    });
+    env.seed(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "source-key"},
+        "stringData": {"api-key": SOURCE_KEY}}),
+    );
+    env.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
+    "metadata": {"name": "by-snapshot", "uid": "uid-by-snapshot-0123456789"},
+    "spec": {
+        "source": {"connection": {"url": source.url.to_string(),
+                                  "apiKeySecretRef": {"name": "source-key", "key": "api-key"}}},
+        "target": {"connection": {"url": target.url.to_string()}},
+        "collections": [{"name": "articles", "targetName": "articles-copy"}],
+        "verify": {"sampleSize": 200}
+    }}));
+    let done = env
+        .finish_migration(
+            "by-snapshot",
+            &env.ctx,
+            Patience::timeout(Duration::from_secs(300), Duration::from_millis(10)),
+        )
+        .await
+        .unwrap_or_else(|m| panic!("did not finish: {:?}", m.status));
+    let status = done.status.clone().unwrap();
+    let c = &status.collections[0];
+    let after = dst.count_points("articles-copy", true).await.unwrap();
+    println!(
+        "[{test}] phase {:?}, method {:?}, shards {}/{:?}; exact counts: source {before}, target {after}; {:?} sampled, {:?} mismatches; {}",
+        status.phase,
+        c.method,
+        c.shards_copied,
+        c.shards_total,
+        c.sampled_points,
+        c.sample_mismatches,
+        c.message.clone().unwrap_or_default()
+    );
+    assert_eq!(
+        status.phase,
+        MigrationPhase::Succeeded,
+        "{:?}",
+        status.message
+    );
+    assert_eq!(c.method, Some(MigrationMethodUsed::Snapshot));
+    assert_eq!((c.shards_copied, c.shards_total), (3, Some(3)));
+    assert_eq!(after, n);
+    assert_eq!(
+        (c.sampled_points, c.sample_mismatches),
+        (Some(200), Some(0))
+    );
+    let scrolls = served(
+        &source,
+        Some(SOURCE_KEY),
+        "POST /collections/{collection_name}/points/scroll",
+    )
+    .await;
+    let upserts = served(&target, None, "PUT /collections/{collection_name}/points").await;
+    let recoveries = served(
+        &target,
+        None,
+        "PUT /collections/{collection_name}/shards/{shard}/snapshots/recover",
+    )
+    .await;
+    println!(
+        "[{test}] source served {scrolls} scrolls; target {upserts} upserts, {recoveries} shard recoveries"
+    );
+    assert_eq!((scrolls, upserts, recoveries), (0, 0, 3));
+    let info = dst.collection_info("articles-copy").await.unwrap().unwrap();
+    assert!(info.payload_schema.contains_key("tags"));
+    for shard in 0..3 {
+        let left = src.list_shard_snapshots("articles", shard).await.unwrap();
+        assert!(
+            left.is_empty(),
+            "shard {shard}: {left:?} left on the source"
+        );
+    }
 }

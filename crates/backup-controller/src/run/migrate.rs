@@ -20,20 +20,30 @@
 //!   ([`same_point`]).
 
 use api_types::migration::{
-    MIGRATION_METADATA_KEY, MigrationCollectionStatus, MigrationMethodUsed, MigrationStage,
+    MIGRATION_METADATA_KEY, MigrationCollectionStatus, MigrationMethod, MigrationMethodUsed,
+    MigrationStage,
 };
-use reconcile_lib::qdrant::{QdrantClient, QdrantError, same_point};
+use reconcile_lib::{
+    qdrant::{
+        QdrantClient, QdrantError, SnapshotPriority, SnapshotRecover, minor_version, same_point,
+    },
+    target::Resolved,
+};
 use serde_json::{Value, json};
 
-use crate::run::restore::create_body;
+use crate::run::restore::{create_body, out_of_sync};
 
 /// The two ends of a migration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sides {
     /// Read from.
     pub source: QdrantClient,
     /// Written to.
     pub target: QdrantClient,
+    /// Both ends as resolved (source, target), for their single peers: a snapshot transfer
+    /// snapshots a shard on a source peer and recovers it on a target peer. `None`: streaming
+    /// only.
+    pub ends: Option<(Resolved, Resolved)>,
 }
 
 /// Why a step did not complete: a CamelCase reason, a message naming the collection, and
@@ -102,14 +112,18 @@ pub fn totals(collections: &[MigrationCollectionStatus]) -> (u64, u64) {
 }
 
 /// Pending → Copying: reads the source collection and its exact count, creates (or adopts)
-/// the target collection. `uid` is the QdrantMigration's UID.
+/// the target collection with the source's payload indexes, and picks how the points get
+/// across (`method`, spec.method: [`snapshot_blocker`] says whether shard snapshots can).
+/// `uid` is the QdrantMigration's UID.
 ///
 /// # Errors
 /// `CollectionNotFound` (source), `CollectionExists` (target, not this migration's),
-/// `QdrantError` (transient or not, as the error).
+/// `SnapshotNotPossible` (spec.method Snapshot, and the blocker), `QdrantError` (transient or
+/// not, as the error).
 pub async fn start(
     sides: &Sides,
     uid: &str,
+    method: MigrationMethod,
     c: &mut MigrationCollectionStatus,
 ) -> Result<(), StepFailure> {
     let Some(info) = sides
@@ -136,6 +150,24 @@ pub async fn start(
                 &e,
             )
         })?;
+    let blocker = match method {
+        MigrationMethod::Stream => Some("spec.method is Stream".to_string()),
+        MigrationMethod::Snapshot | MigrationMethod::Auto => {
+            snapshot_blocker(sides, &info.config).await?
+        }
+    };
+    // Refused before the target is touched: no empty collection is left behind.
+    if let Some(why) = &blocker
+        && method == MigrationMethod::Snapshot
+    {
+        return Err(fail(
+            "SnapshotNotPossible",
+            format!(
+                "spec.method Snapshot: collection {} cannot be copied by snapshot: {why} (use Auto or Stream to stream it)",
+                c.name
+            ),
+        ));
+    }
     let exists = |t: &str| {
         fail(
             "CollectionExists",
@@ -185,14 +217,280 @@ pub async fn start(
             })?;
     }
     c.points_total = Some(total);
-    c.method = Some(MigrationMethodUsed::Stream);
     c.stage = MigrationStage::Copying;
     c.offset = None;
-    c.message = Some(match indexes.len() {
-        0 => format!("copying {total} points"),
-        k => format!("copying {total} points ({k} payload indexes created)"),
-    });
+    let indexes = match indexes.len() {
+        0 => String::new(),
+        k => format!(" ({k} payload indexes created)"),
+    };
+    match blocker {
+        Some(why) => {
+            c.method = Some(MigrationMethodUsed::Stream);
+            c.message = Some(format!("copying {total} points{indexes}; streaming: {why}"));
+        }
+        None => {
+            let shards = shard_number(&info.config);
+            c.method = Some(MigrationMethodUsed::Snapshot);
+            c.shards_total = Some(shards);
+            c.shards_copied = 0;
+            c.message = Some(format!(
+                "copying {total} points{indexes} as {shards} shard snapshots"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// `params.shard_number` of a collection config (Qdrant's default 1 when absent).
+fn shard_number(config: &Value) -> u32 {
+    config["params"]["shard_number"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+}
+
+/// Why the collection whose source config is `config` cannot be copied as shard snapshots,
+/// or `None` when it can: both ends resolved with their peers ([`Sides::ends`]) in cluster
+/// mode (`GET /cluster` lists the peers whose URLs serve the snapshots) and every peer
+/// answering the controller at its URL (`GET /` on each), the same
+/// Qdrant minor version on both (`GET /` on each: a shard snapshot is recovered only by the
+/// version line that wrote it), and automatic sharding (custom shard keys place shards by
+/// key, which a recovered shard id does not carry).
+///
+/// # Errors
+/// `QdrantError` from `GET /`.
+pub async fn snapshot_blocker(
+    sides: &Sides,
+    config: &Value,
+) -> Result<Option<String>, StepFailure> {
+    let Some((source_end, target_end)) = &sides.ends else {
+        return Ok(Some("the peers of both ends are not known".into()));
+    };
+    for (end, side) in [(source_end, "source"), (target_end, "target")] {
+        let peers = crate::run::peer_urls(end)
+            .await
+            .map_err(|e| qdrant(format!("GET /cluster on the {side}"), &e))?;
+        if peers.is_empty() {
+            return Ok(Some(format!(
+                "the {side} runs without cluster mode, so no peer serves shard snapshots by URL"
+            )));
+        }
+        // A peer URL that does not answer the controller (e.g. a connection through a
+        // port-forward, whose peers' in-cluster names do not resolve here) would stall every
+        // shard: such a migration streams through the endpoint instead.
+        for (id, url) in peers {
+            let reachable = match end.client_for(url.clone()) {
+                Ok(client) => client.version().await.is_ok(),
+                Err(_) => false,
+            };
+            if !reachable {
+                return Ok(Some(format!(
+                    "{side} peer {id} at {} does not answer (GET /)",
+                    reconcile_lib::redact::urls_in(url.as_str())
+                )));
+            }
+        }
+    }
+    if config["params"]["sharding_method"] == json!("custom") {
+        return Ok(Some("the source uses custom sharding".into()));
+    }
+    let version = |c: &QdrantClient, side: &'static str| {
+        let c = c.clone();
+        async move {
+            c.version()
+                .await
+                .map(|v| v.version)
+                .map_err(|e| qdrant(format!("GET / on the {side}"), &e))
+        }
+    };
+    let (source, target) = (
+        version(&sides.source, "source").await?,
+        version(&sides.target, "target").await?,
+    );
+    let (s, t) = (minor_version(&source), minor_version(&target));
+    if s.is_none() || s != t {
+        return Ok(Some(format!(
+            "the source runs Qdrant {source} and the target {target} (a shard snapshot needs the same minor version)"
+        )));
+    }
+    Ok(None)
+}
+
+/// One step of a snapshot transfer (stage Copying, method Snapshot). While shards remain:
+/// the next shard (`shards_copied`) is snapshotted on a source peer holding an Active replica
+/// (`POST /collections/{c}/shards/{s}/snapshots?wait=true` on that peer), recovered on a
+/// target peer holding the shard from the source peer's snapshot URL with the source's API
+/// key (`PUT /collections/{t}/shards/{s}/snapshots/recover`, priority `snapshot`), and the
+/// snapshot file deleted from the source peer. Once every shard is recovered: waits (returns
+/// `Ok(false)`) until the target's replicas hold the same points ([`out_of_sync`]), then sets
+/// `points_copied` to the target's exact count and moves on to CatchingUp (`catch_up`) or
+/// Verifying. `Ok(true)` when something moved.
+///
+/// A failed recovery falls back to streaming the whole collection when `fallback` (spec.method
+/// Auto): the upserts replace whatever the recovered shards hold.
+///
+/// # Errors
+/// `QdrantError` (transient: the same shard is done again), `NoActiveReplica`, `PeerUnknown`,
+/// `SnapshotFailed` (spec.method Snapshot).
+pub async fn copy_shard(
+    sides: &Sides,
+    catch_up: bool,
+    fallback: bool,
+    c: &mut MigrationCollectionStatus,
+) -> Result<bool, StepFailure> {
+    let Some((source_end, target_end)) = &sides.ends else {
+        return Err(fail(
+            "PeerUnknown",
+            "the peers of both ends are not known".to_string(),
+        ));
+    };
+    let total = c.shards_total.unwrap_or(0);
+    let t = c.target_name.clone();
+    let target = crate::run::source(target_end)
+        .await
+        .map_err(|e| qdrant("listing the target's peers (GET /cluster)".into(), &e))?;
+    if c.shards_copied >= total {
+        if let Some(why) = out_of_sync(&target, &t)
+            .await
+            .map_err(|e| qdrant(format!("GET /collections/{t}/cluster on the target"), &e))?
+        {
+            c.message = Some(format!(
+                "{total} shards recovered; waiting for the replicas on the target: {why}"
+            ));
+            return Ok(false);
+        }
+        let count = sides
+            .target
+            .count_points(&t, true)
+            .await
+            .map_err(|e| qdrant(format!("counting the points of {t} on the target"), &e))?;
+        c.points_copied = count;
+        c.stage = if catch_up {
+            MigrationStage::CatchingUp
+        } else {
+            MigrationStage::Verifying
+        };
+        c.message = Some(format!(
+            "{total} shards recovered from snapshots: {count} points on the target"
+        ));
+        return Ok(true);
+    }
+    let shard = c.shards_copied;
+    let name = c.name.clone();
+    let source_urls = crate::run::peer_urls(source_end)
+        .await
+        .map_err(|e| qdrant("listing the source's peers (GET /cluster)".into(), &e))?;
+    let placement = sides
+        .source
+        .collection_cluster_info(&name)
+        .await
+        .map_err(|e| qdrant(format!("GET /collections/{name}/cluster on the source"), &e))?;
+    let from = placement
+        .replicas()
+        .into_iter()
+        .filter(|(s, p, state)| *s == shard && *state == "Active" && source_urls.contains_key(p))
+        .map(|(_, p, _)| p)
+        .min()
+        .ok_or_else(|| {
+            fail(
+                "NoActiveReplica",
+                format!(
+                    "collection {name} shard {shard}: no Active replica on a source peer with a known URL"
+                ),
+            )
+        })?;
+    let holders = sides
+        .target
+        .collection_cluster_info(&t)
+        .await
+        .map_err(|e| qdrant(format!("GET /collections/{t}/cluster on the target"), &e))?;
+    let (to, target_peer) = holders
+        .replicas()
+        .into_iter()
+        .filter(|(s, _, _)| *s == shard)
+        .find_map(|(_, p, _)| target.peers.get(&p).map(|c| (p, c.clone())))
+        .ok_or_else(|| {
+            fail(
+                "PeerUnknown",
+                format!(
+                    "collection {t} shard {shard}: no replica on a target peer with a known URL"
+                ),
+            )
+        })?;
+    let from_url = source_urls[&from].clone();
+    let from_client = source_end
+        .client_for(from_url.clone())
+        .map_err(|e| qdrant(format!("a client for source peer {from}"), &e))?;
+    let snapshot = from_client
+        .create_shard_snapshot(&name, shard)
+        .await
+        .map_err(|e| {
+            qdrant(
+                format!("snapshotting {name} shard {shard} on source peer {from}"),
+                &e,
+            )
+        })?;
+    let mut location = from_url;
+    location
+        .path_segments_mut()
+        .map_err(|()| fail("PeerUnknown", "the source peer's URL cannot be a base"))?
+        .pop_if_empty()
+        .extend([
+            "collections",
+            name.as_str(),
+            "shards",
+            &shard.to_string(),
+            "snapshots",
+            snapshot.name.as_str(),
+        ]);
+    let mut request = SnapshotRecover::new(location.to_string());
+    request.priority = Some(SnapshotPriority::Snapshot);
+    request.checksum = snapshot.checksum.clone();
+    request.api_key = source_end
+        .connection()
+        .api_key
+        .as_ref()
+        .map(|k| k.expose().to_string());
+    let recovered = target_peer
+        .recover_shard_snapshot(&t, shard, &request)
+        .await;
+    // The source keeps nothing of the transfer: its snapshot file goes, whatever happened.
+    if let Err(e) = from_client
+        .delete_shard_snapshot(&name, shard, &snapshot.name)
+        .await
+    {
+        tracing::warn!(collection = %name, shard, snapshot = %snapshot.name, error = %e, "deleting the migration's shard snapshot from the source failed");
+    }
+    match recovered {
+        Ok(()) => {
+            c.shards_copied += 1;
+            c.message = Some(format!(
+                "shard {shard} recovered on target peer {to} from a snapshot of source peer {from} ({} of {total})",
+                c.shards_copied
+            ));
+            Ok(true)
+        }
+        Err(e) if e.is_transient() => Err(qdrant(
+            format!("recovering {t} shard {shard} on target peer {to}"),
+            &e,
+        )),
+        Err(e) if fallback => {
+            c.method = Some(MigrationMethodUsed::Stream);
+            c.offset = None;
+            c.message = Some(format!(
+                "the snapshot transfer of shard {shard} failed ({}); streaming every point instead",
+                reconcile_lib::redact::urls_in(&e.to_string())
+            ));
+            Ok(true)
+        }
+        Err(e) => Err(fail(
+            "SnapshotFailed",
+            format!(
+                "recovering {t} shard {shard} on target peer {to} from source peer {from}: {}",
+                reconcile_lib::redact::urls_in(&e.to_string())
+            ),
+        )),
+    }
 }
 
 /// The payload indexes of a collection (`payload_schema` of `GET /collections/{c}`:

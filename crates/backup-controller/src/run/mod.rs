@@ -21,22 +21,32 @@ use crate::run::backup::Source;
 /// Errors: `GET /cluster` failures (connection only), invalid client settings.
 pub async fn source(resolved: &Resolved) -> Result<Source, QdrantError> {
     let mut peers = BTreeMap::new();
-    for (id, url) in &resolved.peer_urls {
-        peers.insert(*id, resolved.client_for(url.clone())?);
-    }
-    if resolved.cluster.is_none() {
-        let info = resolved.client.cluster_info().await?;
-        let base = resolved.connection().url.clone();
-        for (id, peer) in &info.peers {
-            if let Some(url) = rest_url_of(&base, &peer.uri) {
-                peers.insert(*id, resolved.client_for(url)?);
-            }
-        }
+    for (id, url) in peer_urls(resolved).await? {
+        peers.insert(id, resolved.client_for(url)?);
     }
     Ok(Source {
         endpoint: resolved.client.clone(),
         peers,
     })
+}
+
+/// The REST URL of each peer of a resolved target, by peer id: the QdrantCluster's
+/// `status.peers[].url`, or for a `connection` each peer of `GET /cluster` (see [`source`];
+/// a single node in cluster mode is its one peer; none when cluster mode is off).
+///
+/// Errors: `GET /cluster` failures (connection only).
+pub async fn peer_urls(resolved: &Resolved) -> Result<BTreeMap<u64, Url>, QdrantError> {
+    let mut out: BTreeMap<u64, Url> = resolved.peer_urls.iter().cloned().collect();
+    if resolved.cluster.is_none() {
+        let info = resolved.client.cluster_info().await?;
+        let base = resolved.connection().url.clone();
+        for (id, peer) in &info.peers {
+            if let Some(url) = rest_url_of(&base, &peer.uri) {
+                out.insert(*id, url);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `base` with the host of the p2p URI `uri` (e.g. `http://qdrant-1.qdrant-headless:6335/`).

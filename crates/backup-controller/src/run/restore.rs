@@ -412,31 +412,13 @@ async fn wait_for_replicas(
 ) -> Result<(), RestoreFailure> {
     let started = tokio::time::Instant::now();
     loop {
-        let all = target
-            .endpoint
-            .collection_cluster_info(collection)
-            .await
-            .map_err(|e| {
-                fail(
-                    "QdrantError",
-                    format!("GET /collections/{collection}/cluster: {e}"),
-                )
-            })?;
-        let mut local = Vec::with_capacity(target.peers.len());
-        for client in target.peers.values() {
-            local.push(
-                client
-                    .collection_cluster_info(collection)
-                    .await
-                    .map_err(|e| {
-                        fail(
-                            "QdrantError",
-                            format!("GET /collections/{collection}/cluster: {e}"),
-                        )
-                    })?,
-            );
-        }
-        let Some(why) = replicas_out_of_sync(&all, &local) else {
+        let Some(why) = out_of_sync(target, collection).await.map_err(|e| {
+            fail(
+                "QdrantError",
+                format!("GET /collections/{collection}/cluster: {e}"),
+            )
+        })?
+        else {
             return Ok(());
         };
         if started.elapsed() >= timeout {
@@ -453,6 +435,22 @@ async fn wait_for_replicas(
             () = tokio::time::sleep(REPLICA_SYNC_POLL) => {}
         }
     }
+}
+
+/// One look of [`wait_for_replicas`]: what keeps the replicas of `collection` on `target` from
+/// holding the same points (every replica Active, no transfer, equal counts per shard), or
+/// `None` when nothing does. Qdrant calls: `GET /collections/{c}/cluster` on the endpoint and
+/// on every peer of `target`.
+///
+/// # Errors
+/// The first failed request's.
+pub async fn out_of_sync(target: &Source, collection: &str) -> Result<Option<String>, QdrantError> {
+    let all = target.endpoint.collection_cluster_info(collection).await?;
+    let mut local = Vec::with_capacity(target.peers.len());
+    for client in target.peers.values() {
+        local.push(client.collection_cluster_info(collection).await?);
+    }
+    Ok(replicas_out_of_sync(&all, &local))
 }
 
 /// Recovers one snapshot object into `collection` (shard `shard`, or the whole collection)
