@@ -42,6 +42,33 @@ async fn served(node: &SingleNode, key: Option<&str>, route: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Seeds the source's key Secret and QdrantMigration `name` copying `articles` from `source`
+/// (with [`SOURCE_KEY`]) into `articles-copy` on `target`, 200 points sampled, plus the fields
+/// of `extra` (e.g. `method`).
+fn seed_articles_copy(
+    env: &Env<()>,
+    name: &str,
+    (source, target): (&SingleNode, &SingleNode),
+    extra: Value,
+) {
+    env.seed(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "source-key"},
+        "stringData": {"api-key": SOURCE_KEY}}),
+    );
+    let mut spec = json!({
+        "source": {"connection": {"url": source.url.to_string(),
+                                  "apiKeySecretRef": {"name": "source-key", "key": "api-key"}}},
+        "target": {"connection": {"url": target.url.to_string()}},
+        "collections": [{"name": "articles", "targetName": "articles-copy"}],
+        "verify": {"sampleSize": 200},
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    env.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
+        "metadata": {"name": name, "uid": format!("uid-{name}-0123456789")}, "spec": spec}));
+}
+
 #[tokio::test]
 async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_after_a_restart() {
     let test = "migration_between_real_qdrants_copies_every_point_once_and_resumes_after_a_restart";
@@ -84,22 +111,12 @@ async fn migration_between_real_qdrants_copies_every_point_once_and_resumes_afte
         ctx.wait_requeue = Duration::from_millis(50);
         ctx.migration_steps_per_reconcile = 3;
     });
-    env.seed(
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "source-key"},
-        "stringData": {"api-key": SOURCE_KEY}}),
+    seed_articles_copy(
+        &env,
+        "to-new",
+        (&source, &target),
+        json!({"method": "Stream", "batchSize": 256, "aliasSwitch": {"alias": "articles-live"}}),
     );
-    env.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
-    "metadata": {"name": "to-new", "uid": "uid-to-new-0123456789"},
-    "spec": {
-        "source": {"connection": {"url": source.url.to_string(),
-                                  "apiKeySecretRef": {"name": "source-key", "key": "api-key"}}},
-        "target": {"connection": {"url": target.url.to_string()}},
-        "collections": [{"name": "articles", "targetName": "articles-copy"}],
-        "method": "Stream",
-        "batchSize": 256,
-        "verify": {"sampleSize": 200},
-        "aliasSwitch": {"alias": "articles-live"}
-    }}));
 
     // The first controller process: a few reconciles, then it is gone.
     for _ in 0..3 {
@@ -284,19 +301,7 @@ async fn auto_migration_between_real_qdrants_of_one_version_copies_by_shard_snap
     let env: Env<()> = Env::new(NS, "img", (), |ctx| {
         ctx.wait_requeue = Duration::from_millis(200);
     });
-    env.seed(
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "source-key"},
-        "stringData": {"api-key": SOURCE_KEY}}),
-    );
-    env.seed(json!({"apiVersion": API, "kind": "QdrantMigration",
-    "metadata": {"name": "by-snapshot", "uid": "uid-by-snapshot-0123456789"},
-    "spec": {
-        "source": {"connection": {"url": source.url.to_string(),
-                                  "apiKeySecretRef": {"name": "source-key", "key": "api-key"}}},
-        "target": {"connection": {"url": target.url.to_string()}},
-        "collections": [{"name": "articles", "targetName": "articles-copy"}],
-        "verify": {"sampleSize": 200}
-    }}));
+    seed_articles_copy(&env, "by-snapshot", (&source, &target), json!({}));
     let done = env
         .finish_migration(
             "by-snapshot",

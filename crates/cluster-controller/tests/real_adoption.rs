@@ -132,6 +132,14 @@ impl World {
         out
     }
 
+    /// The last 30 lines of every pod's log, for a failure message.
+    fn logs(&self) -> String {
+        (0..4)
+            .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 30)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Waits (no controller involved) until `done` holds.
     async fn wait(&self, what: &str, done: impl Fn(&Self) -> bool) {
         let outcome = repeat_until(
@@ -145,10 +153,7 @@ impl World {
                 "[{TEST}] {what}: not after {PHASE_TIMEOUT:?}\nsts status: {}\npods: {:?}\n{}",
                 self.sts()["status"],
                 self.pods(4),
-                (0..4)
-                    .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 30)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                self.logs()
             ),
         }
     }
@@ -175,10 +180,7 @@ impl World {
                 serde_json::to_string_pretty(&qc.status).unwrap(),
                 self.sts()["status"],
                 self.pods(4),
-                (0..4)
-                    .map(|i| format!("--- pod {i}\n{}", self.peers.log_tail(i, 30)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                self.logs()
             ),
         }
     }
