@@ -283,16 +283,12 @@ async fn sync(qm: &QdrantMigration, ctx: &Context) -> Result<Action> {
         Err((reasons::INVALID_SPEC, m)) => return w.fail(status, reasons::INVALID_SPEC, &m).await,
         Err((reason, m)) => return w.wait(status, reason, &m).await,
     };
-    let sides = Sides {
-        source: source.client.clone(),
-        target: target.client.clone(),
-        ends: Some((source, target)),
-    };
+    let sides = Sides { source, target };
     let mut status = status;
     // 4. plan.
     if status.phase == MigrationPhase::Pending {
         let pairs: Vec<(String, String)> = if spec.collections.is_empty() {
-            match sides.source.collections().await {
+            match sides.source.client.collections().await {
                 Ok(names) => names.into_iter().map(|n| (n.clone(), n)).collect(),
                 Err(e) => {
                     let m = format!("spec.source: GET /collections: {e}");
@@ -402,7 +398,7 @@ async fn sync(qm: &QdrantMigration, ctx: &Context) -> Result<Action> {
         && let Some(c) = status.collections.first()
     {
         let collection = c.target_name.clone();
-        match migrate::switch_alias(&sides.target, &a.alias, &collection).await {
+        match migrate::switch_alias(&sides.target.client, &a.alias, &collection).await {
             Ok(()) => status.switched_alias = Some(a.alias.clone()),
             Err(f) if f.transient => {
                 return w

@@ -33,17 +33,15 @@ use serde_json::{Value, json};
 
 use crate::run::restore::{create_body, out_of_sync};
 
-/// The two ends of a migration.
+/// The two ends of a migration, as resolved: `client` for the main endpoint, and what is
+/// needed to reach single peers (a snapshot transfer snapshots a shard on a source peer and
+/// recovers it on a target peer).
 #[derive(Debug)]
 pub struct Sides {
     /// Read from.
-    pub source: QdrantClient,
+    pub source: Resolved,
     /// Written to.
-    pub target: QdrantClient,
-    /// Both ends as resolved (source, target), for their single peers: a snapshot transfer
-    /// snapshots a shard on a source peer and recovers it on a target peer. `None`: streaming
-    /// only.
-    pub ends: Option<(Resolved, Resolved)>,
+    pub target: Resolved,
 }
 
 /// Why a step did not complete: a CamelCase reason, a message naming the collection, and
@@ -128,6 +126,7 @@ pub async fn start(
 ) -> Result<(), StepFailure> {
     let Some(info) = sides
         .source
+        .client
         .collection_info(&c.name)
         .await
         .map_err(|e| qdrant(format!("GET /collections/{} on the source", c.name), &e))?
@@ -142,6 +141,7 @@ pub async fn start(
     };
     let total = sides
         .source
+        .client
         .count_points(&c.name, true)
         .await
         .map_err(|e| {
@@ -179,6 +179,7 @@ pub async fn start(
     let t = c.target_name.clone();
     match sides
         .target
+        .client
         .collection_info(&t)
         .await
         .map_err(|e| qdrant(format!("GET /collections/{t} on the target"), &e))?
@@ -191,7 +192,7 @@ pub async fn start(
         None => {
             let mut body = create_body(&info.config);
             body["metadata"][MIGRATION_METADATA_KEY] = json!(uid);
-            match sides.target.create_collection(&t, &body).await {
+            match sides.target.client.create_collection(&t, &body).await {
                 Ok(()) => {}
                 Err(e) if e.is_already_exists() => return Err(exists(&t)),
                 Err(e) => {
@@ -207,6 +208,7 @@ pub async fn start(
     for (field, schema) in &indexes {
         sides
             .target
+            .client
             .create_payload_index(&t, field, schema)
             .await
             .map_err(|e| {
@@ -250,12 +252,11 @@ fn shard_number(config: &Value) -> u32 {
 }
 
 /// Why the collection whose source config is `config` cannot be copied as shard snapshots,
-/// or `None` when it can: both ends resolved with their peers ([`Sides::ends`]) in cluster
-/// mode (`GET /cluster` lists the peers whose URLs serve the snapshots) and every peer
-/// answering the controller at its URL (`GET /` on each), the same
-/// Qdrant minor version on both (`GET /` on each: a shard snapshot is recovered only by the
-/// version line that wrote it), and automatic sharding (custom shard keys place shards by
-/// key, which a recovered shard id does not carry).
+/// or `None` when it can: both ends in cluster mode (`GET /cluster` lists the peers whose
+/// URLs serve the snapshots) with every peer answering the controller at its URL (`GET /` on
+/// each), the same Qdrant minor version on both (`GET /` on each endpoint: a shard snapshot
+/// is recovered only by the version line that wrote it), and automatic sharding (custom shard
+/// keys place shards by key, which a recovered shard id does not carry).
 ///
 /// # Errors
 /// `QdrantError` from `GET /`.
@@ -263,10 +264,7 @@ pub async fn snapshot_blocker(
     sides: &Sides,
     config: &Value,
 ) -> Result<Option<String>, StepFailure> {
-    let Some((source_end, target_end)) = &sides.ends else {
-        return Ok(Some("the peers of both ends are not known".into()));
-    };
-    for (end, side) in [(source_end, "source"), (target_end, "target")] {
+    for (end, side) in [(&sides.source, "source"), (&sides.target, "target")] {
         let peers = crate::run::peer_urls(end)
             .await
             .map_err(|e| qdrant(format!("GET /cluster on the {side}"), &e))?;
@@ -294,19 +292,20 @@ pub async fn snapshot_blocker(
     if config["params"]["sharding_method"] == json!("custom") {
         return Ok(Some("the source uses custom sharding".into()));
     }
-    let version = |c: &QdrantClient, side: &'static str| {
-        let c = c.clone();
-        async move {
-            c.version()
-                .await
-                .map(|v| v.version)
-                .map_err(|e| qdrant(format!("GET / on the {side}"), &e))
-        }
-    };
-    let (source, target) = (
-        version(&sides.source, "source").await?,
-        version(&sides.target, "target").await?,
-    );
+    let source = sides
+        .source
+        .client
+        .version()
+        .await
+        .map_err(|e| qdrant("GET / on the source".into(), &e))?
+        .version;
+    let target = sides
+        .target
+        .client
+        .version()
+        .await
+        .map_err(|e| qdrant("GET / on the target".into(), &e))?
+        .version;
     let (s, t) = (minor_version(&source), minor_version(&target));
     if s.is_none() || s != t {
         return Ok(Some(format!(
@@ -338,12 +337,7 @@ pub async fn copy_shard(
     fallback: bool,
     c: &mut MigrationCollectionStatus,
 ) -> Result<bool, StepFailure> {
-    let Some((source_end, target_end)) = &sides.ends else {
-        return Err(fail(
-            "PeerUnknown",
-            "the peers of both ends are not known".to_string(),
-        ));
-    };
+    let (source_end, target_end) = (&sides.source, &sides.target);
     let total = c.shards_total.unwrap_or(0);
     let t = c.target_name.clone();
     let target = crate::run::source(target_end)
@@ -361,6 +355,7 @@ pub async fn copy_shard(
         }
         let count = sides
             .target
+            .client
             .count_points(&t, true)
             .await
             .map_err(|e| qdrant(format!("counting the points of {t} on the target"), &e))?;
@@ -382,6 +377,7 @@ pub async fn copy_shard(
         .map_err(|e| qdrant("listing the source's peers (GET /cluster)".into(), &e))?;
     let placement = sides
         .source
+        .client
         .collection_cluster_info(&name)
         .await
         .map_err(|e| qdrant(format!("GET /collections/{name}/cluster on the source"), &e))?;
@@ -401,6 +397,7 @@ pub async fn copy_shard(
         })?;
     let holders = sides
         .target
+        .client
         .collection_cluster_info(&t)
         .await
         .map_err(|e| qdrant(format!("GET /collections/{t}/cluster on the target"), &e))?;
@@ -528,12 +525,14 @@ pub async fn copy_batch(
     let offset = c.offset.as_deref().map(offset_from_status);
     let page = sides
         .source
+        .client
         .scroll_points(&c.name, offset.as_ref(), batch_size)
         .await
         .map_err(|e| qdrant(format!("scrolling {} on the source", c.name), &e))?;
     if !page.points.is_empty() {
         sides
             .target
+            .client
             .upsert_points(&c.target_name, &page.points)
             .await
             .map_err(|e| {
@@ -591,11 +590,13 @@ pub async fn verify(
     let (s, t) = (c.name.clone(), c.target_name.clone());
     let source_count = sides
         .source
+        .client
         .count_points(&s, true)
         .await
         .map_err(|e| qdrant(format!("counting {s} on the source"), &e))?;
     let target_count = sides
         .target
+        .client
         .count_points(&t, true)
         .await
         .map_err(|e| qdrant(format!("counting {t} on the target"), &e))?;
@@ -614,16 +615,19 @@ pub async fn verify(
     if sample_size > 0 && source_count > 0 {
         let ids = sides
             .source
+            .client
             .sample_point_ids(&s, sample_size)
             .await
             .map_err(|e| qdrant(format!("sampling {s} on the source"), &e))?;
         let from_source = sides
             .source
+            .client
             .retrieve_points(&s, &ids)
             .await
             .map_err(|e| qdrant(format!("reading the sampled points of {s}"), &e))?;
         let from_target = sides
             .target
+            .client
             .retrieve_points(&t, &ids)
             .await
             .map_err(|e| qdrant(format!("reading the sampled points of {t}"), &e))?;
