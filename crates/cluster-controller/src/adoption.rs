@@ -266,7 +266,8 @@ fn shape_problems(qc: &QdrantCluster, names: &Names, live: &StatefulSet) -> Vec<
     }
     let template = qc.spec.data_volume_claim_template();
     let templates = claim_templates(live);
-    match qdrant_container(live).and_then(|c| mount_at(c, STORAGE_PATH)) {
+    let container = qdrant_container(live);
+    match container.and_then(|c| mount_at(c, STORAGE_PATH)) {
         None => out.push(format!(
             "no container mounts {STORAGE_PATH}: there is no Qdrant data volume to keep"
         )),
@@ -281,7 +282,7 @@ fn shape_problems(qc: &QdrantCluster, names: &Names, live: &StatefulSet) -> Vec<
         )),
         Some(_) => {}
     }
-    if let Some(container) = qdrant_container(live) {
+    if let Some(container) = container {
         let serves_key = mount_at(container, HELM_API_KEY_FILE).is_some()
             || container.env.iter().flatten().any(|e| {
                 e.name == "QDRANT__SERVICE__API_KEY"

@@ -46,21 +46,33 @@ pub async fn refused_adoption(
     message: &str,
     adopted: Option<crate::adoption::Report>,
 ) -> Result<Action> {
-    let ready = api_types::conditions::types::READY;
-    let first_time = !reported(qc, ready, reason, message);
     let inputs = status::Inputs {
         blocked: Some((reason.to_string(), message.to_string())),
         adoption: adopted,
         ..status::Inputs::default()
     };
-    status(qc, ctx, &inputs).await?;
+    refusal(qc, ctx, &inputs, (reason, "Adopt", message)).await?;
+    Ok(Action::requeue(ctx.resync.min(Duration::from_secs(30))))
+}
+
+/// Publishes `inputs` (whose Ready condition says `reason` and `message`) and, unless the
+/// stored Ready condition already said so, one Warning event `reason` for `action`.
+async fn refusal(
+    qc: &QdrantCluster,
+    ctx: &Context,
+    inputs: &status::Inputs,
+    (reason, action, message): (&str, &str, &str),
+) -> Result<()> {
+    let ready = api_types::conditions::types::READY;
+    let first_time = !reported(qc, ready, reason, message);
+    status(qc, ctx, inputs).await?;
     if first_time {
         ctx.shared
             .events
-            .warning(qc, reason, "Adopt", message.to_string())
+            .warning(qc, reason, action, message.to_string())
             .await;
     }
-    Ok(Action::requeue(ctx.resync.min(Duration::from_secs(30))))
+    Ok(())
 }
 
 /// A closed gate: the Paused or InvalidSpec status (a Warning event the first time a spec
@@ -78,19 +90,17 @@ pub async fn closed(qc: &QdrantCluster, ctx: &Context, gate: Gate) -> Result<Act
             status(qc, ctx, &inputs).await?;
         }
         Gate::Invalid(message) => {
-            let ready = api_types::conditions::types::READY;
-            let first_time = !reported(qc, ready, reasons::INVALID_SPEC, &message);
             let inputs = status::Inputs {
                 invalid: Some(message.clone()),
                 ..status::Inputs::default()
             };
-            status(qc, ctx, &inputs).await?;
-            if first_time {
-                ctx.shared
-                    .events
-                    .warning(qc, reasons::INVALID_SPEC, "Validate", message)
-                    .await;
-            }
+            refusal(
+                qc,
+                ctx,
+                &inputs,
+                (reasons::INVALID_SPEC, "Validate", &message),
+            )
+            .await?;
         }
     }
     Ok(Action::requeue(ctx.resync))
