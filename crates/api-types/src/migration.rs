@@ -47,6 +47,15 @@ pub struct MigrationEndpoint {
     pub connection: Option<Connection>,
 }
 
+impl QdrantMigrationSpec {
+    /// True when QdrantCluster `cluster` (same namespace) is the source or the target.
+    pub fn involves_cluster(&self, cluster: &str) -> bool {
+        [&self.source, &self.target]
+            .iter()
+            .any(|e| e.cluster.as_ref().is_some_and(|c| c.name == cluster))
+    }
+}
+
 /// Desired migration: from where, to where, which collections and how. Immutable once created:
 /// a QdrantMigration is the record of one run.
 // kube-derive takes one `printcolumn(...)` per column.

@@ -125,14 +125,18 @@ pub async fn busy_with(client: &kube::Client, names: &Names) -> Result<Vec<Strin
         let running = m.status.as_ref().is_some_and(|s| {
             matches!(s.phase, MigrationPhase::Running | MigrationPhase::Verifying)
         });
-        if running && (targets(&m.spec.source.cluster) || targets(&m.spec.target.cluster)) {
+        if running && m.spec.involves_cluster(&names.cluster) {
             busy.push(format!("QdrantMigration {}", m.name_any()));
         }
     }
     Ok(busy)
 }
 
-fn not_installed_is_empty<K: Clone>(
+/// The items of a LIST, or none when the kind is not installed (404: its CRD is missing).
+///
+/// # Errors
+/// Any other error of the list.
+pub fn not_installed_is_empty<K: Clone>(
     list: kube::Result<kube::core::ObjectList<K>>,
 ) -> kube::Result<Vec<K>> {
     match list {

@@ -4,7 +4,9 @@
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use api_types::{QdrantCluster, QdrantMigration, conditions::ConditionStatus};
-use cluster_controller::{day2::plan::CollectionPlacement, scale::observe_placement};
+use cluster_controller::{
+    day2::plan::CollectionPlacement, observe::not_installed_is_empty, scale::observe_placement,
+};
 use kube::Api;
 use reconcile_lib::qdrant::QdrantClient;
 
@@ -39,12 +41,7 @@ pub async fn report(
         None => None,
     };
     let migrations: Api<QdrantMigration> = Api::namespaced(client.clone(), namespace);
-    let migrations = match migrations.list(&Default::default()).await {
-        Ok(list) => list.items,
-        // The QdrantMigration CRD is not installed: there are none.
-        Err(kube::Error::Api(e)) if e.code == 404 => vec![],
-        Err(e) => return Err(e.into()),
-    };
+    let migrations = not_installed_is_empty(migrations.list(&Default::default()).await)?;
     let mut out = format_report(&qc, placement.as_ref());
     out.push_str(&format_migrations(name, &migrations));
     Ok(out)
@@ -60,7 +57,7 @@ pub fn format_migrations(cluster: &str, migrations: &[QdrantMigration]) -> Strin
     let mut out = String::from("\nMIGRATIONS\n");
     let mine: Vec<&QdrantMigration> = migrations
         .iter()
-        .filter(|m| is(&m.spec.source) || is(&m.spec.target))
+        .filter(|m| m.spec.involves_cluster(cluster))
         .collect();
     if mine.is_empty() {
         out.push_str("  (none)\n");
